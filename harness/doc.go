@@ -1,0 +1,14 @@
+// Package harness is hil's library: everything the hil CLI and the Ginkgo
+// suite do is a call into one of its packages, one per stage of the data
+// flow:
+//
+//	image    resolve a reference to a digest, pick a platform, flatten safely
+//	startup  prove statically that the entrypoint can start (ELF, loader, libs, symbol versions)
+//	target   boot the image: target/system (qemu-system-arm), target/user (qemu-user),
+//	         target/container (Docker), target/device (a real board over SSH)
+//	link     the harness's end of the device's network interface
+//	replay   put pcap fixtures onto a link on a schedule
+//	scenario YAML scenarios, the runner and verdicts
+//	report   JUnit XML, JSON and HTML reports
+//	promote  move a tag to exactly the digest that passed
+package harness

@@ -3,6 +3,7 @@ package testenv
 import (
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -41,5 +42,30 @@ func TestDockerdAnswers(t *testing.T) {
 	}
 	if strings.TrimSpace(string(out)) == "" {
 		t.Fatal("docker info printed no storage driver")
+	}
+}
+
+func TestSSHDAcceptsTheClientKeyOnly(t *testing.T) {
+	RequireRoot(t)
+	s := SSHD(t, WithSessionEnv("HIL_BOARD=yes"))
+	out, err := exec.Command("ssh", "-i", s.ClientKey, "-o", "UserKnownHostsFile="+s.KnownHosts,
+		"-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+		"-p", strings.Split(s.Addr, ":")[1], s.User+"@127.0.0.1", "echo $HIL_BOARD").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ssh: %v: %s\nsshd: %s", err, out, s.Log())
+	}
+	if !strings.Contains(string(out), "yes") {
+		t.Fatalf("session env not set: %q", out)
+	}
+	// A key the server does not know is refused.
+	other := filepath.Join(t.TempDir(), "other")
+	if _, err := writeKey(other); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command("ssh", "-i", other, "-o", "UserKnownHostsFile="+s.KnownHosts,
+		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+		"-p", strings.Split(s.Addr, ":")[1], s.User+"@127.0.0.1", "true").CombinedOutput()
+	if err == nil {
+		t.Fatalf("ssh with an unknown key succeeded: %s", out)
 	}
 }

@@ -1,0 +1,588 @@
+// Package promote is hil's gate: it pins a candidate image by digest, has it
+// tested, and moves a tag (the one the fleet pulls) to exactly that digest,
+// only when every required platform passed and nobody pushed a new candidate
+// meanwhile. It also attaches the test result to the digest as an OCI
+// referrer (an in-toto statement), so anyone can later ask "what tested this
+// digest?".
+//
+// The gate does not know how testing is done: it calls a TestFunc with the
+// pinned digest and judges the verdicts it returns. hil's CLI plugs in the
+// scenario runner; a Go test suite can plug in anything.
+package promote
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// Verdict is the outcome of one scenario on one target for one platform.
+type Verdict string
+
+const (
+	Pass        Verdict = "pass"
+	Fail        Verdict = "fail"
+	Unsupported Verdict = "unsupported"
+	InfraError  Verdict = "infra-error"
+)
+
+// Pinned is the candidate as the gate pinned it: everything the test must
+// use instead of the reference the user typed.
+type Pinned struct {
+	// Ref is the reference as given (for reports only: never resolve it
+	// again).
+	Ref string
+	// Digest is repo@sha256:..., what the test must open.
+	Digest name.Digest
+	// Descriptor is the digest's media type and size.
+	Descriptor v1.Descriptor
+	// Platforms are the platforms the artifact holds.
+	Platforms []v1.Platform
+	// Required are the platforms that must be tested and pass.
+	Required []v1.Platform
+	// Registry reaches the registry with the gate's credentials and retries.
+	Registry *Registry
+}
+
+// Outcome is one verdict.
+type Outcome struct {
+	Platform string  `json:"platform"`
+	Target   string  `json:"target"`
+	Scenario string  `json:"scenario"`
+	Verdict  Verdict `json:"verdict"`
+	// Reason says why it did not pass (what was expected, what was found).
+	Reason string `json:"reason,omitempty"`
+	// Optional marks an outcome whose "unsupported" does not refuse (for
+	// example packet capture under qemu-user). Fail and infra-error refuse
+	// regardless.
+	Optional bool `json:"optional,omitempty"`
+	Attempts int  `json:"attempts,omitempty"`
+}
+
+func (o Outcome) String() string {
+	s := fmt.Sprintf("%s on %s/%s: %s", o.Scenario, o.Platform, o.Target, o.Verdict)
+	if o.Reason != "" {
+		s += ": " + o.Reason
+	}
+	return s
+}
+
+// Result is what a TestFunc found.
+type Result struct {
+	Outcomes []Outcome `json:"outcomes"`
+	// Targets are the targets that ran (system, user, container, device).
+	Targets []string `json:"targets,omitempty"`
+	// Fixtures maps each replayed fixture to its sha256.
+	Fixtures map[string]string `json:"fixtures,omitempty"`
+	// ReportDir is where the runner wrote its JUnit/JSON/HTML reports.
+	ReportDir string `json:"reportDir,omitempty"`
+	// Report is the runner's JSON report, embedded in the attestation.
+	Report   json.RawMessage `json:"report,omitempty"`
+	Started  time.Time       `json:"started"`
+	Finished time.Time       `json:"finished"`
+}
+
+// TestFunc tests the pinned candidate. It must open pinned.Digest, never
+// pinned.Ref. An error means nothing could be judged (the gate retries it);
+// a test that ran and failed is a Result with a failing Outcome.
+type TestFunc func(ctx context.Context, pinned Pinned) (Result, error)
+
+// Decision is what the gate decided and why.
+type Decision struct {
+	Promoted bool `json:"promoted"`
+	// DryRun is set when the gate would have written but did not.
+	DryRun bool   `json:"dryRun,omitempty"`
+	Reason string `json:"reason"`
+	// Failures are the outcomes that refused promotion.
+	Failures  []Outcome `json:"failures,omitempty"`
+	Candidate string    `json:"candidate"`
+	Tested    string    `json:"tested,omitempty"` // repo@sha256:...
+	Platforms []string  `json:"platforms,omitempty"`
+	Tag       string    `json:"tag"`
+	// OldDigest is the tag's digest before the gate ran ("" when the tag did
+	// not exist); NewDigest after (equal to OldDigest when refused).
+	OldDigest   string `json:"oldDigest"`
+	NewDigest   string `json:"newDigest"`
+	Attestation string `json:"attestation,omitempty"` // repo@sha256: of the referrer
+	Attempts    int    `json:"attempts,omitempty"`
+	Result      Result `json:"result"`
+}
+
+// Option configures Gate.
+type Option func(*gate)
+
+type gate struct {
+	platforms []v1.Platform
+	registry  *Registry
+	retries   int
+	dryRun    bool
+	attest    bool
+	version   string
+	logf      func(format string, args ...any)
+	// beforeWrite runs just before the tag is written; tests use it to make
+	// the registry fail at that exact moment.
+	beforeWrite func()
+}
+
+// WithPlatforms sets the platforms that must be present and pass
+// ("linux/arm/v7" by default).
+func WithPlatforms(platforms ...v1.Platform) Option {
+	return func(g *gate) { g.platforms = platforms }
+}
+
+// WithRegistry sets registry access (credentials, --insecure, retries).
+func WithRegistry(r *Registry) Option {
+	return func(g *gate) { g.registry = r }
+}
+
+// WithRetries sets how many more times the test runs while its only
+// problems are infrastructure errors.
+func WithRetries(n int) Option {
+	return func(g *gate) { g.retries = n }
+}
+
+// WithDryRun does everything but write (no tag, no attestation).
+func WithDryRun() Option {
+	return func(g *gate) { g.dryRun = true }
+}
+
+// WithoutAttestation skips attaching the result to the digest.
+func WithoutAttestation() Option {
+	return func(g *gate) { g.attest = false }
+}
+
+// WithVersion records hil's version in the attestation.
+func WithVersion(v string) Option {
+	return func(g *gate) { g.version = v }
+}
+
+// WithLog sends progress lines to logf.
+func WithLog(logf func(format string, args ...any)) Option {
+	return func(g *gate) { g.logf = logf }
+}
+
+// DefaultPlatform is what the fleet runs: a Raspberry Pi with 32-bit
+// hard-float userland.
+var DefaultPlatform = v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}
+
+// ParsePlatforms parses "linux/arm/v7,linux/arm64".
+func ParsePlatforms(s string) ([]v1.Platform, error) {
+	var out []v1.Platform
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := v1.ParsePlatform(f)
+		if err != nil {
+			return nil, fmt.Errorf("parsing platform %q (want os/arch[/variant]): %w", f, err)
+		}
+		if p.OS == "" || p.Architecture == "" {
+			return nil, fmt.Errorf("parsing platform %q: want os/arch[/variant]", f)
+		}
+		out = append(out, *p)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no platform given (want e.g. linux/arm/v7)")
+	}
+	return out, nil
+}
+
+// ResolveTag turns TAG into a tag reference: a bare tag name ("latest")
+// lives in the candidate's repository; anything else is a full reference.
+func ResolveTag(r *Registry, candidate name.Reference, tag string) (name.Tag, error) {
+	if tag == "" {
+		return name.Tag{}, errors.New("no tag to promote to")
+	}
+	if !strings.ContainsAny(tag, "/:@") {
+		return candidate.Context().Tag(tag), nil
+	}
+	t, err := name.NewTag(tag, append(r.nameOptions(), name.StrictValidation)...)
+	if err != nil {
+		return name.Tag{}, fmt.Errorf("parsing tag %q (want a tag name like latest or host/repo:tag): %w", tag, err)
+	}
+	if err := r.checkInsecure(t.Context().Registry); err != nil {
+		return name.Tag{}, err
+	}
+	return t, nil
+}
+
+// Gate pins ref, tests it with test and, when everything passed, points tag
+// at the tested digest. A refusal is a Decision with Promoted false and a nil
+// error; an error means the gate could not decide or could not complete the
+// write (the tag is then unchanged, or verified otherwise and reported).
+func Gate(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (*Decision, error) {
+	g := &gate{
+		platforms: []v1.Platform{DefaultPlatform},
+		attest:    true,
+		version:   "dev",
+		logf:      func(string, ...any) {},
+	}
+	for _, o := range opts {
+		o(g)
+	}
+	if g.registry == nil {
+		g.registry = NewRegistry()
+	}
+	if test == nil {
+		return nil, errors.New("gate: no test function")
+	}
+	reg := g.registry
+
+	candidate, err := reg.ParseReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	tagRef, err := ResolveTag(reg, candidate, tag)
+	if err != nil {
+		return nil, err
+	}
+	d := &Decision{Candidate: ref, Tag: tagRef.String(), DryRun: g.dryRun}
+
+	// Pin once: from here on only the digest is used.
+	desc, err := remote.Get(candidate, reg.Remote(ctx)...)
+	if err != nil {
+		return nil, fmt.Errorf("resolving candidate %s: %w", ref, err)
+	}
+	if err := checkDigest(desc); err != nil {
+		return nil, fmt.Errorf("resolving candidate %s: %w", ref, err)
+	}
+	pinned := candidate.Context().Digest(desc.Digest.String())
+	d.Tested = pinned.String()
+	g.logf("pinned %s to %s", ref, pinned)
+
+	present, err := platformsOf(desc)
+	if err != nil {
+		return nil, fmt.Errorf("reading the platforms of %s: %w", pinned, err)
+	}
+	for _, p := range present {
+		d.Platforms = append(d.Platforms, p.String())
+	}
+	if old, err := currentDigest(ctx, reg, tagRef); err != nil {
+		return nil, fmt.Errorf("reading the current %s: %w", tagRef, err)
+	} else {
+		d.OldDigest, d.NewDigest = old, old
+	}
+
+	var missing []string
+	for _, want := range g.platforms {
+		if !hasPlatform(present, want) {
+			missing = append(missing, want.String())
+		}
+	}
+	if len(missing) > 0 {
+		d.Reason = fmt.Sprintf("refused: %s lacks required platform %s; it has %s",
+			pinned, strings.Join(missing, ", "), listOrNone(d.Platforms))
+		return d, nil
+	}
+
+	pin := Pinned{
+		Ref:        ref,
+		Digest:     pinned,
+		Descriptor: desc.Descriptor,
+		Platforms:  present,
+		Required:   g.platforms,
+		Registry:   reg,
+	}
+	var res Result
+	var failures []Outcome
+	for attempt := 1; ; attempt++ {
+		d.Attempts = attempt
+		res, err = test(ctx, pin)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("testing %s: %w", pinned, ctx.Err())
+		}
+		if err == nil {
+			failures = judge(res, g.platforms)
+			if !onlyInfra(failures) {
+				break
+			}
+		}
+		if attempt > g.retries {
+			if err != nil {
+				return nil, fmt.Errorf("testing %s (attempt %d of %d): %w", pinned, attempt, g.retries+1, err)
+			}
+			break
+		}
+		if err != nil {
+			g.logf("test attempt %d of %d could not run: %v; retrying", attempt, g.retries+1, err)
+		} else {
+			g.logf("test attempt %d of %d hit infrastructure errors only (%s); retrying", attempt, g.retries+1, failures[0])
+		}
+	}
+	d.Result = res
+	d.Failures = failures
+
+	passed := len(failures) == 0
+	if !passed {
+		d.Reason = "refused: " + summarize(failures)
+	}
+
+	if g.dryRun {
+		if passed {
+			d.Reason = fmt.Sprintf("dry run: every required platform passed; would move %s from %s to %s", tagRef, orNone(d.OldDigest), desc.Digest)
+		}
+		return d, nil
+	}
+
+	if g.attest {
+		att, err := Attach(ctx, reg, pin, statementFor(pin, d, g.version))
+		if err != nil {
+			if passed {
+				return d, fmt.Errorf("attaching the test result to %s (the tag was not touched): %w", pinned, err)
+			}
+			g.logf("warning: could not attach the refusal to %s: %v", pinned, err)
+		} else {
+			d.Attestation = att.String()
+		}
+	}
+	if !passed {
+		return d, nil
+	}
+
+	// Someone may have pushed a new candidate while this one was tested:
+	// the tag they meant to gate is no longer what passed.
+	now, err := remote.Head(candidate, reg.Remote(ctx)...)
+	if err != nil {
+		return d, fmt.Errorf("re-resolving %s before writing %s (the tag was not touched): %w", ref, tagRef, err)
+	}
+	if now.Digest != desc.Digest {
+		d.Reason = fmt.Sprintf("refused: %s moved from %s to %s while it was tested; gate the new candidate", ref, desc.Digest, now.Digest)
+		return d, nil
+	}
+	old, err := currentDigest(ctx, reg, tagRef)
+	if err != nil {
+		return d, fmt.Errorf("reading the current %s before writing it (the tag was not touched): %w", tagRef, err)
+	}
+	d.OldDigest, d.NewDigest = old, old
+
+	if g.beforeWrite != nil {
+		g.beforeWrite()
+	}
+	if err := writeTag(ctx, reg, desc, candidate.Context(), tagRef); err != nil {
+		d.NewDigest = readBackForReport(ctx, reg, tagRef, old)
+		return d, fmt.Errorf("writing %s -> %s: %w (the tag is now %s)", tagRef, desc.Digest, err, orNone(d.NewDigest))
+	}
+	back, err := remote.Get(tagRef, reg.Remote(ctx)...)
+	if err != nil {
+		return d, fmt.Errorf("reading back %s after writing it: %w", tagRef, err)
+	}
+	if err := checkDigest(back); err != nil {
+		return d, fmt.Errorf("reading back %s after writing it: %w", tagRef, err)
+	}
+	d.NewDigest = back.Digest.String()
+	if back.Digest != desc.Digest {
+		return d, fmt.Errorf("wrote %s -> %s but reading it back gives %s (someone else wrote it meanwhile?)", tagRef, desc.Digest, back.Digest)
+	}
+	d.Promoted = true
+	d.Reason = fmt.Sprintf("promoted: every required platform (%s) passed; %s now points at the tested digest", platformList(g.platforms), tagRef)
+	return d, nil
+}
+
+// judge returns the outcomes that refuse promotion, plus a synthetic one per
+// required platform that no passing scenario covered.
+func judge(res Result, required []v1.Platform) []Outcome {
+	var bad []Outcome
+	var passedOn []v1.Platform
+	for _, o := range res.Outcomes {
+		switch o.Verdict {
+		case Pass:
+			if p, err := v1.ParsePlatform(o.Platform); err == nil {
+				passedOn = append(passedOn, *p)
+			}
+		case Unsupported:
+			if !o.Optional {
+				bad = append(bad, o)
+			}
+		case Fail, InfraError:
+			bad = append(bad, o)
+		default:
+			o.Reason = fmt.Sprintf("unknown verdict %q (want pass, fail, unsupported or infra-error)", o.Verdict)
+			o.Verdict = Fail
+			bad = append(bad, o)
+		}
+	}
+	for _, p := range required {
+		if hasPlatform(passedOn, p) || hasFailureOn(bad, p) {
+			continue
+		}
+		bad = append(bad, Outcome{Platform: p.String(), Verdict: Fail, Scenario: "(none)",
+			Reason: "no scenario passed on this platform: nothing was tested there"})
+	}
+	return bad
+}
+
+func hasFailureOn(bad []Outcome, want v1.Platform) bool {
+	for _, o := range bad {
+		if p, err := v1.ParsePlatform(o.Platform); err == nil && hasPlatform([]v1.Platform{*p}, want) {
+			return true
+		}
+	}
+	return false
+}
+
+func onlyInfra(bad []Outcome) bool {
+	if len(bad) == 0 {
+		return false
+	}
+	for _, o := range bad {
+		if o.Verdict != InfraError {
+			return false
+		}
+	}
+	return true
+}
+
+func summarize(bad []Outcome) string {
+	const max = 5
+	var parts []string
+	for i, o := range bad {
+		if i == max {
+			parts = append(parts, fmt.Sprintf("and %d more", len(bad)-max))
+			break
+		}
+		parts = append(parts, o.String())
+	}
+	return strings.Join(parts, "; ")
+}
+
+// checkDigest makes sure the bytes the registry sent hash to the digest it
+// claimed: the tag write pushes these bytes as they are.
+func checkDigest(desc *remote.Descriptor) error {
+	h, _, err := v1.SHA256(bytes.NewReader(desc.Manifest))
+	if err != nil {
+		return err
+	}
+	if h != desc.Digest {
+		return fmt.Errorf("registry sent a manifest hashing to %s but claimed %s", h, desc.Digest)
+	}
+	return nil
+}
+
+func platformsOf(desc *remote.Descriptor) ([]v1.Platform, error) {
+	if desc.MediaType.IsIndex() {
+		var im v1.IndexManifest
+		if err := json.Unmarshal(desc.Manifest, &im); err != nil {
+			return nil, fmt.Errorf("decoding index: %w", err)
+		}
+		var out []v1.Platform
+		for _, m := range im.Manifests {
+			// Attestation manifests of buildx carry unknown/unknown.
+			if m.Platform == nil || m.Platform.OS == "unknown" {
+				continue
+			}
+			out = append(out, *m.Platform)
+		}
+		return out, nil
+	}
+	if !desc.MediaType.IsImage() {
+		return nil, fmt.Errorf("%s is neither an image nor an index", desc.MediaType)
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading image config: %w", err)
+	}
+	p := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
+	return []v1.Platform{p}, nil
+}
+
+// hasPlatform matches os and architecture, and the variant when the wanted
+// one names it ("linux/arm" accepts any arm variant).
+func hasPlatform(present []v1.Platform, want v1.Platform) bool {
+	for _, p := range present {
+		if p.OS == want.OS && p.Architecture == want.Architecture &&
+			(want.Variant == "" || p.Variant == want.Variant) {
+			return true
+		}
+	}
+	return false
+}
+
+func currentDigest(ctx context.Context, reg *Registry, tag name.Tag) (string, error) {
+	desc, err := remote.Head(tag, reg.Remote(ctx)...)
+	if err != nil {
+		if isNotFound(err) {
+			return "", nil
+		}
+		return "", err
+	}
+	return desc.Digest.String(), nil
+}
+
+func isNotFound(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
+}
+
+// writeTag points tag at the pinned manifest. Within one repository it
+// pushes the stored manifest bytes unchanged under the tag (every platform
+// the index lists goes along; the digest is the same bytes' digest). Across
+// repositories the blobs and child manifests are copied first by digest.
+func writeTag(ctx context.Context, reg *Registry, desc *remote.Descriptor, from name.Repository, tag name.Tag) error {
+	if tag.Context() == from {
+		return remote.Tag(tag, desc, reg.Remote(ctx)...)
+	}
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return err
+		}
+		return remote.WriteIndex(tag, idx, reg.Remote(ctx)...)
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return err
+	}
+	return remote.Write(tag, img, reg.Remote(ctx)...)
+}
+
+// readBackForReport finds out what the tag points at after a failed write,
+// for the message; if the registry cannot say, it reports the old value
+// with a note.
+func readBackForReport(ctx context.Context, reg *Registry, tag name.Tag, old string) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	now, err := currentDigest(ctx, reg, tag)
+	if err != nil {
+		return fmt.Sprintf("unknown (registry unreachable; was %s)", orNone(old))
+	}
+	return now
+}
+
+func platformList(ps []v1.Platform) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.String())
+	}
+	sort.Strings(s)
+	return strings.Join(s, ", ")
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "no platform"
+	}
+	return strings.Join(s, ", ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}

@@ -204,8 +204,14 @@ func inNS(ns netns.NsHandle, f func() error) error {
 
 func disableIPv6(iface string) error {
 	p := filepath.Join("/proc/sys/net/ipv6/conf", iface, "disable_ipv6")
-	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+	cur, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
 		return nil // kernel without IPv6: nothing to silence
+	}
+	if err == nil && len(cur) > 0 && cur[0] == '1' {
+		// Already off, e.g. inherited from a default set with `docker run
+		// --sysctl` in a container whose /proc/sys is read-only.
+		return nil
 	}
 	if err := os.WriteFile(p, []byte("1"), 0); err != nil {
 		return fmt.Errorf("disable IPv6 on %s: %w", iface, err)

@@ -586,3 +586,8 @@ func orNone(s string) string {
 	}
 	return s
 }
+
+// withBeforeWrite runs f just before the tag write (tests only).
+func withBeforeWrite(f func()) Option {
+	return func(g *gate) { g.beforeWrite = f }
+}

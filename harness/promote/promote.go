@@ -101,6 +101,9 @@ type TestFunc func(ctx context.Context, pinned Pinned) (Result, error)
 // Decision is what the gate decided and why.
 type Decision struct {
 	Promoted bool `json:"promoted"`
+	// Passed is set when every required platform passed (with DryRun: the
+	// gate would have promoted).
+	Passed bool `json:"passed"`
 	// DryRun is set when the gate would have written but did not.
 	DryRun bool   `json:"dryRun,omitempty"`
 	Reason string `json:"reason"`
@@ -325,6 +328,7 @@ func Gate(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (
 	d.Failures = failures
 
 	passed := len(failures) == 0
+	d.Passed = passed
 	if !passed {
 		d.Reason = "refused: " + summarize(failures)
 	}

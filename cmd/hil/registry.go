@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/spf13/cobra"
+
+	"github.com/hilproject/hil/harness/promote"
+)
+
+// "hil registry" is a small helper for demos and CI smoke tests: a
+// throw-away in-memory registry on loopback, and push/digest helpers that
+// need no Docker. It is hidden because it is not part of the gate itself.
+func init() {
+	reg := &cobra.Command{
+		Use:    "registry",
+		Short:  "Throw-away loopback registry and push helpers (for demos)",
+		Hidden: true,
+	}
+
+	var addr string
+	var printAddr, quiet bool
+	serve := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve an in-memory OCI registry (with the referrers API) until interrupted",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return &exitError{2, fmt.Errorf("--addr %q: want host:port: %w", addr, err)}
+			}
+			if !promote.IsLoopback(host) {
+				return &exitError{2, fmt.Errorf("--addr %q: the demo registry has no auth and serves only on loopback", addr)}
+			}
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return &exitError{2, fmt.Errorf("listening on %s: %w", addr, err)}
+			}
+			logger := log.New(io.Discard, "", 0)
+			if !quiet {
+				logger = log.New(cmd.ErrOrStderr(), "registry: ", log.LstdFlags)
+			}
+			srv := &http.Server{
+				Handler:           registry.New(registry.Logger(logger), registry.WithReferrersSupport(true)),
+				ReadHeaderTimeout: 10 * time.Second,
+			}
+			if printAddr {
+				fmt.Fprintln(cmd.OutOrStdout(), l.Addr().String())
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve(l) }()
+			select {
+			case err := <-errc:
+				return &exitError{2, err}
+			case <-cmd.Context().Done():
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				return srv.Shutdown(ctx)
+			}
+		},
+	}
+	serve.Flags().StringVar(&addr, "addr", "127.0.0.1:0", "loopback address to listen on (port 0 picks a free one)")
+	serve.Flags().BoolVar(&printAddr, "print-addr", false, "print the address listened on (host:port) on stdout")
+	serve.Flags().BoolVar(&quiet, "quiet", false, "do not log requests")
+
+	var insecure bool
+	push := &cobra.Command{
+		Use:   "push OCI-LAYOUT-DIR REF",
+		Short: "Push an OCI layout (its single index or image) to REF, digest unchanged; prints repo@digest",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r := registryAccess(insecure, 0)
+			ref, err := r.ParseReference(args[1])
+			if err != nil {
+				return &exitError{2, err}
+			}
+			dir := strings.TrimPrefix(args[0], "oci:")
+			h, err := pushLayout(cmd.Context(), r, dir, ref)
+			if err != nil {
+				return &exitError{2, err}
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), ref.Context().Digest(h.String()).String())
+			return nil
+		},
+	}
+	push.Flags().BoolVar(&insecure, "insecure", false, "plain HTTP (loopback registries only)")
+
+	digest := &cobra.Command{
+		Use:   "digest REF",
+		Short: "Print the digest REF points at, or (none) and exit 1 when it does not exist",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r := registryAccess(insecure, 0)
+			ref, err := r.ParseReference(args[0])
+			if err != nil {
+				return &exitError{2, err}
+			}
+			d, err := remote.Head(ref, r.Remote(cmd.Context())...)
+			if err != nil {
+				var terr *transport.Error
+				if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+					fmt.Fprintln(cmd.OutOrStdout(), "(none)")
+					return &exitError{1, nil}
+				}
+				return &exitError{2, fmt.Errorf("resolving %s: %w", args[0], err)}
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), d.Digest.String())
+			return nil
+		},
+	}
+	digest.Flags().BoolVar(&insecure, "insecure", false, "plain HTTP (loopback registries only)")
+
+	reg.AddCommand(serve, push, digest)
+	rootCmd.AddCommand(reg)
+}
+
+// pushLayout pushes what an OCI layout holds: when index.json names exactly
+// one manifest (an index or an image) that one, otherwise index.json itself
+// as an index. Bytes are pushed as stored, so digests do not change.
+func pushLayout(ctx context.Context, r *promote.Registry, dir string, ref name.Reference) (v1.Hash, error) {
+	if _, err := os.Stat(dir + "/index.json"); err != nil {
+		return v1.Hash{}, fmt.Errorf("%s is not an OCI layout (no index.json): %w", dir, err)
+	}
+	top, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("reading OCI layout %s: %w", dir, err)
+	}
+	im, err := top.IndexManifest()
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("reading %s/index.json: %w", dir, err)
+	}
+	if len(im.Manifests) == 1 {
+		d := im.Manifests[0]
+		switch {
+		case d.MediaType.IsIndex():
+			idx, err := top.ImageIndex(d.Digest)
+			if err != nil {
+				return v1.Hash{}, fmt.Errorf("reading index %s in %s: %w", d.Digest, dir, err)
+			}
+			return d.Digest, remote.WriteIndex(ref, idx, r.Remote(ctx)...)
+		case d.MediaType.IsImage():
+			img, err := top.Image(d.Digest)
+			if err != nil {
+				return v1.Hash{}, fmt.Errorf("reading image %s in %s: %w", d.Digest, dir, err)
+			}
+			return d.Digest, remote.Write(ref, img, r.Remote(ctx)...)
+		}
+	}
+	if len(im.Manifests) == 0 {
+		return v1.Hash{}, errors.New(dir + "/index.json lists no manifest")
+	}
+	h, err := top.Digest()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	return h, remote.WriteIndex(ref, top, r.Remote(ctx)...)
+}
+
+// registryAccess builds the registry access the verbs share.
+func registryAccess(insecure bool, retries int) *promote.Registry {
+	var opts []promote.RegistryOption
+	if insecure {
+		opts = append(opts, promote.WithInsecure())
+	}
+	if retries > 0 {
+		opts = append(opts, promote.WithRegistryRetries(retries, 500*time.Millisecond))
+	}
+	return promote.NewRegistry(opts...)
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,653 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/link"
+	"github.com/hilproject/hil/harness/target"
+)
+
+// ImageSource gives the runner the image under test, pinned once: every
+// case uses the same digest.
+type ImageSource interface {
+	// Ref is the reference as given; Digest what it resolved to.
+	Ref() string
+	Digest() string
+	// Image returns one platform's image and its flattened rootfs (read
+	// only). An error for a platform the image lacks is an app failure; wrap
+	// host failures with target.Infra.
+	Image(ctx context.Context, platform string) (img *image.Image, rootfs string, err error)
+}
+
+// StaticChecker proves statically that the entrypoint can start. It returns
+// the problems found (the app cannot start: the case fails without a boot)
+// and a summary for the report; err means the check itself could not run.
+type StaticChecker interface {
+	Check(ctx context.Context, rootfs string, img *image.Image, cfg target.RunConfig) (summary string, problems []string, err error)
+}
+
+// StaticCheckFunc adapts a function to StaticChecker.
+type StaticCheckFunc func(ctx context.Context, rootfs string, img *image.Image, cfg target.RunConfig) (string, []string, error)
+
+// Check calls f.
+func (f StaticCheckFunc) Check(ctx context.Context, rootfs string, img *image.Image, cfg target.RunConfig) (string, []string, error) {
+	return f(ctx, rootfs, img, cfg)
+}
+
+// Replayer writes a fixture onto a link on the step's schedule.
+type Replayer interface {
+	Replay(ctx context.Context, l link.Link, r *Replay) (ReplayStats, error)
+}
+
+// ReplayFunc adapts a function to Replayer.
+type ReplayFunc func(ctx context.Context, l link.Link, r *Replay) (ReplayStats, error)
+
+// Replay calls f.
+func (f ReplayFunc) Replay(ctx context.Context, l link.Link, r *Replay) (ReplayStats, error) {
+	return f(ctx, l, r)
+}
+
+// EventKind says what a progress Event reports.
+type EventKind int
+
+const (
+	CaseStarted EventKind = iota
+	StepStarted
+	StepFinished
+	CaseRetrying
+	CaseFinished
+)
+
+// Event is a progress report: which case, which step, how long so far.
+type Event struct {
+	Kind     EventKind
+	Scenario string
+	Target   string
+	Platform string
+	Attempt  int
+	// Step is set for StepStarted and StepFinished.
+	Step *StepResult
+	// Result is set for CaseFinished (and CaseRetrying: the attempt thrown away).
+	Result  *Result
+	Elapsed time.Duration
+}
+
+// Option configures a Runner.
+type Option func(*Runner)
+
+// WithTarget makes a target available to the runner; scenarios run on
+// the targets they list that the runner has.
+func WithTarget(t target.Target) Option {
+	return func(r *Runner) { r.targets[t.Name()] = t }
+}
+
+// WithStaticCheck sets the static startup check run before every boot.
+func WithStaticCheck(c StaticChecker) Option { return func(r *Runner) { r.check = c } }
+
+// WithReplayer sets how replay steps put fixtures on the link.
+func WithReplayer(p Replayer) Option { return func(r *Runner) { r.replayer = p } }
+
+// WithRetries retries a case that ended in an infra error up to n more
+// times (default 1).
+func WithRetries(n int) Option { return func(r *Runner) { r.retries = n } }
+
+// WithProgress calls fn for every case and step start and end. fn must be
+// quick and safe for concurrent use.
+func WithProgress(fn func(Event)) Option { return func(r *Runner) { r.progress = fn } }
+
+// WithPlatforms replaces every scenario's platform list.
+func WithPlatforms(ps ...string) Option { return func(r *Runner) { r.platforms = ps } }
+
+// WithCaseTimeout bounds one attempt of one case (default 5 minutes): a
+// hung target becomes an infra error, never a stuck suite.
+func WithCaseTimeout(d time.Duration) Option { return func(r *Runner) { r.caseTimeout = d } }
+
+// WithMaxOutputLines caps the output lines kept per case (default 20000;
+// matching still sees every line).
+func WithMaxOutputLines(n int) Option { return func(r *Runner) { r.maxLines = n } }
+
+// Runner runs scenarios against an image on targets.
+type Runner struct {
+	images      ImageSource
+	targets     map[string]target.Target
+	check       StaticChecker
+	replayer    Replayer
+	retries     int
+	progress    func(Event)
+	platforms   []string
+	caseTimeout time.Duration
+	maxLines    int
+}
+
+// NewRunner makes a runner for the image from images.
+func NewRunner(images ImageSource, opts ...Option) *Runner {
+	r := &Runner{images: images, targets: map[string]target.Target{}, retries: 1, caseTimeout: 5 * time.Minute, maxLines: 20000}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+// Case is one scenario × target × platform.
+type Case struct {
+	Scenario *Scenario
+	Target   string
+	Platform string
+}
+
+// Plan lists the cases of sc: its targets the runner has × its platforms
+// (or the runner's WithPlatforms).
+func (r *Runner) Plan(sc *Scenario) []Case {
+	ps := sc.Platforms
+	if len(r.platforms) > 0 {
+		ps = r.platforms
+	}
+	var out []Case
+	for _, t := range sc.Targets {
+		if _, ok := r.targets[t]; !ok {
+			continue
+		}
+		for _, p := range ps {
+			out = append(out, Case{Scenario: sc, Target: t, Platform: p})
+		}
+	}
+	return out
+}
+
+// Targets lists the names of the runner's targets, sorted.
+func (r *Runner) Targets() []string {
+	var ns []string
+	for n := range r.targets {
+		ns = append(ns, n)
+	}
+	sort.Strings(ns)
+	return ns
+}
+
+// RunAll runs every case of every scenario, one after the other.
+func (r *Runner) RunAll(ctx context.Context, scs []*Scenario) []Result {
+	var out []Result
+	for _, sc := range scs {
+		for _, c := range r.Plan(sc) {
+			out = append(out, r.Run(ctx, c))
+		}
+	}
+	return out
+}
+
+// Run runs one case, retrying infra errors, and returns its verdict. It
+// never panics and always tears the device down.
+func (r *Runner) Run(ctx context.Context, c Case) Result {
+	var retried []string
+	for attempt := 1; ; attempt++ {
+		res := r.attempt(ctx, c, attempt)
+		res.Attempts = attempt
+		res.Retried = retried
+		if res.Verdict != InfraError || attempt > r.retries || ctx.Err() != nil {
+			r.emit(Event{Kind: CaseFinished, Scenario: c.Scenario.Name, Target: c.Target, Platform: c.Platform, Attempt: attempt, Result: &res, Elapsed: res.Duration})
+			return res
+		}
+		retried = append(retried, fmt.Sprintf("attempt %d: %s", attempt, res.Reason))
+		r.emit(Event{Kind: CaseRetrying, Scenario: c.Scenario.Name, Target: c.Target, Platform: c.Platform, Attempt: attempt, Result: &res, Elapsed: res.Duration})
+	}
+}
+
+func (r *Runner) emit(e Event) {
+	if r.progress != nil {
+		r.progress(e)
+	}
+}
+
+// caseRun is the state of one attempt.
+type caseRun struct {
+	r     *Runner
+	c     Case
+	res   *Result
+	start time.Time
+	dev   target.Device
+	s     *session
+	att   int
+}
+
+func (r *Runner) attempt(ctx context.Context, c Case, attempt int) (res Result) {
+	sc := c.Scenario
+	res = Result{
+		Scenario: sc.Name, File: sc.Pos.File, Description: sc.Description, Tags: sc.Tags,
+		Target: c.Target, Platform: c.Platform, FailedStep: -1, Start: time.Now(),
+	}
+	if r.images != nil {
+		res.ImageRef, res.ImageDigest = r.images.Ref(), r.images.Digest()
+	}
+	cr := &caseRun{r: r, c: c, res: &res, start: res.Start, att: attempt}
+	r.emit(Event{Kind: CaseStarted, Scenario: sc.Name, Target: c.Target, Platform: c.Platform, Attempt: attempt})
+
+	ctx, cancel := context.WithTimeout(ctx, r.caseTimeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			cr.decide(-1, InfraError, fmt.Sprintf("harness panic: %v\n%s", p, debug.Stack()))
+		}
+		cr.teardown()
+		if ctx.Err() == context.DeadlineExceeded && res.Verdict == "" {
+			cr.decide(-1, InfraError, fmt.Sprintf("case did not finish within %s", r.caseTimeout))
+		}
+		if res.Verdict == "" {
+			res.Verdict = Pass
+		}
+		res.Duration = time.Since(res.Start)
+	}()
+	cr.run(ctx)
+	return res
+}
+
+// decide records a verdict unless one was already recorded.
+func (cr *caseRun) decide(step int, v Verdict, reason string) {
+	if cr.res.Verdict != "" {
+		return
+	}
+	cr.res.Verdict, cr.res.Reason, cr.res.FailedStep = v, reason, step
+}
+
+// phase runs one step of the timeline and records it; fn returns the
+// step's verdict (empty for pass) and message.
+func (cr *caseRun) phase(index int, kind StepKind, desc, pos string, fn func(sr *StepResult) (Verdict, string)) bool {
+	sr := StepResult{Index: index, Kind: kind, Desc: desc, Pos: pos, Start: time.Now()}
+	cr.r.emit(Event{Kind: StepStarted, Scenario: cr.c.Scenario.Name, Target: cr.c.Target, Platform: cr.c.Platform, Attempt: cr.att, Step: &sr, Elapsed: time.Since(cr.start)})
+	v, msg := fn(&sr)
+	if v == "" {
+		v = Pass
+	}
+	sr.Verdict, sr.Message, sr.Duration = v, msg, time.Since(sr.Start)
+	cr.res.Steps = append(cr.res.Steps, sr)
+	cr.r.emit(Event{Kind: StepFinished, Scenario: cr.c.Scenario.Name, Target: cr.c.Target, Platform: cr.c.Platform, Attempt: cr.att, Step: &sr, Elapsed: time.Since(cr.start)})
+	if v != Pass {
+		where := desc
+		if index >= 0 {
+			where = fmt.Sprintf("step %d (%s) at %s", index+1, desc, pos)
+		}
+		cr.decide(len(cr.res.Steps)-1, v, where+": "+msg)
+		return false
+	}
+	return true
+}
+
+func classify(err error) Verdict {
+	var ue *target.UnsupportedError
+	switch {
+	case errors.As(err, &ue):
+		return Unsupported
+	case target.IsInfra(err):
+		return InfraError
+	}
+	return Fail
+}
+
+func (cr *caseRun) run(ctx context.Context) {
+	sc, r := cr.c.Scenario, cr.r
+	tg, ok := r.targets[cr.c.Target]
+	if !ok {
+		cr.decide(-1, InfraError, fmt.Sprintf("target %q is not configured in this run (have: %s)", cr.c.Target, strings.Join(r.Targets(), ", ")))
+		return
+	}
+	if r.images == nil {
+		cr.decide(-1, InfraError, "no image given to the runner")
+		return
+	}
+	var img *image.Image
+	var rootfs string
+	if !cr.phase(-1, PhaseImage, "open image "+cr.c.Platform, "", func(*StepResult) (Verdict, string) {
+		var err error
+		img, rootfs, err = r.images.Image(ctx, cr.c.Platform)
+		if err != nil {
+			return classify(err), err.Error()
+		}
+		cr.res.ManifestDigest = img.ManifestDigest.String()
+		return Pass, img.ManifestDigest.String()
+	}) {
+		return
+	}
+	cfg := runConfig(img, sc)
+	if r.check != nil && !sc.Startup.SkipStaticCheck {
+		if !cr.phase(-1, PhaseStaticCheck, "static startup check", "", func(*StepResult) (Verdict, string) {
+			summary, problems, err := r.check.Check(ctx, rootfs, img, cfg)
+			cr.res.StaticCheck = summary
+			if err != nil {
+				return InfraError, "static check could not run: " + err.Error()
+			}
+			if len(problems) > 0 {
+				cr.res.StaticCheck = strings.Join(problems, "\n")
+				return Fail, "the app cannot start: " + strings.Join(problems, "; ")
+			}
+			return Pass, summary
+		}) {
+			return
+		}
+	}
+
+	bootStart := time.Now()
+	if !cr.phase(-1, PhaseBoot, "boot on "+tg.Name(), "", func(*StepResult) (Verdict, string) {
+		budgetCtx, cancel := context.WithTimeout(ctx, sc.Startup.Budget+time.Minute)
+		defer cancel()
+		dev, err := tg.Boot(budgetCtx, img, cfg)
+		if err != nil {
+			v := classify(err)
+			if v == Fail {
+				// A boot that fails without saying why is the harness's problem
+				// until proven otherwise: retried, never passed.
+				v = InfraError
+			}
+			return v, "boot: " + err.Error()
+		}
+		cr.dev = dev
+		cr.res.Device = dev.Info()
+		cr.s = newSession(dev, r.maxLines)
+		return Pass, ""
+	}) {
+		return
+	}
+
+	if !cr.phase(-1, PhaseReady, fmt.Sprintf("ready (%s) within %s", sc.Startup.Ready, sc.Startup.Budget), "", func(*StepResult) (Verdict, string) {
+		return cr.waitReady(ctx, bootStart)
+	}) {
+		return
+	}
+
+	for i := range sc.Steps {
+		st := &sc.Steps[i]
+		if !cr.phase(i, st.Kind, st.Describe(), st.Pos.String(), func(sr *StepResult) (Verdict, string) {
+			return cr.step(ctx, st, sr)
+		}) {
+			return
+		}
+	}
+	// expect_no_output holds over the whole run: check lines that came after
+	// its step too.
+	for i := range sc.Steps {
+		st := &sc.Steps[i]
+		if st.Kind != StepExpectNoOutput {
+			continue
+		}
+		if l, bad := cr.s.firstMatch(*st.ExpectNoOutput, 0); bad {
+			cr.decide(-1, Fail, fmt.Sprintf("step %d (%s) at %s: line appeared later in the run: %q", i+1, st.Describe(), st.Pos, l.Text))
+			return
+		}
+	}
+}
+
+func runConfig(img *image.Image, sc *Scenario) target.RunConfig {
+	cfg := target.RunConfig{
+		Entrypoint: img.Config.Entrypoint,
+		Cmd:        img.Config.Cmd,
+		Env:        append([]string(nil), img.Config.Env...),
+		WorkingDir: img.Config.WorkingDir,
+		User:       img.Config.User,
+		Iface:      sc.App.Iface,
+	}
+	if sc.App.Entrypoint != nil {
+		cfg.Entrypoint = sc.App.Entrypoint
+		// As Docker does: a new entrypoint drops the image's cmd.
+		cfg.Cmd = nil
+	}
+	if sc.App.Args != nil {
+		cfg.Cmd = sc.App.Args
+	}
+	cfg.Env = mergeEnv(cfg.Env, sc.App.Env)
+	if sc.App.WorkingDir != "" {
+		cfg.WorkingDir = sc.App.WorkingDir
+	}
+	ready := sc.Startup.Ready
+	cfg.Ready = func(l target.Line) bool { return ready.Match(l) }
+	return cfg
+}
+
+func mergeEnv(base, over []string) []string {
+	out := append([]string(nil), base...)
+	for _, kv := range over {
+		k := kv[:strings.IndexByte(kv+"=", '=')]
+		replaced := false
+		for i, b := range out {
+			if strings.HasPrefix(b, k+"=") {
+				out[i], replaced = kv, true
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func (cr *caseRun) teardown() {
+	if cr.dev == nil {
+		return
+	}
+	start := time.Now()
+	err := cr.dev.Close()
+	if cr.s != nil {
+		cr.s.stop()
+		cr.res.Output, cr.res.OutputDropped = cr.s.snapshot()
+		if ex, _, done := cr.s.exitStatus(); done {
+			cr.res.Exit = &ex
+		}
+	}
+	info := cr.dev.Info()
+	if len(info) > 0 {
+		cr.res.Device = info
+	}
+	sr := StepResult{Index: -1, Kind: PhaseTeardown, Desc: "tear down", Verdict: Pass, Start: start, Duration: time.Since(start)}
+	if err != nil {
+		sr.Verdict, sr.Message = InfraError, err.Error()
+		cr.decide(len(cr.res.Steps), InfraError, "tear down: "+err.Error())
+	}
+	cr.res.Steps = append(cr.res.Steps, sr)
+	cr.dev = nil
+}
+
+func (cr *caseRun) waitReady(ctx context.Context, bootStart time.Time) (Verdict, string) {
+	sc := cr.c.Scenario
+	deadline := bootStart.Add(sc.Startup.Budget)
+	for scanned := 0; ; {
+		ch := cr.s.changed()
+		if l, ok := cr.s.firstMatchFrom(sc.Startup.Ready, &scanned); ok {
+			return Pass, fmt.Sprintf("ready after %s: %q", l.Time.Sub(bootStart).Round(time.Millisecond), l.Text)
+		}
+		if ex, err, done := cr.s.exitStatus(); done && cr.s.drained() {
+			if err != nil {
+				return InfraError, fmt.Sprintf("lost the app before it was ready: %v%s", err, cr.s.tail(15, true))
+			}
+			return Fail, fmt.Sprintf("the app ended (%s) before printing a line matching %s%s", ex, sc.Startup.Ready, cr.s.tail(15, false))
+		}
+		if v, msg, bad := cr.s.deviceFailure(); bad {
+			return v, msg
+		}
+		if !time.Now().Before(deadline) {
+			return Fail, fmt.Sprintf("not ready within the startup budget of %s: no line matching %s%s", sc.Startup.Budget, sc.Startup.Ready, cr.s.tail(15, false))
+		}
+		if v, msg, stop := waitChange(ctx, ch, deadline); stop {
+			return v, msg
+		}
+	}
+}
+
+// waitChange waits for new output/frames/exit, the deadline or ctx.
+func waitChange(ctx context.Context, ch <-chan struct{}, deadline time.Time) (Verdict, string, bool) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
+		return InfraError, "interrupted: " + context.Cause(ctx).Error(), true
+	}
+	return "", "", false
+}
+
+func (cr *caseRun) step(ctx context.Context, st *Step, sr *StepResult) (Verdict, string) {
+	switch st.Kind {
+	case StepReplay:
+		return cr.replay(ctx, st.Replay, sr)
+	case StepExpectOutput:
+		e := st.ExpectOutput
+		from := 0
+		if e.FromStep {
+			from = cr.s.lineMark()
+		}
+		return cr.expectCount(ctx, e.Count, e.Within, e.Settle, "lines matching "+e.Match.String(),
+			cr.s.lineCounter(e.Match, from), func() string { return cr.s.tail(10, false) })
+	case StepExpectFrames:
+		e := st.ExpectFrames
+		if cr.dev.Link() == nil {
+			return Unsupported, fmt.Sprintf("target %s gives no network link to watch frames on", cr.c.Target)
+		}
+		from := 0
+		if e.FromStep {
+			from = cr.s.frameMark()
+		}
+		return cr.expectCount(ctx, e.Count, e.Within, e.Settle, fmt.Sprintf("frames sent by the device matching %q", e.Filter),
+			cr.s.frameCounter(e.match, from), func() string { return fmt.Sprintf("; %d frames seen from the device in all", cr.s.frameMark()) })
+	case StepSignal:
+		if _, _, done := cr.s.exitStatus(); done {
+			ex, _, _ := cr.s.exitStatus()
+			return Fail, fmt.Sprintf("cannot deliver %s: the app already ended (%s)%s", SignalName(st.Signal), ex, cr.s.tail(10, false))
+		}
+		if err := cr.dev.Signal(st.Signal); err != nil {
+			v := classify(err)
+			if v == Fail {
+				v = InfraError
+			}
+			return v, fmt.Sprintf("delivering %s: %v", SignalName(st.Signal), err)
+		}
+		return Pass, ""
+	case StepWait:
+		t := time.NewTimer(st.Wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return Pass, ""
+		case <-ctx.Done():
+			return InfraError, "interrupted: " + context.Cause(ctx).Error()
+		}
+	case StepExpectExit:
+		return cr.expectExit(ctx, st.ExpectExit)
+	case StepExpectNoOutput:
+		if l, bad := cr.s.firstMatch(*st.ExpectNoOutput, 0); bad {
+			return Fail, fmt.Sprintf("line that must not appear was printed: %q", l.Text)
+		}
+		return Pass, ""
+	}
+	return InfraError, "unknown step kind " + string(st.Kind)
+}
+
+func (cr *caseRun) replay(ctx context.Context, rp *Replay, sr *StepResult) (Verdict, string) {
+	if cr.r.replayer == nil {
+		return InfraError, "no replayer configured in this run"
+	}
+	if cr.dev.Link() == nil {
+		return Unsupported, fmt.Sprintf("target %s gives no network link to replay into", cr.c.Target)
+	}
+	if cr.res.Fixtures == nil {
+		cr.res.Fixtures = map[string]string{}
+	}
+	cr.res.Fixtures[rp.Fixture] = rp.SHA256
+	stats, err := cr.r.replayer.Replay(ctx, cr.dev.Link(), rp)
+	stats.Fixture, stats.SHA256, stats.Schedule = rp.Fixture, rp.SHA256, rp.Schedule.String()
+	sr.Replay = &stats
+	if err != nil {
+		v := classify(err)
+		if v == Fail {
+			if ex, _, done := cr.s.exitStatus(); done {
+				return Fail, fmt.Sprintf("replay stopped after %d frames: the app ended (%s)%s", stats.FramesSent, ex, cr.s.tail(10, false))
+			}
+			v = InfraError
+		}
+		return v, fmt.Sprintf("replay of %s: %v", rp.Fixture, err)
+	}
+	return Pass, fmt.Sprintf("%d frames, %.0f pps", stats.FramesSent, stats.PPS)
+}
+
+// expectCount waits until count(from) satisfies want. Lower bounds pass as
+// soon as they hold; upper bounds (==, <=, <, !=) must hold for settle, or
+// until the deadline.
+func (cr *caseRun) expectCount(ctx context.Context, want CountExpr, within, settle time.Duration, what string, count func() int, extra func() string) (Verdict, string) {
+	deadline := time.Now().Add(within)
+	var heldSince time.Time
+	for {
+		ch := cr.s.changed()
+		n := count()
+		now := time.Now()
+		if want.Holds(float64(n)) {
+			if !want.upperBounded() {
+				return Pass, fmt.Sprintf("%d %s", n, what)
+			}
+			if heldSince.IsZero() {
+				heldSince = now
+			}
+			if now.Sub(heldSince) >= settle || !now.Before(deadline) {
+				return Pass, fmt.Sprintf("%d %s (held for %s)", n, what, now.Sub(heldSince).Round(time.Millisecond))
+			}
+		} else {
+			heldSince = time.Time{}
+			if want.cannotRecover(float64(n)) {
+				return Fail, fmt.Sprintf("expected count %s of %s, saw %d%s", want, what, n, extra())
+			}
+		}
+		ex, exitErr, done := cr.s.exitStatus()
+		if done && cr.s.drained() {
+			if want.Holds(float64(n)) {
+				return Pass, fmt.Sprintf("%d %s (the app has ended)", n, what)
+			}
+			if exitErr != nil {
+				return InfraError, fmt.Sprintf("lost the device while waiting for %s: %v", what, exitErr)
+			}
+			return Fail, fmt.Sprintf("expected count %s of %s, saw %d before the app ended (%s)%s", want, what, n, ex, extra())
+		}
+		if v, msg, bad := cr.s.deviceFailure(); bad {
+			return v, msg
+		}
+		if !now.Before(deadline) {
+			return Fail, fmt.Sprintf("expected count %s of %s within %s, saw %d%s", want, what, within, n, extra())
+		}
+		wake := deadline
+		if !heldSince.IsZero() && heldSince.Add(settle).Before(wake) {
+			wake = heldSince.Add(settle)
+		}
+		if v, msg, stop := waitChange(ctx, ch, wake); stop {
+			return v, msg
+		}
+	}
+}
+
+func (cr *caseRun) expectExit(ctx context.Context, e *ExpectExit) (Verdict, string) {
+	deadline := time.Now().Add(e.Within)
+	for {
+		ch := cr.s.changed()
+		if ex, err, done := cr.s.exitStatus(); done {
+			if err != nil {
+				return InfraError, fmt.Sprintf("could not learn how the app ended: %v%s", err, cr.s.tail(10, true))
+			}
+			switch {
+			case e.Signal != 0 && ex.Signal != SignalName(e.Signal):
+				return Fail, fmt.Sprintf("expected the app to be killed by %s, it ended with %s%s", SignalName(e.Signal), ex, cr.s.tail(10, false))
+			case e.Code != nil && (ex.Signal != "" || ex.Code != *e.Code):
+				return Fail, fmt.Sprintf("expected exit %d, the app ended with %s%s", *e.Code, ex, cr.s.tail(10, false))
+			}
+			return Pass, ex.String()
+		}
+		if v, msg, bad := cr.s.deviceFailure(); bad {
+			return v, msg
+		}
+		if !time.Now().Before(deadline) {
+			return Fail, fmt.Sprintf("expected the app to end (%s) within %s, it is still running%s", e, e.Within, cr.s.tail(10, false))
+		}
+		if v, msg, stop := waitChange(ctx, ch, deadline); stop {
+			return v, msg
+		}
+	}
+}

@@ -1,0 +1,27 @@
+#!/bin/bash
+# Regenerates the small ELF files the startup tests use, so that the tests
+# themselves need no cross compiler. Run with `go generate ./harness/startup`.
+# Needs gcc-arm-linux-gnueabihf + libc6-dev-armhf-cross, and gcc (amd64).
+set -euo pipefail
+cd "$(dirname "$0")"
+src=src out=elf
+mkdir -p "$out"
+CC=arm-linux-gnueabihf-gcc
+SO="-shared -fPIC -nostdlib -Wl,--hash-style=gnu -Wl,--build-id=none -s"
+
+$CC $SO -Wl,-soname,ld-linux-armhf.so.3 -Wl,--version-script=$src/ld.map -o $out/ld-stub.so $src/ld_stub.c
+$CC $SO -Wl,-soname,libc.so.6 -Wl,--version-script=$src/libc-2.36.map -o $out/libc-2.36-stub.so $src/libc_stub.c -Wl,--no-as-needed $out/ld-stub.so
+$CC $SO -Wl,-soname,libc.so.6 -Wl,--version-script=$src/libc-2.31.map -o $out/libc-2.31-stub.so $src/libc_stub.c -Wl,--no-as-needed $out/ld-stub.so
+$CC $SO -DWITH_V2 -Wl,-soname,libfoo.so.1 -Wl,--version-script=$src/libfoo-v2.map -o $out/libfoo-v2.so $src/libfoo.c
+$CC $SO -Wl,-soname,libfoo.so.1 -Wl,--version-script=$src/libfoo-v1.map -o $out/libfoo-v1.so $src/libfoo.c
+$CC $SO -Wl,-soname,libbar.so.2 -o $out/libbar-armhf.so $src/libbar.c
+$CC $SO -mfloat-abi=soft -Wl,-soname,libbar.so.2 -o $out/libbar-armel.so $src/libbar.c
+gcc -shared -fPIC -nostdlib -Wl,--build-id=none -s -Wl,-soname,libbar.so.2 -o $out/libbar-amd64.so $src/libbar.c
+
+# Programs link against the real armhf glibc, so they carry its versions
+# (__libc_start_main@GLIBC_2.34).
+APP="-O2 -Wl,--build-id=none -s"
+$CC $APP -o $out/app-runpath $src/app_foo.c $out/libfoo-v2.so -Wl,--enable-new-dtags -Wl,-rpath,'$ORIGIN/../lib'
+$CC $APP -o $out/app-bar $src/app_bar.c $out/libbar-armhf.so
+$CC $APP -o $out/app-rpath $src/app_bar.c $out/libbar-armhf.so -Wl,--disable-new-dtags -Wl,-rpath,/opt/bar/lib
+$CC -nostdlib -static -O2 -Wl,--build-id=none -s -o $out/app-static $src/app_static.c

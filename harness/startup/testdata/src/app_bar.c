@@ -1,0 +1,3 @@
+#include <stdio.h>
+int bar(void);
+int main(void) { printf("%d\n", bar()); return 0; }

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/hilproject/hil/harness/promote"
+	"github.com/hilproject/hil/internal/testenv"
+)
+
+// runHilForGateTest runs the CLI in-process with fresh flag values and
+// returns stdout, stderr and the exit code main would use.
+func runHilForGateTest(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// cobra keeps a sub-command's context from the previous Execute.
+	var reset func(c *cobra.Command)
+	reset = func(c *cobra.Command) {
+		c.SetContext(ctx)
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			_ = f.Value.Set(f.DefValue)
+			f.Changed = false
+		})
+		for _, sub := range c.Commands() {
+			reset(sub)
+		}
+	}
+	reset(rootCmd)
+	var out, errb bytes.Buffer
+	rootCmd.SetOut(&out)
+	rootCmd.SetErr(&errb)
+	rootCmd.SetArgs(args)
+	err := rootCmd.ExecuteContext(ctx)
+	code := 0
+	if err != nil {
+		code = 2
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		if ee == nil || ee.err != nil {
+			errb.WriteString("hil: " + err.Error() + "\n")
+		}
+	}
+	return out.String(), errb.String(), code
+}
+
+func fakeTester(verdict promote.Verdict, reason string) func(*gateFlags) (promote.TestFunc, error) {
+	return func(f *gateFlags) (promote.TestFunc, error) {
+		return func(ctx context.Context, p promote.Pinned) (promote.Result, error) {
+			res := promote.Result{Targets: []string{f.target}, Started: time.Now(), ReportDir: f.report}
+			for _, pl := range p.Platforms {
+				res.Outcomes = append(res.Outcomes, promote.Outcome{
+					Platform: pl.String(), Target: f.target, Scenario: "dhcp-basic", Verdict: verdict, Reason: reason})
+			}
+			res.Finished = time.Now()
+			return res, nil
+		}, nil
+	}
+}
+
+func pushArmIndex(t *testing.T, ref string) v1.Hash {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture, cf.Variant = "linux", "arm", "v7"
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}
+	idx := mutate.IndexMediaType(mutate.AppendManifests(empty.Index, mutate.IndexAddendum{
+		Add: img, Descriptor: v1.Descriptor{Platform: &p}}), types.OCIImageIndex)
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(r, idx); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := idx.Digest()
+	return h
+}
+
+func TestGateCLIPromotesRefusesAndAttestShowRoundTrips(t *testing.T) {
+	reg := testenv.Registry(t)
+	defer func(old func(*gateFlags) (promote.TestFunc, error)) { gateTester = old }(gateTester)
+	cand := reg.Host + "/pcapwatch:candidate"
+	good := pushArmIndex(t, cand)
+	report := t.TempDir()
+
+	gateTester = fakeTester(promote.Pass, "")
+	out, errOut, code := runHilForGateTest(t, "gate", "--image", cand, "--promote", "latest", "--report", report)
+	if code != 0 {
+		t.Fatalf("gate exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	flat := strings.Join(strings.Fields(out), " ")
+	for _, s := range []string{"gate: PROMOTED", "old digest (none)", "new digest " + good.String(), "report " + report} {
+		if !strings.Contains(flat, s) {
+			t.Errorf("gate output lacks %q:\n%s", s, out)
+		}
+	}
+	var dec promote.Decision
+	if b, err := os.ReadFile(filepath.Join(report, "decision.json")); err != nil || json.Unmarshal(b, &dec) != nil || !dec.Promoted {
+		t.Errorf("decision.json missing or not promoted: %v", err)
+	}
+
+	out, errOut, code = runHilForGateTest(t, "attest", "show", reg.Host+"/pcapwatch:latest")
+	if code != 0 || !strings.Contains(out, "@"+good.String()) || !strings.Contains(out, "PASS") || !strings.Contains(out, "dhcp-basic") {
+		t.Fatalf("attest show exit %d:\n%s\n%s", code, out, errOut)
+	}
+	out, errOut, code = runHilForGateTest(t, "attest", "show", "--json", reg.Host+"/pcapwatch@"+good.String())
+	var sts []promote.Statement
+	if code != 0 || errOut != "" || json.Unmarshal([]byte(out), &sts) != nil || len(sts) != 1 || sts[0].Subject[0].Digest["sha256"] != good.Hex ||
+		sts[0].Predicate.Outcomes[0].Scenario != "dhcp-basic" {
+		t.Fatalf("attest show --json exit %d: %s\n%s", code, out, errOut)
+	}
+
+	// A failing candidate: exit 1, the reason names the scenario, latest stays.
+	pushArmIndex(t, cand)
+	gateTester = fakeTester(promote.Fail, "pcapwatch needs GLIBC_2.34 but the image's libc.so.6 provides up to GLIBC_2.31")
+	out, errOut, code = runHilForGateTest(t, "gate", "--image", cand, "--promote", "latest", "--report", t.TempDir())
+	if code != 1 || !strings.Contains(out, "gate: REFUSED") || !strings.Contains(out, "GLIBC_2.34") || !strings.Contains(out, "dhcp-basic") {
+		t.Fatalf("failing gate exit %d, want 1 with the reason:\n%s\n%s", code, out, errOut)
+	}
+	out, _, code = runHilForGateTest(t, "registry", "digest", reg.Host+"/pcapwatch:latest")
+	if code != 0 || strings.TrimSpace(out) != good.String() {
+		t.Fatalf("latest after refusal = %q (exit %d), want %s", out, code, good)
+	}
+
+	// Dry run of a passing candidate: exit 0, nothing written.
+	gateTester = fakeTester(promote.Pass, "")
+	out, _, code = runHilForGateTest(t, "gate", "--dry-run", "--image", cand, "--promote", "latest", "--report", t.TempDir())
+	if code != 0 || !strings.Contains(out, "WOULD PROMOTE") {
+		t.Fatalf("dry run exit %d:\n%s", code, out)
+	}
+	out, _, _ = runHilForGateTest(t, "registry", "digest", reg.Host+"/pcapwatch:latest")
+	if strings.TrimSpace(out) != good.String() {
+		t.Fatalf("dry run moved latest to %s", out)
+	}
+
+	// Errors exit 2: --insecure for a remote registry, an unreachable registry.
+	if _, errOut, code := runHilForGateTest(t, "gate", "--insecure", "--image", "registry.example.com/app:c", "--promote", "latest"); code != 2 || !strings.Contains(errOut, "loopback") {
+		t.Errorf("--insecure remote: exit %d, %s", code, errOut)
+	}
+	reg.Stop()
+	if _, errOut, code := runHilForGateTest(t, "gate", "--image", cand, "--promote", "latest", "--report", t.TempDir()); code != 2 {
+		t.Errorf("registry down: exit %d, want 2: %s", code, errOut)
+	}
+}

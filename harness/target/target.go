@@ -125,3 +125,29 @@ type UnsupportedError struct {
 func (e *UnsupportedError) Error() string {
 	return fmt.Sprintf("%s target does not support %s: %s", e.Target, e.What, e.Reason)
 }
+
+// Capabilities says what a device can do beyond running the app, so the
+// runner can mark steps that need more "unsupported" (with Reason) instead
+// of failing the app.
+type Capabilities struct {
+	// Capture is true when the app can capture packets on its interface
+	// (libpcap over AF_PACKET with the mmap ring and SIOCETHTOOL).
+	Capture bool
+	// Reason says why not when Capture is false, e.g. the emulator's error.
+	Reason string
+}
+
+// CapabilityReporter is implemented by Devices (and Targets) that cannot do
+// everything; a Device that does not implement it can do everything.
+type CapabilityReporter interface {
+	Capabilities() Capabilities
+}
+
+// CapabilitiesOf returns what d reports, or full capabilities when d does
+// not implement CapabilityReporter.
+func CapabilitiesOf(d Device) Capabilities {
+	if r, ok := d.(CapabilityReporter); ok {
+		return r.Capabilities()
+	}
+	return Capabilities{Capture: true}
+}

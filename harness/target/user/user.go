@@ -1,0 +1,419 @@
+//go:build linux
+
+// Package user is hil's fast smoke target: the image's program runs as a
+// host process, under a static qemu-user emulator for foreign architectures
+// (qemu-arm-static for linux/arm/*, qemu-aarch64-static for linux/arm64) or
+// natively in a chroot of the image rootfs for the host's own architecture,
+// inside a fresh network namespace whose veth end carries the scenario's
+// interface name. Start to ready takes tens of milliseconds.
+//
+// qemu-user cannot run libpcap capture (FINDINGS: no SIOCETHTOOL, every
+// SOL_PACKET option rejected). hil probes the emulator once per QEMU version
+// and the Device reports capture as unsupported with the emulator's reason
+// (target.CapabilityReporter); EmulatorGap tells whether an app's error line
+// is that gap rather than a bug of the app.
+package user
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/link"
+	"github.com/hilproject/hil/harness/link/veth"
+	"github.com/hilproject/hil/harness/target"
+	"github.com/hilproject/hil/harness/target/internal/emu"
+	"github.com/hilproject/hil/harness/target/internal/imgrun"
+)
+
+type config struct {
+	hostArch string
+	mtu      int
+}
+
+// Option configures the target.
+type Option func(*config)
+
+// WithMTU sets the MTU of the app's interface (default 1500).
+func WithMTU(n int) Option { return func(c *config) { c.mtu = n } }
+
+// Target boots images as host processes (see the package doc).
+type Target struct{ cfg config }
+
+var _ target.Target = (*Target)(nil)
+
+// New returns the user target.
+func New(opts ...Option) *Target {
+	t := &Target{}
+	for _, o := range opts {
+		o(&t.cfg)
+	}
+	return t
+}
+
+// Name is "user".
+func (t *Target) Name() string { return "user" }
+
+// EmulatorGap reports whether an output line of an emulated app is the
+// symptom of qemu-user's capture gap (e.g. libpcap's "SIOCETHTOOL(
+// ETHTOOL_GET_TS_INFO) ioctl failed: Function not implemented") rather than
+// a bug of the app, and says which gap.
+func EmulatorGap(line string) (reason string, ok bool) { return emu.Gap(line) }
+
+// Boot flattens img, creates the namespace and veth pair, and starts the
+// program. It returns once the process runs.
+func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (_ target.Device, err error) {
+	if img == nil {
+		return nil, errors.New("user target: no image")
+	}
+	begin := time.Now()
+	rootfs, err := img.RootFS(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("user target: flattening %s: %w", img.Ref, err)
+	}
+	em, err := emu.For(img.Platform, t.cfg.hostArch)
+	if err != nil {
+		return nil, target.Infra(fmt.Errorf("user target: %w", err))
+	}
+	d := &Device{
+		info:   map[string]string{"target": "user", "rootfs": rootfs, "platform": emu.PlatformString(img.Platform)},
+		exited: make(chan struct{}),
+		caps:   target.Capabilities{Capture: true},
+	}
+	if em.Native {
+		d.info["mode"] = "native (chroot into the image rootfs)"
+	} else {
+		d.info["mode"] = "qemu-user"
+		d.info["emulator"] = em.Path
+		report, perr := emu.Probe(ctx, em)
+		switch {
+		case perr != nil:
+			d.caps = target.Capabilities{Capture: false, Reason: "the emulator's capture support could not be probed: " + perr.Error()}
+		default:
+			d.info["emulator_version"] = report.Version
+			d.caps = target.Capabilities{Capture: report.Capture, Reason: report.Reason}
+		}
+	}
+	if !d.caps.Capture {
+		d.info["capture"] = "unsupported: " + d.caps.Reason
+	} else {
+		d.info["capture"] = "supported"
+	}
+
+	argv, err := imgrun.Argv(cfg.Entrypoint, cfg.Cmd)
+	if err != nil {
+		return nil, err
+	}
+	workdir := cfg.WorkingDir
+	if workdir == "" {
+		workdir = "/"
+	}
+	prog, err := imgrun.LookPath(rootfs, argv[0], workdir, cfg.Env)
+	if err != nil {
+		return nil, err
+	}
+	ident, err := imgrun.ResolveUser(rootfs, cfg.User)
+	if err != nil {
+		return nil, err
+	}
+	env := append([]string{}, cfg.Env...)
+	if imgrun.Getenv(env, "PATH") == "" {
+		env = append(env, "PATH="+imgrun.DefaultPath)
+	}
+	if imgrun.Getenv(env, "HOME") == "" {
+		home := ident.Home
+		if home == "" {
+			home = "/"
+		}
+		env = append(env, "HOME="+home)
+	}
+	d.info["program"] = prog
+	d.info["argv"] = strings.Join(argv, " ")
+	d.info["user"] = fmt.Sprintf("%s (uid %d gid %d)", cfg.User, ident.UID, ident.GID)
+	d.info["workdir"] = workdir
+
+	var cmd *exec.Cmd
+	if em.Native {
+		// The kernel resolves the ELF interpreter and the loader the image's
+		// libraries inside the chroot: exactly what a container would see,
+		// minus /proc, /sys and /dev, which the app does not need to start.
+		cmd = &exec.Cmd{Path: prog, Args: argv, Dir: workdir}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: rootfs}
+	} else {
+		// -L makes the guest's absolute paths (its ELF interpreter, its
+		// libraries, /etc) resolve inside the rootfs first; -0 keeps argv[0]
+		// as the image gives it. The emulator itself cannot be chrooted
+		// without writing it into the shared rootfs.
+		args := append([]string{em.Path, "-L", rootfs, "-0", argv[0], filepath.Join(rootfs, prog)}, argv[1:]...)
+		dir, rerr := imgrun.Resolve(rootfs, workdir)
+		hostDir := filepath.Join(rootfs, dir)
+		if fi, serr := os.Stat(hostDir); rerr != nil || serr != nil || !fi.IsDir() {
+			hostDir = rootfs
+			d.info["workdir"] = workdir + " (missing in the image; running in /)"
+		}
+		cmd = &exec.Cmd{Path: em.Path, Args: args, Dir: hostDir}
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.Env = env
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	if ident.UID != 0 || ident.GID != 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: ident.UID, Gid: ident.GID}
+	}
+
+	// The link outlives Boot's ctx: it is the device's, released by Close.
+	devCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.cancel = cancel
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	iface := cfg.Iface
+	if iface == "" {
+		iface = "eth0"
+	}
+	vopts := []veth.Option{veth.WithName(iface)}
+	if t.cfg.mtu != 0 {
+		vopts = append(vopts, veth.WithMTU(t.cfg.mtu))
+	}
+	l, err := veth.New(devCtx, vopts...)
+	if err != nil {
+		return nil, target.Infra(fmt.Errorf("user target: creating the app's interface %s: %w", iface, err))
+	}
+	d.link = l
+	d.info["netns"] = l.NetNSPath()
+	d.info["host_iface"] = l.HostIface()
+	d.info["iface"] = iface
+
+	d.lines = imgrun.NewLines(d.observe)
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, target.Infra(err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, target.Infra(err)
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	startErr := startInNetNS(l.NetNSPath(), cmd)
+	outW.Close()
+	errW.Close()
+	d.lines.Read(target.Stdout, outR)
+	d.lines.Read(target.Stderr, errR)
+	go func() { d.lines.WaitReaders(); outR.Close(); errR.Close() }()
+	if startErr != nil {
+		d.lines.Finish()
+		close(d.exited)
+		if target.IsInfra(startErr) {
+			return nil, startErr
+		}
+		return nil, imgrun.ExplainExecError(rootfs, prog, startErr)
+	}
+	d.cmd = cmd
+	d.started = time.Now()
+	d.info["boot_ms"] = fmt.Sprintf("%.1f", float64(d.started.Sub(begin).Microseconds())/1000)
+	d.info["pid"] = fmt.Sprint(cmd.Process.Pid)
+	go func() {
+		werr := cmd.Wait()
+		d.mu.Lock()
+		d.exit, d.waitErr = exitOf(cmd.ProcessState, werr)
+		d.mu.Unlock()
+		close(d.exited)
+		d.lines.Finish()
+	}()
+	return d, nil
+}
+
+// startInNetNS starts cmd with the network namespace at nsPath: the child
+// inherits the namespace of the OS thread that forks it, so this thread
+// enters the namespace for the fork and leaves it right after.
+func startInNetNS(nsPath string, cmd *exec.Cmd) error {
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return target.Infra(fmt.Errorf("opening network namespace %s: %w", nsPath, err))
+	}
+	defer ns.Close()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return target.Infra(err)
+	}
+	defer orig.Close()
+	if err := netns.Set(ns); err != nil {
+		runtime.UnlockOSThread()
+		return target.Infra(fmt.Errorf("entering network namespace %s: %w", nsPath, err))
+	}
+	startErr := cmd.Start()
+	if err := netns.Set(orig); err != nil {
+		// Leave the thread locked: the runtime then ends it with the
+		// goroutine instead of reusing a thread in the wrong namespace.
+		// Pdeathsig is bound to that thread, so stop the child ourselves.
+		if startErr == nil {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			cmd.Wait()
+		}
+		return target.Infra(fmt.Errorf("leaving network namespace %s: %w", nsPath, err))
+	}
+	runtime.UnlockOSThread()
+	return startErr
+}
+
+// exitOf maps a finished process to target.Exit. qemu-user re-raises a
+// guest's fatal signal on itself, so a signal shows through the emulator.
+func exitOf(ps *os.ProcessState, werr error) (target.Exit, error) {
+	if ps == nil {
+		return target.Exit{}, target.Infra(fmt.Errorf("waiting for the app: %w", werr))
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	if ok && ws.Signaled() {
+		return target.Exit{Code: 128 + int(ws.Signal()), Signal: unix.SignalName(ws.Signal())}, nil
+	}
+	return target.Exit{Code: ps.ExitCode()}, nil
+}
+
+// Device is a running app under the user target.
+type Device struct {
+	cmd     *exec.Cmd
+	link    *veth.Link
+	lines   *imgrun.Lines
+	cancel  context.CancelFunc
+	caps    target.Capabilities
+	started time.Time
+
+	exited  chan struct{}
+	mu      sync.Mutex
+	info    map[string]string
+	exit    target.Exit
+	waitErr error
+	gap     string
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ target.Device             = (*Device)(nil)
+	_ target.CapabilityReporter = (*Device)(nil)
+)
+
+func (d *Device) observe(l target.Line) {
+	if d.caps.Capture {
+		return
+	}
+	if reason, ok := emu.Gap(l.Text); ok {
+		d.mu.Lock()
+		if d.gap == "" {
+			d.gap = reason
+			d.info["emulator_gap"] = reason
+		}
+		d.mu.Unlock()
+	}
+}
+
+// Output streams the app's stdout and stderr lines.
+func (d *Device) Output() <-chan target.Line { return d.lines.C() }
+
+// Link is the host end of the app's veth pair.
+func (d *Device) Link() link.Link { return d.link }
+
+// Capabilities says whether capture works here and, if not, the emulator's
+// reason (from the once-per-QEMU-version probe).
+func (d *Device) Capabilities() target.Capabilities { return d.caps }
+
+// EmulatorGap returns the first output line that showed the app failing
+// only because of the emulator's capture gap.
+func (d *Device) EmulatorGap() (reason string, ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.gap, d.gap != ""
+}
+
+// Signal delivers sig to the app (under qemu-user, to the emulator, which
+// forwards it to the guest).
+func (d *Device) Signal(sig syscall.Signal) error {
+	select {
+	case <-d.exited:
+		return fmt.Errorf("signal %s: the app already exited (%s)", unix.SignalName(sig), d.exitNow())
+	default:
+	}
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signal %s to pid %d: %w", unix.SignalName(sig), d.cmd.Process.Pid, err)
+	}
+	return nil
+}
+
+func (d *Device) exitNow() target.Exit {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.exit
+}
+
+// Wait blocks until the app exits or ctx is done.
+func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
+	select {
+	case <-d.exited:
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.exit, d.waitErr
+	case <-ctx.Done():
+		return target.Exit{}, fmt.Errorf("waiting for the app to exit: %w", ctx.Err())
+	}
+}
+
+// Info describes the device: mode, emulator and version, capture support,
+// program, user, namespace, boot time.
+func (d *Device) Info() map[string]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]string, len(d.info))
+	for k, v := range d.info {
+		out[k] = v
+	}
+	return out
+}
+
+// Close kills the app's process group, then removes the veth pair and the
+// namespace.
+func (d *Device) Close() error {
+	d.closeOnce.Do(func() {
+		var errs []error
+		if d.cmd != nil && d.cmd.Process != nil {
+			// The whole group: the app's own children must not outlive it.
+			syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+			select {
+			case <-d.exited:
+			case <-time.After(10 * time.Second):
+				errs = append(errs, fmt.Errorf("user target: pid %d did not exit 10s after SIGKILL", d.cmd.Process.Pid))
+			}
+		}
+		if d.lines != nil {
+			d.lines.Abort()
+		}
+		if d.link != nil {
+			if err := d.link.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if d.cancel != nil {
+			d.cancel()
+		}
+		d.closeErr = errors.Join(errs...)
+	})
+	return d.closeErr
+}

@@ -294,4 +294,3 @@ func Gap(line string) (string, bool) {
 	}
 	return "", false
 }
-

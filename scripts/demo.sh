@@ -1,5 +1,106 @@
 #!/usr/bin/env bash
-# make demo: until the gate lands, list the built sample images.
+# make demo: the whole gate on the bundled sample, with nothing else running.
+#
+#  1. start a throw-away registry on loopback (go-containerregistry's
+#     embedded registry, inside `hil registry serve`);
+#  2. push the sample image as :candidate, gate it on the full-system ARM
+#     target with scenarios/, and promote :latest to the tested digest;
+#  3. push the old-glibc variant as the next :candidate and show the gate
+#     refusing it with the reason, :latest unchanged.
+#
+# Exits 0 when both outcomes are as expected. The registry is stopped on
+# every path. Env: HIL (default build/hil), HIL_IMAGES (default
+# build/images), DEMO_REPORTS (default build/demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ls build/images
+
+HIL=${HIL:-build/hil}
+IMAGES=${HIL_IMAGES:-build/images}
+REPORTS=${DEMO_REPORTS:-build/demo}
+TARGET=${DEMO_TARGET:-system}
+
+die() { echo "demo: $*" >&2; exit 2; }
+[[ -x $HIL ]] || die "$HIL is not built: run make hil"
+for v in pcapwatch old-glibc; do
+  [[ -f $IMAGES/$v/index.json ]] || die "$IMAGES/$v is not an OCI layout: run make images"
+done
+[[ -d scenarios ]] || die "no scenarios/ directory"
+
+work=$(mktemp -d)
+reg_pid=
+cleanup() {
+  if [[ -n $reg_pid ]] && kill -0 "$reg_pid" 2>/dev/null; then
+    kill "$reg_pid" 2>/dev/null || true
+    wait "$reg_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+banner() { printf '\n==== %s\n' "$*"; }
+
+banner "starting a throw-away registry on loopback"
+"$HIL" registry serve --addr 127.0.0.1:0 --print-addr --quiet >"$work/addr" 2>"$work/registry.log" &
+reg_pid=$!
+for _ in $(seq 100); do
+  [[ -s $work/addr ]] && break
+  kill -0 "$reg_pid" 2>/dev/null || { cat "$work/registry.log" >&2; die "the registry exited at start"; }
+  sleep 0.1
+done
+[[ -s $work/addr ]] || die "the registry did not start within 10s"
+repo="$(head -n1 "$work/addr")/pcapwatch"
+echo "registry at $(head -n1 "$work/addr") (pid $reg_pid)"
+
+digest_of() { "$HIL" registry digest "$1" 2>/dev/null || true; }
+
+banner "part 1: the good image"
+cand=$("$HIL" registry push "$IMAGES/pcapwatch" "$repo:candidate")
+echo "pushed $IMAGES/pcapwatch as $repo:candidate ($cand)"
+latest_before=$(digest_of "$repo:latest")
+echo "latest before: $latest_before"
+rm -rf "$REPORTS/good"
+set +e
+"$HIL" gate --image "$repo:candidate" --scenarios scenarios --target "$TARGET" \
+  --platforms linux/arm/v7 --promote latest --report "$REPORTS/good"
+rc_good=$?
+set -e
+latest_good=$(digest_of "$repo:latest")
+echo "latest after:  $latest_good"
+
+banner "part 2: old-glibc as the next candidate"
+bad=$("$HIL" registry push "$IMAGES/old-glibc" "$repo:candidate")
+echo "pushed $IMAGES/old-glibc as $repo:candidate ($bad)"
+echo "latest before: $latest_good"
+rm -rf "$REPORTS/old-glibc"
+set +e
+"$HIL" gate --image "$repo:candidate" --scenarios scenarios --target "$TARGET" \
+  --platforms linux/arm/v7 --promote latest --report "$REPORTS/old-glibc"
+rc_bad=$?
+set -e
+latest_bad=$(digest_of "$repo:latest")
+echo "latest after:  $latest_bad"
+
+banner "what tested the digest latest points at"
+"$HIL" attest show "$repo:latest" || true
+
+banner "summary"
+ok=1
+if [[ $rc_good -eq 0 && $latest_good == "${cand#*@}" ]]; then
+  echo "OK   good image promoted: latest = ${cand#*@} (was $latest_before)"
+else
+  echo "FAIL good image: gate exit $rc_good (want 0), latest = $latest_good (want ${cand#*@})"
+  ok=0
+fi
+if [[ $rc_bad -eq 1 && $latest_bad == "$latest_good" ]]; then
+  echo "OK   old-glibc refused: latest unchanged at $latest_bad"
+else
+  echo "FAIL old-glibc: gate exit $rc_bad (want 1), latest = $latest_bad (want unchanged $latest_good)"
+  ok=0
+fi
+for d in good old-glibc; do
+  html=$(ls "$REPORTS/$d"/*.html 2>/dev/null | head -n1 || true)
+  echo "     report ($d): ${html:-$REPORTS/$d/decision.json}"
+done
+[[ $ok -eq 1 ]] || exit 1

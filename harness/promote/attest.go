@@ -216,7 +216,10 @@ func Find(ctx context.Context, reg *Registry, ref string) (name.Digest, []Attest
 		return name.Digest{}, nil, fmt.Errorf("resolving %s: %w", ref, err)
 	}
 	subject := r.Context().Digest(desc.Digest.String())
-	idx, err := remote.Referrers(subject, append(reg.Remote(ctx), remote.WithFilter("artifactType", ArtifactType))...)
+	// No server-side artifactType filter: some registries (go-containerregistry's
+	// own) report the config media type as artifactType instead of the
+	// manifest's, so the list is filtered here and each manifest is checked.
+	idx, err := remote.Referrers(subject, reg.Remote(ctx)...)
 	if err != nil {
 		return subject, nil, fmt.Errorf("listing what refers to %s: %w", subject, err)
 	}
@@ -226,6 +229,9 @@ func Find(ctx context.Context, reg *Registry, ref string) (name.Digest, []Attest
 	}
 	var out []Attestation
 	for _, m := range im.Manifests {
+		if m.ArtifactType != "" && m.ArtifactType != ArtifactType && m.ArtifactType != string(types.OCIEmptyJSON) {
+			continue // a signature, an SBOM, ...: not ours
+		}
 		a, err := fetchAttestation(ctx, reg, subject, r.Context().Digest(m.Digest.String()))
 		if err != nil {
 			return subject, out, err

@@ -6,6 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -525,5 +529,27 @@ func TestBadInputErrors(t *testing.T) {
 	}
 	if ps, err := ParsePlatforms("linux/arm/v7, linux/amd64"); err != nil || len(ps) != 2 {
 		t.Errorf("ParsePlatforms = %v, %v", ps, err)
+	}
+}
+
+// The embedded registry of the demo has the referrers API (docker-registry
+// 2.8 in the other tests has not): the attestation must be found both ways.
+func TestAttestationViaReferrersAPI(t *testing.T) {
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)), ggcrregistry.WithReferrersSupport(true)))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ctx := testCtx(t)
+	cand := host + "/app:candidate"
+	want := pushIndex(t, cand, armv7)
+	d, err := Gate(ctx, cand, "latest", (&recorder{}).test(nil), WithRegistry(fastRegistry()))
+	if err != nil || !d.Promoted {
+		t.Fatalf("Gate: %+v, %v", d, err)
+	}
+	if tagDigest(t, host+"/app:sha256-"+want.Hex) != "" {
+		t.Error("a fallback tag was written although the registry has the referrers API")
+	}
+	_, atts, err := Find(ctx, fastRegistry(), host+"/app:latest")
+	if err != nil || len(atts) != 1 || atts[0].Statement.Subject[0].Digest["sha256"] != want.Hex {
+		t.Fatalf("Find via the referrers API: %d, %v", len(atts), err)
 	}
 }

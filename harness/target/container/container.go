@@ -1,0 +1,720 @@
+//go:build linux
+
+// Package container boots an image on a Docker engine through
+// testcontainers-go: the engine of DOCKER_HOST (or the local socket). The
+// image is loaded from what hil already holds (a docker-save tarball written
+// with go-containerregistry, then the engine's image load: no registry
+// pull), tagged hil.local/<name>:<digest prefix>, and removed again on Close
+// when hil loaded it.
+//
+// Networking mirrors how a board sees frames: a small sandbox container
+// (network none, the host's static busybox sleeping) owns the network
+// namespace; hil moves one end of a veth pair into it, named as the scenario
+// asks, and the app container joins that namespace (network mode
+// container:<sandbox>), with NET_RAW and NET_ADMIN, so the interface exists
+// before the app's first instruction and replayed frames arrive as ingress.
+//
+// An image of a foreign architecture runs through a bind-mounted static
+// qemu-user (entrypoint = [qemu, original entrypoint...]; no binfmt change
+// on the host), so capture is unsupported there with the emulator's reason,
+// exactly as on the user target. A native image captures for real.
+//
+// The veth and the qemu bind mount need the engine's host to be this host,
+// so only local engines (unix socket) are supported.
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	dcontainer "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
+	"golang.org/x/sys/unix"
+
+	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/link"
+	"github.com/hilproject/hil/harness/link/veth"
+	"github.com/hilproject/hil/harness/target"
+	"github.com/hilproject/hil/harness/target/internal/emu"
+	"github.com/hilproject/hil/harness/target/internal/imgrun"
+)
+
+const (
+	inContainerDir  = "/.hil"
+	sandboxBusybox  = "/bin/busybox"
+	capturePriv1    = "NET_RAW"
+	capturePriv2    = "NET_ADMIN"
+	engineOpTimeout = 60 * time.Second
+)
+
+type config struct {
+	busybox string
+	mtu     int
+}
+
+// Option configures the target.
+type Option func(*config)
+
+// WithMTU sets the MTU of the app's interface (default 1500).
+func WithMTU(n int) Option { return func(c *config) { c.mtu = n } }
+
+// WithSandboxBusybox names the static busybox that keeps the sandbox
+// container (the network namespace's owner) alive; default /bin/busybox
+// (Debian busybox-static).
+func WithSandboxBusybox(path string) Option { return func(c *config) { c.busybox = path } }
+
+// Target boots images on a Docker engine.
+type Target struct{ cfg config }
+
+var _ target.Target = (*Target)(nil)
+
+// New returns the container target. The engine is DOCKER_HOST or the local
+// socket, resolved by testcontainers-go once per process. Ryuk (the reaper
+// container) is turned off unless the environment says otherwise: it cannot
+// be pulled here, and every Device removes what it made on Close.
+func New(opts ...Option) *Target {
+	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
+		os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	}
+	t := &Target{cfg: config{busybox: sandboxBusybox}}
+	for _, o := range opts {
+		o(&t.cfg)
+	}
+	return t
+}
+
+// Name is "container".
+func (t *Target) Name() string { return "container" }
+
+// loaded counts, per tag, the devices of this process that use an image hil
+// loaded, so that the last Close removes it and no Close pulls it from under
+// another device.
+var (
+	loadedMu sync.Mutex
+	loaded   = map[string]*loadedImage{}
+)
+
+type loadedImage struct {
+	refs    int
+	byUs    bool
+	loading chan struct{}
+	err     error
+}
+
+// engineArch maps the engine's uname -m to GOARCH.
+func engineArch(m string) string {
+	switch m {
+	case "x86_64", "amd64":
+		return "amd64"
+	case "aarch64", "arm64":
+		return "arm64"
+	case "armv7l", "armv6l", "armhf", "arm":
+		return "arm"
+	case "i686", "i386":
+		return "386"
+	}
+	return m
+}
+
+var nameChars = regexp.MustCompile(`[^a-z0-9._-]+`)
+
+// localTag is the tag hil loads img under: hil.local/<name>:<12 hex of the
+// platform manifest digest>.
+func localTag(img *image.Image) string {
+	ref := img.Ref
+	if i := strings.Index(ref, "@"); i >= 0 {
+		ref = ref[:i]
+	}
+	ref = strings.TrimPrefix(ref, "oci:")
+	ref = strings.TrimPrefix(ref, "docker-archive:")
+	ref = strings.TrimRight(ref, "/")
+	base := filepath.Base(ref)
+	if i := strings.LastIndex(base, ":"); i > 0 {
+		base = base[:i]
+	}
+	base = strings.TrimSuffix(strings.TrimSuffix(base, ".tar"), ".oci")
+	base = strings.Trim(nameChars.ReplaceAllString(strings.ToLower(base), "-"), "-._")
+	if base == "" {
+		base = "image"
+	}
+	hex := img.ManifestDigest.Hex
+	if len(hex) > 12 {
+		hex = hex[:12]
+	}
+	if hex == "" {
+		hex = "latest"
+	}
+	return "hil.local/" + base + ":" + hex
+}
+
+// Boot loads the image, creates the sandbox and the veth pair, and starts
+// the app container. It returns once the container runs.
+func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (_ target.Device, err error) {
+	if img == nil {
+		return nil, errors.New("container target: no image")
+	}
+	begin := time.Now()
+	d := &Device{
+		info:   map[string]string{"target": "container", "platform": emu.PlatformString(img.Platform)},
+		exited: make(chan struct{}),
+		caps:   target.Capabilities{Capture: true},
+	}
+	devCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.ctx, d.cancel = devCtx, cancel
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+
+	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
+	if err != nil {
+		return nil, target.Infra(fmt.Errorf("container target: connecting to the Docker engine: %w", err))
+	}
+	d.cli = cli
+	host := cli.DaemonHost()
+	d.info["docker_host"] = host
+	if u, perr := url.Parse(host); perr != nil || u.Scheme != "unix" {
+		return nil, &target.UnsupportedError{Target: "container", What: "a remote Docker engine (" + host + ")",
+			Reason: "hil wires the app's interface with a veth pair moved into the container's network namespace, which needs the engine on this host (a unix socket)"}
+	}
+	sys, err := cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return nil, target.Infra(fmt.Errorf("container target: docker info on %s: %w", host, err))
+	}
+	arch := engineArch(sys.Info.Architecture)
+	d.info["engine"] = fmt.Sprintf("Docker %s on %s/%s", sys.Info.ServerVersion, sys.Info.OSType, sys.Info.Architecture)
+
+	em, err := emu.For(img.Platform, arch)
+	if err != nil {
+		return nil, target.Infra(fmt.Errorf("container target: %w", err))
+	}
+	if em.Native {
+		d.info["mode"] = "native"
+	} else {
+		d.info["mode"] = "bind-mounted qemu-user entrypoint wrapper"
+		d.info["emulator"] = em.Path
+		report, perr := emu.Probe(ctx, em)
+		if perr != nil {
+			d.caps = target.Capabilities{Reason: "the emulator's capture support could not be probed: " + perr.Error()}
+		} else {
+			d.info["emulator_version"] = report.Version
+			d.caps = target.Capabilities{Capture: report.Capture, Reason: report.Reason}
+		}
+	}
+	if d.caps.Capture {
+		d.info["capture"] = "supported"
+	} else {
+		d.info["capture"] = "unsupported: " + d.caps.Reason
+	}
+	if _, err := os.Stat(t.cfg.busybox); err != nil {
+		return nil, target.Infra(fmt.Errorf("container target: the sandbox needs a static busybox at %s (Debian package busybox-static): %w", t.cfg.busybox, err))
+	}
+
+	// The rootfs answers what Docker would only say at start, and better:
+	// the entrypoint's program (the qemu wrapper needs its path) and the user.
+	rootfs, err := img.RootFS(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("container target: flattening %s: %w", img.Ref, err)
+	}
+	argv, err := imgrun.Argv(cfg.Entrypoint, cfg.Cmd)
+	if err != nil {
+		return nil, err
+	}
+	workdir := cfg.WorkingDir
+	if workdir == "" {
+		workdir = "/"
+	}
+	prog, err := imgrun.LookPath(rootfs, argv[0], workdir, cfg.Env)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := imgrun.ResolveUser(rootfs, cfg.User); err != nil {
+		return nil, err
+	}
+
+	tag := localTag(img)
+	if err := d.loadImage(ctx, img, tag); err != nil {
+		return nil, err
+	}
+
+	// The sandbox owns the network namespace, so the interface is in place
+	// before the app starts (a network-none app container would race it).
+	sandbox, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
+		ContainerRequest: testcontainers.ContainerRequest{
+			Image:      tag,
+			Entrypoint: []string{inContainerDir + "/busybox", "sleep", "2147483647"},
+			Cmd:        []string{},
+			Labels:     map[string]string{"hil.role": "sandbox"},
+			ConfigModifier: func(c *dcontainer.Config) {
+				c.User = "0:0"
+				c.WorkingDir = "/"
+				c.Healthcheck = &dcontainer.HealthConfig{Test: []string{"NONE"}}
+			},
+			HostConfigModifier: func(hc *dcontainer.HostConfig) {
+				hc.NetworkMode = "none"
+				hc.Binds = append(hc.Binds, t.cfg.busybox+":"+inContainerDir+"/busybox:ro")
+			},
+			// testcontainers attaches the default bridge; the namespace must
+			// hold only lo and the veth end.
+			EndpointSettingsModifier: noEndpoints,
+		},
+		Started: true,
+		Logger:  tclog.NewNoopLogger(),
+	})
+	if sandbox != nil {
+		d.sandbox = sandbox
+	}
+	if err != nil {
+		return nil, target.Infra(fmt.Errorf("container target: starting the network sandbox container: %w", err))
+	}
+	sbInfo, err := cli.ContainerInspect(ctx, sandbox.GetContainerID(), client.ContainerInspectOptions{})
+	if err != nil || sbInfo.Container.State == nil || sbInfo.Container.State.Pid == 0 {
+		return nil, target.Infra(fmt.Errorf("container target: finding the sandbox's pid: %v", err))
+	}
+	iface := cfg.Iface
+	if iface == "" {
+		iface = "eth0"
+	}
+	vopts := []veth.Option{veth.WithName(iface), veth.WithNetNSPath(fmt.Sprintf("/proc/%d/ns/net", sbInfo.Container.State.Pid))}
+	if t.cfg.mtu != 0 {
+		vopts = append(vopts, veth.WithMTU(t.cfg.mtu))
+	}
+	l, err := veth.New(devCtx, vopts...)
+	if err != nil {
+		return nil, target.Infra(fmt.Errorf("container target: moving the app's interface %s into the sandbox: %w", iface, err))
+	}
+	d.link = l
+	d.info["iface"] = iface
+	d.info["host_iface"] = l.HostIface()
+
+	entrypoint, cmd := cfg.Entrypoint, cfg.Cmd
+	var binds []string
+	if !em.Native {
+		// qemu-user does not search PATH: give it the program's path, and
+		// keep argv[0] as the image says with -0.
+		qemu := inContainerDir + "/" + filepath.Base(em.Path)
+		binds = append(binds, em.Path+":"+qemu+":ro")
+		entrypoint = append([]string{qemu, "-0", argv[0], prog}, argv[1:]...)
+		cmd = []string{}
+	} else if len(entrypoint) == 0 {
+		// Docker would fall back to the image's entrypoint; the RunConfig
+		// says there is none.
+		entrypoint = []string{""}
+	}
+	if cmd == nil {
+		cmd = []string{}
+	}
+	app, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
+		ContainerRequest: testcontainers.ContainerRequest{
+			Image:      tag,
+			Entrypoint: entrypoint,
+			Cmd:        cmd,
+			Env:        envMap(cfg.Env),
+			Labels:     map[string]string{"hil.role": "app"},
+			ConfigModifier: func(c *dcontainer.Config) {
+				c.User = cfg.User
+				c.WorkingDir = cfg.WorkingDir
+				c.Env = append([]string{}, cfg.Env...)
+			},
+			HostConfigModifier: func(hc *dcontainer.HostConfig) {
+				hc.NetworkMode = dcontainer.NetworkMode("container:" + sandbox.GetContainerID())
+				hc.CapAdd = append(hc.CapAdd, capturePriv1, capturePriv2)
+				hc.Binds = append(hc.Binds, binds...)
+			},
+			EndpointSettingsModifier: noEndpoints,
+		},
+		Started: false,
+		Logger:  tclog.NewNoopLogger(),
+	})
+	if app != nil {
+		d.app = app
+	}
+	if err != nil {
+		return nil, target.Infra(fmt.Errorf("container target: creating the app container: %w", err))
+	}
+	id := app.GetContainerID()
+	d.id = id
+	d.lines = imgrun.NewLines(d.observe)
+	// Follow the log before start: the json-file log keeps everything from
+	// the first line, and the stream ends when the container stops.
+	if err := app.Start(ctx); err != nil {
+		return nil, fmt.Errorf("container target: starting the app container (image %s, user %q): %w", tag, cfg.User, err)
+	}
+	d.started = time.Now()
+	d.info["boot_ms"] = fmt.Sprintf("%.1f", float64(d.started.Sub(begin).Microseconds())/1000)
+	d.follow()
+	d.describe(ctx)
+	d.waiting = true
+	go d.wait()
+	return d, nil
+}
+
+func noEndpoints(m map[string]*network.EndpointSettings) {
+	for k := range m {
+		delete(m, k)
+	}
+}
+
+func envMap(env []string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
+}
+
+// loadImage makes tag exist on the engine: already there (by an earlier
+// device or the user) or loaded now from a docker-save tarball of img.
+func (d *Device) loadImage(ctx context.Context, img *image.Image, tag string) error {
+	loadedMu.Lock()
+	li := loaded[tag]
+	if li != nil {
+		li.refs++
+		loadedMu.Unlock()
+		<-li.loading
+		d.tag = tag
+		if li.err != nil {
+			return li.err
+		}
+		d.info["image"] = tag
+		return nil
+	}
+	li = &loadedImage{refs: 1, loading: make(chan struct{})}
+	loaded[tag] = li
+	loadedMu.Unlock()
+	d.tag = tag
+	defer close(li.loading)
+
+	if _, err := d.cli.ImageInspect(ctx, tag); err == nil {
+		d.info["image"] = tag + " (already on the engine)"
+		return nil
+	} else if !cerrdefs.IsNotFound(err) {
+		li.err = target.Infra(fmt.Errorf("container target: inspecting %s on the engine: %w", tag, err))
+		return li.err
+	}
+	ref, err := name.NewTag(tag)
+	if err != nil {
+		li.err = fmt.Errorf("container target: tag %s: %w", tag, err)
+		return li.err
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(tarball.Write(ref, img.Image, pw)) }()
+	lctx, cancel := context.WithTimeout(ctx, engineOpTimeout)
+	defer cancel()
+	res, err := d.cli.ImageLoad(lctx, pr, client.ImageLoadWithQuiet(true))
+	if err != nil {
+		pr.CloseWithError(err)
+		li.err = target.Infra(fmt.Errorf("container target: loading %s into the engine: %w", tag, err))
+		return li.err
+	}
+	body, err := io.ReadAll(res)
+	res.Close()
+	pr.Close()
+	if err != nil {
+		li.err = target.Infra(fmt.Errorf("container target: loading %s into the engine: %w", tag, err))
+		return li.err
+	}
+	li.byUs = true
+	if strings.Contains(string(body), `"error"`) {
+		li.err = target.Infra(fmt.Errorf("container target: the engine refused %s: %s", tag, strings.TrimSpace(string(body))))
+		return li.err
+	}
+	if _, err := d.cli.ImageInspect(ctx, tag); err != nil {
+		li.err = target.Infra(fmt.Errorf("container target: %s is not on the engine after loading it: %w", tag, err))
+		return li.err
+	}
+	d.info["image"] = tag + " (loaded by hil)"
+	return nil
+}
+
+// releaseImage drops this device's use of its tag; the last user removes
+// it when hil loaded it.
+func (d *Device) releaseImage(ctx context.Context) error {
+	if d.tag == "" {
+		return nil
+	}
+	loadedMu.Lock()
+	li := loaded[d.tag]
+	if li == nil {
+		loadedMu.Unlock()
+		return nil
+	}
+	li.refs--
+	last := li.refs == 0
+	if last {
+		delete(loaded, d.tag)
+	}
+	loadedMu.Unlock()
+	if !last || !li.byUs {
+		return nil
+	}
+	_, err := d.cli.ImageRemove(ctx, d.tag, client.ImageRemoveOptions{PruneChildren: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("container target: removing %s: %w", d.tag, err)
+	}
+	return nil
+}
+
+// follow streams the container log (stdout and stderr demultiplexed).
+func (d *Device) follow() {
+	rc, err := d.cli.ContainerLogs(d.ctx, d.id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
+	if err != nil {
+		d.lines.Push(target.Line{Stream: target.Console, Text: "hil: following the container log failed: " + err.Error(), Time: time.Now()})
+		d.lines.Finish()
+		return
+	}
+	outR, outW := io.Pipe()
+	errR, errW := io.Pipe()
+	d.lines.Read(target.Stdout, outR)
+	d.lines.Read(target.Stderr, errR)
+	go func() {
+		_, err := stdcopy.StdCopy(outW, errW, rc)
+		rc.Close()
+		outW.CloseWithError(err)
+		errW.CloseWithError(err)
+	}()
+}
+
+// describe records the container-level facts a plain image check misses:
+// what Docker actually runs (entrypoint and cmd after its merge with the
+// image), the user, env, exposed ports and healthcheck.
+func (d *Device) describe(ctx context.Context) {
+	res, err := d.cli.ContainerInspect(ctx, d.id, client.ContainerInspectOptions{})
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		d.info["inspect_error"] = err.Error()
+		return
+	}
+	c := res.Container
+	d.info["container"] = c.ID
+	d.info["docker_runs"] = strings.TrimSpace(c.Path + " " + strings.Join(c.Args, " "))
+	if c.Config != nil {
+		d.info["entrypoint"] = strings.Join(c.Config.Entrypoint, " ")
+		d.info["cmd"] = strings.Join(c.Config.Cmd, " ")
+		d.info["user"] = c.Config.User
+		if d.info["user"] == "" {
+			d.info["user"] = "root (image sets none)"
+		}
+		d.info["workdir"] = c.Config.WorkingDir
+		d.info["env"] = strings.Join(c.Config.Env, " ")
+		var ports []string
+		for p := range c.Config.ExposedPorts {
+			ports = append(ports, fmt.Sprint(p))
+		}
+		sort.Strings(ports)
+		d.info["exposed_ports"] = strings.Join(ports, " ")
+		if hc := c.Config.Healthcheck; hc != nil && len(hc.Test) > 0 {
+			d.info["healthcheck"] = fmt.Sprintf("%s (interval %s, timeout %s, retries %d)", strings.Join(hc.Test, " "), hc.Interval, hc.Timeout, hc.Retries)
+		} else {
+			d.info["healthcheck"] = "none"
+		}
+	}
+	if c.State != nil {
+		d.info["pid"] = fmt.Sprint(c.State.Pid)
+	}
+}
+
+// wait records the exit once the container stops.
+func (d *Device) wait() {
+	defer close(d.exited)
+	defer d.lines.Finish()
+	res := d.cli.ContainerWait(d.ctx, d.id, client.ContainerWaitOptions{Condition: dcontainer.WaitConditionNotRunning})
+	select {
+	case r := <-res.Result:
+		d.mu.Lock()
+		d.exit = exitOf(int(r.StatusCode))
+		if r.Error != nil && r.Error.Message != "" {
+			d.waitErr = target.Infra(fmt.Errorf("container wait: %s", r.Error.Message))
+		}
+		d.mu.Unlock()
+	case err := <-res.Error:
+		d.mu.Lock()
+		d.waitErr = target.Infra(fmt.Errorf("waiting for container %s: %w", d.id, err))
+		d.mu.Unlock()
+	}
+}
+
+// exitOf maps Docker's exit status: 128+N is how Docker reports a process
+// killed by signal N (and qemu-user re-raises a guest's fatal signal).
+func exitOf(code int) target.Exit {
+	e := target.Exit{Code: code}
+	if code > 128 && code < 128+32 {
+		if name := unix.SignalName(syscall.Signal(code - 128)); name != "" {
+			e.Signal = name
+		}
+	}
+	return e
+}
+
+// Device is an app running in a container.
+type Device struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	cli     *testcontainers.DockerClient
+	sandbox testcontainers.Container
+	app     testcontainers.Container
+	id      string
+	tag     string
+	link    *veth.Link
+	lines   *imgrun.Lines
+	caps    target.Capabilities
+	started time.Time
+	waiting bool
+
+	exited  chan struct{}
+	mu      sync.Mutex
+	info    map[string]string
+	exit    target.Exit
+	waitErr error
+	gap     string
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ target.Device             = (*Device)(nil)
+	_ target.CapabilityReporter = (*Device)(nil)
+)
+
+func (d *Device) observe(l target.Line) {
+	if d.caps.Capture {
+		return
+	}
+	if reason, ok := emu.Gap(l.Text); ok {
+		d.mu.Lock()
+		if d.gap == "" {
+			d.gap = reason
+			d.info["emulator_gap"] = reason
+		}
+		d.mu.Unlock()
+	}
+}
+
+// Output streams the container's stdout and stderr lines.
+func (d *Device) Output() <-chan target.Line { return d.lines.C() }
+
+// Link is the host end of the veth pair inside the container's namespace.
+func (d *Device) Link() link.Link { return d.link }
+
+// Capabilities says whether capture works and, under the qemu wrapper, why
+// not.
+func (d *Device) Capabilities() target.Capabilities { return d.caps }
+
+// EmulatorGap returns the first output line that showed the app failing
+// only because of the emulator's capture gap.
+func (d *Device) EmulatorGap() (string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.gap, d.gap != ""
+}
+
+// Signal sends sig to the container's main process through the engine.
+func (d *Device) Signal(sig syscall.Signal) error {
+	select {
+	case <-d.exited:
+		return fmt.Errorf("signal %s: the app already exited (%s)", unix.SignalName(sig), d.exitNow())
+	default:
+	}
+	if _, err := d.cli.ContainerKill(d.ctx, d.id, client.ContainerKillOptions{Signal: unix.SignalName(sig)}); err != nil {
+		return fmt.Errorf("signal %s to container %s: %w", unix.SignalName(sig), d.id, err)
+	}
+	return nil
+}
+
+func (d *Device) exitNow() target.Exit {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.exit
+}
+
+// Wait blocks until the container stops or ctx is done.
+func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
+	select {
+	case <-d.exited:
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.exit, d.waitErr
+	case <-ctx.Done():
+		return target.Exit{}, fmt.Errorf("waiting for the app container to exit: %w", ctx.Err())
+	}
+}
+
+// Info describes the device, including the container-level facts.
+func (d *Device) Info() map[string]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]string, len(d.info))
+	for k, v := range d.info {
+		out[k] = v
+	}
+	return out
+}
+
+// Close removes the app container, the veth pair, the sandbox and (when
+// hil loaded it and no other device uses it) the image.
+func (d *Device) Close() error {
+	d.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), engineOpTimeout)
+		defer cancel()
+		var errs []error
+		if d.app != nil {
+			if err := d.app.Terminate(ctx, testcontainers.StopTimeout(0)); err != nil && !cerrdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("container target: removing the app container: %w", err))
+			}
+		}
+		if d.link != nil {
+			if err := d.link.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if d.sandbox != nil {
+			if err := d.sandbox.Terminate(ctx, testcontainers.StopTimeout(0)); err != nil && !cerrdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("container target: removing the sandbox container: %w", err))
+			}
+		}
+		if d.cli != nil {
+			if err := d.releaseImage(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if d.lines != nil {
+			if d.waiting {
+				select {
+				case <-d.exited:
+				case <-time.After(5 * time.Second):
+				}
+			}
+			d.lines.Abort()
+		}
+		if d.cancel != nil {
+			d.cancel()
+		}
+		if d.cli != nil {
+			d.cli.Close()
+		}
+		d.closeErr = errors.Join(errs...)
+	})
+	return d.closeErr
+}

@@ -32,9 +32,10 @@ type FixtureResolver interface {
 // ParseOption configures parsing.
 type ParseOption func(*parser)
 
-// WithFixtures resolves replay fixture names through r. Without it (or
-// when r does not know a name) a fixture must be a path to an existing file,
-// relative to the scenario file.
+// WithFixtures resolves replay fixture names through r instead of the
+// bundled pcapfixtures manifest; nil turns name lookup off. When r does not
+// know a name, a fixture must be a path to an existing file, relative to
+// the scenario file.
 func WithFixtures(r FixtureResolver) ParseOption {
 	return func(p *parser) { p.fixtures = r }
 }
@@ -156,7 +157,7 @@ func LoadFiles(paths []string, opts ...ParseOption) ([]*Scenario, error) {
 // Parse parses one scenario from data; file names it in errors and is the
 // base for relative fixture paths.
 func Parse(file string, data []byte, opts ...ParseOption) (*Scenario, error) {
-	p := &parser{file: file, dir: filepath.Dir(file), knownTargets: []string{"system", "user", "container", "device"}}
+	p := &parser{file: file, dir: filepath.Dir(file), fixtures: BundledFixtures(), knownTargets: []string{"system", "user", "container", "device"}}
 	for _, o := range opts {
 		o(p)
 	}

@@ -1,0 +1,205 @@
+package report
+
+import (
+	"encoding/xml"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hilproject/hil/harness/scenario"
+	"github.com/hilproject/hil/harness/target"
+)
+
+type junitSuites struct {
+	XMLName  xml.Name     `xml:"testsuites"`
+	Name     string       `xml:"name,attr"`
+	Tests    int          `xml:"tests,attr"`
+	Failures int          `xml:"failures,attr"`
+	Errors   int          `xml:"errors,attr"`
+	Skipped  int          `xml:"skipped,attr"`
+	Time     string       `xml:"time,attr"`
+	Suites   []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name       string          `xml:"name,attr"`
+	Tests      int             `xml:"tests,attr"`
+	Failures   int             `xml:"failures,attr"`
+	Errors     int             `xml:"errors,attr"`
+	Skipped    int             `xml:"skipped,attr"`
+	Time       string          `xml:"time,attr"`
+	Timestamp  string          `xml:"timestamp,attr,omitempty"`
+	Properties []junitProperty `xml:"properties>property,omitempty"`
+	Cases      []junitCase     `xml:"testcase"`
+}
+
+type junitProperty struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
+}
+
+type junitCase struct {
+	Name       string          `xml:"name,attr"`
+	Classname  string          `xml:"classname,attr"`
+	File       string          `xml:"file,attr,omitempty"`
+	Time       string          `xml:"time,attr"`
+	Properties []junitProperty `xml:"properties>property,omitempty"`
+	Failure    *junitResult    `xml:"failure,omitempty"`
+	Error      *junitResult    `xml:"error,omitempty"`
+	Skipped    *junitResult    `xml:"skipped,omitempty"`
+	SystemOut  string          `xml:"system-out,omitempty"`
+	SystemErr  string          `xml:"system-err,omitempty"`
+}
+
+type junitResult struct {
+	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr,omitempty"`
+	Text    string `xml:",chardata"`
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
+
+// Properties lists what a test case was run against: image digest,
+// platform, target, the device's versions (QEMU, kernel, ...) and the
+// sha256 of every fixture replayed. JUnit and HTML show the same list.
+func Properties(res scenario.Result) [][2]string {
+	ps := [][2]string{
+		{"scenario", res.Scenario},
+		{"scenario.file", res.File},
+		{"target", res.Target},
+		{"platform", res.Platform},
+		{"verdict", string(res.Verdict)},
+		{"image.ref", res.ImageRef},
+		{"image.digest", res.ImageDigest},
+		{"image.manifest_digest", res.ManifestDigest},
+		{"attempts", fmt.Sprint(res.Attempts)},
+	}
+	if len(res.Tags) > 0 {
+		ps = append(ps, [2]string{"tags", strings.Join(res.Tags, ",")})
+	}
+	var keys []string
+	for k := range res.Device {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ps = append(ps, [2]string{"device." + k, res.Device[k]})
+	}
+	keys = keys[:0]
+	for k := range res.Fixtures {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ps = append(ps, [2]string{"fixture." + k + ".sha256", res.Fixtures[k]})
+	}
+	return ps
+}
+
+// WriteJUnit writes JUnit XML: one testsuite per target × platform, one
+// testcase per scenario on it. fail → <failure>, infra-error → <error>,
+// unsupported → <skipped> (with the reason); app output goes to
+// system-out, the console to system-err.
+func (r *Report) WriteJUnit(w io.Writer) error {
+	top := junitSuites{Name: r.Title, Time: secs(r.Duration)}
+	bySuite := map[string]*junitSuite{}
+	var order []string
+	for _, res := range r.Results {
+		key := res.Target + " " + res.Platform
+		s, ok := bySuite[key]
+		if !ok {
+			s = &junitSuite{Name: "hil." + res.Target + "." + res.Platform, Properties: []junitProperty{
+				{"image.ref", res.ImageRef}, {"image.digest", res.ImageDigest}, {"target", res.Target}, {"platform", res.Platform},
+			}}
+			if !res.Start.IsZero() {
+				s.Timestamp = res.Start.UTC().Format(time.RFC3339)
+			}
+			bySuite[key] = s
+			order = append(order, key)
+		}
+		c := junitCase{
+			Name:      res.Scenario,
+			Classname: "hil." + res.Target + "." + strings.ReplaceAll(res.Platform, "/", "_"),
+			File:      res.File,
+			Time:      secs(res.Duration),
+		}
+		for _, p := range Properties(res) {
+			c.Properties = append(c.Properties, junitProperty{p[0], p[1]})
+		}
+		msg := firstLine(res.Reason)
+		switch res.Verdict {
+		case scenario.Fail:
+			c.Failure = &junitResult{Message: msg, Type: "fail", Text: caseDetail(res)}
+			s.Failures++
+		case scenario.InfraError:
+			c.Error = &junitResult{Message: msg, Type: "infra-error", Text: caseDetail(res)}
+			s.Errors++
+		case scenario.Unsupported:
+			c.Skipped = &junitResult{Message: "unsupported: " + msg, Text: caseDetail(res)}
+			s.Skipped++
+		}
+		var out, con strings.Builder
+		for _, l := range res.Output {
+			if l.Stream == target.Console {
+				con.WriteString(l.Text + "\n")
+			} else {
+				fmt.Fprintf(&out, "[%s] %s\n", l.Stream, l.Text)
+			}
+		}
+		c.SystemOut, c.SystemErr = out.String(), con.String()
+		s.Tests++
+		s.Cases = append(s.Cases, c)
+	}
+	for _, k := range order {
+		s := bySuite[k]
+		var d time.Duration
+		for _, res := range r.Results {
+			if res.Target+" "+res.Platform == k {
+				d += res.Duration
+			}
+		}
+		s.Time = secs(d)
+		top.Tests += s.Tests
+		top.Failures += s.Failures
+		top.Errors += s.Errors
+		top.Skipped += s.Skipped
+		top.Suites = append(top.Suites, *s)
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(top); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// caseDetail is the reason and the step list, for a failure's body.
+func caseDetail(res scenario.Result) string {
+	var b strings.Builder
+	b.WriteString(res.Reason)
+	b.WriteString("\n\nsteps:\n")
+	for _, st := range res.Steps {
+		fmt.Fprintf(&b, "  %-11s %8s  %s", st.Verdict, st.Duration.Round(time.Millisecond), st.Desc)
+		if st.Verdict != scenario.Pass && st.Message != "" {
+			fmt.Fprintf(&b, "\n              %s", firstLine(st.Message))
+		}
+		b.WriteString("\n")
+	}
+	for _, r := range res.Retried {
+		b.WriteString("retried: " + r + "\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,149 @@
+// Package report writes the results of a scenario run as JUnit XML (for CI
+// systems), a JSON result file (for machines and the gate) and a
+// self-contained HTML page (for a person opening a CI artifact): verdict
+// table, per-step timeline, console log and replay stats, with no external
+// assets.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/hilproject/hil/harness/scenario"
+)
+
+// File names WriteDir uses.
+const (
+	JUnitFile = "junit.xml"
+	JSONFile  = "results.json"
+	HTMLFile  = "report.html"
+)
+
+// Report is one run: the image under test and every case's result.
+type Report struct {
+	Title       string            `json:"title"`
+	ImageRef    string            `json:"image_ref,omitempty"`
+	ImageDigest string            `json:"image_digest,omitempty"`
+	HilVersion  string            `json:"hil_version,omitempty"`
+	Start       time.Time         `json:"start"`
+	Duration    time.Duration     `json:"duration_ns"`
+	Summary     scenario.Summary  `json:"summary"`
+	Results     []scenario.Result `json:"results"`
+	Meta        map[string]string `json:"meta,omitempty"`
+}
+
+// Option configures New.
+type Option func(*Report)
+
+// WithTitle sets the report's title (default "hil scenarios").
+func WithTitle(t string) Option { return func(r *Report) { r.Title = t } }
+
+// WithVersion records the hil version.
+func WithVersion(v string) Option { return func(r *Report) { r.HilVersion = v } }
+
+// WithMeta adds a key/value shown in the report header and JSON.
+func WithMeta(k, v string) Option {
+	return func(r *Report) {
+		if r.Meta == nil {
+			r.Meta = map[string]string{}
+		}
+		r.Meta[k] = v
+	}
+}
+
+// New builds a report from results, sorted by scenario, target, platform.
+func New(results []scenario.Result, opts ...Option) *Report {
+	rs := append([]scenario.Result(nil), results...)
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if a.Scenario != b.Scenario {
+			return a.Scenario < b.Scenario
+		}
+		if a.Target != b.Target {
+			return a.Target < b.Target
+		}
+		return a.Platform < b.Platform
+	})
+	r := &Report{Title: "hil scenarios", Results: rs, Summary: scenario.Summarize(rs)}
+	var end time.Time
+	for _, res := range rs {
+		if r.ImageRef == "" {
+			r.ImageRef, r.ImageDigest = res.ImageRef, res.ImageDigest
+		}
+		if r.Start.IsZero() || (!res.Start.IsZero() && res.Start.Before(r.Start)) {
+			r.Start = res.Start
+		}
+		if e := res.Start.Add(res.Duration); e.After(end) {
+			end = e
+		}
+	}
+	if !r.Start.IsZero() {
+		r.Duration = end.Sub(r.Start)
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// ReadJSON reads a report written by WriteJSON.
+func ReadJSON(rd io.Reader) (*Report, error) {
+	var r Report
+	if err := json.NewDecoder(rd).Decode(&r); err != nil {
+		return nil, fmt.Errorf("reading JSON report: %w", err)
+	}
+	return &r, nil
+}
+
+// WriteDir writes junit.xml, results.json and report.html into dir
+// (created if needed) and returns their paths.
+func (r *Report) WriteDir(dir string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("report dir: %w", err)
+	}
+	var paths []string
+	for _, f := range []struct {
+		name  string
+		write func(io.Writer) error
+	}{{JUnitFile, r.WriteJUnit}, {JSONFile, r.WriteJSON}, {HTMLFile, r.WriteHTML}} {
+		p := filepath.Join(dir, f.name)
+		if err := writeAtomic(p, f.write); err != nil {
+			return paths, fmt.Errorf("writing %s: %w", p, err)
+		}
+		paths = append(paths, p)
+	}
+	return paths, nil
+}
+
+// writeAtomic writes through a temp file so a reader (or a CI upload)
+// never sees half a report.
+func writeAtomic(path string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

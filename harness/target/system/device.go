@@ -1,0 +1,506 @@
+package system
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hilproject/hil/harness/link"
+	"github.com/hilproject/hil/harness/link/qemustream"
+	"github.com/hilproject/hil/harness/target"
+	"github.com/hilproject/hil/internal/cache"
+)
+
+// Device is one running guest.
+type Device struct {
+	t    *Target
+	p    *plan
+	warm bool
+
+	tmp     string
+	net     *qemustream.Link
+	repLn   *net.UnixListener
+	rep     net.Conn
+	repMu   sync.Mutex // serialises writes to rep
+	cmd     *exec.Cmd
+	qmpPath string
+
+	consoleLog  *os.File
+	consolePath string
+	tailMu      sync.Mutex
+	tail        []string // last console lines, for error messages
+	panicLine   string
+
+	out       chan target.Line
+	outMu     sync.Mutex
+	outClosed bool
+	stop      chan struct{} // closed by Close
+
+	started  chan struct{} // app started (cold) or guest answered (warm)
+	startErr error
+	startOne sync.Once
+
+	exited   chan struct{}
+	exit     target.Exit
+	exitErr  error
+	exitOnce sync.Once
+
+	qemuDone chan struct{}
+	qemuErr  error
+
+	readySeen bool
+
+	infoMu sync.Mutex
+	info   map[string]string
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ target.Device = (*Device)(nil)
+
+// start launches QEMU for p, cold or restoring meta's snapshot.
+func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Device, err error) {
+	t0 := time.Now()
+	d := &Device{
+		t: t, p: p, warm: meta != nil,
+		out:      make(chan target.Line, 4096),
+		stop:     make(chan struct{}),
+		started:  make(chan struct{}),
+		exited:   make(chan struct{}),
+		qemuDone: make(chan struct{}),
+		info:     map[string]string{},
+	}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	// Short paths: unix socket names are limited to 108 bytes.
+	if d.tmp, err = os.MkdirTemp("", "hil-vm-"); err != nil {
+		return nil, target.Infra(err)
+	}
+	if d.net, err = qemustream.Listen(filepath.Join(d.tmp, "net.sock")); err != nil {
+		return nil, target.Infra(err)
+	}
+	repPath := filepath.Join(d.tmp, "rep.sock")
+	if d.repLn, err = net.ListenUnix("unix", &net.UnixAddr{Name: repPath, Net: "unix"}); err != nil {
+		return nil, target.Infra(fmt.Errorf("listening for the guest report port: %w", err))
+	}
+	d.qmpPath = filepath.Join(d.tmp, "qmp.sock")
+	logDir := t.o.logDir
+	if logDir == "" {
+		if logDir, err = cache.Dir("logs", "system"); err != nil {
+			return nil, target.Infra(err)
+		}
+	}
+	pruneLogs(logDir, 100)
+	if d.consoleLog, err = os.CreateTemp(logDir, time.Now().Format("20060102-150405-")+"*.console.log"); err != nil {
+		return nil, target.Infra(fmt.Errorf("creating the console log: %w", err))
+	}
+	d.consolePath = d.consoleLog.Name()
+
+	_, machine, _ := machineFor(p.kernel.Arch)
+	args := append(machine,
+		"-m", strconv.Itoa(t.o.memoryMB), "-smp", strconv.Itoa(t.o.cpus),
+		"-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
+		"-kernel", p.kernel.Image, "-initrd", p.initramfs, "-append", p.appendArgs,
+		"-netdev", d.net.NetdevArg("n0"), "-device", "virtio-net-device,netdev=n0",
+		"-device", "virtio-serial-device",
+		"-chardev", "socket,id=rep,path="+repPath,
+		"-device", "virtserialport,chardev=rep,name=hil",
+		"-qmp", "unix:"+d.qmpPath+",server=on,wait=off",
+	)
+	if meta != nil {
+		args = append(args, "-incoming", "exec:cat "+shellQuote(p.snapshot))
+	}
+	d.cmd = exec.Command(p.qemu, args...)
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	d.cmd.Stdin = nil
+	stdout, err := d.cmd.StdoutPipe()
+	if err != nil {
+		return nil, target.Infra(err)
+	}
+	d.cmd.Stderr = d.cmd.Stdout
+	fmt.Fprintf(d.consoleLog, "# %s %s\n", p.qemu, strings.Join(args, " "))
+	if err := d.cmd.Start(); err != nil {
+		return nil, target.Infra(fmt.Errorf("starting %s: %w", p.qemu, err))
+	}
+	consoleDone := make(chan struct{})
+	go d.readConsole(stdout, consoleDone)
+	go func() {
+		err := d.cmd.Wait()
+		<-consoleDone
+		d.qemuErr = err
+		close(d.qemuDone)
+		d.onQEMUExit()
+	}()
+
+	bootCtx, cancel := context.WithTimeout(ctx, t.o.bootTimeout)
+	defer cancel()
+	stopWatch := context.AfterFunc(bootCtx, func() { d.repLn.SetDeadline(time.Unix(1, 0)) })
+	go func() {
+		<-d.qemuDone
+		d.repLn.SetDeadline(time.Unix(1, 0))
+	}()
+	netErr := make(chan error, 1)
+	go func() { netErr <- d.net.Accept(bootCtx) }()
+	rep, err := d.repLn.AcceptUnix()
+	stopWatch()
+	if err != nil {
+		return nil, d.bootFailure(bootCtx, "waiting for QEMU to open the report port", err)
+	}
+	d.rep = rep
+	if err := <-netErr; err != nil {
+		return nil, d.bootFailure(bootCtx, "waiting for QEMU to connect the NIC", err)
+	}
+	go d.readReports(rep)
+	if meta != nil {
+		// The restored guest's clock stopped when the snapshot was taken.
+		d.send(fmt.Sprintf("time %d", time.Now().UnixNano()))
+		d.send("ping")
+	}
+	select {
+	case <-d.started:
+	case <-bootCtx.Done():
+		return nil, d.bootFailure(bootCtx, "waiting for the guest to start the app", bootCtx.Err())
+	case <-d.qemuDone:
+		return nil, d.bootFailure(bootCtx, "booting", errors.New("QEMU exited"))
+	}
+	if d.startErr != nil {
+		return nil, d.startErr
+	}
+	mode := "cold"
+	if meta != nil {
+		mode = "warm"
+	}
+	d.setInfo(map[string]string{
+		"target": "system", "emulator": p.qemuVersion, "kernel": p.kernel.Release,
+		"kernel_package": p.kernel.Package, "kernel_args": p.appendArgs, "init": p.initHash,
+		"boot": mode, "boot_ms": strconv.FormatInt(time.Since(t0).Milliseconds(), 10),
+		"console_log": d.consolePath, "memory_mb": strconv.Itoa(t.o.memoryMB),
+		"snapshot_key": p.snapshotKey,
+	})
+	if meta != nil && meta.Ready != nil {
+		// The app printed its ready line before the snapshot was taken, so
+		// the restored guest will not print it again: replay the recorded
+		// line, after a console note saying so.
+		d.emit(target.Line{Stream: target.Console, Text: "hil: restored from snapshot " + p.snapshotKey + "; replaying the app's ready line recorded at snapshot time", Time: time.Now()})
+		l := *meta.Ready
+		l.Time = time.Now()
+		d.emit(l)
+		d.setInfo(map[string]string{"ready_replayed": "true"})
+	}
+	return d, nil
+}
+
+// bootFailure turns a failed boot into the clearest infra error: a kernel
+// panic seen on the console, QEMU's own exit, or the deadline.
+func (d *Device) bootFailure(ctx context.Context, what string, err error) error {
+	if d.startErr != nil {
+		return d.startErr
+	}
+	select {
+	case <-d.qemuDone:
+	case <-time.After(200 * time.Millisecond):
+	}
+	if pl := d.panic(); pl != "" {
+		return target.Infra(fmt.Errorf("guest kernel panic while %s: %s (console log %s)", what, pl, d.consolePath))
+	}
+	select {
+	case <-d.qemuDone:
+		return target.Infra(fmt.Errorf("QEMU exited (%v) while %s; last console lines:\n%s\n(console log %s)", d.qemuErr, what, d.consoleTail(), d.consolePath))
+	default:
+	}
+	if ctx.Err() != nil {
+		return target.Infra(fmt.Errorf("guest did not get there in time while %s: %w; last console lines:\n%s\n(console log %s)", what, ctx.Err(), d.consoleTail(), d.consolePath))
+	}
+	return target.Infra(fmt.Errorf("%s: %w", what, err))
+}
+
+func (d *Device) setInfo(m map[string]string) {
+	d.infoMu.Lock()
+	defer d.infoMu.Unlock()
+	for k, v := range m {
+		d.info[k] = v
+	}
+}
+
+func (d *Device) readConsole(r io.Reader, done chan struct{}) {
+	defer close(done)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		d.consoleLog.WriteString(line + "\n")
+		if d.t.o.consoleSink != nil {
+			fmt.Fprintln(d.t.o.consoleSink, line)
+		}
+		d.tailMu.Lock()
+		d.tail = append(d.tail, line)
+		if len(d.tail) > 20 {
+			d.tail = d.tail[len(d.tail)-20:]
+		}
+		if d.panicLine == "" && strings.Contains(line, "Kernel panic - not syncing") {
+			d.panicLine = strings.TrimSpace(line)
+		}
+		d.tailMu.Unlock()
+		d.emit(target.Line{Stream: target.Console, Text: line, Time: time.Now()})
+	}
+}
+
+func (d *Device) panic() string {
+	d.tailMu.Lock()
+	defer d.tailMu.Unlock()
+	return d.panicLine
+}
+
+func (d *Device) consoleTail() string {
+	d.tailMu.Lock()
+	defer d.tailMu.Unlock()
+	return "  " + strings.Join(d.tail, "\n  ")
+}
+
+// emit delivers a line to Output unless Output is closed; it blocks while
+// the consumer is behind, until Close.
+func (d *Device) emit(l target.Line) {
+	d.outMu.Lock()
+	defer d.outMu.Unlock()
+	if d.outClosed {
+		return
+	}
+	select {
+	case d.out <- l:
+	case <-d.stop:
+	}
+}
+
+func (d *Device) closeOutput() {
+	d.outMu.Lock()
+	defer d.outMu.Unlock()
+	if !d.outClosed {
+		d.outClosed = true
+		close(d.out)
+	}
+}
+
+func (d *Device) markStarted(err error) {
+	d.startOne.Do(func() {
+		d.startErr = err
+		close(d.started)
+	})
+}
+
+func (d *Device) finish(e target.Exit, err error) {
+	d.exitOnce.Do(func() {
+		d.exit, d.exitErr = e, err
+		close(d.exited)
+		d.closeOutput()
+	})
+}
+
+// readReports handles hil-init's line protocol (see hilinit/main.go).
+func (d *Device) readReports(c net.Conn) {
+	sc := bufio.NewScanner(c)
+	sc.Buffer(make([]byte, 64<<10), 2<<20)
+	for sc.Scan() {
+		kind, text, _ := strings.Cut(sc.Text(), " ")
+		now := time.Now()
+		switch kind {
+		case "hello":
+			d.send(fmt.Sprintf("time %d", now.UnixNano()))
+		case "started":
+			d.markStarted(nil)
+		case "pong":
+			d.markStarted(nil)
+		case "out", "err":
+			l := target.Line{Stream: target.Stdout, Text: text, Time: now}
+			if kind == "err" {
+				l.Stream = target.Stderr
+			}
+			d.onAppLine(l)
+			d.emit(l)
+		case "exit":
+			code, _ := strconv.Atoi(text)
+			d.markStarted(nil)
+			d.finish(target.Exit{Code: code}, nil)
+			d.send("poweroff")
+		case "signal":
+			d.markStarted(nil)
+			d.finish(target.Exit{Signal: text}, nil)
+			d.send("poweroff")
+		case "fail":
+			err := target.Infra(fmt.Errorf("guest init failed: %s (console log %s)", text, d.consolePath))
+			d.markStarted(err)
+			d.finish(target.Exit{}, err)
+		}
+	}
+}
+
+// onAppLine takes the snapshot when the app first reports ready on a cold
+// boot, before the ready line reaches Output: the runner starts the
+// scenario only after the VM is saved and running again.
+func (d *Device) onAppLine(l target.Line) {
+	if d.warm || d.p.snapshot == "" || d.p.cfg.Ready == nil {
+		return
+	}
+	// Only readReports calls this: no lock needed for readySeen.
+	if d.readySeen || !d.p.cfg.Ready(l) {
+		return
+	}
+	d.readySeen = true
+	if _, err := os.Stat(d.p.snapshot); err == nil {
+		return // another boot saved it meanwhile
+	}
+	t0 := time.Now()
+	if err := d.saveSnapshot(l); err != nil {
+		d.setInfo(map[string]string{"snapshot_error": err.Error()})
+		d.emit(target.Line{Stream: target.Console, Text: "hil: snapshot not saved: " + err.Error(), Time: time.Now()})
+		return
+	}
+	d.setInfo(map[string]string{"snapshot_saved_ms": strconv.FormatInt(time.Since(t0).Milliseconds(), 10)})
+}
+
+// onQEMUExit ends the device when QEMU goes away before the app reported
+// its exit: that is the host's or the guest kernel's failure, not the app's.
+func (d *Device) onQEMUExit() {
+	select {
+	case <-d.exited:
+		return
+	default:
+	}
+	var err error
+	select {
+	case <-d.stop:
+		err = errors.New("device closed before the app exited")
+	default:
+		if pl := d.panic(); pl != "" {
+			err = fmt.Errorf("guest kernel panic: %s (console log %s)", pl, d.consolePath)
+		} else {
+			err = fmt.Errorf("QEMU exited (%v) before the app did; last console lines:\n%s\n(console log %s)", d.qemuErr, d.consoleTail(), d.consolePath)
+		}
+	}
+	d.markStarted(target.Infra(err))
+	d.finish(target.Exit{}, target.Infra(err))
+}
+
+func (d *Device) send(line string) error {
+	d.repMu.Lock()
+	defer d.repMu.Unlock()
+	if d.rep == nil {
+		return errors.New("the guest report port is not connected")
+	}
+	d.rep.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := io.WriteString(d.rep, line+"\n")
+	return err
+}
+
+// Output streams app stdout/stderr and console lines.
+func (d *Device) Output() <-chan target.Line { return d.out }
+
+// Link is the app's capture interface.
+func (d *Device) Link() link.Link { return d.net }
+
+// Signal asks hil-init to deliver sig to the app.
+func (d *Device) Signal(sig syscall.Signal) error {
+	select {
+	case <-d.exited:
+		return fmt.Errorf("signal %v: the app already ended (%s)", sig, d.exit)
+	default:
+	}
+	if err := d.send(fmt.Sprintf("signal %d", int(sig))); err != nil {
+		return target.Infra(fmt.Errorf("sending %v to the guest init: %w", sig, err))
+	}
+	return nil
+}
+
+// Wait blocks until the app exits (or the guest fails) or ctx is done.
+func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
+	select {
+	case <-d.exited:
+		return d.exit, d.exitErr
+	case <-ctx.Done():
+		return target.Exit{}, fmt.Errorf("waiting for the app to exit in the system guest: %w", ctx.Err())
+	}
+}
+
+// Info describes the boot.
+func (d *Device) Info() map[string]string {
+	d.infoMu.Lock()
+	defer d.infoMu.Unlock()
+	m := make(map[string]string, len(d.info))
+	for k, v := range d.info {
+		m[k] = v
+	}
+	return m
+}
+
+// ConsoleLog is the path of this boot's full console log.
+func (d *Device) ConsoleLog() string { return d.consolePath }
+
+// Close kills QEMU's whole process group and removes sockets and temp dir.
+func (d *Device) Close() error {
+	d.closeOnce.Do(func() {
+		close(d.stop)
+		if d.cmd != nil && d.cmd.Process != nil {
+			select {
+			case <-d.qemuDone:
+			default:
+				syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+				select {
+				case <-d.qemuDone:
+				case <-time.After(10 * time.Second):
+					d.closeErr = fmt.Errorf("QEMU (pid %d) did not die after SIGKILL", d.cmd.Process.Pid)
+				}
+			}
+		}
+		d.markStarted(target.Infra(errors.New("device closed")))
+		d.finish(target.Exit{}, target.Infra(errors.New("device closed before the app exited")))
+		d.repMu.Lock()
+		if d.rep != nil {
+			d.rep.Close()
+		}
+		d.repMu.Unlock()
+		if d.repLn != nil {
+			d.repLn.Close()
+		}
+		if d.net != nil {
+			d.net.Close()
+		}
+		if d.consoleLog != nil {
+			d.consoleLog.Close()
+		}
+		if d.tmp != "" {
+			if err := os.RemoveAll(d.tmp); err != nil && d.closeErr == nil {
+				d.closeErr = err
+			}
+		}
+	})
+	return d.closeErr
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func pruneLogs(dir string, keep int) {
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.console.log"))
+	if len(logs) <= keep {
+		return
+	}
+	// Names start with a timestamp: the oldest sort first.
+	for _, l := range logs[:len(logs)-keep] {
+		os.Remove(l)
+	}
+}

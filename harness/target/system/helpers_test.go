@@ -1,0 +1,104 @@
+package system
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/target"
+)
+
+// capcountRootFS builds a minimal armhf rootfs: the cross toolchain's glibc
+// and loader plus testdata/capcount.c compiled for armhf. It lets the
+// target's own tests run without the sample images.
+func capcountRootFS(t testing.TB) (string, *image.Image) {
+	t.Helper()
+	gcc, err := exec.LookPath("arm-linux-gnueabihf-gcc")
+	if err != nil {
+		t.Skip("arm-linux-gnueabihf-gcc not installed (scripts/apt-packages.txt)")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{"lib", "bin", "etc"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	sys := "/usr/arm-linux-gnueabihf/lib"
+	for _, f := range []string{"ld-linux-armhf.so.3", "libc.so.6"} {
+		b, err := os.ReadFile(filepath.Join(sys, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "lib", f), b, 0o755)
+	}
+	out := filepath.Join(dir, "bin", "capcount")
+	if b, err := exec.Command(gcc, "-O2", "-o", out, "testdata/capcount.c").CombinedOutput(); err != nil {
+		t.Fatalf("compiling capcount: %v\n%s", err, b)
+	}
+	b, _ := os.ReadFile(out)
+	sum := sha256.Sum256(b)
+	h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+	img := &image.Image{
+		Ref: "test:capcount", Digest: h, ManifestDigest: h,
+		Platform: v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"},
+		Config:   v1.Config{Entrypoint: []string{"/bin/capcount"}},
+	}
+	return dir, img
+}
+
+func readyLine(l target.Line) bool {
+	return l.Stream == target.Stdout && strings.HasPrefix(l.Text, "ready")
+}
+
+// waitLine reads Output until match or the deadline; it returns every app
+// line seen.
+func waitLine(t testing.TB, d target.Device, timeout time.Duration, match func(target.Line) bool) (target.Line, []target.Line, bool) {
+	t.Helper()
+	var seen []target.Line
+	deadline := time.After(timeout)
+	for {
+		select {
+		case l, ok := <-d.Output():
+			if !ok {
+				return target.Line{}, seen, false
+			}
+			if l.Stream != target.Console {
+				seen = append(seen, l)
+			}
+			if match(l) {
+				return l, seen, true
+			}
+		case <-deadline:
+			return target.Line{}, seen, false
+		}
+	}
+}
+
+// noLeftovers checks that a closed device left no QEMU process, socket or
+// temp dir behind.
+func noLeftovers(t testing.TB, d target.Device) {
+	t.Helper()
+	dev := d.(*Device)
+	if _, err := os.Stat(dev.tmp); !os.IsNotExist(err) {
+		t.Errorf("temp dir %s left behind", dev.tmp)
+	}
+	if dev.cmd != nil && dev.cmd.Process != nil {
+		if err := syscall.Kill(dev.cmd.Process.Pid, 0); err == nil {
+			t.Errorf("QEMU pid %d still alive", dev.cmd.Process.Pid)
+		}
+	}
+}
+
+func testCtx(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,303 @@
+// Package system is hil's high-fidelity target: the image's own userland on
+// a real ARM Linux kernel under qemu-system-arm (`-M virt`, TCG, no root, no
+// KVM). A Go init (hil-init) runs the app and reports its stdout, stderr and
+// exit over a virtio serial port; the app's capture interface is a
+// virtio-net NIC whose backend is a qemustream link served by the harness.
+// After the first cold boot of an image reaches "ready", the VM is saved
+// over QMP and later boots of the same image and options restore it.
+package system
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/kernel"
+	"github.com/hilproject/hil/harness/target"
+	"github.com/hilproject/hil/internal/cache"
+)
+
+// DefaultKernelArgs keep the boot short and the guest quiet: the self-tests
+// of the crypto manager cost ~1.8 s under TCG, and IPv6 would make the
+// guest send router solicitations the app would capture.
+const DefaultKernelArgs = "console=ttyAMA0 quiet cryptomgr.notests ipv6.disable=1 panic=-1 rdinit=/.hil/init"
+
+type options struct {
+	memoryMB    int
+	cpus        int
+	kernel      *kernel.Kernel
+	kernelArgs  []string
+	qemu        string
+	snapshots   bool
+	snapshotDir string
+	logDir      string
+	rootfs      string
+	gzip        bool
+	consoleSink io.Writer
+	bootTimeout time.Duration
+	hostname    string
+}
+
+// Option configures the system target.
+type Option func(*options)
+
+// WithMemory sets guest RAM in MiB (512 by default; it is also the size of
+// a snapshot's upper bound).
+func WithMemory(mb int) Option { return func(o *options) { o.memoryMB = mb } }
+
+// WithCPUs sets the guest's CPU count (1 by default: TCG runs one host
+// thread per vCPU, and the harness needs the other core).
+func WithCPUs(n int) Option { return func(o *options) { o.cpus = n } }
+
+// WithKernel boots k instead of the newest cached Debian kernel (fetched
+// when none is cached). Use kernel.Local for a kernel of your own.
+func WithKernel(k *kernel.Kernel) Option { return func(o *options) { o.kernel = k } }
+
+// WithKernelArgs appends to DefaultKernelArgs (later arguments win).
+func WithKernelArgs(args ...string) Option {
+	return func(o *options) { o.kernelArgs = append(o.kernelArgs, args...) }
+}
+
+// WithQEMU sets the emulator binary (qemu-system-arm from PATH by default).
+func WithQEMU(path string) Option { return func(o *options) { o.qemu = path } }
+
+// WithSnapshots turns warm boots on or off (on by default).
+func WithSnapshots(on bool) Option { return func(o *options) { o.snapshots = on } }
+
+// WithSnapshotDir keeps snapshots in dir (default: the hil cache).
+func WithSnapshotDir(dir string) Option { return func(o *options) { o.snapshotDir = dir } }
+
+// WithLogDir keeps each boot's full console log in dir (default: the hil
+// cache, logs/system). Device.Info()["console_log"] names the file.
+func WithLogDir(dir string) Option { return func(o *options) { o.logDir = dir } }
+
+// WithConsole copies the guest console to w as it arrives.
+func WithConsole(w io.Writer) Option { return func(o *options) { o.consoleSink = w } }
+
+// WithRootFS boots dir as the guest's root filesystem instead of the
+// image's flattened layers (for tests and for images flattened elsewhere).
+// The image's digest and config are still used.
+func WithRootFS(dir string) Option { return func(o *options) { o.rootfs = dir } }
+
+// WithGzip compresses the initramfs (smaller cache, slower boot under TCG).
+func WithGzip(on bool) Option { return func(o *options) { o.gzip = on } }
+
+// WithBootTimeout bounds a boot from QEMU start to the app started (30 s by
+// default; the caller's context can cut it shorter).
+func WithBootTimeout(d time.Duration) Option { return func(o *options) { o.bootTimeout = d } }
+
+// WithHostname sets the guest's hostname ("hil" by default).
+func WithHostname(h string) Option { return func(o *options) { o.hostname = h } }
+
+// Target boots images under qemu-system-arm.
+type Target struct {
+	o options
+}
+
+// New returns the system target.
+func New(opts ...Option) *Target {
+	o := options{memoryMB: 512, cpus: 1, snapshots: true, bootTimeout: 30 * time.Second, hostname: "hil"}
+	for _, f := range opts {
+		f(&o)
+	}
+	return &Target{o: o}
+}
+
+// Name is "system".
+func (t *Target) Name() string { return "system" }
+
+// guestConfig mirrors hil-init's /.hil/config.json.
+type guestConfig struct {
+	Args     []string `json:"args"`
+	Env      []string `json:"env"`
+	Dir      string   `json:"dir"`
+	User     string   `json:"user"`
+	Iface    string   `json:"iface"`
+	Hostname string   `json:"hostname"`
+	Modules  []string `json:"modules"`
+}
+
+type rootFSer interface {
+	RootFS(ctx context.Context) (string, error)
+}
+
+var qemuVersions sync.Map
+
+func qemuVersion(ctx context.Context, bin string) (string, error) {
+	if v, ok := qemuVersions.Load(bin); ok {
+		return v.(string), nil
+	}
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("running %s --version (is qemu-system-arm installed?): %w", bin, err)
+	}
+	v := strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
+	qemuVersions.Store(bin, v)
+	return v, nil
+}
+
+// plan is everything a boot needs, resolved before QEMU starts.
+type plan struct {
+	qemu        string
+	qemuVersion string
+	kernel      *kernel.Kernel
+	initramfs   string
+	initHash    string
+	appendArgs  string
+	snapshotKey string
+	snapshot    string // file path (may not exist yet)
+	cfg         target.RunConfig
+	img         *image.Image
+}
+
+func machineFor(arch string) (qemu string, machine []string, err error) {
+	switch arch {
+	case "armhf", "arm":
+		return "qemu-system-arm", []string{"-M", "virt", "-cpu", "cortex-a15"}, nil
+	case "arm64":
+		return "qemu-system-aarch64", []string{"-M", "virt", "-cpu", "cortex-a57"}, nil
+	}
+	return "", nil, fmt.Errorf("the system target has no machine for architecture %q", arch)
+}
+
+func debArch(img *image.Image) (string, error) {
+	p := img.Platform
+	switch {
+	case p.Architecture == "arm" && (p.Variant == "v7" || p.Variant == ""):
+		return "armhf", nil
+	case p.Architecture == "arm64":
+		return "arm64", nil
+	}
+	return "", &target.UnsupportedError{Target: "system", What: "platform " + p.String(),
+		Reason: "the system target boots linux/arm/v7 (armhf Debian kernel on qemu-system-arm -M virt); arm64 is not wired up yet"}
+}
+
+func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfig) (*plan, error) {
+	if img == nil {
+		return nil, errors.New("system target: no image")
+	}
+	arch, err := debArch(img)
+	if err != nil {
+		return nil, err
+	}
+	if arch != "armhf" {
+		return nil, &target.UnsupportedError{Target: "system", What: "platform " + img.Platform.String(), Reason: "only linux/arm/v7 is supported by this version"}
+	}
+	k := t.o.kernel
+	if k == nil {
+		if k, err = kernel.Default(ctx, kernel.WithArch(arch)); err != nil {
+			return nil, target.Infra(fmt.Errorf("getting a guest kernel: %w", err))
+		}
+	}
+	qemuBin, _, _ := machineFor(arch)
+	if t.o.qemu != "" {
+		qemuBin = t.o.qemu
+	}
+	qv, err := qemuVersion(ctx, qemuBin)
+	if err != nil {
+		return nil, target.Infra(err)
+	}
+	initPath, initHash, err := initBinary(ctx, arch)
+	if err != nil {
+		return nil, target.Infra(err)
+	}
+	rootfs := t.o.rootfs
+	if rootfs == "" {
+		r, ok := any(img).(rootFSer)
+		if !ok {
+			return nil, target.Infra(errors.New("this build of harness/image cannot flatten a rootfs; pass system.WithRootFS"))
+		}
+		if rootfs, err = r.RootFS(ctx); err != nil {
+			return nil, target.Infra(fmt.Errorf("flattening %s for the guest: %w", img.Ref, err))
+		}
+	}
+	gc := guestConfig{
+		Args:     append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...),
+		Env:      cfg.Env,
+		Dir:      cfg.WorkingDir,
+		User:     cfg.User,
+		Iface:    cfg.Iface,
+		Hostname: t.o.hostname,
+	}
+	if gc.Iface == "" {
+		gc.Iface = "eth0"
+	}
+	for _, m := range k.Modules {
+		gc.Modules = append(gc.Modules, "/.hil/modules/"+m.Name+".ko")
+	}
+	cfgJSON, _ := json.Marshal(gc)
+	appendArgs := strings.Join(append([]string{DefaultKernelArgs}, t.o.kernelArgs...), " ")
+
+	// The initramfs depends on the rootfs (by manifest digest, or the
+	// explicit dir), the init, the modules and the run config.
+	ih := sha256.New()
+	fmt.Fprintf(ih, "manifest=%s\nrootfs=%s\ninit=%s\nkernel=%s\ngzip=%v\n", img.ManifestDigest, t.o.rootfs, initHash, k.ID(), t.o.gzip)
+	ih.Write(cfgJSON)
+	irKey := hex.EncodeToString(ih.Sum(nil))[:24]
+	irDir, err := cache.Dir("initramfs")
+	if err != nil {
+		return nil, target.Infra(err)
+	}
+	ir := filepath.Join(irDir, irKey+".cpio")
+	if _, err := os.Stat(ir); err != nil || t.o.rootfs != "" {
+		// An explicit rootfs dir may change under the same name: rebuild.
+		spec := initramfsSpec{rootfs: rootfs, init: initPath, modules: k.Modules, config: cfgJSON, gzip: t.o.gzip}
+		if err := buildInitramfs(ctx, spec, ir); err != nil {
+			return nil, target.Infra(fmt.Errorf("building the initramfs: %w", err))
+		}
+	}
+
+	p := &plan{qemu: qemuBin, qemuVersion: qv, kernel: k, initramfs: ir, initHash: initHash,
+		appendArgs: appendArgs, cfg: cfg, img: img}
+	if t.o.snapshots {
+		sh := sha256.New()
+		fmt.Fprintf(sh, "ir=%s\nappend=%s\nqemu=%s\nmem=%d\ncpus=%d\n", irKey, appendArgs, qv, t.o.memoryMB, t.o.cpus)
+		p.snapshotKey = hex.EncodeToString(sh.Sum(nil))[:24]
+		dir := t.o.snapshotDir
+		if dir == "" {
+			if dir, err = cache.Dir("snapshots", "system"); err != nil {
+				return nil, target.Infra(err)
+			}
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, target.Infra(err)
+		}
+		p.snapshot = filepath.Join(dir, p.snapshotKey+".vmstate")
+	}
+	return p, nil
+}
+
+// Boot boots img and starts its app: from a snapshot when one matches,
+// else cold. It returns once the app has started (cold) or the restored
+// guest answered (warm).
+func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (target.Device, error) {
+	p, err := t.plan(ctx, img, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if p.snapshot != "" {
+		if meta, err := readSnapshotMeta(p.snapshot); err == nil {
+			d, err := t.start(ctx, p, meta)
+			if err == nil {
+				return d, nil
+			}
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			// A snapshot that does not restore is stale: drop it, boot cold.
+			removeSnapshot(p.snapshot)
+		}
+	}
+	return t.start(ctx, p, nil)
+}

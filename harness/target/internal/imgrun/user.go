@@ -59,7 +59,7 @@ func ResolveUser(rootfs, user string) (Identity, error) {
 		}
 		if !found {
 			if perr != nil {
-				return Identity{}, fmt.Errorf("image user %q: the image has no readable /etc/passwd (%v); use a numeric uid or add the user", user, perr)
+				return Identity{}, fmt.Errorf("image user %q does not exist in the image: it has no readable /etc/passwd (%v); use a numeric uid or add the user", user, perr)
 			}
 			return Identity{}, fmt.Errorf("image user %q does not exist in the image's /etc/passwd (Docker fails the start with \"unable to find user %s\")", user, userPart)
 		}

@@ -1,0 +1,205 @@
+//go:build linux
+
+package user_test
+
+import (
+	"context"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hilproject/hil/harness/target"
+	"github.com/hilproject/hil/harness/target/internal/targettest"
+	"github.com/hilproject/hil/harness/target/user"
+	"github.com/hilproject/hil/internal/testenv"
+)
+
+func boot(t *testing.T, variant, platform, iface string) (target.Device, *targettest.Collector) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	img := targettest.Open(t, variant, platform)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := targettest.RunConfig(img, iface)
+	cfg.Cmd = []string{"--iface", iface}
+	dev, err := user.New().Boot(ctx, img, cfg)
+	if err != nil {
+		t.Fatalf("boot %s %s: %v", variant, platform, err)
+	}
+	t.Cleanup(func() {
+		info := dev.Info()
+		if err := dev.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		targettest.Gone(t, info)
+	})
+	return dev, targettest.Collect(t, dev)
+}
+
+func wait(t *testing.T, dev target.Device) target.Exit {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ex, err := dev.Wait(ctx)
+	if err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	return ex
+}
+
+// Under qemu-user the ARM app starts, then libpcap fails on the emulator's
+// missing SIOCETHTOOL: the device must say capture is unsupported (with the
+// probe's reason) and recognise the app's error as the emulator gap.
+func TestARMUnderQemuCaptureUnsupported(t *testing.T) {
+	dev, out := boot(t, "pcapwatch", "linux/arm/v7", "eth0")
+	caps := target.CapabilitiesOf(dev)
+	if caps.Capture {
+		t.Fatalf("capabilities: expected capture unsupported under qemu-user, got %+v", caps)
+	}
+	if !strings.Contains(caps.Reason, "SIOCETHTOOL") || !strings.Contains(caps.Reason, "qemu") {
+		t.Errorf("capabilities reason %q: expected the emulator and SIOCETHTOOL named", caps.Reason)
+	}
+	errLine := out.Until(targettest.Contains("SIOCETHTOOL"), 20*time.Second)
+	if errLine.Stream != target.Stderr {
+		t.Errorf("the capture error came on %s, expected stderr", errLine.Stream)
+	}
+	if reason, ok := user.EmulatorGap(errLine.Text); !ok || !strings.Contains(reason, "qemu-user") {
+		t.Errorf("EmulatorGap(%q) = %q, %v: expected the emulator gap", errLine.Text, reason, ok)
+	}
+	if ex := wait(t, dev); ex.Code != 2 || ex.Signal != "" {
+		t.Errorf("exit: expected exit 2 (capture error), got %s", ex)
+	}
+	gd, ok := dev.(interface{ EmulatorGap() (string, bool) })
+	if !ok {
+		t.Fatal("device does not expose EmulatorGap")
+	}
+	if reason, ok := gd.EmulatorGap(); !ok || !strings.Contains(reason, "SIOCETHTOOL") {
+		t.Errorf("device EmulatorGap = %q, %v: expected the SIOCETHTOOL line", reason, ok)
+	}
+	info := dev.Info()
+	if info["mode"] != "qemu-user" || !strings.Contains(info["emulator_version"], "qemu-arm") {
+		t.Errorf("info: expected qemu-user mode and the emulator version, got %v", info)
+	}
+	if _, ok := user.EmulatorGap(`{"event":"summary","frames":3}`); ok {
+		t.Error("EmulatorGap matched an ordinary output line")
+	}
+}
+
+// The amd64 image runs natively (chrooted): capture works, frames written
+// to the link arrive as ingress on the app's interface, SIGTERM gives the
+// summary and exit 0.
+func TestAMD64NativeCaptures(t *testing.T) {
+	dev, out := boot(t, "pcapwatch", "linux/amd64", "lan0")
+	if caps := target.CapabilitiesOf(dev); !caps.Capture {
+		t.Fatalf("native run: expected capture supported, got %+v", caps)
+	}
+	out.Until(targettest.Contains("ready iface=lan0"), 20*time.Second)
+	const n = 5
+	for i := 1; i <= n; i++ {
+		if err := dev.Link().WriteFrame(targettest.ARP(byte(i))); err != nil {
+			t.Fatalf("write frame %d: %v", i, err)
+		}
+	}
+	seen := 0
+	for seen < n {
+		l := out.Until(func(l target.Line) bool { ev, _ := targettest.Event(l); return ev == "device_seen" }, 10*time.Second)
+		if _, m := targettest.Event(l); m["ip"] != "192.168.1."+string(rune('0'+seen+1)) {
+			t.Errorf("device_seen %d: got %v", seen+1, m)
+		}
+		seen++
+	}
+	if err := dev.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	sum := out.Until(func(l target.Line) bool { ev, _ := targettest.Event(l); return ev == "summary" }, 10*time.Second)
+	if _, m := targettest.Event(sum); m["frames"] != float64(n) {
+		t.Errorf("summary: expected frames %d, got %v", n, sum.Text)
+	}
+	if ex := wait(t, dev); ex.Code != 0 || ex.Signal != "" {
+		t.Errorf("exit: expected 0 after SIGTERM, got %s", ex)
+	}
+	out.Rest(5 * time.Second)
+}
+
+// A broken image fails the same way it would on a board.
+func TestBrokenVariants(t *testing.T) {
+	for _, tc := range []struct {
+		variant, platform string
+		code              int
+		line              string
+	}{
+		{"crash-on-start", "linux/arm/v7", 1, ""},
+		{"crash-on-start", "linux/amd64", 1, ""},
+		{"no-libpcap", "linux/arm/v7", 127, "libpcap.so.0.8: cannot open shared object file"},
+		{"no-libpcap", "linux/amd64", 127, "libpcap.so.0.8: cannot open shared object file"},
+	} {
+		t.Run(tc.variant+"/"+tc.platform, func(t *testing.T) {
+			dev, out := boot(t, tc.variant, tc.platform, "eth0")
+			ex := wait(t, dev)
+			lines := out.Rest(5 * time.Second)
+			if ex.Code != tc.code {
+				t.Errorf("exit: expected %d, got %s; output:\n%s", tc.code, ex, out.Text())
+			}
+			if tc.line != "" {
+				found := false
+				for _, l := range lines {
+					found = found || (l.Stream == target.Stderr && strings.Contains(l.Text, tc.line))
+				}
+				if !found {
+					t.Errorf("expected a stderr line with %q; output:\n%s", tc.line, out.Text())
+				}
+			}
+			for _, l := range lines {
+				if strings.HasPrefix(l.Text, "ready ") {
+					t.Errorf("a broken image reported ready: %q", l.Text)
+				}
+			}
+		})
+	}
+}
+
+// Close stops a running app (and its process group) and removes the
+// namespace and veth pair; a second Close is harmless.
+func TestCloseReleasesARunningApp(t *testing.T) {
+	dev, out := boot(t, "pcapwatch", "linux/amd64", "eth0")
+	out.Until(targettest.Contains("ready iface=eth0"), 20*time.Second)
+	info := dev.Info()
+	if err := dev.Close(); err != nil {
+		t.Fatal(err)
+	}
+	targettest.Gone(t, info)
+	if err := dev.Close(); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+	if err := dev.Signal(syscall.SIGTERM); err == nil {
+		t.Error("signal after close: expected an error")
+	}
+}
+
+// Bad input gets a clear error before anything is started.
+func TestBootErrors(t *testing.T) {
+	testenv.RequireRoot(t)
+	img := targettest.Open(t, "pcapwatch", "linux/amd64")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		cfg  target.RunConfig
+		want string
+	}{
+		{"no program", target.RunConfig{}, "neither an entrypoint nor a cmd"},
+		{"missing program", target.RunConfig{Entrypoint: []string{"/opt/nope"}}, `entrypoint "/opt/nope" not found`},
+		{"unknown user", target.RunConfig{Entrypoint: img.Config.Entrypoint, User: "nobody-here"}, `"nobody-here" does not exist`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dev, err := user.New().Boot(ctx, img, tc.cfg)
+			if err == nil {
+				dev.Close()
+				t.Fatalf("expected an error with %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q: expected it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,126 @@
+// Package agent is hil's helper on a board. It runs as the entrypoint of a
+// tiny "network holder" container whose network namespace the app container
+// joins (docker --network container:...), so the app's capture interface
+// exists before the app starts:
+//
+//	hil-agent pause                    hold the namespace until SIGTERM
+//	hil-agent link [--iface eth0]      create the app's interface and relay frames
+//
+// `link` makes a veth pair inside the namespace: the app end gets the
+// scenario's interface name, the agent writes fixture frames on the other end
+// with AF_PACKET so that they arrive at the app as ingress. Frames travel
+// over stdin/stdout (an SSH channel) as 4-byte big-endian lengths plus
+// bytes; the first frame the agent writes is empty and means "ready".
+package agent
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"syscall"
+
+	"github.com/hilproject/hil/harness/link/framed"
+	"github.com/hilproject/hil/harness/link/veth"
+)
+
+// Main runs the agent with args (without the program name) and returns the
+// process exit status.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: hil-agent pause | link [--iface NAME] [--mtu N]")
+		return 2
+	}
+	switch args[0] {
+	case "pause":
+		return pause(ctx)
+	case "link":
+		fs := flag.NewFlagSet("link", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		iface := fs.String("iface", "eth0", "name of the app's interface")
+		mtu := fs.Int("mtu", veth.DefaultMTU, "MTU of the pair")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		if err := relay(ctx, *iface, *mtu, stdin, stdout); err != nil {
+			fmt.Fprintln(stderr, "hil-agent:", err)
+			return 1
+		}
+		return 0
+	default:
+		fmt.Fprintf(stderr, "hil-agent: unknown command %q: expected pause or link\n", args[0])
+		return 2
+	}
+}
+
+// pause holds the container (and so its network namespace) until told to
+// stop. As PID 1 it must handle the signals itself: the kernel ignores
+// unhandled ones for init.
+func pause(ctx context.Context) int {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	<-ctx.Done()
+	return 0
+}
+
+func relay(ctx context.Context, iface string, mtu int, stdin io.Reader, stdout io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	l, err := veth.New(ctx, veth.WithNetNSPath("/proc/self/ns/net"), veth.WithName(iface), veth.WithMTU(mtu))
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", iface, err)
+	}
+	defer l.Close()
+
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	if err := framed.WriteTo(out, nil); err != nil {
+		return err
+	}
+	if err := out.Flush(); err != nil {
+		return err
+	}
+
+	// Harness → app: until the harness closes stdin.
+	inDone := make(chan error, 1)
+	go func() {
+		r := bufio.NewReaderSize(stdin, 256<<10)
+		for {
+			b, err := framed.ReadFrom(r)
+			if err != nil {
+				if err == io.EOF {
+					err = nil
+				}
+				inDone <- err
+				return
+			}
+			if err := l.WriteFrame(b); err != nil {
+				inDone <- err
+				return
+			}
+		}
+	}()
+
+	// App → harness, flushed whenever no more frames are waiting.
+	frames := l.Frames()
+	for {
+		select {
+		case err := <-inDone:
+			out.Flush()
+			return err
+		case f, ok := <-frames:
+			if !ok {
+				return out.Flush()
+			}
+			if err := framed.WriteTo(out, f.Data); err != nil {
+				return err
+			}
+			if len(frames) == 0 {
+				if err := out.Flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}

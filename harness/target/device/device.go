@@ -1,0 +1,399 @@
+// Package device is hil's target for a real board (a Raspberry Pi running
+// Docker) reached over SSH: the last word before promotion and the nightly
+// check. The image is loaded onto the board (or pulled by digest), run as a
+// container whose network namespace is held by hil's agent, and the agent
+// creates the app's capture interface and relays fixture frames from the
+// harness over the SSH channel.
+package device
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/link"
+	"github.com/hilproject/hil/harness/link/framed"
+	"github.com/hilproject/hil/harness/target"
+)
+
+const cleanupTimeout = 30 * time.Second
+
+// Option configures the device target.
+type Option func(*Target)
+
+// WithDialTimeout bounds the SSH connection (default 10 s).
+func WithDialTimeout(d time.Duration) Option { return func(t *Target) { t.dialTimeout = d } }
+
+// WithPull makes the board pull the image from its registry by digest
+// instead of receiving it over SSH (for boards that reach the registry).
+func WithPull() Option { return func(t *Target) { t.pull = true } }
+
+// Target boots images on one board.
+type Target struct {
+	board       Board
+	dialTimeout time.Duration
+	pull        bool
+}
+
+var _ target.Target = (*Target)(nil)
+
+// New returns the device target for board.
+func New(board Board, opts ...Option) *Target {
+	t := &Target{board: board, dialTimeout: 10 * time.Second}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
+}
+
+// Name is "device".
+func (t *Target) Name() string { return "device" }
+
+// Board is the board this target drives.
+func (t *Target) Board() Board { return t.board }
+
+// Boot connects to the board, brings the image and the agent there, starts
+// the network holder, creates the app's interface and starts the app.
+func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (_ target.Device, err error) {
+	start := time.Now()
+	c, err := dial(ctx, t.board, t.dialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{conn: c, board: t.board, output: make(chan target.Line, 1024), info: map[string]string{"board": t.board.Name}}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	// One round trip for every fact: sessions cost a few hundred ms on a Pi.
+	facts, err := c.run(ctx, nil, "command -v docker >/dev/null || { echo 'docker: command not found' >&2; exit 127; }; uname -m; uname -r; docker version --format '{{.Server.Version}}'")
+	if err != nil {
+		if ctx.Err() == nil && strings.Contains(err.Error(), "docker: command not found") {
+			return nil, target.Infra(fmt.Errorf("board %s has no docker in PATH for user %s: install Docker on the board (or fix PATH)", t.board.Name, c.client.User()))
+		}
+		return nil, target.Infra(fmt.Errorf("asking board %s for its architecture and Docker version: %w", t.board.Name, err))
+	}
+	f := strings.Split(strings.TrimSpace(facts), "\n")
+	if len(f) < 3 {
+		return nil, target.Infra(fmt.Errorf("board %s: unexpected answer to uname/docker version: %q", t.board.Name, facts))
+	}
+	plat, err := boardPlatform(f[0])
+	if err != nil {
+		return nil, target.Infra(err)
+	}
+	d.info["board_arch"], d.info["kernel"], d.info["docker_version"] = plat.String(), f[1], f[2]
+	if img.Platform.Architecture != plat.Architecture {
+		// Docker would run it through binfmt if the board had it, which is
+		// not what the fleet does: say so instead.
+		return nil, fmt.Errorf("image platform %s does not match board %s (%s)", img.Platform.String(), t.board.Name, plat)
+	}
+
+	bin, err := agentBinary(ctx, plat)
+	if err != nil {
+		return nil, target.Infra(err)
+	}
+	agentImg, err := agentImage(bin, plat)
+	if err != nil {
+		return nil, target.Infra(fmt.Errorf("packing hil-agent: %w", err))
+	}
+	d.agentTag, err = localTag("agent", agentImg)
+	if err != nil {
+		return nil, target.Infra(err)
+	}
+	if d.agentLoaded, err = c.ensureImage(ctx, d.agentTag, agentImg); err != nil {
+		return nil, target.Infra(err)
+	}
+
+	appRef, err := t.bringApp(ctx, d, img)
+	if err != nil {
+		return nil, err
+	}
+
+	id := make([]byte, 4)
+	rand.Read(id)
+	d.name = "hil-" + hex.EncodeToString(id)
+	iface := cfg.Iface
+	if iface == "" {
+		iface = "eth0"
+	}
+	// The holder owns the network namespace; IPv6 off so the app captures
+	// none of the kernel's own solicitations.
+	if _, err := c.run(ctx, nil, "docker run -d --name "+d.name+"-net --network none --cap-add NET_ADMIN --cap-add NET_RAW --cap-add SYS_ADMIN"+
+		" --sysctl net.ipv6.conf.all.disable_ipv6=1 --sysctl net.ipv6.conf.default.disable_ipv6=1 "+quote(d.agentTag.String())); err != nil {
+		return nil, target.Infra(fmt.Errorf("starting the network holder on board %s: %w", t.board.Name, err))
+	}
+	if err := d.startLink(ctx, iface); err != nil {
+		return nil, target.Infra(err)
+	}
+
+	args := []string{"docker", "run", "-d", "--name", d.name, "--network", "container:" + d.name + "-net",
+		"--cap-add", "NET_RAW", "--cap-add", "NET_ADMIN"}
+	for _, e := range cfg.Env {
+		args = append(args, "-e", e)
+	}
+	if cfg.WorkingDir != "" {
+		args = append(args, "-w", cfg.WorkingDir)
+	}
+	if cfg.User != "" {
+		args = append(args, "-u", cfg.User)
+	}
+	argv := append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...)
+	if len(cfg.Entrypoint) > 0 {
+		args = append(args, "--entrypoint", cfg.Entrypoint[0])
+		argv = argv[1:]
+	}
+	args = append(append(args, appRef), argv...)
+	if _, err := c.run(ctx, nil, quoteAll(args)); err != nil {
+		// docker run -d fails for an entrypoint that cannot be executed
+		// (wrong arch, missing loader): that is the app's fault.
+		return nil, fmt.Errorf("starting the app on board %s: %w", t.board.Name, err)
+	}
+	d.info["container"] = d.name
+	d.info["boot_seconds"] = fmt.Sprintf("%.2f", time.Since(start).Seconds())
+	if err := d.followLogs(); err != nil {
+		return nil, target.Infra(err)
+	}
+	return d, nil
+}
+
+// bringApp makes the app image available on the board and returns the
+// reference to run.
+func (t *Target) bringApp(ctx context.Context, d *Device, img *image.Image) (string, error) {
+	if t.pull {
+		ref, err := name.ParseReference(img.Ref)
+		if err != nil {
+			return "", fmt.Errorf("pulling on the board needs a registry reference, got %q: %w", img.Ref, err)
+		}
+		byDigest := ref.Context().Digest(img.ManifestDigest.String()).String()
+		if _, err := d.conn.run(ctx, nil, "docker pull "+quote(byDigest)); err != nil {
+			return "", target.Infra(err)
+		}
+		d.info["image"] = byDigest
+		return byDigest, nil
+	}
+	tag, err := localTag("app", img.Image)
+	if err != nil {
+		return "", target.Infra(err)
+	}
+	loaded, err := d.conn.ensureImage(ctx, tag, img.Image)
+	if err != nil {
+		return "", target.Infra(err)
+	}
+	if loaded {
+		d.appTag = tag.String()
+	}
+	d.info["image"] = tag.String()
+	return tag.String(), nil
+}
+
+// Device is an app running on a board.
+type Device struct {
+	conn  *conn
+	board Board
+	name  string
+	info  map[string]string
+
+	agentTag    name.Tag
+	agentLoaded bool
+	appTag      string // set when hil loaded the app image (and must remove it)
+
+	link    *framed.Conn
+	linkSes *ssh.Session
+	logSes  *ssh.Session
+	output  chan target.Line
+
+	closeOnce sync.Once
+}
+
+var _ target.Device = (*Device)(nil)
+
+func (d *Device) startLink(ctx context.Context, iface string) error {
+	s, err := d.conn.client.NewSession()
+	if err != nil {
+		return fmt.Errorf("opening the agent channel on board %s: %w", d.board.Name, err)
+	}
+	d.linkSes = s
+	stdin, err := s.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := s.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	var stderr strings.Builder
+	s.Stderr = &stderr
+	if err := s.Start("docker exec -i " + d.name + "-net /hil-agent link --iface " + quote(iface)); err != nil {
+		return fmt.Errorf("starting the agent on board %s: %w", d.board.Name, err)
+	}
+	br := bufio.NewReaderSize(stdout, 256<<10)
+	ready := make(chan error, 1)
+	go func() {
+		b, err := framed.ReadFrom(br)
+		if err == nil && len(b) != 0 {
+			err = fmt.Errorf("expected the empty ready frame, got %d bytes", len(b))
+		}
+		ready <- err
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			return fmt.Errorf("the agent on board %s did not create %s: %v: %s", d.board.Name, iface, err, strings.TrimSpace(stderr.String()))
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the agent on board %s: %w", d.board.Name, ctx.Err())
+	}
+	d.link, err = framed.New(br, stdin, stdin, framed.WithName("the agent on "+d.board.Name))
+	return err
+}
+
+// followLogs streams the container's stdout and stderr as Lines; Output is
+// closed when both end (the container exited and its logs are drained).
+func (d *Device) followLogs() error {
+	s, err := d.conn.client.NewSession()
+	if err != nil {
+		return fmt.Errorf("opening the log channel on board %s: %w", d.board.Name, err)
+	}
+	d.logSes = s
+	stdout, err := s.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	stderr, err := s.StderrPipe()
+	if err != nil {
+		return err
+	}
+	if err := s.Start("docker logs -f " + d.name); err != nil {
+		return fmt.Errorf("following the app's logs on board %s: %w", d.board.Name, err)
+	}
+	var wg sync.WaitGroup
+	pump := func(r io.Reader, stream target.Stream) {
+		defer wg.Done()
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			d.output <- target.Line{Stream: stream, Text: sc.Text(), Time: time.Now()}
+		}
+	}
+	wg.Add(2)
+	go pump(stdout, target.Stdout)
+	go pump(stderr, target.Stderr)
+	go func() {
+		wg.Wait()
+		s.Wait()
+		close(d.output)
+	}()
+	return nil
+}
+
+// Output streams the app's stdout and stderr lines.
+func (d *Device) Output() <-chan target.Line { return d.output }
+
+// Link is the agent's relay to the app's interface.
+func (d *Device) Link() link.Link { return d.link }
+
+// Signal sends sig to the app through Docker.
+func (d *Device) Signal(sig syscall.Signal) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	_, err := d.conn.run(ctx, nil, "docker kill -s "+strconv.Itoa(int(sig))+" "+d.name)
+	return err
+}
+
+// Wait blocks until the app's container exits.
+func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
+	out, err := d.conn.run(ctx, nil, "docker wait "+d.name)
+	if err != nil {
+		if ctx.Err() != nil {
+			return target.Exit{}, err
+		}
+		return target.Exit{}, target.Infra(err)
+	}
+	code, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil {
+		return target.Exit{}, target.Infra(fmt.Errorf("docker wait on board %s printed %q: expected an exit code", d.board.Name, out))
+	}
+	// Docker reports death by signal N as 128+N, like a shell.
+	if code > 128 && code < 128+65 {
+		return target.Exit{Code: code, Signal: syscallName(syscall.Signal(code - 128))}, nil
+	}
+	return target.Exit{Code: code}, nil
+}
+
+func syscallName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGKILL:
+		return "SIGKILL"
+	case syscall.SIGSEGV:
+		return "SIGSEGV"
+	case syscall.SIGABRT:
+		return "SIGABRT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGBUS:
+		return "SIGBUS"
+	case syscall.SIGILL:
+		return "SIGILL"
+	}
+	return "signal " + strconv.Itoa(int(s))
+}
+
+// Info describes the board and the run.
+func (d *Device) Info() map[string]string { return d.info }
+
+// Close removes the app and holder containers, the images hil loaded, and
+// closes every channel to the board.
+func (d *Device) Close() error {
+	var errs []error
+	d.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		if d.link != nil {
+			d.link.Close()
+		}
+		if d.linkSes != nil {
+			d.linkSes.Close()
+		}
+		if d.name != "" {
+			if _, err := d.conn.run(ctx, nil, "docker rm -f "+d.name+" "+d.name+"-net >/dev/null 2>&1; true"); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if d.logSes != nil {
+			d.logSes.Close()
+		}
+		var rmi []string
+		if d.appTag != "" {
+			rmi = append(rmi, quote(d.appTag))
+		}
+		if d.agentLoaded {
+			rmi = append(rmi, quote(d.agentTag.String()))
+		}
+		if len(rmi) > 0 {
+			if _, err := d.conn.run(ctx, nil, "docker rmi "+strings.Join(rmi, " ")); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if d.logSes == nil {
+			close(d.output) // no log follower will
+		}
+		errs = append(errs, d.conn.close())
+	})
+	return errors.Join(errs...)
+}

@@ -1,0 +1,204 @@
+//go:build linux
+
+package container_test
+
+import (
+	"context"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/target"
+	"github.com/hilproject/hil/harness/target/container"
+	"github.com/hilproject/hil/harness/target/internal/targettest"
+	"github.com/hilproject/hil/internal/testenv"
+)
+
+// One private engine for the whole package: testcontainers-go resolves the
+// Docker host once per process.
+func TestContainerTarget(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "/bin/busybox", "busybox-static")
+	images := map[string]*image.Image{}
+	open := func(t *testing.T, variant, platform string) *image.Image {
+		if img := images[variant+platform]; img != nil {
+			return img
+		}
+		img := targettest.Open(t, variant, platform)
+		images[variant+platform] = img
+		return img
+	}
+	host := testenv.Dockerd(t)
+	t.Setenv("DOCKER_HOST", host)
+	cli, err := client.New(client.WithHost(host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	tgt := container.New()
+
+	// boot starts variant and registers a cleanup that closes it and then
+	// checks the engine holds no container and no hil.local image.
+	boot := func(t *testing.T, variant, platform, iface string) (target.Device, *targettest.Collector) {
+		t.Helper()
+		img := open(t, variant, platform)
+		cfg := targettest.RunConfig(img, iface)
+		cfg.Cmd = []string{"--iface", iface}
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		dev, err := tgt.Boot(ctx, img, cfg)
+		if err != nil {
+			t.Fatalf("boot %s %s: %v", variant, platform, err)
+		}
+		t.Cleanup(func() {
+			info := dev.Info()
+			if err := dev.Close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+			targettest.Gone(t, info)
+			assertEngineClean(t, cli)
+		})
+		return dev, targettest.Collect(t, dev)
+	}
+	wait := func(t *testing.T, dev target.Device) target.Exit {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		ex, err := dev.Wait(ctx)
+		if err != nil {
+			t.Fatalf("wait: %v", err)
+		}
+		return ex
+	}
+
+	t.Run("amd64 native: frames arrive through the veth, SIGTERM gives the summary", func(t *testing.T) {
+		dev, out := boot(t, "pcapwatch", "linux/amd64", "lan0")
+		if caps := target.CapabilitiesOf(dev); !caps.Capture {
+			t.Fatalf("expected capture on a native engine, got %+v", caps)
+		}
+		out.Until(targettest.Contains("ready iface=lan0"), 30*time.Second)
+		const n = 4
+		for i := 1; i <= n; i++ {
+			if err := dev.Link().WriteFrame(targettest.ARP(byte(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < n; i++ {
+			out.Until(func(l target.Line) bool { ev, _ := targettest.Event(l); return ev == "device_seen" }, 10*time.Second)
+		}
+		if err := dev.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		sum := out.Until(func(l target.Line) bool { ev, _ := targettest.Event(l); return ev == "summary" }, 10*time.Second)
+		if _, m := targettest.Event(sum); m["frames"] != float64(n) {
+			t.Errorf("summary: expected %d frames, got %s", n, sum.Text)
+		}
+		if ex := wait(t, dev); ex.Code != 0 || ex.Signal != "" {
+			t.Errorf("exit: expected 0 after SIGTERM, got %s", ex)
+		}
+		info := dev.Info()
+		for k, want := range map[string]string{
+			"mode":        "native",
+			"docker_runs": "/opt/pcapwatch --iface lan0",
+			"entrypoint":  "/opt/pcapwatch",
+			"healthcheck": "none",
+			"image":       "hil.local/pcapwatch:",
+		} {
+			if !strings.Contains(info[k], want) {
+				t.Errorf("info[%s] = %q: expected it to contain %q", k, info[k], want)
+			}
+		}
+	})
+
+	t.Run("arm/v7 on x86: runs under the bind-mounted qemu, capture unsupported with the reason", func(t *testing.T) {
+		dev, out := boot(t, "pcapwatch", "linux/arm/v7", "eth0")
+		caps := target.CapabilitiesOf(dev)
+		if caps.Capture || !strings.Contains(caps.Reason, "SIOCETHTOOL") {
+			t.Fatalf("expected capture unsupported naming SIOCETHTOOL, got %+v", caps)
+		}
+		line := out.Until(targettest.Contains("SIOCETHTOOL"), 30*time.Second)
+		if line.Stream != target.Stderr {
+			t.Errorf("the capture error came on %s, expected stderr", line.Stream)
+		}
+		if ex := wait(t, dev); ex.Code != 2 {
+			t.Errorf("exit: expected 2 (capture error), got %s", ex)
+		}
+		info := dev.Info()
+		if !strings.HasPrefix(info["docker_runs"], "/.hil/qemu-arm-static -0 /opt/pcapwatch /opt/pcapwatch --iface eth0") {
+			t.Errorf("docker_runs = %q: expected the qemu wrapper around the image's entrypoint", info["docker_runs"])
+		}
+		gd := dev.(interface{ EmulatorGap() (string, bool) })
+		if reason, ok := gd.EmulatorGap(); !ok || !strings.Contains(reason, "SIOCETHTOOL") {
+			t.Errorf("EmulatorGap = %q, %v: expected the SIOCETHTOOL line", reason, ok)
+		}
+	})
+
+	for _, tc := range []struct {
+		variant, platform string
+		code              int
+		line              string
+	}{
+		{"crash-on-start", "linux/amd64", 1, "fatal"},
+		{"crash-on-start", "linux/arm/v7", 1, "fatal"},
+		{"no-libpcap", "linux/amd64", 127, "libpcap.so.0.8: cannot open shared object file"},
+		{"no-libpcap", "linux/arm/v7", 127, "libpcap.so.0.8: cannot open shared object file"},
+	} {
+		t.Run(tc.variant+" "+tc.platform, func(t *testing.T) {
+			dev, out := boot(t, tc.variant, tc.platform, "eth0")
+			ex := wait(t, dev)
+			lines := out.Rest(10 * time.Second)
+			if ex.Code != tc.code {
+				t.Errorf("exit: expected %d, got %s; output:\n%s", tc.code, ex, out.Text())
+			}
+			found := false
+			for _, l := range lines {
+				found = found || (l.Stream == target.Stderr && strings.Contains(l.Text, tc.line))
+				if strings.HasPrefix(l.Text, "ready ") {
+					t.Errorf("a broken image reported ready: %q", l.Text)
+				}
+			}
+			if !found {
+				t.Errorf("expected a stderr line with %q; output:\n%s", tc.line, out.Text())
+			}
+		})
+	}
+
+	t.Run("a user the image lacks fails before anything starts", func(t *testing.T) {
+		img := open(t, "pcapwatch", "linux/amd64")
+		cfg := targettest.RunConfig(img, "eth0")
+		cfg.User = "pcap"
+		dev, err := tgt.Boot(context.Background(), img, cfg)
+		if err == nil {
+			dev.Close()
+			t.Fatal("expected an error for a user the image does not have")
+		}
+		if !strings.Contains(err.Error(), `"pcap" does not exist`) {
+			t.Errorf("error %q: expected it to name the missing user", err)
+		}
+		assertEngineClean(t, cli)
+	})
+}
+
+func assertEngineClean(t *testing.T, cli *client.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true})
+	if err != nil {
+		t.Fatalf("listing containers: %v", err)
+	}
+	for _, c := range cs.Items {
+		t.Errorf("container %s (%s, image %s) left on the engine", c.ID[:12], c.State, c.Image)
+	}
+	imgs, err := cli.ImageList(ctx, client.ImageListOptions{All: true})
+	if err != nil {
+		t.Fatalf("listing images: %v", err)
+	}
+	for _, im := range imgs.Items {
+		t.Errorf("image %s %v left on the engine", im.ID, im.RepoTags)
+	}
+}

@@ -382,7 +382,13 @@ func (in *elfInfo) parseVerneed(bo binary.ByteOrder, vaddr, num uint64) error {
 	if num > maxVerChains {
 		return fmt.Errorf("%d entries is more than the %d allowed", num, maxVerChains)
 	}
+	// Every entry takes 16 bytes of the file; a chain that visits more
+	// entries than fit is corrupt (and would otherwise loop for minutes).
+	budget := in.size/16 + 1
 	for i := uint64(0); i < num; i++ {
+		if budget--; budget < 0 {
+			return errors.New("chain longer than the file")
+		}
 		b, err := in.readVaddr(vaddr, 16, 16)
 		if err != nil {
 			return err
@@ -395,6 +401,9 @@ func (in *elfInfo) parseVerneed(bo binary.ByteOrder, vaddr, num uint64) error {
 		vn := verNeed{File: name}
 		a := vaddr + uint64(aux)
 		for j := uint16(0); j < cnt; j++ {
+			if budget--; budget < 0 {
+				return errors.New("chain longer than the file")
+			}
 			ab, err := in.readVaddr(a, 16, 16)
 			if err != nil {
 				return err
@@ -426,7 +435,11 @@ func (in *elfInfo) parseVerdef(bo binary.ByteOrder, vaddr, num uint64) error {
 	if num > maxVerChains {
 		return fmt.Errorf("%d entries is more than the %d allowed", num, maxVerChains)
 	}
+	budget := in.size/20 + 1
 	for i := uint64(0); i < num; i++ {
+		if budget--; budget < 0 {
+			return errors.New("chain longer than the file")
+		}
 		b, err := in.readVaddr(vaddr, 20, 20)
 		if err != nil {
 			return err

@@ -184,7 +184,14 @@ func writeObject(b *strings.Builder, o *Object, indent string, root, last bool) 
 		fmt.Fprintf(b, "%s%s%s\n", indent, branch, line)
 		childIndent = indent + next
 	}
-	for i, c := range o.Needed {
-		writeObject(b, c, childIndent, false, i == len(o.Needed)-1)
+	// Like lddtree, a library is drawn once; later mentions stay in JSON.
+	var shown []*Object
+	for _, c := range o.Needed {
+		if !c.Repeat {
+			shown = append(shown, c)
+		}
+	}
+	for i, c := range shown {
+		writeObject(b, c, childIndent, false, i == len(shown)-1)
 	}
 }

@@ -1,6 +1,8 @@
 package startup
 
 import (
+	"bytes"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -40,9 +42,15 @@ func (c *checker) checkVersions(n *node, byName map[string]*node) {
 		if have != "" {
 			provides = "provides up to " + have
 		}
+		lib := vn.File
+		if rel := glibcRelease(c.root.host(provider.obj.RealPath), worst.Name); rel != "" {
+			// glibc releases without new symbols define no version of their
+			// own (2.31 tops out at GLIBC_2.30), so name the release too.
+			lib += " (glibc " + rel + ")"
+		}
 		c.problem(KindMissingVersion, n.obj.RealPath, worst.Name,
 			"%s needs %s%s but the image's %s %s",
-			who, worst.Name, sym, vn.File, provides)
+			who, worst.Name, sym, lib, provides)
 	}
 }
 
@@ -111,4 +119,28 @@ func compareVersions(a, b string) int {
 		}
 	}
 	return 0
+}
+
+// glibcRelease finds the release string glibc embeds ("... stable release
+// version 2.31.") in the library providing a GLIBC_ version, or "". It
+// reads the whole file, but only when a version is missing.
+func glibcRelease(hostPath, version string) string {
+	if !strings.HasPrefix(version, "GLIBC_") {
+		return ""
+	}
+	b, err := os.ReadFile(hostPath)
+	if err != nil {
+		return ""
+	}
+	const marker = "release version "
+	i := bytes.Index(b, []byte(marker))
+	if i < 0 {
+		return ""
+	}
+	rest := b[i+len(marker):]
+	j := 0
+	for j < len(rest) && j < 16 && (rest[j] == '.' || rest[j] >= '0' && rest[j] <= '9') {
+		j++
+	}
+	return strings.TrimRight(string(rest[:j]), ".")
 }

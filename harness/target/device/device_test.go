@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,10 +34,39 @@ type labBoard struct {
 	dockerHost string
 }
 
+// labEngine is one private Docker engine for the package's tests (they run
+// one after another and each leaves it clean): starting one costs seconds.
+var labEngine struct {
+	once sync.Once
+	e    *testenv.DockerEngine
+	dir  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if labEngine.e != nil {
+		labEngine.e.Stop()
+		os.RemoveAll(labEngine.dir)
+	}
+	os.Exit(code)
+}
+
 func newLabBoard(t *testing.T, opts ...testenv.SSHDOption) labBoard {
 	t.Helper()
 	testenv.RequireRoot(t)
-	host := testenv.Dockerd(t)
+	labEngine.once.Do(func() {
+		labEngine.dir, labEngine.err = os.MkdirTemp("", "hil-dockerd-")
+		if labEngine.err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			labEngine.e, labEngine.err = testenv.StartDockerd(ctx, labEngine.dir)
+		}
+	})
+	if labEngine.err != nil {
+		t.Fatalf("starting the board's dockerd: %v", labEngine.err)
+	}
+	host := labEngine.e.Host
 	s := testenv.SSHD(t, append([]testenv.SSHDOption{testenv.WithSessionEnv("DOCKER_HOST=" + host)}, opts...)...)
 	h, p, _ := strings.Cut(s.Addr, ":")
 	port, _ := strconv.Atoi(p)

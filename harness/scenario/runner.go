@@ -264,6 +264,11 @@ func (cr *caseRun) phase(index int, kind StepKind, desc, pos string, fn func(sr 
 	if v == "" {
 		v = Pass
 	}
+	if v == Fail && kind != PhaseStaticCheck && kind != PhaseImage {
+		if gap, ok := cr.emulatorGap(); ok {
+			v, msg = Unsupported, fmt.Sprintf("target %s cannot run what the app needs: %s (so the app's failure is the emulator's, not the app's: %s)", cr.c.Target, gap, firstLine(msg))
+		}
+	}
 	sr.Verdict, sr.Message, sr.Duration = v, msg, time.Since(sr.Start)
 	cr.res.Steps = append(cr.res.Steps, sr)
 	cr.r.emit(Event{Kind: StepFinished, Scenario: cr.c.Scenario.Name, Target: cr.c.Target, Platform: cr.c.Platform, Attempt: cr.att, Step: &sr, Elapsed: time.Since(cr.start)})
@@ -276,6 +281,39 @@ func (cr *caseRun) phase(index int, kind StepKind, desc, pos string, fn func(sr 
 		return false
 	}
 	return true
+}
+
+// GapReporter is implemented by devices that can tell when the app failed
+// only because of the emulator (e.g. libpcap under qemu-user): such a
+// failure is "unsupported", never "fail".
+type GapReporter interface {
+	EmulatorGap() (reason string, ok bool)
+}
+
+func (cr *caseRun) emulatorGap() (string, bool) {
+	if cr.dev == nil {
+		return "", false
+	}
+	if g, ok := cr.dev.(GapReporter); ok {
+		return g.EmulatorGap()
+	}
+	return "", false
+}
+
+// needsCapture marks steps a device without capture cannot run.
+func (cr *caseRun) needsCapture(what string) (Verdict, string, bool) {
+	caps := target.CapabilitiesOf(cr.dev)
+	if caps.Capture {
+		return "", "", false
+	}
+	return Unsupported, fmt.Sprintf("target %s does not support packet capture, which %s needs: %s", cr.c.Target, what, caps.Reason), true
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
 
 func classify(err error) Verdict {
@@ -368,7 +406,10 @@ func (cr *caseRun) run(ctx context.Context) {
 		}
 	}
 	// expect_no_output holds over the whole run: check lines that came after
-	// its step too.
+	// its step too (all of them, when the app has ended).
+	if _, _, done := cr.s.exitStatus(); done {
+		cr.s.waitDrained(ctx, 2*time.Second)
+	}
 	for i := range sc.Steps {
 		st := &sc.Steps[i]
 		if st.Kind != StepExpectNoOutput {
@@ -546,6 +587,9 @@ func (cr *caseRun) step(ctx context.Context, st *Step, sr *StepResult) (Verdict,
 }
 
 func (cr *caseRun) replay(ctx context.Context, rp *Replay, sr *StepResult) (Verdict, string) {
+	if v, msg, no := cr.needsCapture("replay"); no {
+		return v, msg
+	}
 	if cr.r.replayer == nil {
 		return InfraError, "no replayer configured in this run"
 	}
@@ -629,6 +673,9 @@ func (cr *caseRun) expectExit(ctx context.Context, e *ExpectExit) (Verdict, stri
 	for {
 		ch := cr.s.changed()
 		if ex, err, done := cr.s.exitStatus(); done {
+			// Lines printed before the exit are still in flight: let them in,
+			// so later steps and the report see everything.
+			cr.s.waitDrained(ctx, 2*time.Second)
 			if err != nil {
 				return InfraError, fmt.Sprintf("could not learn how the app ended: %v%s", err, cr.s.tail(10, true))
 			}

@@ -114,6 +114,25 @@ func (s *session) stop() {
 	}
 }
 
+// waitDrained waits until the output stream is closed, at most d.
+func (s *session) waitDrained(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		ch := s.changed()
+		if s.drained() {
+			return
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 func (s *session) exitStatus() (target.Exit, error, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

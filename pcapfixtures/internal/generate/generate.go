@@ -636,7 +636,7 @@ func burst() *fixture {
 
 func malformed() *fixture {
 	f := &fixture{name: "malformed", file: "malformed.pcap",
-		description: "Frames with broken headers: truncated ARP/IPv4/UDP/TCP/DNS/DHCP, impossible lengths, a DNS compression loop, DHCP options running past the end, a VLAN tag with nothing inside, snaplen-truncated records"}
+		description: "Frames with broken headers: truncated ARP/IPv4/UDP/TCP/DNS/DHCP, impossible lengths, a DNS compression loop, DHCP options running past the end, an 802.3 length field longer than the frame, snaplen-truncated records"}
 	src, dst := mac("02:00:00:00:0b:ad"), routerMAC
 	eth := func(typ uint16, rest []byte) []byte {
 		b := append(append(append([]byte{}, dst...), src...), byte(typ>>8), byte(typ))
@@ -672,10 +672,10 @@ func malformed() *fixture {
 		eth(0x0800, ipv4(0x45, 128, 17, udp(68, 67, 108, make([]byte, 100)))),                                                                   // BOOTP cut at 100 of 236 bytes
 		eth(0x0800, ipv4(0x45, 20+8+240+8, 17, udp(68, 67, 8+240+8, bootp([]byte{53, 1, 3, 12, 255, 'a', 'b', 'c'})))),                          // hostname option of 255 in 3 bytes
 		eth(0x0800, ipv4(0x45, 20+8+240+3, 17, udp(68, 67, 8+240+3, bootp([]byte{53, 5, 3})))),                                                  // message type option of 5 in 1 byte
-		eth(0x8100, []byte{0x00, 0x01}),                                                                                                         // 802.1Q tag cut in half
-		eth(0x86dd, append([]byte{0x60, 0, 0, 0, 0xff, 0xff, 17, 64}, make([]byte, 32)...)),                                                     // IPv6 payload 65535 in 0 bytes
-		eth(0x0800, ipv4(0x45, 40, 6, []byte{0x01, 0xbb, 0x9c, 0x40, 0, 0, 0, 1, 0, 0, 0, 0, 0xf0, 0x02, 0xff, 0xff, 0, 0, 0, 0})),              // TCP data offset 15
-		eth(0xffff, make([]byte, 46)),                                                                                                           // reserved EtherType
+		eth(0x05dc, make([]byte, 10)), // 802.3 length field says 1500, 10 bytes follow
+		eth(0x86dd, append([]byte{0x60, 0, 0, 0, 0xff, 0xff, 17, 64}, make([]byte, 32)...)),                                        // IPv6 payload 65535 in 0 bytes
+		eth(0x0800, ipv4(0x45, 40, 6, []byte{0x01, 0xbb, 0x9c, 0x40, 0, 0, 0, 1, 0, 0, 0, 0, 0xf0, 0x02, 0xff, 0xff, 0, 0, 0, 0})), // TCP data offset 15
+		eth(0xffff, make([]byte, 46)), // reserved EtherType
 	}
 	t := base
 	for _, b := range frames {
@@ -691,7 +691,7 @@ func malformed() *fixture {
 	f.packets = append(f.packets, packet{ts: t, data: r[:40], origLen: len(r)})
 	f.expect.Exact = true
 	f.expect.MustNotCrash = true
-	f.notes = "every frame is at least the 14-byte Ethernet header, so it can be sent as is; the app must count all of them, emit no event and keep running"
+	f.notes = "every frame is at least the 14-byte Ethernet header, so it can be sent as is; no VLAN tags (the kernel strips or drops them before a capture sees them); the app must count all of them, emit no event and keep running"
 	return f
 }
 

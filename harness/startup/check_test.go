@@ -362,3 +362,41 @@ func TestRealGlibc(t *testing.T) {
 		f.Close()
 	}
 }
+
+func TestExpandTokens(t *testing.T) {
+	root := mkroot(t, map[string]file{"/lib/arm-linux-gnueabihf/.keep": {data: ""}})
+	a, _ := parsePlatform("linux/arm/v7")
+	c := &checker{root: rootFS{dir: root}, arch: a, cfg: Config{WorkingDir: "/srv"}}
+	n := &node{origin: "/opt/app/bin"}
+	for in, want := range map[string]string{
+		"$ORIGIN/../lib":         "/opt/app/lib",
+		"${ORIGIN}/plugins":      "/opt/app/bin/plugins",
+		"/usr/$LIB/app":          "/usr/lib/arm-linux-gnueabihf/app",
+		"/opt/$PLATFORM":         "/opt/v7l",
+		"$ORIGINAL/x":            "/srv/$ORIGINAL/x",
+		"relative/dir":           "/srv/relative/dir",
+		"":                       "/srv",
+		"$ORIGIN/$LIB/$PLATFORM": "/opt/app/bin/lib/arm-linux-gnueabihf/v7l",
+	} {
+		if got := c.expand(in, n, "test")[0].dir; got != want {
+			t.Errorf("expand(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCompareVersions(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"GLIBC_2.4", "GLIBC_2.34", -1},
+		{"GLIBC_2.34", "GLIBC_2.34", 0},
+		{"GLIBC_2.34", "GLIBC_2.3.4", 1},
+		{"GLIBCXX_3.4.30", "GLIBCXX_3.4.9", 1},
+		{"V_2", "V_1", 1},
+	} {
+		if got := compareVersions(tc.a, tc.b); got != tc.want {
+			t.Errorf("compareVersions(%s, %s) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

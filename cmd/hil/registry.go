@@ -9,14 +9,10 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/spf13/cobra"
@@ -91,7 +87,7 @@ func init() {
 				return &exitError{2, err}
 			}
 			dir := strings.TrimPrefix(args[0], "oci:")
-			h, err := pushLayout(cmd.Context(), r, dir, ref)
+			h, err := promote.PushLayout(cmd.Context(), r, dir, ref)
 			if err != nil {
 				return &exitError{2, err}
 			}
@@ -128,48 +124,6 @@ func init() {
 
 	reg.AddCommand(serve, push, digest)
 	rootCmd.AddCommand(reg)
-}
-
-// pushLayout pushes what an OCI layout holds: when index.json names exactly
-// one manifest (an index or an image) that one, otherwise index.json itself
-// as an index. Bytes are pushed as stored, so digests do not change.
-func pushLayout(ctx context.Context, r *promote.Registry, dir string, ref name.Reference) (v1.Hash, error) {
-	if _, err := os.Stat(dir + "/index.json"); err != nil {
-		return v1.Hash{}, fmt.Errorf("%s is not an OCI layout (no index.json): %w", dir, err)
-	}
-	top, err := layout.ImageIndexFromPath(dir)
-	if err != nil {
-		return v1.Hash{}, fmt.Errorf("reading OCI layout %s: %w", dir, err)
-	}
-	im, err := top.IndexManifest()
-	if err != nil {
-		return v1.Hash{}, fmt.Errorf("reading %s/index.json: %w", dir, err)
-	}
-	if len(im.Manifests) == 1 {
-		d := im.Manifests[0]
-		switch {
-		case d.MediaType.IsIndex():
-			idx, err := top.ImageIndex(d.Digest)
-			if err != nil {
-				return v1.Hash{}, fmt.Errorf("reading index %s in %s: %w", d.Digest, dir, err)
-			}
-			return d.Digest, remote.WriteIndex(ref, idx, r.Remote(ctx)...)
-		case d.MediaType.IsImage():
-			img, err := top.Image(d.Digest)
-			if err != nil {
-				return v1.Hash{}, fmt.Errorf("reading image %s in %s: %w", d.Digest, dir, err)
-			}
-			return d.Digest, remote.Write(ref, img, r.Remote(ctx)...)
-		}
-	}
-	if len(im.Manifests) == 0 {
-		return v1.Hash{}, errors.New(dir + "/index.json lists no manifest")
-	}
-	h, err := top.Digest()
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	return h, remote.WriteIndex(ref, top, r.Remote(ctx)...)
 }
 
 // registryAccess builds the registry access the verbs share.

@@ -145,3 +145,14 @@ func (r *Registry) Remote(ctx context.Context) []remote.Option {
 	}
 	return opts
 }
+
+// Keychain is where credentials come from, for callers that open the pinned
+// image with another library (harness/image).
+func (r *Registry) Keychain() authn.Keychain { return r.keychain }
+
+// Insecure reports whether plain HTTP was allowed (loopback only).
+func (r *Registry) Insecure() bool { return r.insecure }
+
+// Transport is the HTTP transport set with WithTransport (nil for the
+// default).
+func (r *Registry) Transport() http.RoundTripper { return r.transport }

@@ -1,0 +1,99 @@
+// Package staticgate is the cheapest test a gate can run: hil's static
+// startup check (harness/startup) on every required platform of the pinned
+// digest, without booting anything. It catches a missing loader or library,
+// a too-old glibc and the wrong architecture; it cannot catch an app that
+// starts and then misbehaves (that needs the scenario runner).
+package staticgate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/promote"
+	"github.com/hilproject/hil/harness/startup"
+)
+
+// Target is the target name static outcomes carry.
+const Target = "static"
+
+// Scenario is the scenario name static outcomes carry.
+const Scenario = "static-check"
+
+// Test returns a promote.TestFunc that opens the pinned digest and runs the
+// startup check for every required platform.
+func Test() promote.TestFunc {
+	return func(ctx context.Context, pin promote.Pinned) (promote.Result, error) {
+		res := promote.Result{Targets: []string{Target}, Started: time.Now()}
+		art, err := Open(ctx, pin)
+		if err != nil {
+			return res, err
+		}
+		for _, p := range pin.Required {
+			res.Outcomes = append(res.Outcomes, checkOne(ctx, art, startup.PlatformString(p)))
+		}
+		res.Finished = time.Now()
+		return res, nil
+	}
+}
+
+// Open opens pin.Digest (never the tag) with the gate's registry access and
+// makes sure it is the digest the gate pinned.
+func Open(ctx context.Context, pin promote.Pinned) (*image.Artifact, error) {
+	var opts []image.Option
+	if pin.Registry != nil {
+		opts = append(opts, image.WithKeychain(pin.Registry.Keychain()))
+		if pin.Registry.Insecure() {
+			opts = append(opts, image.WithInsecure())
+		}
+		if t := pin.Registry.Transport(); t != nil {
+			opts = append(opts, image.WithTransport(t))
+		}
+	}
+	art, err := image.Open(ctx, "registry:"+pin.Digest.String(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", pin.Digest, err)
+	}
+	if art.Digest.String() != pin.Digest.DigestStr() {
+		return nil, fmt.Errorf("opening %s gave digest %s: refusing to test something else", pin.Digest, art.Digest)
+	}
+	return art, nil
+}
+
+func checkOne(ctx context.Context, art *image.Artifact, platform string) promote.Outcome {
+	o := promote.Outcome{Platform: platform, Target: Target, Scenario: Scenario, Attempts: 1}
+	img, err := art.Image(platform)
+	if err != nil {
+		o.Verdict, o.Reason = promote.Fail, err.Error()
+		return o
+	}
+	dir, err := img.RootFS(ctx)
+	if err != nil {
+		o.Verdict, o.Reason = promote.InfraError, fmt.Sprintf("flattening %s: %v", platform, err)
+		var esc *image.EscapeError
+		var big *image.SizeLimitError
+		if errors.As(err, &esc) || errors.As(err, &big) {
+			// A rootfs that cannot be flattened safely is the image's fault.
+			o.Verdict = promote.Fail
+		}
+		return o
+	}
+	rep, err := startup.Check(ctx, dir, startup.ConfigFor(platform, img.Config))
+	if err != nil {
+		o.Verdict, o.Reason = promote.InfraError, fmt.Sprintf("startup check could not run: %v", err)
+		return o
+	}
+	if !rep.OK() {
+		var msgs []string
+		for _, p := range rep.Problems {
+			msgs = append(msgs, p.Message)
+		}
+		o.Verdict, o.Reason = promote.Fail, strings.Join(msgs, "; ")
+		return o
+	}
+	o.Verdict = promote.Pass
+	return o
+}

@@ -1,0 +1,87 @@
+package staticgate_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/hilproject/hil/harness/promote"
+	"github.com/hilproject/hil/harness/promote/staticgate"
+	"github.com/hilproject/hil/internal/testenv"
+)
+
+// The sample images through the gate with the static check: the good one is
+// promoted to exactly its digest; every variant the static check can see is
+// refused with its reason and latest stays where it was.
+func TestSampleImagesThroughTheStaticGate(t *testing.T) {
+	images := testenv.ImagesDir(t)
+	reg := testenv.Registry(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
+	defer cancel()
+	r := promote.NewRegistry()
+	repo := reg.Host + "/pcapwatch"
+	cand, err := name.ParseReference(repo + ":candidate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest := func() string {
+		t.Helper()
+		d, err := remote.Head(mustTag(t, repo+":latest"))
+		if err != nil {
+			t.Fatalf("reading latest: %v", err)
+		}
+		return d.Digest.String()
+	}
+
+	good, err := promote.PushLayout(ctx, r, filepath.Join(images, "pcapwatch"), cand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := promote.Gate(ctx, cand.String(), "latest", staticgate.Test(), promote.WithRegistry(r))
+	if err != nil || !d.Promoted {
+		t.Fatalf("good image: %+v, %v", d, err)
+	}
+	if got := latest(); got != good.String() {
+		t.Fatalf("latest = %s, want the tested digest %s", got, good)
+	}
+
+	for _, c := range []struct{ variant, reason string }{
+		{"no-libpcap", "libpcap.so.0.8"},
+		{"old-glibc", "GLIBC_2.34"},
+		{"wrong-arch", "AArch64"},
+		{"no-loader", "ld-linux-armhf.so.3"},
+	} {
+		t.Run(c.variant, func(t *testing.T) {
+			if _, err := promote.PushLayout(ctx, r, filepath.Join(images, c.variant), cand); err != nil {
+				t.Fatal(err)
+			}
+			d, err := promote.Gate(ctx, cand.String(), "latest", staticgate.Test(), promote.WithRegistry(r))
+			if err != nil {
+				t.Fatalf("Gate: %v", err)
+			}
+			if d.Promoted {
+				t.Fatalf("%s was promoted", c.variant)
+			}
+			if !strings.Contains(d.Reason, c.reason) {
+				t.Errorf("reason %q does not mention %q", d.Reason, c.reason)
+			}
+			if got := latest(); got != good.String() {
+				t.Fatalf("latest moved to %s, want unchanged %s", got, good)
+			}
+		})
+	}
+}
+
+func mustTag(t *testing.T, s string) name.Tag {
+	t.Helper()
+	tag, err := name.NewTag(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tag
+}

@@ -86,14 +86,50 @@ func main() {
 	relock := flag.Bool("relock", false, "re-resolve every Debian package to the mirror's current version and rewrite the lock")
 	fetchOnly := flag.Bool("fetch-only", false, "resolve and download the locked packages, build nothing")
 	force := flag.Bool("force", false, "rebuild even when the inputs are unchanged")
+	check := flag.Bool("check", false, "only say whether --out is up to date (exit 0) or would be rebuilt (exit 3)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *check {
+		fresh, err := upToDate(*out, *lockPath)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "images/build:", err)
+			os.Exit(1)
+		}
+		if !fresh {
+			fmt.Printf("%s is stale: inputs changed or outputs missing; run make images\n", *out)
+			os.Exit(3)
+		}
+		fmt.Printf("%s is up to date\n", *out)
+		return
+	}
 	if err := run(ctx, *out, *lockPath, *relock, *fetchOnly, *force); err != nil {
 		fmt.Fprintln(os.Stderr, "images/build:", err)
 		os.Exit(1)
 	}
+}
+
+// upToDate reports whether out holds every image built from the current
+// inputs.
+func upToDate(out, lockPath string) (bool, error) {
+	repo, err := repoRoot()
+	if err != nil {
+		return false, err
+	}
+	if lockPath == "" {
+		lockPath = filepath.Join(repo, "images", "debs.lock")
+	}
+	h, err := inputHash(repo, lockPath)
+	if err != nil {
+		return false, err
+	}
+	old, _ := os.ReadFile(filepath.Join(out, ".inputs.sha256"))
+	if strings.TrimSpace(string(old)) != h {
+		return false, nil
+	}
+	built, err := readManifest(filepath.Join(out, "images.json"))
+	return err == nil && allPresent(built), nil
 }
 
 func run(ctx context.Context, out, lockPath string, relock, fetchOnly, force bool) error {
@@ -110,15 +146,11 @@ func run(ctx context.Context, out, lockPath string, relock, fetchOnly, force boo
 	stampPath := filepath.Join(out, ".inputs.sha256")
 	manifestPath := filepath.Join(out, "images.json")
 	if !relock && !force && !fetchOnly {
-		if h, err := inputHash(repo, lockPath); err == nil {
-			old, _ := os.ReadFile(stampPath)
-			if strings.TrimSpace(string(old)) == h {
-				if built, err := readManifest(manifestPath); err == nil && allPresent(built) {
-					fmt.Printf("images up to date (inputs %s unchanged), nothing to do\n", h[:12])
-					printTable(os.Stdout, built)
-					return nil
-				}
-			}
+		if fresh, _ := upToDate(out, lockPath); fresh {
+			built, _ := readManifest(manifestPath)
+			fmt.Printf("images in %s are up to date (inputs unchanged), nothing to do\n", out)
+			printTable(os.Stdout, built)
+			return nil
 		}
 	}
 	start := time.Now()

@@ -49,8 +49,13 @@ const (
 
 func main() {
 	iface := flag.String("iface", "eth0", "network interface to capture on")
-	bufMiB := flag.Int("buffer-mib", 16, "kernel capture buffer in MiB (bursts of 100k frames need several MiB)")
-	snaplen := flag.Int("snaplen", 65535, "bytes captured per frame")
+	bufMiB := flag.Int("buffer-mib", 32, "kernel capture ring in MiB")
+	// In immediate mode libpcap uses a TPACKET_V2 ring of fixed-size
+	// slots sized by the snaplen (the MTU is ignored when the NIC offloads,
+	// as veth does): 65535 would leave 16 MiB with 256 slots, and a burst
+	// overflows it. 2048 covers any 1500-MTU frame (with a VLAN tag) and
+	// gives ~16,000 slots.
+	snaplen := flag.Int("snaplen", 2048, "bytes captured per frame")
 	flag.Parse()
 
 	sigs := make(chan os.Signal, 1)

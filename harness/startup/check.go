@@ -6,6 +6,8 @@
 // DT_VERDEF) without running anything from the image.
 package startup
 
+//go:generate bash testdata/gen.sh
+
 import (
 	"bytes"
 	"context"
@@ -495,8 +497,14 @@ func (c *checker) search(n *node, name string) (*Object, *elfInfo) {
 			who, name, c.arch.Platform, strings.Join(skipped, "; "))
 		return obj, nil
 	}
-	c.problem(KindMissingLibrary, n.obj.RealPath, name, "%s needs %s but the image does not have it (searched %s)",
-		who, name, c.describeSearch(n))
+	msg := fmt.Sprintf("%s needs %s but the image does not have it (searched %s)", who, name, c.describeSearch(n))
+	if hint := c.confHint(name); hint != "" {
+		msg = fmt.Sprintf("%s needs %s, which ld.so cannot find (searched %s); %s", who, name, c.describeSearch(n), hint)
+	}
+	if n.info.NoDefLib {
+		msg += "; it is linked with -z nodeflib, so ld.so.cache and the default dirs are not searched"
+	}
+	c.problem(KindMissingLibrary, n.obj.RealPath, name, "%s", msg)
 	return obj, nil
 }
 
@@ -516,6 +524,9 @@ func (c *checker) searchDirs(n *node) []searchDir {
 	}
 	for _, d := range n.info.RunPath {
 		dirs = append(dirs, c.expand(d, n, "RUNPATH of "+path.Base(n.obj.RealPath))...)
+	}
+	if n.info.NoDefLib {
+		return dirs
 	}
 	// One entry stands for ld.so.cache and then the default dirs.
 	return append(dirs, searchDir{dir: cacheSentinel, via: "ld.so.cache"})

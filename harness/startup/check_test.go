@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -134,12 +135,15 @@ func TestRPathAndLDLibraryPath(t *testing.T) {
 
 func TestIncompatibleCandidateSkipped(t *testing.T) {
 	files := with(armhfBase(), map[string]file{
-		// Searched first (/lib/arm-linux-gnueabihf = /usr/lib/arm-...), wrong arch.
+		// Searched first (/lib/arm-linux-gnueabihf = /usr/lib/arm-...) and
+		// through LD_LIBRARY_PATH: of the wrong arch, so skipped.
 		"/usr/lib/arm-linux-gnueabihf/libbar.so.2": elfFile("libbar-amd64.so"),
+		"/opt/arm64/libbar.so.2":                   elfFile("libbar-arm64.so"),
 		"/usr/lib/libbar.so.2":                     elfFile("libbar-armhf.so"),
 		"/app":                                     elfFile("app-bar"),
 	})
-	r := check(t, mkroot(t, files), Config{Entrypoint: []string{"/app"}})
+	cfg := Config{Entrypoint: []string{"/app"}, Env: []string{"LD_LIBRARY_PATH=/opt/arm64"}}
+	r := check(t, mkroot(t, files), cfg)
 	wantOK(t, r)
 	if bar := findLib(r.Program, "libbar.so.2"); bar == nil || bar.RealPath != "/usr/lib/libbar.so.2" {
 		t.Fatalf("libbar.so.2 = %+v, want the armhf copy in /usr/lib", bar)
@@ -147,8 +151,8 @@ func TestIncompatibleCandidateSkipped(t *testing.T) {
 
 	// No copy fits: say which candidates were skipped and why.
 	files["/usr/lib/libbar.so.2"] = elfFile("libbar-armel.so")
-	r = check(t, mkroot(t, files), Config{Entrypoint: []string{"/app"}})
-	wantProblem(t, r, KindWrongArch, "app needs libbar.so.2", "x86-64 64-bit", "ARM 32-bit EABI5 soft-float", "ARM 32-bit EABI5 hard-float")
+	r = check(t, mkroot(t, files), cfg)
+	wantProblem(t, r, KindWrongArch, "app needs libbar.so.2", "x86-64 64-bit", "AArch64 64-bit", "ARM 32-bit EABI5 soft-float", "ARM 32-bit EABI5 hard-float")
 }
 
 func TestWrongArchProgram(t *testing.T) {
@@ -399,4 +403,60 @@ func TestCompareVersions(t *testing.T) {
 			t.Errorf("compareVersions(%s, %s) = %d, want %d", tc.a, tc.b, got, tc.want)
 		}
 	}
+}
+
+// withNoDefLib returns a copy of an ELF32 LE file with DF_1_NODEFLIB added
+// to its DT_FLAGS_1 (GNU ld ignores -z nodeflib for these targets).
+func withNoDefLib(t *testing.T, name string) file {
+	t.Helper()
+	p := filepath.Join("testdata", "elf", name)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dyn := f.Section(".dynamic")
+	if dyn == nil {
+		t.Fatalf("%s has no .dynamic", name)
+	}
+	for off := dyn.Offset; off+8 <= dyn.Offset+dyn.Size; off += 8 {
+		if elf.DynTag(binary.LittleEndian.Uint32(b[off:])) == elf.DT_FLAGS_1 {
+			v := binary.LittleEndian.Uint32(b[off+4:]) | uint32(elf.DF_1_NODEFLIB)
+			binary.LittleEndian.PutUint32(b[off+4:], v)
+			return file{data: string(b), mode: 0o755}
+		}
+	}
+	t.Fatalf("%s has no DT_FLAGS_1", name)
+	return file{}
+}
+
+func TestNoDefLib(t *testing.T) {
+	files := with(armhfBase(), map[string]file{
+		"/usr/lib/libbar.so.2": elfFile("libbar-armhf.so"),
+		"/app":                 withNoDefLib(t, "app-bar"),
+	})
+	r := check(t, mkroot(t, files), Config{Entrypoint: []string{"/app"}})
+	// libc.so.6 is in a default dir too: both are missing for this app.
+	if len(r.Problems) != 2 || r.Problems[0].Kind != KindMissingLibrary || !strings.Contains(r.Problems[0].Message, "-z nodeflib") {
+		t.Fatalf("want libbar.so.2 and libc.so.6 missing because of nodeflib, got:\n%s", text(t, r))
+	}
+	r = check(t, mkroot(t, files), Config{Entrypoint: []string{"/app"}, Env: []string{"LD_LIBRARY_PATH=/usr/lib:/lib/arm-linux-gnueabihf"}})
+	wantOK(t, r)
+}
+
+func TestLDConfHint(t *testing.T) {
+	files := with(armhfBase(), map[string]file{
+		"/usr/local/lib/vendor/libbar.so.2":   elfFile("libbar-armhf.so"),
+		"/etc/ld.so.conf":                     {data: "include /etc/ld.so.conf.d/*.conf\n"},
+		"/etc/ld.so.conf.d/vendor.conf":       {data: "# vendor libs\n/usr/local/lib/vendor\n"},
+		"/etc/ld.so.conf.d/other.conf.ignore": {data: "/nowhere\n"},
+		"/app":                                elfFile("app-bar"),
+	})
+	r := check(t, mkroot(t, files), Config{Entrypoint: []string{"/app"}})
+	wantProblem(t, r, KindMissingLibrary, "app needs libbar.so.2", "/usr/local/lib/vendor/libbar.so.2",
+		"/etc/ld.so.conf.d/vendor.conf", "ldconfig", "LD_LIBRARY_PATH")
 }

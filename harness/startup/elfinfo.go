@@ -32,6 +32,9 @@ type elfInfo struct {
 	// HasRunPath is separate from len(RunPath) because an empty DT_RUNPATH
 	// still disables DT_RPATH.
 	HasRunPath bool
+	// NoDefLib is DF_1_NODEFLIB: ld.so skips ld.so.cache and the default
+	// dirs for this object's dependencies.
+	NoDefLib bool
 
 	VerNeed []verNeed
 	VerDef  []verDef
@@ -314,6 +317,8 @@ func (in *elfInfo) parseDynamic(bo binary.ByteOrder, dyn *elf.ProgHeader) error 
 			in.hash, in.hasHash = e.val, true
 		case elf.DT_GNU_HASH:
 			in.gnuHash, in.hasGNUHash = e.val, true
+		case elf.DT_FLAGS_1:
+			in.NoDefLib = e.val&uint64(elf.DF_1_NODEFLIB) != 0
 		}
 	}
 	if !hasStrtab {

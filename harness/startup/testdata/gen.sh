@@ -1,7 +1,8 @@
 #!/bin/bash
 # Regenerates the small ELF files the startup tests use, so that the tests
 # themselves need no cross compiler. Run with `go generate ./harness/startup`.
-# Needs gcc-arm-linux-gnueabihf + libc6-dev-armhf-cross, and gcc (amd64).
+# Needs gcc-arm-linux-gnueabihf + libc6-dev-armhf-cross, gcc-aarch64-linux-gnu
+# and gcc (amd64).
 set -euo pipefail
 cd "$(dirname "$0")"
 src=src out=elf
@@ -16,6 +17,7 @@ $CC $SO -DWITH_V2 -Wl,-soname,libfoo.so.1 -Wl,--version-script=$src/libfoo-v2.ma
 $CC $SO -Wl,-soname,libfoo.so.1 -Wl,--version-script=$src/libfoo-v1.map -o $out/libfoo-v1.so $src/libfoo.c
 $CC $SO -Wl,-soname,libbar.so.2 -o $out/libbar-armhf.so $src/libbar.c
 $CC $SO -mfloat-abi=soft -Wl,-soname,libbar.so.2 -o $out/libbar-armel.so $src/libbar.c
+aarch64-linux-gnu-gcc -shared -fPIC -nostdlib -Wl,--build-id=none -s -Wl,-soname,libbar.so.2 -o $out/libbar-arm64.so $src/libbar.c
 gcc -shared -fPIC -nostdlib -Wl,--build-id=none -s -Wl,-soname,libbar.so.2 -o $out/libbar-amd64.so $src/libbar.c
 
 # Programs link against the real armhf glibc, so they carry its versions

@@ -177,7 +177,7 @@ func TestOriginalScheduleTiming(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := newLink(t)
-	rx := receive(t, l, len(c.Frames), 10*time.Second)
+	rx := receive(t, l, len(c.Frames), 3*time.Second)
 	st, err := replay.Send(context.Background(), l, c)
 	if err != nil {
 		t.Fatal(err)

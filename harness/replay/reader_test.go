@@ -214,4 +214,3 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
-

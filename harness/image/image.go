@@ -14,6 +14,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -160,7 +161,7 @@ func (a *Artifact) Image(platform string) (*Image, error) {
 	if err := verifyImage(img, pick.digest); err != nil {
 		return nil, fmt.Errorf("image %s (%s): %w", a.Ref, pick.platform, err)
 	}
-	cf, err := img.ConfigFile()
+	cf, err := rawConfig(img)
 	if err != nil {
 		return nil, fmt.Errorf("image %s (%s): reading its config: %w", a.Ref, pick.platform, err)
 	}
@@ -275,7 +276,7 @@ func platformsOfIndex(ctx context.Context, idx v1.ImageIndex) ([]platformImage, 
 				if err != nil {
 					return nil, fmt.Errorf("opening manifest %s: %w", d.Digest, err)
 				}
-				cf, err := img.ConfigFile()
+				cf, err := rawConfig(img)
 				if err != nil {
 					return nil, fmt.Errorf("reading the config of manifest %s: %w", d.Digest, err)
 				}
@@ -288,6 +289,16 @@ func platformsOfIndex(ctx context.Context, idx v1.ImageIndex) ([]platformImage, 
 		}
 	}
 	return out, nil
+}
+
+// rawConfig parses the config bytes themselves: the daemon source's
+// ConfigFile() is rebuilt from `docker inspect` and loses the variant.
+func rawConfig(img v1.Image) (*v1.ConfigFile, error) {
+	raw, err := img.RawConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	return v1.ParseConfigFile(bytes.NewReader(raw))
 }
 
 func configPlatform(cf *v1.ConfigFile) v1.Platform {
@@ -303,7 +314,7 @@ func singlePlatform(img v1.Image) ([]platformImage, v1.Hash, error) {
 	if err != nil {
 		return nil, v1.Hash{}, fmt.Errorf("computing the manifest digest: %w", err)
 	}
-	cf, err := img.ConfigFile()
+	cf, err := rawConfig(img)
 	if err != nil {
 		return nil, v1.Hash{}, fmt.Errorf("reading the config: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -352,5 +353,52 @@ func TestOpenDaemonWithoutDaemon(t *testing.T) {
 	_, err := Open(ctxT(t), "docker-daemon:hil.local/app:1")
 	if err == nil || !strings.Contains(err.Error(), "no Docker daemon answers") {
 		t.Fatalf("expected a no-daemon error, found %v", err)
+	}
+}
+
+func TestOpenDaemon(t *testing.T) {
+	t.Setenv("HIL_CACHE", t.TempDir())
+	testenv.RequireCommand(t, "/usr/sbin/dockerd", "docker.io")
+	host := testenv.Dockerd(t)
+	t.Setenv("DOCKER_HOST", host)
+	img := testPlatformImage(t, armv7)
+	tag, _ := name.NewTag("hil.local/app:1")
+	archive := filepath.Join(t.TempDir(), "app.tar")
+	if err := tarball.WriteToFile(archive, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		t.Fatalf("docker CLI not found (Debian package docker.io): %v", err)
+	}
+	if out, err := exec.CommandContext(ctxT(t), docker, "-H", host, "load", "-i", archive).CombinedOutput(); err != nil {
+		t.Fatalf("docker load: %v: %s", err, out)
+	}
+
+	a, err := Open(ctxT(t), "docker-daemon:hil.local/app:1")
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if a.Kind != "docker-daemon" || platformStrings(a.Platforms()) != "linux/arm/v7" {
+		t.Errorf("expected a docker-daemon linux/arm/v7 artifact, found %s %s", a.Kind, platformStrings(a.Platforms()))
+	}
+	pi, err := a.Image("linux/arm/v7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The engine keeps the config as it was loaded: same config digest.
+	want, _ := img.ConfigName()
+	if got, _ := pi.Image.ConfigName(); got != want {
+		t.Errorf("config digest: expected %s, found %s", want, got)
+	}
+	root, err := pi.RootFS(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(root, "etc/platform")); got != "linux/arm/v7" {
+		t.Errorf("expected the arm rootfs from the daemon, found %q", got)
+	}
+	if _, err := Open(ctxT(t), "docker-daemon:hil.local/absent:1"); err == nil || !strings.Contains(err.Error(), "has no image") {
+		t.Errorf("expected a missing-image error, found %v", err)
 	}
 }

@@ -84,7 +84,7 @@ func printAttestations(w io.Writer, subject string, atts []promote.Attestation) 
 		}
 		tw.Flush()
 		for _, o := range p.Outcomes {
-			line := fmt.Sprintf("    %-11s %s on %s/%s", o.Verdict, o.Scenario, o.Platform, o.Target)
+			line := fmt.Sprintf("    %-11s %s [%s %s]", o.Verdict, o.Scenario, o.Target, o.Platform)
 			if o.Reason != "" {
 				line += ": " + o.Reason
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,11 +9,18 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/hilproject/hil/harness"
+	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/promote"
+	"github.com/hilproject/hil/harness/promote/staticgate"
+	"github.com/hilproject/hil/harness/scenario"
+	"github.com/hilproject/hil/harness/target/device"
 )
 
 // gateFlags are the flags of "hil gate"; the tester gets them too.
@@ -28,6 +36,9 @@ type gateFlags struct {
 	dryRun    bool
 	insecure  bool
 	asJSON    bool
+	devices   string
+	// progress receives one line per finished case (stderr).
+	progress io.Writer
 }
 
 func init() {
@@ -56,8 +67,9 @@ credential helpers. Exit 0 promoted (or would be, with --dry-run), 1 refused,
 	fl.StringVar(&f.scenarios, "scenarios", "scenarios", "directory of scenario YAML files")
 	fl.StringVar(&f.tag, "promote", "", "tag to move to the tested digest: a tag name (latest) or host/repo:tag (required)")
 	fl.StringVar(&f.platforms, "platforms", promote.DefaultPlatform.String(), "comma-separated platforms that must be present and pass")
-	fl.StringVar(&f.target, "target", "system", "target to run the scenarios on: system, user, container or device")
-	fl.StringVar(&f.device, "device", "", "board to use with --target device (name or user@host)")
+	fl.StringVar(&f.target, "target", "system", "target to run the scenarios on: system, user, container, device, or static (the static startup check only)")
+	fl.StringVar(&f.device, "device", "", "board to use with --target device (its name in --devices)")
+	fl.StringVar(&f.devices, "devices", "devices.yaml", "board inventory for --target device")
 	fl.StringVar(&f.report, "report", "hil-report", "directory for the reports (JUnit, JSON, HTML) and the gate decision")
 	fl.IntVar(&f.retries, "retries", 2, "how many times to re-run when the only problems are infrastructure errors")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "do everything but write the tag and the attestation")
@@ -84,6 +96,7 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 		return &exitError{2, err}
 	}
 	f.report = report
+	f.progress = cmd.ErrOrStderr()
 	test, err := gateTester(f)
 	if err != nil {
 		return &exitError{2, err}
@@ -92,7 +105,9 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 	opts := []promote.Option{
 		promote.WithRegistry(reg),
 		promote.WithPlatforms(platforms...),
-		promote.WithRetries(f.retries),
+		// The runner retries each case's infra errors itself; the gate
+		// re-runs the whole test only for the static check.
+		promote.WithRetries(gateRetries(f)),
 		promote.WithVersion(hilVersion()),
 		promote.WithLog(func(format string, args ...any) {
 			fmt.Fprintf(cmd.ErrOrStderr(), "hil gate: "+format+"\n", args...)
@@ -187,8 +202,10 @@ func printDecision(w io.Writer, d *promote.Decision, reportDir string, gerr erro
 		reason = gerr.Error()
 	}
 	fmt.Fprintf(w, "  reason: %s\n", reason)
-	for _, o := range d.Failures {
-		fmt.Fprintf(w, "    - %s\n", o)
+	if len(d.Failures) > 1 {
+		for _, o := range d.Failures {
+			fmt.Fprintf(w, "    - %s\n", o)
+		}
 	}
 }
 
@@ -222,6 +239,178 @@ func hilVersion() string { return version }
 // so that the CLI's tests can gate with a test of their own).
 var gateTester = scenarioTester
 
+// scenarioTester runs the static check and every scenario on the target
+// through the scenario runner, against the pinned digest only. --target
+// static runs the static check alone.
 func scenarioTester(f *gateFlags) (promote.TestFunc, error) {
-	return nil, fmt.Errorf("the scenario runner is not part of this build yet: hil gate cannot test %s", f.image)
+	if f.target == staticgate.Target {
+		return staticgate.Test(), nil
+	}
+	if _, err := os.Stat(f.scenarios); err != nil {
+		return nil, fmt.Errorf("--scenarios %s: %w", f.scenarios, err)
+	}
+	// Parse before anything is pinned or booted: a broken scenario file is
+	// an error of the gate's input, not a verdict on the image.
+	if _, err := scenario.LoadFiles([]string{f.scenarios}); err != nil {
+		return nil, fmt.Errorf("loading scenarios from %s: %w", f.scenarios, err)
+	}
+	var board *device.Board
+	if f.target == "device" {
+		inv, err := device.LoadInventory(f.devices)
+		if err != nil {
+			return nil, err
+		}
+		b, err := inv.Board(f.device)
+		if err != nil {
+			return nil, err
+		}
+		board = &b
+	}
+	return func(ctx context.Context, pin promote.Pinned) (promote.Result, error) {
+		res := promote.Result{Started: time.Now(), ReportDir: f.report}
+		scs, err := scenario.LoadFiles([]string{f.scenarios})
+		if err != nil {
+			return res, fmt.Errorf("loading scenarios from %s: %w", f.scenarios, err)
+		}
+		var platforms []string
+		for _, p := range pin.Required {
+			platforms = append(platforms, p.String())
+		}
+		runner, err := newGateRunner(ctx, pin, f, platforms, board)
+		if err != nil {
+			return res, err
+		}
+		results := runner.RunAll(ctx, scs)
+		res.Finished = time.Now()
+		res.Targets = runner.Targets()
+		res.Fixtures = map[string]string{}
+		for _, r := range results {
+			res.Outcomes = append(res.Outcomes, promote.Outcome{
+				Platform: r.Platform, Target: r.Target, Scenario: r.Scenario,
+				Verdict: promote.Verdict(r.Verdict), Reason: r.Reason, Attempts: r.Attempts,
+			})
+			for k, v := range r.Fixtures {
+				res.Fixtures[k] = v
+			}
+		}
+		if len(results) == 0 {
+			return res, fmt.Errorf("no scenario in %s runs on target %s", f.scenarios, f.target)
+		}
+		if err := writeGateReports(f.report, results); err != nil {
+			return res, fmt.Errorf("writing the reports: %w", err)
+		}
+		res.Report = attestationReport(results)
+		return res, nil
+	}, nil
+}
+
+// newGateRunner opens exactly the pinned digest and makes the runner.
+func newGateRunner(ctx context.Context, pin promote.Pinned, f *gateFlags, platforms []string, board *device.Board) (*scenario.Runner, error) {
+	retries := f.retries
+	if board == nil {
+		runner, img, err := harness.NewRunner(ctx, harness.Config{
+			Image:        "registry:" + pin.Digest.String(),
+			Targets:      []string{f.target},
+			Platforms:    platforms,
+			Retries:      &retries,
+			ImageOptions: imageOptions(pin),
+			Progress:     gateProgress(f),
+		})
+		if err != nil {
+			return nil, err
+		}
+		if img.Digest() != pin.Digest.DigestStr() {
+			return nil, fmt.Errorf("the runner opened %s, not the pinned %s", img.Digest(), pin.Digest.DigestStr())
+		}
+		return runner, nil
+	}
+	img, err := harness.OpenImage(ctx, "registry:"+pin.Digest.String(), imageOptions(pin)...)
+	if err != nil {
+		return nil, err
+	}
+	if img.Digest() != pin.Digest.DigestStr() {
+		return nil, fmt.Errorf("opened %s, not the pinned %s", img.Digest(), pin.Digest.DigestStr())
+	}
+	return scenario.NewRunner(img,
+		scenario.WithTarget(device.New(*board)),
+		scenario.WithStaticCheck(harness.StaticCheck()),
+		scenario.WithReplayer(harness.Replayer()),
+		scenario.WithPlatforms(platforms...),
+		scenario.WithRetries(retries),
+		scenario.WithProgress(gateProgress(f)),
+	), nil
+}
+
+func imageOptions(pin promote.Pinned) []image.Option {
+	var opts []image.Option
+	if pin.Registry != nil {
+		opts = append(opts, image.WithKeychain(pin.Registry.Keychain()))
+		if pin.Registry.Insecure() {
+			opts = append(opts, image.WithInsecure())
+		}
+		if t := pin.Registry.Transport(); t != nil {
+			opts = append(opts, image.WithTransport(t))
+		}
+	}
+	return opts
+}
+
+// gateProgress prints one line per finished case on stderr.
+func gateProgress(f *gateFlags) func(scenario.Event) {
+	w := f.progress
+	if w == nil {
+		return nil
+	}
+	var mu sync.Mutex
+	return func(ev scenario.Event) {
+		if ev.Kind != scenario.CaseFinished && ev.Kind != scenario.CaseRetrying || ev.Result == nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		what := string(ev.Result.Verdict)
+		if ev.Kind == scenario.CaseRetrying {
+			what = "retrying after " + what
+		}
+		line := fmt.Sprintf("hil gate: %-16s %-9s %-13s %s (%s)", ev.Scenario, ev.Target, ev.Platform, what, ev.Elapsed.Round(time.Millisecond))
+		if ev.Result.Verdict != scenario.Pass && ev.Result.Reason != "" {
+			line += ": " + ev.Result.Reason
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// writeGateReports leaves the runner's results in dir.
+func writeGateReports(dir string, results []scenario.Result) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(results, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644)
+}
+
+// attestationReport is the runner's results without the app's output (the
+// attestation says what was tested and how it went; the full log stays in
+// the report directory).
+func attestationReport(results []scenario.Result) json.RawMessage {
+	slim := make([]scenario.Result, len(results))
+	for i, r := range results {
+		r.Output, r.StaticCheck = nil, ""
+		slim[i] = r
+	}
+	b, err := json.Marshal(slim)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+func gateRetries(f *gateFlags) int {
+	if f.target == staticgate.Target {
+		return f.retries
+	}
+	return 0
 }

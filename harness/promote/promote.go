@@ -71,7 +71,7 @@ type Outcome struct {
 }
 
 func (o Outcome) String() string {
-	s := fmt.Sprintf("%s on %s/%s: %s", o.Scenario, o.Platform, o.Target, o.Verdict)
+	s := fmt.Sprintf("%s [%s %s]: %s", o.Scenario, o.Target, o.Platform, o.Verdict)
 	if o.Reason != "" {
 		s += ": " + o.Reason
 	}

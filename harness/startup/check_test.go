@@ -460,3 +460,30 @@ func TestLDConfHint(t *testing.T) {
 	wantProblem(t, r, KindMissingLibrary, "app needs libbar.so.2", "/usr/local/lib/vendor/libbar.so.2",
 		"/etc/ld.so.conf.d/vendor.conf", "ldconfig", "LD_LIBRARY_PATH")
 }
+
+func TestPlatforms(t *testing.T) {
+	for p, want := range map[string]elf.Machine{
+		"linux/arm/v7": elf.EM_ARM, "linux/arm": elf.EM_ARM, "linux/arm/v6": elf.EM_ARM, "linux/arm/v5": elf.EM_ARM,
+		"linux/arm64": elf.EM_AARCH64, "linux/arm64/v8": elf.EM_AARCH64, "linux/amd64": elf.EM_X86_64,
+		"linux/386": elf.EM_386, "linux/riscv64": elf.EM_RISCV, "linux/ppc64le": elf.EM_PPC64, "linux/s390x": elf.EM_S390,
+	} {
+		a, err := parsePlatform(p)
+		if err != nil || a.Machine != want {
+			t.Errorf("parsePlatform(%s) = %v, %v; want %v", p, a.Machine, err, want)
+		}
+	}
+	for _, p := range []string{"windows/amd64", "linux/mips", "linux/arm/v9", "amd64", ""} {
+		if _, err := parsePlatform(p); err == nil {
+			t.Errorf("parsePlatform(%q): want an error", p)
+		}
+	}
+	// The armel (v5) float ABI is soft: a hard-float library does not fit.
+	a, _ := parsePlatform("linux/arm/v5")
+	in, err := parseFile(filepath.Join("testdata", "elf", "libbar-armhf.so"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := a.compatible(in, true); ok || !strings.Contains(why, "hard-float") {
+		t.Errorf("armhf library on linux/arm/v5: ok=%v %q", ok, why)
+	}
+}

@@ -28,6 +28,7 @@ type arch struct {
 	// at_platform is what $PLATFORM expands to (AT_PLATFORM).
 	atPlatform string
 	lib64      bool
+	bigEndian  bool
 }
 
 // ld.so.cache flag values from glibc's sysdeps/generic/ldconfig.h.
@@ -36,6 +37,9 @@ const (
 	flagX8664Lib64   = 0x0300
 	flagARMLibHF     = 0x0900
 	flagAArch64Lib64 = 0x0a00
+	flagS390Lib64    = 0x0400
+	flagPowerPCLib64 = 0x0500
+	flagRISCVDouble  = 0x1000
 	flagTypeMask     = 0x00ff
 	flagReqMask      = 0xff00
 )
@@ -74,8 +78,17 @@ func parsePlatform(p string) (arch, error) {
 	case "386":
 		return arch{Platform: p, Machine: elf.EM_386, Class: elf.ELFCLASS32, Triplet: "i386-linux-gnu",
 			cacheFlags: flagELFLibc6, atPlatform: "i686"}, nil
+	case "riscv64":
+		return arch{Platform: p, Machine: elf.EM_RISCV, Class: elf.ELFCLASS64, Triplet: "riscv64-linux-gnu",
+			cacheFlags: flagELFLibc6 | flagRISCVDouble, atPlatform: "riscv64", lib64: true}, nil
+	case "ppc64le":
+		return arch{Platform: p, Machine: elf.EM_PPC64, Class: elf.ELFCLASS64, Triplet: "powerpc64le-linux-gnu",
+			cacheFlags: flagELFLibc6 | flagPowerPCLib64, atPlatform: "power8", lib64: true}, nil
+	case "s390x":
+		return arch{Platform: p, Machine: elf.EM_S390, Class: elf.ELFCLASS64, Triplet: "s390x-linux-gnu",
+			cacheFlags: flagELFLibc6 | flagS390Lib64, atPlatform: "z13", lib64: true, bigEndian: true}, nil
 	}
-	return arch{}, fmt.Errorf("platform %q: architecture %q is not supported (amd64, arm64, arm, 386 are)", p, parts[1])
+	return arch{}, fmt.Errorf("platform %q: architecture %q is not supported (amd64, arm64, arm, 386, riscv64, ppc64le, s390x are)", p, parts[1])
 }
 
 // describe names an ELF's architecture the way a person would say it.
@@ -115,6 +128,12 @@ func machineName(m elf.Machine) string {
 		return "x86-64"
 	case elf.EM_386:
 		return "i386"
+	case elf.EM_RISCV:
+		return "RISC-V"
+	case elf.EM_PPC64:
+		return "PowerPC64"
+	case elf.EM_S390:
+		return "s390x"
 	}
 	return m.String()
 }
@@ -145,8 +164,8 @@ func (a arch) compatible(in *elfInfo, dynamic bool) (bool, string) {
 	if in.Machine != a.Machine || in.Class != a.Class {
 		return false, fmt.Sprintf("it is %s, the platform %s needs %s", describe(in), a.Platform, a)
 	}
-	if in.Data != elf.ELFDATA2LSB {
-		return false, fmt.Sprintf("it is big-endian, the platform %s is little-endian", a.Platform)
+	if want := map[bool]elf.Data{false: elf.ELFDATA2LSB, true: elf.ELFDATA2MSB}[a.bigEndian]; in.Data != want {
+		return false, fmt.Sprintf("it is %s, the platform %s is %s", endianName(in.Data), a.Platform, endianName(want))
 	}
 	if a.Machine == elf.EM_ARM {
 		if v := in.Flags & efARMEABIMask >> 24; v != 5 {
@@ -161,4 +180,11 @@ func (a arch) compatible(in *elfInfo, dynamic bool) (bool, string) {
 		}
 	}
 	return true, ""
+}
+
+func endianName(d elf.Data) string {
+	if d == elf.ELFDATA2MSB {
+		return "big-endian"
+	}
+	return "little-endian"
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -69,6 +70,7 @@ type Link struct {
 	stopCtx   func() bool
 	readDone  chan struct{}
 	reading   bool
+	attached  bool // Attach: the interface is not ours to delete
 }
 
 var _ link.Link = (*Link)(nil)
@@ -383,7 +385,7 @@ func (l *Link) Close() error {
 		if l.tx >= 0 {
 			errs = append(errs, unix.Close(l.tx))
 		}
-		if host, err := netlink.LinkByName(l.hostIface); err == nil {
+		if host, err := netlink.LinkByName(l.hostIface); err == nil && !l.attached {
 			if err := netlink.LinkDel(host); err != nil {
 				errs = append(errs, fmt.Errorf("veth: delete %s: %w", l.hostIface, err))
 			}
@@ -396,4 +398,63 @@ func (l *Link) Close() error {
 		l.closeErr = errors.Join(errs...)
 	})
 	return l.closeErr
+}
+
+// Attach returns a Link on an existing interface of the caller's namespace
+// (typically the host end of a veth pair someone else made): frames written
+// leave through it, Frames() streams what arrives on it. Close closes only
+// the sockets; the interface stays.
+func Attach(ctx context.Context, hostIface string) (*Link, error) {
+	lk, err := netlink.LinkByName(hostIface)
+	if err != nil {
+		return nil, fmt.Errorf("veth: interface %s: %w", hostIface, err)
+	}
+	l := &Link{
+		hostIface: hostIface,
+		mtu:       lk.Attrs().MTU,
+		tx:        -1,
+		frames:    make(chan link.Frame, 1024),
+		readDone:  make(chan struct{}),
+		attached:  true,
+	}
+	if lk.Attrs().OperState == netlink.OperDown || lk.Attrs().Flags&net.FlagUp == 0 {
+		l.Close()
+		return nil, fmt.Errorf("veth: interface %s is down: expected it up (ip link set %s up)", hostIface, hostIface)
+	}
+	if err := l.openSockets(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	l.reading = true
+	go l.readLoop()
+	l.stopCtx = context.AfterFunc(ctx, func() { l.Close() })
+	return l, nil
+}
+
+// PeerOf finds, for the veth interface iface inside the namespace at
+// nsPath, its other end in the caller's namespace. Writing there makes
+// frames arrive at iface as ingress.
+func PeerOf(nsPath, iface string) (string, error) {
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return "", fmt.Errorf("veth: open namespace %s: %w", nsPath, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return "", fmt.Errorf("veth: netlink in %s: %w", nsPath, err)
+	}
+	defer h.Close()
+	in, err := h.LinkByName(iface)
+	if err != nil {
+		return "", fmt.Errorf("veth: %s in %s: %w", iface, nsPath, err)
+	}
+	if in.Type() != "veth" {
+		return "", fmt.Errorf("veth: %s in %s is a %s interface: expected a veth whose other end is here", iface, nsPath, in.Type())
+	}
+	peer, err := netlink.LinkByIndex(in.Attrs().ParentIndex)
+	if err != nil || peer.Type() != "veth" || peer.Attrs().ParentIndex != in.Attrs().Index {
+		return "", fmt.Errorf("veth: the other end of %s in %s is not in this network namespace", iface, nsPath)
+	}
+	return peer.Attrs().Name, nil
 }

@@ -255,3 +255,46 @@ func TestBadOptions(t *testing.T) {
 		t.Errorf("missing namespace path: got %v, expected an error naming it", err)
 	}
 }
+
+func TestAttachAndPeerOf(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	l, err := veth.New(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	peer, err := veth.PeerOf(l.NetNSPath(), "eth0")
+	if err != nil || peer != l.HostIface() {
+		t.Fatalf("PeerOf: %q, %v; expected %q", peer, err, l.HostIface())
+	}
+	if _, err := veth.PeerOf(l.NetNSPath(), "lo"); err == nil {
+		t.Error("PeerOf(lo) succeeded; expected a not-a-veth error")
+	}
+	a, err := veth.Attach(context.Background(), peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := veth.OpenSocketIn(l.NetNSPath(), "eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	want := frame(1, 300)
+	if err := a.WriteFrame(want); err != nil {
+		t.Fatal(err)
+	}
+	app.SetDeadline(time.Now().Add(2 * time.Second))
+	if got, err := app.ReadFrame(); err != nil || !bytes.Equal(got.Data, want) {
+		t.Fatalf("through Attach: %v; expected the frame", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netlink.LinkByName(peer); err != nil {
+		t.Errorf("closing an attached link removed %s", peer)
+	}
+	if _, err := veth.Attach(context.Background(), "nonexistent0"); err == nil {
+		t.Error("Attach to a missing interface succeeded")
+	}
+}

@@ -125,7 +125,7 @@ func New(ctx context.Context, opts ...Option) (_ *Link, err error) {
 			return nil, fmt.Errorf("veth: create network namespace %s: %w", name, err)
 		}
 		l.nsName = name
-		l.nsPath = filepath.Join("/var/run/netns", name)
+		l.nsPath = filepath.Join(netnsRunDir, name)
 	}
 	defer ns.Close()
 
@@ -151,28 +151,84 @@ func randomID() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// newNamedNS creates /var/run/netns/NAME without leaving the calling thread
-// (or any other) in it.
+const netnsRunDir = "/run/netns"
+
+// newNamedNS creates /run/netns/NAME the way `ip netns add` does, without
+// leaving the calling thread (or any other) in it. Like iproute2 it first
+// makes /run/netns a shared mount point of its own: a namespace mounted
+// before `ip netns` did that would end up hidden under its bind mount,
+// impossible to delete by name.
 func newNamedNS(name string) (netns.NsHandle, error) {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
+	if err := os.MkdirAll(netnsRunDir, 0o755); err != nil {
 		return netns.None(), err
 	}
-	defer orig.Close()
-	ns, err := netns.NewNamed(name)
-	if serr := netns.Set(orig); serr != nil {
-		// The thread is stuck in the wrong namespace: let it die with the
-		// goroutine rather than serve others.
+	for made := false; ; made = true {
+		err := unix.Mount("", netnsRunDir, "none", unix.MS_SHARED|unix.MS_REC, "")
 		if err == nil {
-			ns.Close()
-			netns.DeleteNamed(name)
+			break
 		}
-		return netns.None(), fmt.Errorf("return to the original namespace: %w", serr)
+		if err != unix.EINVAL || made {
+			return netns.None(), fmt.Errorf("make %s a shared mount: %w", netnsRunDir, err)
+		}
+		if err := unix.Mount(netnsRunDir, netnsRunDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return netns.None(), fmt.Errorf("bind-mount %s onto itself: %w", netnsRunDir, err)
+		}
 	}
-	runtime.UnlockOSThread()
-	return ns, err
+	path := filepath.Join(netnsRunDir, name)
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return netns.None(), err
+	}
+	f.Close()
+
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("unshare: %w", err)
+			return
+		}
+		self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		merr := unix.Mount(self, path, "none", unix.MS_BIND, "")
+		if err := netns.Set(orig); err != nil {
+			errc <- fmt.Errorf("return to the original namespace: %w", err) // thread stays locked and dies
+			return
+		}
+		runtime.UnlockOSThread()
+		if merr != nil {
+			merr = fmt.Errorf("bind-mount the new namespace on %s: %w", path, merr)
+		}
+		errc <- merr
+	}()
+	if err := <-errc; err != nil {
+		os.Remove(path)
+		return netns.None(), err
+	}
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		deleteNamedNS(name)
+		return netns.None(), err
+	}
+	return ns, nil
+}
+
+func deleteNamedNS(name string) error {
+	path := filepath.Join(netnsRunDir, name)
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+		return fmt.Errorf("unmount %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // inNS runs f on a thread that is inside ns (for /proc/sys/net, which shows
@@ -352,7 +408,7 @@ func (l *Link) MTU() int { return l.mtu }
 // NetNSPath is where the app end lives: run the app in this namespace.
 func (l *Link) NetNSPath() string { return l.nsPath }
 
-// NetNSName is the name under /var/run/netns of the namespace New created
+// NetNSName is the name under /run/netns of the namespace New created
 // (for `ip netns exec`), or "" when it was given with WithNetNSPath.
 func (l *Link) NetNSName() string { return l.nsName }
 
@@ -391,7 +447,7 @@ func (l *Link) Close() error {
 			}
 		}
 		if l.nsName != "" {
-			if err := netns.DeleteNamed(l.nsName); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := deleteNamedNS(l.nsName); err != nil {
 				errs = append(errs, fmt.Errorf("veth: delete namespace %s: %w", l.nsName, err))
 			}
 		}

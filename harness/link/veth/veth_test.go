@@ -44,7 +44,7 @@ func assertGone(t *testing.T, l *veth.Link) {
 		t.Errorf("host end %s still exists after Close", l.HostIface())
 	}
 	if name := l.NetNSName(); name != "" {
-		if _, err := os.Stat("/var/run/netns/" + name); err == nil {
+		if _, err := os.Stat("/run/netns/" + name); err == nil {
 			t.Errorf("namespace %s still exists after Close", name)
 		}
 		out, _ := exec.Command("ip", "netns", "list").CombinedOutput()
@@ -181,7 +181,7 @@ func TestCancelReleasesEverything(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		_, err := netlink.LinkByName(l.HostIface())
-		_, serr := os.Stat("/var/run/netns/" + l.NetNSName())
+		_, serr := os.Stat("/run/netns/" + l.NetNSName())
 		if (err != nil && serr != nil) || time.Now().After(deadline) {
 			break
 		}

@@ -449,6 +449,9 @@ func onlyInfra(bad []Outcome) bool {
 }
 
 func summarize(bad []Outcome) string {
+	if len(bad) == 1 {
+		return bad[0].String()
+	}
 	const max = 5
 	var parts []string
 	for i, o := range bad {
@@ -456,9 +459,9 @@ func summarize(bad []Outcome) string {
 			parts = append(parts, fmt.Sprintf("and %d more", len(bad)-max))
 			break
 		}
-		parts = append(parts, o.String())
+		parts = append(parts, fmt.Sprintf("%s [%s %s] %s", o.Scenario, o.Target, o.Platform, o.Verdict))
 	}
-	return strings.Join(parts, "; ")
+	return fmt.Sprintf("%d cases did not pass: %s; the first: %s", len(bad), strings.Join(parts, ", "), bad[0].Reason)
 }
 
 // checkDigest makes sure the bytes the registry sent hash to the digest it

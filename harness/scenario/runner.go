@@ -266,7 +266,7 @@ func (cr *caseRun) phase(index int, kind StepKind, desc, pos string, fn func(sr 
 	}
 	if v == Fail && kind != PhaseStaticCheck && kind != PhaseImage {
 		if gap, ok := cr.emulatorGap(); ok {
-			v, msg = Unsupported, fmt.Sprintf("target %s cannot run what the app needs: %s (so the app's failure is the emulator's, not the app's: %s)", cr.c.Target, gap, firstLine(msg))
+			v, msg = Unsupported, fmt.Sprintf("target %s cannot run what the app needs: %s (a failure of the emulator, not of the app: %s)", cr.c.Target, gap, firstLine(msg))
 		}
 	}
 	sr.Verdict, sr.Message, sr.Duration = v, msg, time.Since(sr.Start)

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/hilproject/hil/harness"
+	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/report"
+	"github.com/hilproject/hil/harness/scenario"
+)
+
+func init() {
+	var (
+		imageRef         string
+		targets          []string
+		platforms        []string
+		reportDir        string
+		retries          int
+		insecure         bool
+		allowUnsupported bool
+		progressMode     string
+	)
+	cmd := &cobra.Command{
+		Use:   "run [SCENARIO...] --image REF",
+		Short: "Run scenarios against an image on targets and report the verdicts",
+		Long: `run boots the image on each target and runs every scenario on it: the
+static startup check first, then boot, readiness, and the scenario's steps
+(replay fixtures, expect output, frames, exit). SCENARIO is a scenario file
+or a directory of them (default: ./scenarios).
+
+A verdict per scenario × target × platform: pass, fail (the step, the
+expectation and what was seen), unsupported (the target cannot do what a
+step needs), infra-error (the harness or host failed, retried --retries
+times). With --report DIR, junit.xml, results.json and report.html go there.
+
+Progress is a redrawn line on a terminal and plain lines otherwise (CI).
+
+Exit status: 0 every case passed, 1 a case failed (or was unsupported,
+unless --allow-unsupported), 2 infra errors or the run could not start.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if imageRef == "" {
+				return &exitError{2, errors.New("--image is required (e.g. --image oci:build/images/pcapwatch)")}
+			}
+			if len(args) == 0 {
+				args = []string{"scenarios"}
+			}
+			var iopts []image.Option
+			if insecure {
+				iopts = append(iopts, image.WithInsecure())
+			}
+			return runScenarios(cmd.Context(), cmd.OutOrStdout(), runOptions{
+				image: imageRef, scenarios: args, targets: targets, platforms: platforms,
+				reportDir: reportDir, retries: retries, imageOpts: iopts,
+				allowUnsupported: allowUnsupported, progress: progressMode,
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&imageRef, "image", "", "image under test: oci:DIR, docker-archive:FILE, registry reference, ...")
+	f.StringSliceVar(&targets, "target", []string{"system"}, "target(s) to run on: system, user, container")
+	f.StringSliceVar(&platforms, "platform", nil, "platform(s) to run, replacing the scenarios' own (e.g. linux/arm/v7)")
+	f.StringVar(&reportDir, "report", "", "write junit.xml, results.json and report.html into this directory")
+	f.IntVar(&retries, "retries", 1, "retries of a case that ended in an infra error")
+	f.BoolVar(&insecure, "insecure", false, "plain HTTP for a loopback registry")
+	f.BoolVar(&allowUnsupported, "allow-unsupported", false, "exit 0 when every case passed or was unsupported")
+	f.StringVar(&progressMode, "progress", "auto", "progress output: auto (line on a terminal, plain otherwise), line, plain, none")
+	rootCmd.AddCommand(cmd)
+}
+
+type runOptions struct {
+	image            string
+	scenarios        []string
+	targets          []string
+	platforms        []string
+	reportDir        string
+	retries          int
+	imageOpts        []image.Option
+	allowUnsupported bool
+	progress         string
+}
+
+func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
+	scs, err := scenario.LoadFiles(o.scenarios)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	mode := o.progress
+	if mode == "auto" {
+		mode = "plain"
+		if f, ok := out.(*os.File); ok && isTerminal(f) {
+			mode = "line"
+		}
+	}
+	pr := newProgress(out, mode)
+	retries := o.retries
+	runner, img, err := harness.NewRunner(ctx, harness.Config{
+		Image: o.image, Targets: o.targets, Platforms: o.platforms,
+		Retries: &retries, Progress: pr.event, ImageOptions: o.imageOpts,
+	})
+	if err != nil {
+		return &exitError{2, err}
+	}
+	var cases []scenario.Case
+	for _, sc := range scs {
+		cases = append(cases, runner.Plan(sc)...)
+	}
+	if len(cases) == 0 {
+		return &exitError{2, fmt.Errorf("no case to run: none of the %d scenarios lists a target of %s", len(scs), strings.Join(o.targets, ", "))}
+	}
+	fmt.Fprintf(out, "hil run: %s (%s), %d scenario(s), %d case(s) on %s\n", img.Ref(), img.Digest(), len(scs), len(cases), strings.Join(runner.Targets(), ", "))
+	pr.total = len(cases)
+	start := time.Now()
+	var results []scenario.Result
+	for _, c := range cases {
+		if ctx.Err() != nil {
+			break
+		}
+		results = append(results, runner.Run(ctx, c))
+	}
+	pr.stop()
+	sum := scenario.Summarize(results)
+	fmt.Fprintf(out, "%d case(s) in %s: %d pass, %d fail, %d unsupported, %d infra-error\n",
+		sum.Total, time.Since(start).Round(10*time.Millisecond), sum.Pass, sum.Fail, sum.Unsupported, sum.InfraError)
+	if o.reportDir != "" {
+		rep := report.New(results, report.WithVersion(version))
+		paths, err := rep.WriteDir(o.reportDir)
+		if err != nil {
+			return &exitError{2, err}
+		}
+		fmt.Fprintf(out, "reports: %s\n", strings.Join(paths, " "))
+	}
+	switch {
+	case ctx.Err() != nil:
+		return &exitError{2, fmt.Errorf("interrupted after %d of %d case(s)", len(results), len(cases))}
+	case sum.Fail > 0:
+		return &exitError{1, fmt.Errorf("%d case(s) failed", sum.Fail)}
+	case sum.InfraError > 0:
+		return &exitError{2, fmt.Errorf("%d case(s) ended in infra errors (not a verdict on the app)", sum.InfraError)}
+	case sum.Unsupported > 0 && !o.allowUnsupported:
+		return &exitError{1, fmt.Errorf("%d case(s) unsupported on their target (--allow-unsupported to accept)", sum.Unsupported)}
+	}
+	return nil
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// progress shows which case and step runs and for how long: one redrawn
+// line on a terminal ("line"), or one plain line per event for CI logs.
+type progress struct {
+	out   io.Writer
+	mode  string
+	total int
+
+	mu     sync.Mutex
+	done   int
+	cur    string // case being run
+	step   string
+	since  time.Time
+	ticker *time.Ticker
+	quit   chan struct{}
+}
+
+func newProgress(out io.Writer, mode string) *progress {
+	p := &progress{out: out, mode: mode, quit: make(chan struct{})}
+	if mode == "line" {
+		p.ticker = time.NewTicker(200 * time.Millisecond)
+		go func() {
+			for {
+				select {
+				case <-p.ticker.C:
+					p.mu.Lock()
+					p.redrawLocked()
+					p.mu.Unlock()
+				case <-p.quit:
+					return
+				}
+			}
+		}()
+	}
+	return p
+}
+
+func (p *progress) stop() {
+	if p.ticker != nil {
+		p.ticker.Stop()
+		close(p.quit)
+		p.mu.Lock()
+		fmt.Fprint(p.out, "\r\033[K")
+		p.mu.Unlock()
+	}
+}
+
+func (p *progress) redrawLocked() {
+	if p.cur == "" {
+		return
+	}
+	fmt.Fprintf(p.out, "\r\033[K[%d/%d] %s · %s · %s", p.done+1, p.total, p.cur, p.step, time.Since(p.since).Round(100*time.Millisecond))
+}
+
+func caseName(e scenario.Event) string {
+	return fmt.Sprintf("%s [%s %s]", e.Scenario, e.Target, e.Platform)
+}
+
+func (p *progress) event(e scenario.Event) {
+	if p.mode == "none" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch e.Kind {
+	case scenario.CaseStarted:
+		p.cur, p.step, p.since = caseName(e), "starting", time.Now()
+		if e.Attempt > 1 {
+			p.cur += fmt.Sprintf(" (attempt %d)", e.Attempt)
+		}
+		if p.mode == "plain" {
+			fmt.Fprintf(p.out, "=== RUN   %s\n", p.cur)
+		}
+	case scenario.StepStarted:
+		p.step = e.Step.Desc
+		if e.Step.Index >= 0 {
+			p.step = fmt.Sprintf("step %d: %s", e.Step.Index+1, e.Step.Desc)
+		}
+	case scenario.StepFinished:
+		if p.mode == "plain" {
+			fmt.Fprintf(p.out, "    %-11s %8s  %s\n", e.Step.Verdict, e.Step.Duration.Round(time.Millisecond), p.step)
+		}
+	case scenario.CaseRetrying:
+		if p.mode == "line" {
+			fmt.Fprint(p.out, "\r\033[K")
+		}
+		fmt.Fprintf(p.out, "--- RETRY %s after %s: %s\n", caseName(e), e.Elapsed.Round(10*time.Millisecond), firstLineOf(e.Result.Reason))
+	case scenario.CaseFinished:
+		p.done++
+		if p.mode == "line" {
+			fmt.Fprint(p.out, "\r\033[K")
+		}
+		r := e.Result
+		fmt.Fprintf(p.out, "--- %-11s %s (%s)\n", strings.ToUpper(string(r.Verdict)), caseName(e), r.Duration.Round(10*time.Millisecond))
+		if r.Verdict != scenario.Pass {
+			for _, l := range strings.Split(r.Reason, "\n") {
+				fmt.Fprintf(p.out, "    %s\n", l)
+			}
+		}
+		p.cur = ""
+		return
+	}
+	if p.mode == "line" {
+		p.redrawLocked()
+	}
+}
+
+func firstLineOf(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

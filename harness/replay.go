@@ -1,0 +1,63 @@
+package harness
+
+import (
+	"context"
+	"sync"
+
+	"github.com/hilproject/hil/harness/link"
+	"github.com/hilproject/hil/harness/replay"
+	"github.com/hilproject/hil/harness/scenario"
+)
+
+// Replayer is hil's replay engine (harness/replay) as the runner's
+// Replayer. Fixtures are read once per process and kept: a suite replays
+// the same few files into many boots.
+func Replayer() scenario.Replayer { return &replayer{loaded: map[string]*replay.Capture{}} }
+
+type replayer struct {
+	mu     sync.Mutex
+	loaded map[string]*replay.Capture
+}
+
+func (r *replayer) capture(path string) (*replay.Capture, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.loaded[path]; ok {
+		return c, nil
+	}
+	c, err := replay.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	r.loaded[path] = c
+	return c, nil
+}
+
+func (r *replayer) Replay(ctx context.Context, l link.Link, rp *scenario.Replay) (scenario.ReplayStats, error) {
+	c, err := r.capture(rp.Path)
+	if err != nil {
+		return scenario.ReplayStats{}, err
+	}
+	var sch replay.Schedule
+	switch rp.Schedule.Kind {
+	case scenario.ScheduleMultiplier:
+		sch = replay.Schedule{Kind: replay.Multiplied, Factor: rp.Schedule.Value}
+	case scenario.SchedulePPS:
+		sch = replay.Schedule{Kind: replay.FixedRate, PPS: rp.Schedule.Value}
+	case scenario.ScheduleTopSpeed:
+		sch = replay.Schedule{Kind: replay.TopSpeed}
+	default:
+		sch = replay.Schedule{Kind: replay.Original}
+	}
+	st, err := replay.Send(ctx, l, c, replay.WithSchedule(sch), replay.WithLoops(rp.Loops))
+	return scenario.ReplayStats{
+		FramesSent:  int64(st.Frames),
+		BytesSent:   st.Bytes,
+		Skipped:     int64(st.Skipped),
+		Elapsed:     st.Duration,
+		PPS:         st.PPS,
+		GapErrorP50: st.GapErrP50,
+		GapErrorP99: st.GapErrP99,
+		GapErrorMax: st.GapErrMax,
+	}, err
+}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/hilproject/hil/internal/testenv"
 )
 
 func readFile(t *testing.T, path string) string {
@@ -435,4 +437,46 @@ func TestFlattenNeverFollowsHostSymlinkParent(t *testing.T) {
 		t.Fatal("openDir followed a symlink")
 	}
 	j.check(t)
+}
+
+func TestRootFSCancelledLeavesNothing(t *testing.T) {
+	cacheDir := t.TempDir()
+	t.Setenv("HIL_CACHE", cacheDir)
+	img := imageOf(t, layerOf(t, tarOf(t, file("a", "a", 0o644))))
+	d, _ := img.Digest()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	im := &Image{Ref: "cancelled", ManifestDigest: d, Image: img, opts: makeOptions(nil)}
+	if _, err := im.RootFS(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("expected context.Canceled, found %v", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(cacheDir, "rootfs"))
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".lock") {
+			t.Errorf("a cancelled flatten left %s behind", e.Name())
+		}
+	}
+}
+
+// BenchmarkFlattenSample flattens the sample image's arm/v7 manifest (no
+// cache): compare with `tar -xzf` of the same layer blobs.
+func BenchmarkFlattenSample(b *testing.B) {
+	a, err := Open(context.Background(), "oci:"+filepath.Join(testenv.ImagesDir(b), "pcapwatch"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	img, err := a.Image("linux/arm/v7")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var bytes int64
+	for i := 0; i < b.N; i++ {
+		dir := filepath.Join(b.TempDir(), "rootfs")
+		rep, err := Flatten(context.Background(), img.Image, dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bytes = rep.Read
+	}
+	b.SetBytes(bytes)
 }

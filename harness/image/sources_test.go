@@ -4,10 +4,15 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -400,5 +405,44 @@ func TestOpenDaemon(t *testing.T) {
 	}
 	if _, err := Open(ctxT(t), "docker-daemon:hil.local/absent:1"); err == nil || !strings.Contains(err.Error(), "has no image") {
 		t.Errorf("expected a missing-image error, found %v", err)
+	}
+}
+
+// A registry that answers 503 for a moment (restarting behind a load
+// balancer) must not fail the open: the fault is injected by a proxy in
+// front of the real registry, since a real one cannot be made to do it.
+func TestOpenRegistryRetriesServerErrors(t *testing.T) {
+	t.Setenv("HIL_CACHE", t.TempDir())
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	reg := testenv.Registry(t)
+	idx := testIndex(t)
+	pushIndex(t, reg.Host+"/hil/app:1", idx)
+
+	target, _ := url.Parse("http://" + reg.Host)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	failures := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		fail := failures < 2 && strings.Contains(r.URL.Path, "/manifests/")
+		if fail {
+			failures++
+		}
+		mu.Unlock()
+		if fail {
+			http.Error(w, "restarting", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+
+	a, err := Open(ctxT(t), host+"/hil/app:1", WithInsecure())
+	if err != nil {
+		t.Fatalf("expected the open to survive two 503s, found %v", err)
+	}
+	if failures != 2 || a.Digest != mustDigest(t, idx) {
+		t.Errorf("expected 2 injected failures and digest %s, found %d and %s", mustDigest(t, idx), failures, a.Digest)
 	}
 }

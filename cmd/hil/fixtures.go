@@ -1,0 +1,63 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hilproject/hil/pcapfixtures"
+)
+
+func init() {
+	var asJSON, paths bool
+	cmd := &cobra.Command{
+		Use:   "fixtures [NAME]",
+		Short: "List the bundled pcap fixtures (or show one) and what pcapwatch must report for each",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out := cmd.OutOrStdout()
+			fxs := pcapfixtures.Manifest()
+			if len(args) == 1 {
+				fx, err := pcapfixtures.Lookup(args[0])
+				if err != nil {
+					return &exitError{2, err}
+				}
+				if paths {
+					p, err := fx.Path()
+					if err != nil {
+						return err
+					}
+					fmt.Fprintln(out, p)
+					return nil
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(fx.Fixture)
+			}
+			if asJSON {
+				var all []any
+				for _, fx := range fxs {
+					all = append(all, fx.Fixture)
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(all)
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tFORMAT\tFRAMES\tOVER MTU\tSPAN\tSIZE\tEVENTS (device/dhcp/dns)\tDESCRIPTION")
+			for _, fx := range fxs {
+				e := fx.Expect
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%v\t%d KiB\t%d/%d/%d\t%s\n", fx.Name, fx.Format, fx.Frames, fx.OversizeFrames,
+					time.Duration(fx.DurationNS).Round(time.Microsecond), (fx.Size+1023)/1024,
+					len(e.DeviceSeen), len(e.DHCPRequest), len(e.DNSQuery), fx.Description)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the whole manifest as JSON")
+	cmd.Flags().BoolVar(&paths, "path", false, "with NAME: print a file path holding the fixture")
+	rootCmd.AddCommand(cmd)
+}

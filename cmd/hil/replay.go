@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/hilproject/hil/harness/link/veth"
+	"github.com/hilproject/hil/harness/replay"
+	"github.com/hilproject/hil/pcapfixtures"
+)
+
+func init() {
+	var (
+		iface, netnsName, appIface, speed, filter, oversize string
+		loops                                               int
+		asJSON                                              bool
+	)
+	cmd := &cobra.Command{
+		Use:   "replay FIXTURE (--iface IFACE | --netns NAME)",
+		Short: "Replay a pcap/pcapng file or a bundled fixture into an interface",
+		Long: `Replay writes the frames of FIXTURE (a pcap or pcapng file, or the name of a
+bundled fixture: see "hil fixtures") so that an app capturing on the other
+side receives them as ingress.
+
+  --iface IFACE   write out of IFACE in this namespace (e.g. the host end of
+                  a veth pair whose other end the app captures on)
+  --netns NAME    the app runs in network namespace NAME (ip netns name, or a
+                  path like /proc/PID/ns/net): if its --app-iface (eth0) is a
+                  veth whose other end is here, write there; if it has no
+                  such interface, create a veth pair for the replay and
+                  remove it afterwards
+
+Speeds: original (as captured), xN (N times faster, x0.5 is half speed),
+Npps (fixed rate) or top (as fast as the link takes them). Frames longer
+than the interface MTU are skipped and counted (--oversize fail refuses).
+Needs root (AF_PACKET, namespaces).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (iface == "") == (netnsName == "") {
+				return &exitError{2, fmt.Errorf("give exactly one of --iface or --netns")}
+			}
+			sched, err := replay.ParseSchedule(speed)
+			if err != nil {
+				return &exitError{2, err}
+			}
+			opts := []replay.Option{replay.WithSchedule(sched), replay.WithLoops(loops)}
+			if filter != "" {
+				opts = append(opts, replay.WithFilter(filter))
+			}
+			switch oversize {
+			case "skip":
+			case "fail":
+				opts = append(opts, replay.WithOversize(replay.FailOversize))
+			default:
+				return &exitError{2, fmt.Errorf("--oversize %q: expected skip or fail", oversize)}
+			}
+			path, name, err := resolveFixture(args[0])
+			if err != nil {
+				return &exitError{2, err}
+			}
+			capture, err := replay.Load(path, opts...)
+			if err != nil {
+				return &exitError{2, err}
+			}
+			ctx := cmd.Context()
+			l, note, err := openReplayLink(ctx, iface, netnsName, appIface)
+			if err != nil {
+				return &exitError{2, err}
+			}
+			defer l.Close()
+			if note != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), note)
+			}
+			errOut := cmd.ErrOrStderr()
+			if f, ok := errOut.(*os.File); ok && replayIsTerminal(f) {
+				opts = append(opts, replay.WithProgress(250*time.Millisecond, progressLine(errOut, name)))
+			}
+			st, err := replay.Send(ctx, l, capture, opts...)
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				_ = enc.Encode(jsonStats(name, l.HostIface(), st))
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s -> %s: %v\n", name, l.HostIface(), st)
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return &exitError{130, fmt.Errorf("replay interrupted after %d frames", st.Frames)}
+				}
+				return &exitError{1, err}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&iface, "iface", "", "write out of this interface of the current namespace")
+	f.StringVar(&netnsName, "netns", "", "network namespace of the app (name under /run/netns or a path)")
+	f.StringVar(&appIface, "app-iface", "eth0", "with --netns: the app's capture interface in that namespace")
+	f.StringVar(&speed, "speed", "original", "original, xN (x2, x0.5), Npps (1000pps) or top")
+	f.IntVar(&loops, "loop", 1, "play the capture this many times")
+	f.StringVar(&filter, "filter", "", "only frames matching this BPF expression (tcpdump syntax)")
+	f.StringVar(&oversize, "oversize", "skip", "frames over the MTU: skip (and count) or fail")
+	f.BoolVar(&asJSON, "json", false, "print the stats as JSON")
+	rootCmd.AddCommand(cmd)
+}
+
+// resolveFixture takes a path, or a bundled fixture's name.
+func resolveFixture(arg string) (path, name string, err error) {
+	if _, serr := os.Stat(arg); serr == nil {
+		return arg, filepath.Base(arg), nil
+	}
+	fx, lerr := pcapfixtures.Lookup(arg)
+	if lerr != nil {
+		return "", "", fmt.Errorf("%s is neither a file nor a bundled fixture (%v)", arg, lerr)
+	}
+	p, err := fx.Path()
+	return p, fx.Name, err
+}
+
+func openReplayLink(ctx context.Context, iface, netnsName, appIface string) (*veth.Link, string, error) {
+	if iface != "" {
+		l, err := veth.Attach(ctx, iface)
+		return l, "", err
+	}
+	nsPath := netnsName
+	if !strings.Contains(netnsName, "/") {
+		nsPath = filepath.Join("/run/netns", netnsName)
+	}
+	if _, err := os.Stat(nsPath); err != nil {
+		return nil, "", fmt.Errorf("network namespace %s: %w (create it with ip netns add %s)", netnsName, err, netnsName)
+	}
+	if peer, err := veth.PeerOf(nsPath, appIface); err == nil {
+		l, err := veth.Attach(ctx, peer)
+		return l, "", err
+	}
+	l, err := veth.New(ctx, veth.WithNetNSPath(nsPath), veth.WithName(appIface))
+	if err != nil {
+		return nil, "", err
+	}
+	return l, fmt.Sprintf("created veth pair %s <-> %s:%s for this replay; it is removed at the end", l.HostIface(), netnsName, appIface), nil
+}
+
+func progressLine(w io.Writer, name string) func(replay.Progress) {
+	return func(p replay.Progress) {
+		line := fmt.Sprintf("\r%s: %d/%d frames, %.1f s", name, p.Sent, p.Total, p.Elapsed.Seconds())
+		if p.Planned > 0 {
+			line += fmt.Sprintf(" of %.1f s", p.Planned.Seconds())
+		}
+		if p.Sent == p.Total {
+			line += "\n"
+		}
+		fmt.Fprint(w, line+"\x1b[K")
+	}
+}
+
+func jsonStats(name, iface string, s replay.Stats) any {
+	return map[string]any{
+		"fixture": name, "iface": iface, "schedule": s.Schedule,
+		"frames": s.Frames, "bytes": s.Bytes, "skipped": s.Skipped, "filtered": s.Filtered, "loops": s.Loops,
+		"duration_ns": s.Duration.Nanoseconds(), "pps": s.PPS, "mbps": s.Mbps,
+		"gap_error_p50_ns": s.GapErrP50.Nanoseconds(), "gap_error_p99_ns": s.GapErrP99.Nanoseconds(), "gap_error_max_ns": s.GapErrMax.Nanoseconds(),
+		"drift_ns": s.Drift.Nanoseconds(), "max_late_ns": s.MaxLate.Nanoseconds(),
+	}
+}
+
+func replayIsTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/hilproject/hil/harness"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/internal/testenv"
 )
@@ -168,5 +169,66 @@ func TestGateCLIPromotesRefusesAndAttestShowRoundTrips(t *testing.T) {
 	reg.Stop()
 	if _, errOut, code := runHilForGateTest(t, "gate", "--image", cand, "--promote", "latest", "--report", t.TempDir()); code != 2 {
 		t.Errorf("registry down: exit %d, want 2: %s", code, errOut)
+	}
+}
+
+// The sample images through `hil gate` with the real scenario runner on the
+// full-system ARM target: the good image is promoted to exactly its digest;
+// the variants that only show at run time (crash-on-start, slow-start) and
+// one the runner's static check catches (old-glibc) are refused with the
+// reason, latest unchanged. Only the startup scenario runs, to keep it fast.
+func TestGateWithTheRealRunnerOnSampleImages(t *testing.T) {
+	images := testenv.ImagesDir(t)
+	if _, err := harness.NewTarget("system"); err != nil {
+		t.Skipf("the system target is not wired into harness.NewTarget yet: %v", err)
+	}
+	reg := testenv.Registry(t)
+	scen := t.TempDir()
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "scenarios", "startup.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(scen, "startup.yaml"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repo := reg.Host + "/pcapwatch"
+	push := func(variant string) string {
+		t.Helper()
+		out, errOut, code := runHilForGateTest(t, "registry", "push", filepath.Join(images, variant), repo+":candidate")
+		if code != 0 {
+			t.Fatalf("pushing %s: %s", variant, errOut)
+		}
+		return strings.TrimSpace(out[strings.Index(out, "@")+1:])
+	}
+	latest := func() string {
+		out, _, _ := runHilForGateTest(t, "registry", "digest", repo+":latest")
+		return strings.TrimSpace(out)
+	}
+	gate := func() (string, int) {
+		out, errOut, code := runHilForGateTest(t, "gate", "--image", repo+":candidate", "--scenarios", scen,
+			"--target", "system", "--promote", "latest", "--retries", "1", "--report", t.TempDir())
+		return out + errOut, code
+	}
+
+	good := push("pcapwatch")
+	if out, code := gate(); code != 0 {
+		t.Fatalf("good image: exit %d, want 0:\n%s", code, out)
+	}
+	if got := latest(); got != good {
+		t.Fatalf("latest = %s, want the tested %s", got, good)
+	}
+	for _, c := range []struct{ variant, reason string }{
+		{"crash-on-start", "startup"},
+		{"slow-start", "ready"},
+		{"old-glibc", "GLIBC_2.34"},
+	} {
+		push(c.variant)
+		out, code := gate()
+		if code != 1 || !strings.Contains(out, "gate: REFUSED") || !strings.Contains(out, c.reason) {
+			t.Errorf("%s: exit %d, want 1 (refused, mentioning %q):\n%s", c.variant, code, c.reason, out)
+		}
+		if got := latest(); got != good {
+			t.Fatalf("%s moved latest to %s, want unchanged %s", c.variant, got, good)
+		}
 	}
 }

@@ -172,7 +172,7 @@ func appLayer(binPath string) (v1.Layer, error) {
 // the bytes depend on the content only) and hands ggcr the compressed form.
 func layerFromTar(tarBytes []byte) (v1.Layer, error) {
 	var gz bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&gz, gzip.DefaultCompression)
 	if err != nil {
 		return nil, err
 	}

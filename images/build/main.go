@@ -160,10 +160,6 @@ func run(ctx context.Context, out, lockPath string, relock, fetchOnly, force boo
 		return err
 	}
 	res := &debResolver{lock: lock, relock: relock, strict: os.Getenv("HIL_STRICT_LOCK") == "1", log: os.Stderr}
-	type fetched struct {
-		pkgs []debian.Package
-		debs []string
-	}
 	sets := map[string]fetched{}
 	for _, s := range debSets {
 		pkgs, debs, err := res.fetch(ctx, s)
@@ -241,41 +237,7 @@ func run(ctx context.Context, out, lockPath string, relock, fetchOnly, force boo
 			if err != nil {
 				return err
 			}
-			setName := v.Runtime(plat)
-			lkey := setName + "|" + strings.Join(v.Drop, ",")
-			rootfs, ok := layers[lkey]
-			if !ok {
-				var dropped []string
-				rootfs, dropped, err = rootfsLayer(ctx, sets[setName].debs, v.Drop)
-				if err != nil {
-					return err
-				}
-				if len(v.Drop) > 0 && len(dropped) == 0 {
-					return fmt.Errorf("%s: nothing in %s matched %v: the variant would not be broken", v.Name, setName, v.Drop)
-				}
-				layers[lkey] = rootfs
-			}
-			app, err := appLayer(bin)
-			if err != nil {
-				return err
-			}
-			var names []string
-			for _, p := range sets[setName].pkgs {
-				names = append(names, fmt.Sprintf("%s %s %s %s", p.Name, p.Version, p.Arch, p.SHA256))
-			}
-			s := setByName(setName)
-			labels := map[string]string{
-				"org.opencontainers.image.title": v.Name,
-				"io.hil.variant":                 v.Name,
-				"io.hil.debian":                  s.Suite + "/" + s.Arch,
-			}
-			if v.Breaks != "" {
-				labels["io.hil.breaks"] = v.Breaks
-			}
-			img, err := platformImage(parsePlatform(plat), rootfs, app, labels, []string{
-				fmt.Sprintf("COPY debian %s/%s %s (%d packages from images/debs.lock) /", s.Suite, s.Arch, strings.Join(s.Roots, " "), len(names)),
-				"COPY " + filepath.Base(bin) + " /opt/pcapwatch",
-			})
+			img, names, err := assemble(ctx, v, plat, sets, bin, layers)
 			if err != nil {
 				return err
 			}
@@ -300,6 +262,55 @@ func run(ctx context.Context, out, lockPath string, relock, fetchOnly, force boo
 	fmt.Printf("built %d images in %s into %s\n", len(built), time.Since(start).Round(100*time.Millisecond), out)
 	printTable(os.Stdout, built)
 	return nil
+}
+
+// fetched is a deb set's locked packages and their cached .deb files.
+type fetched struct {
+	pkgs []debian.Package
+	debs []string
+}
+
+// assemble makes one platform's image of a variant: the runtime set's
+// rootfs layer (shared through layers between images that use the same
+// set and drops) and the app layer. It returns the packages it holds.
+func assemble(ctx context.Context, v variant, plat string, sets map[string]fetched, bin string, layers map[string]v1.Layer) (v1.Image, []string, error) {
+	setName := v.Runtime(plat)
+	lkey := setName + "|" + strings.Join(v.Drop, ",")
+	rootfs, ok := layers[lkey]
+	if !ok {
+		var dropped []string
+		var err error
+		rootfs, dropped, err = rootfsLayer(ctx, sets[setName].debs, v.Drop)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(v.Drop) > 0 && len(dropped) == 0 {
+			return nil, nil, fmt.Errorf("%s: nothing in %s matched %v: the variant would not be broken", v.Name, setName, v.Drop)
+		}
+		layers[lkey] = rootfs
+	}
+	app, err := appLayer(bin)
+	if err != nil {
+		return nil, nil, err
+	}
+	var names []string
+	for _, p := range sets[setName].pkgs {
+		names = append(names, fmt.Sprintf("%s %s %s %s", p.Name, p.Version, p.Arch, p.SHA256))
+	}
+	s := setByName(setName)
+	labels := map[string]string{
+		"org.opencontainers.image.title": v.Name,
+		"io.hil.variant":                 v.Name,
+		"io.hil.debian":                  s.Suite + "/" + s.Arch,
+	}
+	if v.Breaks != "" {
+		labels["io.hil.breaks"] = v.Breaks
+	}
+	img, err := platformImage(parsePlatform(plat), rootfs, app, labels, []string{
+		fmt.Sprintf("COPY debian %s/%s %s (%d packages from images/debs.lock) /", s.Suite, s.Arch, strings.Join(s.Roots, " "), len(names)),
+		"COPY " + filepath.Base(bin) + " /opt/pcapwatch",
+	})
+	return img, names, err
 }
 
 func printTable(w io.Writer, built []*builtImage) {

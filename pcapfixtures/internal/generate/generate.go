@@ -451,7 +451,7 @@ func dns() *fixture {
 // silence.
 func homeMinute() *fixture {
 	f := &fixture{name: "home-minute", file: "home-minute.pcap",
-		description: "A minute of a home network: DNS lookups and answers, HTTPS bursts, ARP refreshes, SSDP, NTP, one device joining with DHCP; gaps from 40 us to seconds"}
+		description: "A minute of a home network: DNS lookups and answers, HTTPS bursts, ARP refreshes, SSDP, NTP, one device joining with DHCP; gaps from a few microseconds (inside HTTPS bursts) to about 5 s"}
 	rng := rand.New(rand.NewPCG(0x68696c, 0x6d696e75))
 	laptop := dev("3c:22:fb:11:22:33", "192.168.1.10", "laptop")
 	phone := dev("a4:83:e7:44:55:66", "192.168.1.11", "phone")
@@ -598,7 +598,7 @@ func homeMinute() *fixture {
 		f.expect.DHCPRequest = append(f.expect.DHCPRequest, r.v)
 	}
 	f.expect.Exact = true
-	f.notes = "DNS answers (QR=1) are not queries; the DISCOVER carries the hostname too but is not a request. Gaps: smallest ~30 us inside HTTPS bursts, largest a few seconds."
+	f.notes = "DNS answers (QR=1) are not queries; the DISCOVER carries the hostname too but is not a request. Gaps: smallest 3 us inside HTTPS bursts, largest 4.8 s."
 	return f
 }
 

@@ -195,6 +195,10 @@ func (s Source) prepare(ctx context.Context) (string, error) {
 func errLines(out []byte) string {
 	var b strings.Builder
 	for _, l := range strings.Split(string(out), "\n") {
+		// The sandbox notice only says the cache dir is private to root.
+		if strings.Contains(l, "unsandboxed") {
+			continue
+		}
 		if strings.HasPrefix(l, "E:") || strings.HasPrefix(l, "W:") || strings.HasPrefix(l, "Err:") {
 			b.WriteString("  " + l + "\n")
 		}

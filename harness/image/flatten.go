@@ -166,6 +166,12 @@ type flattener struct {
 }
 
 func newFlattener(dir string, o options) (*flattener, error) {
+	if o.maxRootFS <= 0 {
+		o.maxRootFS = DefaultMaxRootFSBytes
+	}
+	if o.maxFile <= 0 {
+		o.maxFile = DefaultMaxFileBytes
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating rootfs dir: %w", err)
 	}

@@ -102,11 +102,11 @@ func WithKeychain(k authn.Keychain) Option { return func(o *options) { o.keychai
 func WithInsecure() Option { return func(o *options) { o.insecure = true } }
 
 // WithMaxRootFSBytes caps the uncompressed bytes read from all layers when
-// flattening (default DefaultMaxRootFSBytes).
+// flattening (default DefaultMaxRootFSBytes; n <= 0 means the default).
 func WithMaxRootFSBytes(n int64) Option { return func(o *options) { o.maxRootFS = n } }
 
 // WithMaxFileBytes caps the size of any single file in the rootfs (default
-// DefaultMaxFileBytes).
+// DefaultMaxFileBytes; n <= 0 means the default).
 func WithMaxFileBytes(n int64) Option { return func(o *options) { o.maxFile = n } }
 
 // WithTransport sets the HTTP transport for registry access (retries are

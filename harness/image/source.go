@@ -95,6 +95,15 @@ func openLayout(ctx context.Context, ref, rest string) (*Artifact, error) {
 			}
 		}
 		if pick == nil {
+			// A platform manifest's digest (as `hil image inspect --rootfs`
+			// prints it) pins that one image of a nested index.
+			if img := findNestedImage(top, im.Manifests, h); img != nil {
+				plats, d, err := singlePlatform(img)
+				if err != nil {
+					return nil, fmt.Errorf("image %s: %w", ref, err)
+				}
+				return &Artifact{Digest: d, single: img, plats: plats}, nil
+			}
 			return nil, fmt.Errorf("image %s: index.json has no entry %s; it has %s", ref, h, describeDescs(im.Manifests))
 		}
 	case len(im.Manifests) == 1:
@@ -151,6 +160,30 @@ func openLayout(ctx context.Context, ref, rest string) (*Artifact, error) {
 	default:
 		return nil, fmt.Errorf("image %s: entry %s has media type %s, expected an image or an index", ref, pick.Digest, pick.MediaType)
 	}
+}
+
+func findNestedImage(top v1.ImageIndex, ds []v1.Descriptor, h v1.Hash) v1.Image {
+	for _, d := range ds {
+		if !d.MediaType.IsIndex() {
+			continue
+		}
+		idx, err := top.ImageIndex(d.Digest)
+		if err != nil {
+			continue
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			continue
+		}
+		for _, c := range im.Manifests {
+			if c.Digest == h && c.MediaType.IsImage() {
+				if img, err := idx.Image(h); err == nil {
+					return img
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func describeDescs(ds []v1.Descriptor) string {

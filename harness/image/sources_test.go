@@ -146,6 +146,12 @@ func TestOpenOCILayout(t *testing.T) {
 			checkTwoPlatforms(t, a, idx)
 		})
 	}
+	// A platform manifest digest pins that one image.
+	armDigest := mustDigest(t, testPlatformImage(t, armv7))
+	a, err := Open(ctxT(t), "oci:"+dir+"@"+armDigest.String())
+	if err != nil || a.Digest != armDigest || platformStrings(a.Platforms()) != "linux/arm/v7" {
+		t.Errorf("oci:DIR@<arm manifest>: expected the arm image %s alone, found %+v %v", armDigest, a, err)
+	}
 	_, err = Open(ctxT(t), "oci:"+dir+"@sha256:"+strings.Repeat("a", 64))
 	if err == nil || !strings.Contains(err.Error(), "index.json has no entry") {
 		t.Errorf("expected a missing-digest error, found %v", err)

@@ -147,7 +147,13 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 		d.onQEMUExit()
 	}()
 
-	bootCtx, cancel := context.WithTimeout(ctx, t.o.bootTimeout)
+	timeout := t.o.bootTimeout
+	if meta != nil && timeout > 10*time.Second {
+		// A restore either works in well under a second or not at all;
+		// fail fast so that Boot can fall back to a cold boot.
+		timeout = 10 * time.Second
+	}
+	bootCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stopWatch := context.AfterFunc(bootCtx, func() { d.repLn.SetDeadline(time.Unix(1, 0)) })
 	go func() {
@@ -167,6 +173,11 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 	}
 	go d.readReports(rep)
 	if meta != nil {
+		// The snapshot was taken with the CPUs stopped, so the restored VM
+		// stays paused until told to run.
+		if err := d.resume(bootCtx); err != nil {
+			return nil, d.bootFailure(bootCtx, "restoring the snapshot", err)
+		}
 		// The restored guest's clock stopped when the snapshot was taken.
 		d.send(fmt.Sprintf("time %d", time.Now().UnixNano()))
 		d.send("ping")

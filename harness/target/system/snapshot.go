@@ -1,6 +1,7 @@
 package system
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -122,5 +123,51 @@ func (d *Device) saveSnapshot(ready target.Line) (err error) {
 			return fmt.Errorf("unexpected query-migrate answer %s", raw)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// resume waits for the incoming migration to finish loading, then starts
+// the CPUs.
+func (d *Device) resume(ctx context.Context) error {
+	var mon *qmp.SocketMonitor
+	var err error
+	for {
+		// QEMU creates the QMP socket shortly after it starts.
+		if mon, err = d.qmp(); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-d.qemuDone:
+			return errors.New("QEMU exited while loading the snapshot")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	defer mon.Disconnect()
+	for {
+		raw, err := qmpRun(mon, "query-status", nil)
+		if err != nil {
+			return err
+		}
+		var st struct {
+			Status string `json:"status"`
+		}
+		json.Unmarshal(raw, &st)
+		switch st.Status {
+		case "inmigrate":
+		case "running":
+			return nil
+		case "paused", "postmigrate", "prelaunch":
+			_, err := qmpRun(mon, "cont", nil)
+			return err
+		default:
+			return fmt.Errorf("restored VM is in state %q", st.Status)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 }

@@ -1,0 +1,211 @@
+package system
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hilproject/hil/harness/target"
+)
+
+// drain reads Output until it closes (or the deadline) and returns the app
+// lines.
+func drain(t testing.TB, d target.Device, timeout time.Duration) []target.Line {
+	t.Helper()
+	_, seen, _ := waitLine(t, d, timeout, func(target.Line) bool { return false })
+	return seen
+}
+
+func TestCrashOnStart(t *testing.T) {
+	img, cfg := sampleImage(t, "crash-on-start")
+	ctx := testCtx(t, 60*time.Second)
+	d, err := New(WithSnapshots(false)).Boot(ctx, img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { d.Close(); noLeftovers(t, d) }()
+	lines := drain(t, d, 30*time.Second)
+	e, err := d.Wait(ctx)
+	if err != nil || e.Code != 1 {
+		t.Fatalf("exit %v, %v; want exit 1 (app lines %v)", e, err, lines)
+	}
+	var stderr []string
+	for _, l := range lines {
+		if l.Stream == target.Stderr {
+			stderr = append(stderr, l.Text)
+		}
+	}
+	if len(stderr) == 0 || !strings.Contains(strings.Join(stderr, "\n"), "pcapwatch") {
+		t.Fatalf("crash-on-start's stderr not reported; app lines %v", lines)
+	}
+}
+
+// TestLoaderErrors: with the static check skipped, the guest's own dynamic
+// loader must say what is wrong.
+func TestLoaderErrors(t *testing.T) {
+	// ld.so exits 127 when a library is missing and 1 when a symbol
+	// version is.
+	for _, tc := range []struct {
+		image, want string
+		code        int
+	}{
+		{"no-libpcap", "error while loading shared libraries: libpcap.so.0.8", 127},
+		{"old-glibc", "version `GLIBC_2.34' not found", 1},
+	} {
+		t.Run(tc.image, func(t *testing.T) {
+			img, cfg := sampleImage(t, tc.image)
+			ctx := testCtx(t, 60*time.Second)
+			d, err := New(WithSnapshots(false)).Boot(ctx, img, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { d.Close(); noLeftovers(t, d) }()
+			lines := drain(t, d, 30*time.Second)
+			e, err := d.Wait(ctx)
+			if err != nil || e.Code != tc.code {
+				t.Fatalf("exit %v, %v; want the loader's exit %d (lines %v)", e, err, tc.code, lines)
+			}
+			found := false
+			for _, l := range lines {
+				found = found || (l.Stream == target.Stderr && strings.Contains(l.Text, tc.want))
+			}
+			if !found {
+				t.Fatalf("no stderr line containing %q; app lines %v", tc.want, lines)
+			}
+		})
+	}
+}
+
+func TestSlowStartMissesBudget(t *testing.T) {
+	img, cfg := sampleImage(t, "slow-start")
+	ctx := testCtx(t, 60*time.Second)
+	d, err := New(WithSnapshots(false)).Boot(ctx, img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { d.Close(); noLeftovers(t, d) }()
+	if l, _, ok := waitLine(t, d, 4*time.Second, pcapwatchReady); ok {
+		t.Fatalf("slow-start became ready within a 4 s budget: %v", l)
+	}
+}
+
+func TestKernelPanicIsInfra(t *testing.T) {
+	rootfs, img := capcountRootFS(t)
+	ctx := testCtx(t, 60*time.Second)
+	tmpBefore := hilTempDirs(t)
+	// No init where rdinit points: the kernel then panics (no root fs).
+	_, err := New(WithRootFS(rootfs), WithSnapshots(false), WithKernelArgs("rdinit=/nonexistent")).
+		Boot(ctx, img, target.RunConfig{Entrypoint: []string{"/bin/capcount"}})
+	if err == nil || !target.IsInfra(err) || !strings.Contains(err.Error(), "kernel panic") {
+		t.Fatalf("want an infra error naming the kernel panic, got %v", err)
+	}
+	t.Log(err)
+	if after := hilTempDirs(t); after > tmpBefore {
+		t.Fatalf("temp dirs left behind: %d hil-vm-* before, %d after", tmpBefore, after)
+	}
+}
+
+func hilTempDirs(t testing.TB) int {
+	m, _ := filepath.Glob(filepath.Join(os.TempDir(), "hil-vm-*"))
+	return len(m)
+}
+
+func TestQEMUKilledIsInfra(t *testing.T) {
+	rootfs, img := capcountRootFS(t)
+	ctx := testCtx(t, 60*time.Second)
+	d, err := New(WithRootFS(rootfs), WithSnapshots(false)).
+		Boot(ctx, img, target.RunConfig{Entrypoint: []string{"/bin/capcount"}, Ready: readyLine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { d.Close(); noLeftovers(t, d) }()
+	if _, _, ok := waitLine(t, d, 20*time.Second, readyLine); !ok {
+		t.Fatal("capcount never ready")
+	}
+	syscall.Kill(d.(*Device).cmd.Process.Pid, syscall.SIGKILL)
+	_, err = d.Wait(ctx)
+	if err == nil || !target.IsInfra(err) || !strings.Contains(err.Error(), "QEMU exited") {
+		t.Fatalf("want an infra error saying QEMU exited, got %v", err)
+	}
+	t.Log(err)
+}
+
+func TestHungGuestHitsDeadline(t *testing.T) {
+	rootfs, img := capcountRootFS(t)
+	ctx := testCtx(t, 60*time.Second)
+	d, err := New(WithRootFS(rootfs), WithSnapshots(false)).
+		Boot(ctx, img, target.RunConfig{Entrypoint: []string{"/bin/capcount"}, Ready: readyLine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { d.Close(); noLeftovers(t, d) }()
+	if _, _, ok := waitLine(t, d, 20*time.Second, readyLine); !ok {
+		t.Fatal("capcount never ready")
+	}
+	// Freeze the guest's CPUs: from the harness's side a hung guest.
+	mon, err := d.(*Device).qmp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := qmpRun(mon, "stop", nil); err != nil {
+		t.Fatal(err)
+	}
+	mon.Disconnect()
+	d.Signal(syscall.SIGTERM)
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := d.Wait(wctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait on a hung guest: want the deadline, got %v", err)
+	}
+}
+
+func TestCaptureAndWarmRestore(t *testing.T) {
+	rootfs, img := capcountRootFS(t)
+	snaps := t.TempDir()
+	tg := New(WithRootFS(rootfs), WithSnapshotDir(snaps))
+	cfg := target.RunConfig{Entrypoint: []string{"/bin/capcount"}, Cmd: []string{"capture", "lan0"}, Iface: "lan0", Ready: readyLine}
+	run := func(wantBoot string) {
+		ctx := testCtx(t, 60*time.Second)
+		t0 := time.Now()
+		d, err := tg.Boot(ctx, img, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { d.Close(); noLeftovers(t, d) }()
+		if _, seen, ok := waitLine(t, d, 20*time.Second, readyLine); !ok {
+			t.Fatalf("%s boot: never ready; lines %v", wantBoot, seen)
+		}
+		t.Logf("%s boot: ready after %v (info %v)", wantBoot, time.Since(t0), d.Info())
+		if got := d.Info()["boot"]; got != wantBoot {
+			t.Fatalf("boot mode %q, want %q", got, wantBoot)
+		}
+		frame := make([]byte, 60)
+		copy(frame, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x88, 0xb5})
+		for i := 0; i < 1000; i++ {
+			if err := d.Link().WriteFrame(frame); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		if err := d.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		l, seen, ok := waitLine(t, d, 20*time.Second, func(l target.Line) bool { return strings.HasPrefix(l.Text, "summary") })
+		if !ok || l.Text != "summary frames=1000 drops=0" {
+			t.Fatalf("%s boot: summary %q, want frames=1000 drops=0 (lines %v)", wantBoot, l.Text, seen)
+		}
+		if e, err := d.Wait(ctx); err != nil || e.Code != 0 {
+			t.Fatalf("%s boot: exit %v, %v", wantBoot, e, err)
+		}
+	}
+	run("cold")
+	if m, _ := filepath.Glob(filepath.Join(snaps, "*.vmstate")); len(m) != 1 {
+		t.Fatalf("no snapshot saved after the cold boot reached ready (%v)", m)
+	}
+	run("warm")
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
@@ -231,4 +232,74 @@ func TestGateWithTheRealRunnerOnSampleImages(t *testing.T) {
 			t.Fatalf("%s moved latest to %s, want unchanged %s", c.variant, got, good)
 		}
 	}
+}
+
+// hil gate against a registry with htpasswd auth, credentials from the
+// Docker config: it works, and the password appears nowhere in what it
+// prints or leaves in the report directory (nor in the attestation).
+func TestGateCLIWithHtpasswdLeaksNoPassword(t *testing.T) {
+	const user, pass = "gatebot", "Tr0ub4dor-and-3-horses"
+	reg := testenv.Registry(t, testenv.WithHtpasswd(user, pass))
+	defer func(old func(*gateFlags) (promote.TestFunc, error)) { gateTester = old }(gateTester)
+	cfgDir := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
+	if err := os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{"auths":{"`+reg.Host+`":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOCKER_CONFIG", cfgDir)
+	cand := reg.Host + "/pcapwatch:candidate"
+	var images string
+	var variant string
+	// With the sample images the static check really opens the image with
+	// the credentials; without them a fake test stands in.
+	if dir := os.Getenv("HIL_IMAGES"); dir != "" || fileExists(filepath.Join(testenv.RepoRoot(t), "build", "images", "pcapwatch", "index.json")) {
+		images = testenv.ImagesDir(t)
+		variant = "static"
+		if _, errOut, code := runHilForGateTest(t, "registry", "push", filepath.Join(images, "pcapwatch"), cand); code != 0 {
+			t.Fatalf("push with credentials: %s", errOut)
+		}
+	} else {
+		variant = "system"
+		gateTester = fakeTester(promote.Pass, "")
+		pushArmIndex(t, cand)
+	}
+	report := t.TempDir()
+	out, errOut, code := runHilForGateTest(t, "gate", "--image", cand, "--promote", "latest", "--target", variant, "--report", report)
+	if code != 0 {
+		t.Fatalf("gate with credentials: exit %d\n%s\n%s", code, out, errOut)
+	}
+	att, _, code := runHilForGateTest(t, "attest", "show", "--json", cand)
+	if code != 0 {
+		t.Fatalf("attest show: exit %d", code)
+	}
+	texts := map[string]string{"stdout": out, "stderr": errOut, "attestation": att}
+	_ = filepath.WalkDir(report, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(p)
+			texts[p] = string(b)
+		}
+		return nil
+	})
+	if len(texts) < 4 {
+		t.Fatalf("the report dir %s is empty", report)
+	}
+	for what, s := range texts {
+		for _, secret := range []string{pass, auth} {
+			if strings.Contains(s, secret) {
+				t.Errorf("%s contains the password", what)
+			}
+		}
+	}
+
+	// Without the Docker config the registry says no, and hil says so.
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	if _, errOut, code := runHilForGateTest(t, "gate", "--image", cand, "--promote", "latest", "--target", variant, "--report", t.TempDir()); code != 2 ||
+		!strings.Contains(strings.ToLower(errOut), "unauthorized") {
+		t.Errorf("gate without credentials: exit %d, %s", code, errOut)
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -551,5 +554,54 @@ func TestAttestationViaReferrersAPI(t *testing.T) {
 	_, atts, err := Find(ctx, fastRegistry(), host+"/app:latest")
 	if err != nil || len(atts) != 1 || atts[0].Statement.Subject[0].Digest["sha256"] != want.Hex {
 		t.Fatalf("Find via the referrers API: %d, %v", len(atts), err)
+	}
+}
+
+// A registry (or the proxy in front of it) that answers 503 now and then
+// must not fail the gate: requests are retried with backoff.
+func TestRetriesTransient5xx(t *testing.T) {
+	reg := testenv.Registry(t)
+	ctx := testCtx(t)
+	upstream, err := url.Parse("http://" + reg.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	var mu sync.Mutex
+	n, failed := 0, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		flaky := n%7 == 0
+		if flaky {
+			failed++
+		}
+		mu.Unlock()
+		if flaky {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	want := pushIndex(t, reg.Host+"/app:candidate", armv7)
+
+	r := NewRegistry(WithRegistryRetries(3, 10*time.Millisecond))
+	d, err := Gate(ctx, host+"/app:candidate", "latest", (&recorder{}).test(nil), WithRegistry(r))
+	if err != nil || !d.Promoted {
+		t.Fatalf("Gate through a flaky proxy: %+v, %v", d, err)
+	}
+	if failed == 0 {
+		t.Fatal("the proxy never failed a request: the test tests nothing")
+	}
+	if got := tagDigest(t, reg.Host+"/app:latest"); got != want.String() {
+		t.Fatalf("latest = %s, want %s", got, want)
+	}
+
+	// Without retries the same proxy makes the gate fail with an error.
+	_, err = Gate(ctx, host+"/app:candidate", "latest", (&recorder{}).test(nil), WithRegistry(NewRegistry(WithRegistryRetries(0, time.Millisecond))))
+	if err == nil {
+		t.Fatal("no error without retries although every 7th request fails")
 	}
 }

@@ -605,3 +605,28 @@ func TestRetriesTransient5xx(t *testing.T) {
 		t.Fatal("no error without retries although every 7th request fails")
 	}
 }
+
+// Promoting into another repository copies blobs and child manifests by
+// digest: the tag there has the tested digest and every platform resolves.
+func TestPromoteIntoAnotherRepository(t *testing.T) {
+	reg := testenv.Registry(t)
+	ctx := testCtx(t)
+	cand := reg.Host + "/ci/app:candidate"
+	want := pushIndex(t, cand, armv7, amd64)
+	d, err := Gate(ctx, cand, reg.Host+"/fleet/app:stable", (&recorder{}).test(nil), WithRegistry(fastRegistry()))
+	if err != nil || !d.Promoted {
+		t.Fatalf("Gate: %+v, %v", d, err)
+	}
+	if got := tagDigest(t, reg.Host+"/fleet/app:stable"); got != want.String() {
+		t.Fatalf("fleet/app:stable = %s, want %s", got, want)
+	}
+	for _, p := range []v1.Platform{armv7, amd64} {
+		img, err := remote.Image(mustRef(t, reg.Host+"/fleet/app:stable"), remote.WithPlatform(p))
+		if err != nil {
+			t.Fatalf("%s through the promoted tag: %v", p, err)
+		}
+		if _, err := img.ConfigFile(); err != nil {
+			t.Fatalf("%s config in the other repository: %v", p, err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package image
 import (
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -276,6 +277,45 @@ func TestOpenSampleImage(t *testing.T) {
 	}
 	if _, err := a.Image("linux/amd64"); err != nil {
 		t.Errorf("expected a linux/amd64 manifest too: %v", err)
+	}
+
+	// The same index pushed to a real registry pins to the same digest, and
+	// its arm/v7 rootfs is the cached one (keyed by manifest digest).
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	reg := testenv.Registry(t)
+	pushIndex(t, reg.Host+"/hil/pcapwatch:test", a.Index())
+	ra, err := Open(ctxT(t), reg.Host+"/hil/pcapwatch:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ra.Digest != a.Digest {
+		t.Errorf("registry digest: expected the layout's %s, found %s", a.Digest, ra.Digest)
+	}
+	rimg, err := ra.Image("linux/arm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rroot, err := rimg.RootFS(ctxT(t)); err != nil || rroot != root {
+		t.Errorf("expected the cached rootfs %s, found %s (%v)", root, rroot, err)
+	}
+
+	// The docker-save tarball beside it holds one image per platform.
+	tarPath := filepath.Join(images, "pcapwatch.tar")
+	if _, err := Open(ctxT(t), "docker-archive:"+tarPath); err == nil || !strings.Contains(err.Error(), "pick one") {
+		t.Errorf("expected the multi-image archive to ask for a tag, found %v", err)
+	}
+	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(tarPath) })
+	if err != nil || len(m) == 0 || len(m[0].RepoTags) == 0 {
+		t.Fatalf("reading %s: %v", tarPath, err)
+	}
+	for _, d := range m {
+		ta, err := Open(ctxT(t), "docker-archive:"+tarPath+":"+d.RepoTags[0])
+		if err != nil {
+			t.Fatalf("Open(%s): %v", d.RepoTags[0], err)
+		}
+		if _, err := ta.Image(""); err != nil {
+			t.Errorf("%s: %v", d.RepoTags[0], err)
+		}
 	}
 }
 

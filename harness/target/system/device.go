@@ -492,6 +492,9 @@ func (d *Device) Close() error {
 		if d.consoleLog != nil {
 			d.consoleLog.Close()
 		}
+		if d.p.ownInitramfs {
+			os.Remove(d.p.initramfs)
+		}
 		if d.tmp != "" {
 			if err := os.RemoveAll(d.tmp); err != nil && d.closeErr == nil {
 				d.closeErr = err

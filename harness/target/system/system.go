@@ -153,12 +153,14 @@ type plan struct {
 	qemuVersion string
 	kernel      *kernel.Kernel
 	initramfs   string
-	initHash    string
-	appendArgs  string
-	snapshotKey string
-	snapshot    string // file path (may not exist yet)
-	cfg         target.RunConfig
-	img         *image.Image
+	// ownInitramfs: initramfs is private to one boot (explicit rootfs).
+	ownInitramfs bool
+	initHash     string
+	appendArgs   string
+	snapshotKey  string
+	snapshot     string // file path (may not exist yet)
+	cfg          target.RunConfig
+	img          *image.Image
 }
 
 func machineFor(arch string) (qemu string, machine []string, err error) {
@@ -250,15 +252,28 @@ func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfi
 		return nil, target.Infra(err)
 	}
 	ir := filepath.Join(irDir, irKey+".cpio")
-	if _, err := os.Stat(ir); err != nil || t.o.rootfs != "" {
-		// An explicit rootfs dir may change under the same name: rebuild.
+	ownIR := false
+	if t.o.rootfs != "" {
+		// An explicit rootfs dir may change under the same name: build a
+		// private initramfs for this boot, removed by Device.Close.
+		f, err := os.CreateTemp("", "hil-initramfs-*.cpio")
+		if err != nil {
+			return nil, target.Infra(err)
+		}
+		f.Close()
+		ir, ownIR = f.Name(), true
+	}
+	if _, err := os.Stat(ir); err != nil || ownIR {
 		spec := initramfsSpec{rootfs: rootfs, init: initPath, modules: k.Modules, config: cfgJSON, gzip: t.o.gzip}
 		if err := buildInitramfs(ctx, spec, ir); err != nil {
+			if ownIR {
+				os.Remove(ir)
+			}
 			return nil, target.Infra(fmt.Errorf("building the initramfs: %w", err))
 		}
 	}
 
-	p := &plan{qemu: qemuBin, qemuVersion: qv, kernel: k, initramfs: ir, initHash: initHash,
+	p := &plan{qemu: qemuBin, qemuVersion: qv, kernel: k, initramfs: ir, ownInitramfs: ownIR, initHash: initHash,
 		appendArgs: appendArgs, cfg: cfg, img: img}
 	if t.o.snapshots {
 		sh := sha256.New()
@@ -288,11 +303,19 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	}
 	if p.snapshot != "" {
 		if meta, err := readSnapshotMeta(p.snapshot); err == nil {
-			d, err := t.start(ctx, p, meta)
+			// A failed restore must not delete a private initramfs that
+			// the cold fallback still needs.
+			warm := *p
+			warm.ownInitramfs = false
+			d, err := t.start(ctx, &warm, meta)
 			if err == nil {
+				warm.ownInitramfs = p.ownInitramfs
 				return d, nil
 			}
 			if ctx.Err() != nil {
+				if p.ownInitramfs {
+					os.Remove(p.initramfs)
+				}
 				return nil, err
 			}
 			// A snapshot that does not restore is stale: drop it, boot cold.

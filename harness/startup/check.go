@@ -117,7 +117,7 @@ func (c *checker) run() error {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
-		head, err := c.readHead(prog.Path)
+		head, err := c.readHead(prog.RealPath)
 		if err != nil {
 			c.problem(KindNotExecutable, "", prog.Path, "cannot read %s: %v", prog.Path, err)
 			return nil
@@ -403,16 +403,21 @@ func repeatOf(name string, prev *node) *Object {
 }
 
 func (c *checker) loadCache() {
-	b, err := os.ReadFile(c.root.host("/etc/ld.so.cache"))
-	if err != nil {
+	// Resolved inside the root first: an absolute symlink must not reach
+	// the host's own cache.
+	r, err := c.root.resolve("/etc/ld.so.cache")
+	if err != nil || !r.Info.Mode().IsRegular() {
 		// An image without a cache is normal (scratch images, musl).
 		return
 	}
-	r, err := c.root.resolve("/etc/ld.so.cache")
-	if err == nil && r.Path != "/etc/ld.so.cache" {
-		if b, err = os.ReadFile(c.root.host(r.Path)); err != nil {
-			return
-		}
+	if r.Info.Size() > 64<<20 {
+		c.rep.Notes = append(c.rep.Notes, fmt.Sprintf("/etc/ld.so.cache ignored: %d bytes is implausibly large", r.Info.Size()))
+		return
+	}
+	b, err := os.ReadFile(c.root.host(r.Path))
+	if err != nil {
+		c.rep.Notes = append(c.rep.Notes, fmt.Sprintf("/etc/ld.so.cache ignored: %v", err))
+		return
 	}
 	cache, err := parseLDCache(b)
 	if err != nil {
@@ -615,7 +620,7 @@ func isIdent(b byte) bool {
 // libToken is $LIB: Debian's glibc expands it to the multiarch dir
 // (lib/arm-linux-gnueabihf); upstream to lib or lib64.
 func (c *checker) libToken() string {
-	if fi, err := os.Stat(c.root.host("/lib/" + c.arch.Triplet)); err == nil && fi.IsDir() {
+	if r, err := c.root.resolve("/lib/" + c.arch.Triplet); err == nil && r.Info.IsDir() {
 		return "lib/" + c.arch.Triplet
 	}
 	if c.arch.lib64 {

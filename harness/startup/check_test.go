@@ -487,3 +487,35 @@ func TestPlatforms(t *testing.T) {
 		t.Errorf("armhf library on linux/arm/v5: ok=%v %q", ok, why)
 	}
 }
+
+// TestAbsoluteSymlinksStayInRoot: every file the check opens is reached
+// through the root, never through the host, even when the host has a file
+// at the link's target.
+func TestAbsoluteSymlinksStayInRoot(t *testing.T) {
+	files := with(armhfBase(), map[string]file{
+		"/opt/app/bin/app":         elfFile("app-runpath"),
+		"/opt/app/lib/libfoo.so.1": elfFile("libfoo-v2.so"),
+		"/usr/bin/app":             symlink("/opt/app/bin/app"),
+		"/usr/bin/hosttrue":        symlink("/bin/true"),
+	})
+	root := mkroot(t, files)
+	wantOK(t, check(t, root, Config{Cmd: []string{"/usr/bin/app"}}))
+	wantProblem(t, check(t, root, Config{Cmd: []string{"/usr/bin/hosttrue"}}), KindMissingProgram, "/usr/bin/hosttrue")
+
+	// A cache reached through an absolute link inside the root is used;
+	// one pointing at the host's path is not.
+	cache := encodeLDCache([]cacheEntry{{Flags: flagELFLibc6 | flagARMLibHF, Name: "libbar.so.2", Path: "/opt/vendor/lib/libbar.so.2"}})
+	files = with(armhfBase(), map[string]file{
+		"/opt/vendor/lib/libbar.so.2": elfFile("libbar-armhf.so"),
+		"/app":                        elfFile("app-bar"),
+		"/var/cache/ld.so.cache":      {data: string(cache)},
+		"/etc/ld.so.cache":            symlink("/var/cache/ld.so.cache"),
+	})
+	wantOK(t, check(t, mkroot(t, files), Config{Entrypoint: []string{"/app"}}))
+	hostCache := filepath.Join(t.TempDir(), "ld.so.cache")
+	if err := os.WriteFile(hostCache, cache, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files["/etc/ld.so.cache"] = symlink(hostCache)
+	wantProblem(t, check(t, mkroot(t, files), Config{Entrypoint: []string{"/app"}}), KindMissingLibrary, "libbar.so.2")
+}

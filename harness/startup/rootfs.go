@@ -2,7 +2,6 @@ package startup
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path"
@@ -118,12 +117,4 @@ func unwrapPathErr(err error) error {
 // least one x bit, even for root).
 func executable(fi fs.FileInfo) bool {
 	return fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
-}
-
-// describeResolved renders "path" or "path (via a -> b, c -> d)".
-func describeResolved(want string, r resolved) string {
-	if len(r.Links) == 0 {
-		return r.Path
-	}
-	return fmt.Sprintf("%s -> %s", want, r.Path)
 }

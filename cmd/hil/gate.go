@@ -19,6 +19,7 @@ import (
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/promote/staticgate"
+	"github.com/hilproject/hil/harness/report"
 	"github.com/hilproject/hil/harness/scenario"
 	"github.com/hilproject/hil/harness/target/device"
 )
@@ -201,10 +202,10 @@ func printDecision(w io.Writer, d *promote.Decision, reportDir string, gerr erro
 	if gerr != nil {
 		reason = gerr.Error()
 	}
-	fmt.Fprintf(w, "  reason: %s\n", reason)
+	fmt.Fprintf(w, "  reason: %s\n", indent(reason, "    "))
 	if len(d.Failures) > 1 {
 		for _, o := range d.Failures {
-			fmt.Fprintf(w, "    - %s\n", o)
+			fmt.Fprintf(w, "    - %s\n", indent(o.String(), "      "))
 		}
 	}
 }
@@ -296,7 +297,7 @@ func scenarioTester(f *gateFlags) (promote.TestFunc, error) {
 		if len(results) == 0 {
 			return res, fmt.Errorf("no scenario in %s runs on target %s", f.scenarios, f.target)
 		}
-		if err := writeGateReports(f.report, results); err != nil {
+		if err := writeGateReports(f.report, pin, f, results); err != nil {
 			return res, fmt.Errorf("writing the reports: %w", err)
 		}
 		res.Report = attestationReport(results)
@@ -380,16 +381,18 @@ func gateProgress(f *gateFlags) func(scenario.Event) {
 	}
 }
 
-// writeGateReports leaves the runner's results in dir.
-func writeGateReports(dir string, results []scenario.Result) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(results, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644)
+// writeGateReports writes the runner's JUnit XML, JSON and HTML reports
+// into dir.
+func writeGateReports(dir string, pin promote.Pinned, f *gateFlags, results []scenario.Result) error {
+	rep := report.New(results,
+		report.WithTitle("hil gate: "+pin.Ref),
+		report.WithVersion(hilVersion()),
+		report.WithMeta("tested digest", pin.Digest.String()),
+		report.WithMeta("promote", f.tag),
+		report.WithMeta("target", f.target),
+	)
+	_, err := rep.WriteDir(dir)
+	return err
 }
 
 // attestationReport is the runner's results without the app's output (the
@@ -413,4 +416,9 @@ func gateRetries(f *gateFlags) int {
 		return f.retries
 	}
 	return 0
+}
+
+// indent puts prefix before every line of s but the first.
+func indent(s, prefix string) string {
+	return strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
 }

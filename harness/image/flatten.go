@@ -320,7 +320,8 @@ func (f *flattener) entry(ls *layerState, hdr *tar.Header, r io.Reader) error {
 		return f.whiteout(ls, hdr.Name, parts)
 	}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeSymlink, tar.TypeLink:
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeDir, tar.TypeSymlink, tar.TypeLink:
+		// archive/tar expands sparse files (holes read as zeros).
 	case tar.TypeChar, tar.TypeBlock:
 		f.skip(ls, name, fmt.Sprintf("device node %d:%d not created", hdr.Devmajor, hdr.Devminor))
 		return nil

@@ -1,11 +1,16 @@
 package startup_test
 
 import (
+	"bytes"
 	"context"
+	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/startup"
@@ -130,4 +135,99 @@ func BenchmarkCheck(b *testing.B) {
 			b.Fatalf("check: %v %v", err, r)
 		}
 	}
+}
+
+// realLoaderList runs the image's own ld.so with --list under qemu-user on
+// the rootfs: the dynamic equivalent of the check.
+func realLoaderList(t *testing.T, rootfs string) (map[string]string, string) {
+	t.Helper()
+	testenv.RequireCommand(t, "/usr/bin/qemu-arm-static", "qemu-user-static")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/usr/bin/qemu-arm-static", "-L", rootfs,
+		filepath.Join(rootfs, "lib/ld-linux-armhf.so.3"), "--list", filepath.Join(rootfs, "opt/pcapwatch"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	_ = cmd.Run() // exits non-zero when something is missing; stderr says what
+	libs := map[string]string{}
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), " => ")
+		if !ok || strings.HasPrefix(name, "/") {
+			continue // the loader itself
+		}
+		libs[name] = strings.Fields(rest)[0]
+	}
+	return libs, stderr.String()
+}
+
+// TestMatchesRealLoader compares the check with what the image's glibc
+// ld.so does on the same rootfs: the same libraries from the same paths,
+// the same missing library, the same highest missing version.
+func TestMatchesRealLoader(t *testing.T) {
+	t.Run("pcapwatch", func(t *testing.T) {
+		dir, cfg := sampleRootFS(t, "pcapwatch", "linux/arm/v7")
+		want, stderr := realLoaderList(t, dir)
+		if len(want) == 0 {
+			t.Fatalf("ld.so --list printed no libraries: %s", stderr)
+		}
+		r, err := startup.Check(context.Background(), dir, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		var walk func(o *startup.Object)
+		walk = func(o *startup.Object) {
+			for _, c := range o.Needed {
+				if !c.Repeat && !c.Missing && !strings.HasPrefix(c.Name, "ld-linux") {
+					got[c.Name] = c.Path
+				}
+				walk(c)
+			}
+		}
+		walk(r.Program)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("libraries differ from ld.so --list\n got %v\nwant %v", got, want)
+		}
+	})
+	t.Run("no-libpcap", func(t *testing.T) {
+		dir, cfg := sampleRootFS(t, "no-libpcap", "linux/arm/v7")
+		_, stderr := realLoaderList(t, dir)
+		if !strings.Contains(stderr, "libpcap.so.0.8: cannot open shared object file") {
+			t.Fatalf("ld.so did not fail on libpcap: %s", stderr)
+		}
+		r, _ := startup.Check(context.Background(), dir, cfg)
+		if len(r.Problems) != 1 || r.Problems[0].Object != "libpcap.so.0.8" {
+			t.Errorf("check problems %v, ld.so says %s", r.Problems, stderr)
+		}
+	})
+	t.Run("old-glibc", func(t *testing.T) {
+		dir, cfg := sampleRootFS(t, "old-glibc", "linux/arm/v7")
+		_, stderr := realLoaderList(t, dir)
+		var highest string
+		for _, m := range regexp.MustCompile("version `(GLIBC_[0-9.]+)' not found").FindAllStringSubmatch(stderr, -1) {
+			if highest == "" || versionLess(highest, m[1]) {
+				highest = m[1]
+			}
+		}
+		if highest == "" {
+			t.Fatalf("ld.so did not report a missing version: %s", stderr)
+		}
+		r, _ := startup.Check(context.Background(), dir, cfg)
+		if len(r.Problems) != 1 || r.Problems[0].Object != highest {
+			t.Errorf("check problems %v, ld.so's highest missing version is %s", r.Problems, highest)
+		}
+	})
+}
+
+func versionLess(a, b string) bool {
+	pa := strings.Split(strings.TrimPrefix(a, "GLIBC_"), ".")
+	pb := strings.Split(strings.TrimPrefix(b, "GLIBC_"), ".")
+	for i := 0; i < len(pa) && i < len(pb); i++ {
+		x, _ := strconv.Atoi(pa[i])
+		y, _ := strconv.Atoi(pb[i])
+		if x != y {
+			return x < y
+		}
+	}
+	return len(pa) < len(pb)
 }

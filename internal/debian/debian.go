@@ -109,6 +109,10 @@ func (s Source) aptOptions(dir string) []string {
 		{"Dir::State::extended_states", filepath.Join(dir, "extended_states")},
 		{"Dir::Cache", filepath.Join(dir, "apt-cache")},
 		{"Dir::Cache::archives", filepath.Join(dir, "apt-cache", "archives")},
+		// Docker-derived hosts turn the binary caches off (docker-clean);
+		// without them every apt-cache call re-parses ~25 MB of lists.
+		{"Dir::Cache::pkgcache", "pkgcache.bin"},
+		{"Dir::Cache::srcpkgcache", "srcpkgcache.bin"},
 		{"APT::Architecture", s.Arch},
 		{"APT::Architectures", s.Arch},
 		{"Acquire::Languages", "none"},
@@ -334,6 +338,10 @@ func (s Source) pickAlternative(ctx context.Context, dir string, group []string,
 		if _, ok := seen[alt]; ok {
 			return alt, nil
 		}
+	}
+	if len(group) == 1 {
+		// Looked up with the next batch; a missing one fails there.
+		return group[0], nil
 	}
 	recs, err := s.show(ctx, dir, group)
 	if err != nil {

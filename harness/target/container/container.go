@@ -66,8 +66,9 @@ const (
 )
 
 type config struct {
-	busybox string
-	mtu     int
+	busybox   string
+	mtu       int
+	keepImage bool
 }
 
 // Option configures the target.
@@ -75,6 +76,12 @@ type Option func(*config)
 
 // WithMTU sets the MTU of the app's interface (default 1500).
 func WithMTU(n int) Option { return func(c *config) { c.mtu = n } }
+
+// WithKeepImage leaves the image hil loaded on the engine after Close, so
+// that later boots of the same digest skip the load (about half a second
+// for the sample image). The tag names the manifest digest, so a kept image
+// is never mistaken for another. Default: hil removes what it loaded.
+func WithKeepImage() Option { return func(c *config) { c.keepImage = true } }
 
 // WithSandboxBusybox names the static busybox that keeps the sandbox
 // container (the network namespace's owner) alive; default /bin/busybox
@@ -176,6 +183,8 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		info:   map[string]string{"target": "container", "platform": emu.PlatformString(img.Platform)},
 		exited: make(chan struct{}),
 		caps:   target.Capabilities{Capture: true},
+		begin:  begin,
+		keep:   t.cfg.keepImage,
 	}
 	devCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.ctx, d.cancel = devCtx, cancel
@@ -251,11 +260,13 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		return nil, err
 	}
 
+	d.phase("prepare")
 	tag := localTag(img)
 	if err := d.loadImage(ctx, img, tag); err != nil {
 		return nil, err
 	}
 
+	d.phase("image")
 	// The sandbox owns the network namespace, so the interface is in place
 	// before the app starts (a network-none app container would race it).
 	sandbox, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
@@ -286,6 +297,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err != nil {
 		return nil, target.Infra(fmt.Errorf("container target: starting the network sandbox container: %w", err))
 	}
+	d.phase("sandbox")
 	sbInfo, err := cli.ContainerInspect(ctx, sandbox.GetContainerID(), client.ContainerInspectOptions{})
 	if err != nil || sbInfo.Container.State == nil || sbInfo.Container.State.Pid == 0 {
 		return nil, target.Infra(fmt.Errorf("container target: finding the sandbox's pid: %v", err))
@@ -302,6 +314,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err != nil {
 		return nil, target.Infra(fmt.Errorf("container target: moving the app's interface %s into the sandbox: %w", iface, err))
 	}
+	d.phase("veth")
 	d.link = l
 	d.info["iface"] = iface
 	d.info["host_iface"] = l.HostIface()
@@ -351,6 +364,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err != nil {
 		return nil, target.Infra(fmt.Errorf("container target: creating the app container: %w", err))
 	}
+	d.phase("create")
 	id := app.GetContainerID()
 	d.id = id
 	d.lines = imgrun.NewLines(d.observe)
@@ -359,6 +373,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err := app.Start(ctx); err != nil {
 		return nil, fmt.Errorf("container target: starting the app container (image %s, user %q): %w", tag, cfg.User, err)
 	}
+	d.phase("start")
 	d.started = time.Now()
 	d.info["boot_ms"] = fmt.Sprintf("%.1f", float64(d.started.Sub(begin).Microseconds())/1000)
 	d.follow()
@@ -366,6 +381,18 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	d.waiting = true
 	go d.wait()
 	return d, nil
+}
+
+// phase records how long the boot step that just ended took (Info
+// "boot_phases"), to see where a container boot spends its time.
+func (d *Device) phase(name string) {
+	now := time.Now()
+	if d.last.IsZero() {
+		d.last = d.begin
+	}
+	d.phases = append(d.phases, fmt.Sprintf("%s %.0fms", name, float64(now.Sub(d.last).Microseconds())/1000))
+	d.last = now
+	d.info["boot_phases"] = strings.Join(d.phases, ", ")
 }
 
 func noEndpoints(m map[string]*network.EndpointSettings) {
@@ -465,7 +492,7 @@ func (d *Device) releaseImage(ctx context.Context) error {
 		delete(loaded, d.tag)
 	}
 	loadedMu.Unlock()
-	if !last || !li.byUs {
+	if !last || !li.byUs || d.keep {
 		return nil
 	}
 	_, err := d.cli.ImageRemove(ctx, d.tag, client.ImageRemoveOptions{PruneChildren: true})
@@ -581,6 +608,10 @@ type Device struct {
 	caps    target.Capabilities
 	started time.Time
 	waiting bool
+	begin   time.Time
+	last    time.Time
+	phases  []string
+	keep    bool
 
 	exited  chan struct{}
 	mu      sync.Mutex

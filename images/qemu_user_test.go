@@ -27,7 +27,7 @@ func TestArmImagesStartOrBreakAsAdvertised(t *testing.T) {
 		{"pcapwatch", -1, "capture on lo"},
 		{"no-libpcap", -1, "libpcap.so.0.8: cannot open shared object file"},
 		{"old-glibc", -1, "version `GLIBC_2.34' not found"},
-		{"no-loader", -1, "ld-linux-armhf.so.3"},
+		{"no-loader", -1, "Could not open '/lib/ld-linux-armhf.so.3'"},
 		{"wrong-arch", -1, "Invalid ELF image for this architecture"},
 		{"crash-on-start", 1, "pcapwatch: fatal: reading /etc/pcapwatch/config.toml"},
 	}

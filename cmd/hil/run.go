@@ -73,7 +73,7 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 	f.IntVar(&retries, "retries", 1, "retries of a case that ended in an infra error")
 	f.BoolVar(&insecure, "insecure", false, "plain HTTP for a loopback registry")
 	f.BoolVar(&allowUnsupported, "allow-unsupported", false, "exit 0 when every case passed or was unsupported")
-	f.StringVar(&progressMode, "progress", "auto", "progress output: auto (line on a terminal, plain otherwise), line, plain, none")
+	f.StringVar(&progressMode, "progress", "auto", "progress output: auto (line on a terminal, plain otherwise), line, plain, none (verdicts only)")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -215,8 +215,8 @@ func caseName(e scenario.Event) string {
 }
 
 func (p *progress) event(e scenario.Event) {
-	if p.mode == "none" {
-		return
+	if p.mode == "none" && e.Kind != scenario.CaseFinished {
+		return // only the verdicts
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

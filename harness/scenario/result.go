@@ -110,7 +110,11 @@ type ReplayStats struct {
 
 // Summary counts verdicts over results.
 type Summary struct {
-	Total, Pass, Fail, Unsupported, InfraError int
+	Total       int `json:"total"`
+	Pass        int `json:"pass"`
+	Fail        int `json:"fail"`
+	Unsupported int `json:"unsupported"`
+	InfraError  int `json:"infra_error"`
 }
 
 // Summarize counts the verdicts of rs.

@@ -1,0 +1,285 @@
+// The hil suite: every scenarios/*.yaml × target × platform is a Ginkgo
+// spec, run against the image in HIL_IMAGE (default: the bundled sample
+// image). Labels are the target ("system"), the platform with dashes
+// ("linux-arm-v7") and the scenario's tags, so that
+//
+//	ginkgo --label-filter=system
+//	ginkgo --label-filter='capture && !performance' -p
+//
+// work. A second table runs the broken sample variants and asserts that the
+// right scenarios fail for the right reason: the gate's teeth are tested.
+//
+// Environment:
+//
+//	HIL_IMAGE       image under test (default oci:build/images/pcapwatch)
+//	HIL_TARGETS     comma-separated targets (default system)
+//	HIL_PLATFORMS   comma-separated platforms replacing the scenarios' own
+//	HIL_IMAGES      where the sample images are (default build/images)
+//	HIL_REPORT_DIR  where junit.xml, results.json and report.html go (default build/report)
+package hil_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/hilproject/hil/harness"
+	"github.com/hilproject/hil/harness/report"
+	"github.com/hilproject/hil/harness/scenario"
+)
+
+func TestHIL(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "hil scenarios")
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func list(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+var (
+	imagesDir = env("HIL_IMAGES", filepath.Join("build", "images"))
+	imageRef  = env("HIL_IMAGE", "oci:"+filepath.Join(imagesDir, "pcapwatch"))
+	targets   = list(env("HIL_TARGETS", "system"))
+	platforms = list(os.Getenv("HIL_PLATFORMS"))
+	reportDir = env("HIL_REPORT_DIR", filepath.Join("build", "report"))
+
+	// Loaded while the spec tree is built, so that every case is a spec.
+	bundled, loadErr = scenario.LoadDir("scenarios")
+)
+
+// labelOf turns a platform into a Ginkgo label (no slashes allowed).
+func labelOf(platform string) string { return strings.ReplaceAll(platform, "/", "-") }
+
+// runners holds one runner per image for this Ginkgo process; the targets
+// inside keep their warm-boot state across specs.
+var runners = map[string]*scenario.Runner{}
+
+func runnerFor(ctx context.Context, ref string) *scenario.Runner {
+	if r, ok := runners[ref]; ok {
+		return r
+	}
+	if strings.HasPrefix(ref, "oci:") {
+		dir := strings.TrimPrefix(ref, "oci:")
+		if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
+			Fail(fmt.Sprintf("image %s is not built (%v): run `make images`", ref, err))
+		}
+	}
+	retries := 1
+	// Cases carry their platform; the runner's platform list only matters
+	// to Plan, which the suite does not use.
+	r, _, err := harness.NewRunner(ctx, harness.Config{Image: ref, Targets: targets, Retries: &retries})
+	Expect(err).NotTo(HaveOccurred(), "opening %s", ref)
+	runners[ref] = r
+	return r
+}
+
+// cases lists scenario × target × platform for the targets of this run.
+func cases(scs []*scenario.Scenario) []scenario.Case {
+	var out []scenario.Case
+	for _, sc := range scs {
+		ps := sc.Platforms
+		if len(platforms) > 0 {
+			ps = platforms
+		}
+		for _, t := range sc.Targets {
+			if !contains(targets, t) {
+				continue
+			}
+			for _, p := range ps {
+				out = append(out, scenario.Case{Scenario: sc, Target: t, Platform: p})
+			}
+		}
+	}
+	return out
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func labels(c scenario.Case, extra ...string) Labels {
+	ls := Labels{c.Target, labelOf(c.Platform)}
+	ls = append(ls, c.Scenario.Tags...)
+	return append(ls, extra...)
+}
+
+// timeoutOf bounds a case: startup budget, every deadline and wait, and
+// room for a cold boot and a retry.
+func timeoutOf(sc *scenario.Scenario) time.Duration {
+	d := sc.Startup.Budget + time.Minute
+	for _, st := range sc.Steps {
+		switch {
+		case st.ExpectOutput != nil:
+			d += st.ExpectOutput.Within
+		case st.ExpectFrames != nil:
+			d += st.ExpectFrames.Within
+		case st.ExpectExit != nil:
+			d += st.ExpectExit.Within
+		case st.Kind == scenario.StepWait:
+			d += st.Wait
+		case st.Replay != nil:
+			d += time.Minute
+		}
+	}
+	return 2 * d
+}
+
+// run runs one case and records its result for the suite's reports.
+func run(ctx context.Context, ref string, c scenario.Case) scenario.Result {
+	res := runnerFor(ctx, ref).Run(ctx, c)
+	AddReportEntry("hil-result", res, ReportEntryVisibilityNever)
+	return res
+}
+
+var _ = Describe("scenarios", Label("scenarios"), func() {
+	if loadErr != nil {
+		It("parse", func() { Fail(loadErr.Error()) })
+		return
+	}
+	for _, c := range cases(bundled) {
+		c := c
+		It(fmt.Sprintf("%s on %s %s", c.Scenario.Name, c.Target, c.Platform), labels(c), NodeTimeout(timeoutOf(c.Scenario)), func(ctx SpecContext) {
+			res := run(ctx, imageRef, c)
+			Expect(res.Verdict).To(Equal(scenario.Pass), "%s\n%s", res.Reason, lastSteps(res))
+		})
+	}
+})
+
+func lastSteps(res scenario.Result) string {
+	var b strings.Builder
+	for _, st := range res.Steps {
+		fmt.Fprintf(&b, "  %-11s %8s %s\n", st.Verdict, st.Duration.Round(time.Millisecond), st.Desc)
+	}
+	return b.String()
+}
+
+// brokenCase says how a broken sample variant must be caught.
+type brokenCase struct {
+	variant   string
+	scenarios []string
+	phase     scenario.StepKind
+	reason    *regexp.Regexp
+	// budget, when set, replaces the scenarios' startup budget (the
+	// slow-start variant is ready after 30 s: a 10 s budget catches it
+	// without a 30 s wait).
+	budget time.Duration
+}
+
+var brokenVariants = []brokenCase{
+	{"no-libpcap", []string{"startup", "arp-sweep"}, scenario.PhaseStaticCheck, regexp.MustCompile(`needs libpcap\.so\.0\.8 but the image does not have it`), 0},
+	{"old-glibc", []string{"startup", "graceful-stop"}, scenario.PhaseStaticCheck, regexp.MustCompile(`needs GLIBC_2\.\d+ \(symbol \w+@GLIBC_2\.\d+\) but the image's libc\.so\.6 \(glibc 2\.31\) provides up to GLIBC_2\.\d+`), 0},
+	{"wrong-arch", []string{"startup"}, scenario.PhaseStaticCheck, regexp.MustCompile(`AArch64 64-bit.*needs ARM 32-bit`), 0},
+	{"no-loader", []string{"startup"}, scenario.PhaseStaticCheck, regexp.MustCompile(`needs the loader /lib/ld-linux-armhf\.so\.3`), 0},
+	{"crash-on-start", []string{"startup", "arp-sweep"}, scenario.PhaseReady, regexp.MustCompile(`(?s)the app ended \(exit 1\) before printing a line matching.*\[stderr\] pcapwatch: `), 0},
+	{"slow-start", []string{"startup"}, scenario.PhaseReady, regexp.MustCompile(`not ready within the startup budget of 10s`), 10 * time.Second},
+}
+
+var _ = Describe("broken variants", Label("broken"), func() {
+	if loadErr != nil {
+		return
+	}
+	byName := map[string]*scenario.Scenario{}
+	for _, sc := range bundled {
+		byName[sc.Name] = sc
+	}
+	for _, b := range brokenVariants {
+		var scs []*scenario.Scenario
+		for _, n := range b.scenarios {
+			if sc := byName[n]; sc != nil {
+				if b.budget != 0 {
+					cp := *sc
+					cp.Startup.Budget = b.budget
+					sc = &cp
+				}
+				scs = append(scs, sc)
+			}
+		}
+		// One target is enough to prove the teeth: the first of this run, on
+		// the platform the variants are built for.
+		for _, sc := range scs {
+			if !contains(sc.Targets, targets[0]) {
+				continue
+			}
+			c := scenario.Case{Scenario: sc, Target: targets[0], Platform: scenario.DefaultPlatform}
+			b, c := b, c
+			It(fmt.Sprintf("%s fails %s on %s %s", b.variant, c.Scenario.Name, c.Target, c.Platform), labels(c, b.variant), NodeTimeout(timeoutOf(c.Scenario)), func(ctx SpecContext) {
+				ref := "oci:" + filepath.Join(imagesDir, b.variant)
+				res := run(ctx, ref, c)
+				Expect(res.Verdict).To(Equal(scenario.Fail), "%s must fail, got %s: %s", b.variant, res.Verdict, res.Reason)
+				Expect(res.FailedStep).To(BeNumerically(">=", 0))
+				Expect(res.Steps[res.FailedStep].Kind).To(Equal(b.phase), "decided at the wrong step: %s", res.Reason)
+				Expect(res.Reason).To(MatchRegexp(b.reason.String()))
+				if b.phase == scenario.PhaseStaticCheck {
+					for _, st := range res.Steps {
+						Expect(st.Kind).NotTo(Equal(scenario.PhaseBoot), "a failed static check must not boot")
+					}
+				}
+			})
+		}
+	}
+})
+
+// The reports cover every process of a parallel run: each spec attached its
+// result as a report entry; the suite report gathers them all.
+var _ = ReportAfterSuite("hil reports", func(r Report) {
+	var results []scenario.Result
+	for _, sr := range r.SpecReports {
+		for _, e := range sr.ReportEntries {
+			if e.Name != "hil-result" {
+				continue
+			}
+			// In-process entries keep the value; entries from other parallel
+			// processes arrive as JSON.
+			if res, ok := e.GetRawValue().(scenario.Result); ok {
+				results = append(results, res)
+				continue
+			}
+			var res scenario.Result
+			if err := json.Unmarshal([]byte(e.Value.AsJSON), &res); err != nil {
+				fmt.Fprintf(GinkgoWriter, "hil-result of %s: %v\n", sr.FullText(), err)
+				continue
+			}
+			results = append(results, res)
+		}
+	}
+	if len(results) == 0 {
+		return
+	}
+	sort.SliceStable(results, func(i, j int) bool { return results[i].ImageRef < results[j].ImageRef })
+	rep := report.New(results, report.WithTitle("hil suite"), report.WithMeta("targets", strings.Join(targets, ",")))
+	paths, err := rep.WriteDir(reportDir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hil reports: %v\n", err)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "hil reports: %s\n", strings.Join(paths, " "))
+})

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -79,8 +80,13 @@ func printAttestations(w io.Writer, subject string, atts []promote.Attestation) 
 		}
 		fmt.Fprintf(tw, "  tested\t%s .. %s\n", p.Started.Format("2006-01-02 15:04:05Z07:00"), p.Finished.Format("15:04:05"))
 		fmt.Fprintf(tw, "  hil\t%s\n", p.HIL.Version)
-		for f, h := range p.Fixtures {
-			fmt.Fprintf(tw, "  fixture\t%s sha256:%s\n", f, h)
+		var names []string
+		for f := range p.Fixtures {
+			names = append(names, f)
+		}
+		sort.Strings(names)
+		for _, f := range names {
+			fmt.Fprintf(tw, "  fixture\t%s sha256:%s\n", f, p.Fixtures[f])
 		}
 		tw.Flush()
 		for _, o := range p.Outcomes {

@@ -204,8 +204,23 @@ func printDecision(w io.Writer, d *promote.Decision, reportDir string, gerr erro
 	}
 	fmt.Fprintf(w, "  reason: %s\n", indent(reason, "    "))
 	if len(d.Failures) > 1 {
+		// Cases failing for the same reason (a static check problem fails
+		// every scenario) are listed once.
+		type key struct {
+			verdict promote.Verdict
+			reason  string
+		}
+		var order []key
+		cases := map[key][]string{}
 		for _, o := range d.Failures {
-			fmt.Fprintf(w, "    - %s\n", indent(o.String(), "      "))
+			k := key{o.Verdict, o.Reason}
+			if _, ok := cases[k]; !ok {
+				order = append(order, k)
+			}
+			cases[k] = append(cases[k], fmt.Sprintf("%s [%s %s]", o.Scenario, o.Target, o.Platform))
+		}
+		for _, k := range order {
+			fmt.Fprintf(w, "    - %s: %s: %s\n", strings.Join(cases[k], ", "), k.verdict, indent(k.reason, "      "))
 		}
 	}
 }

@@ -62,6 +62,11 @@ func Check(ctx context.Context, rootfs string, cfg Config) (*Report, error) {
 	if err := c.run(); err != nil {
 		return nil, err
 	}
+	// The closure walk stops early when ctx ends: never return a partial
+	// report as if it were complete.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("startup check: %w", err)
+	}
 	return c.rep, nil
 }
 

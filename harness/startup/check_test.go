@@ -318,6 +318,12 @@ func TestCheckCannotRun(t *testing.T) {
 	if _, err := Check(ctx, filepath.Join(t.TempDir(), "nope"), Config{Platform: "linux/arm/v7"}); err == nil {
 		t.Error("missing rootfs: want an error")
 	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	root := mkroot(t, with(armhfBase(), map[string]file{"/app": elfFile("app-bar")}))
+	if r, err := Check(cancelled, root, Config{Platform: "linux/arm/v7", Entrypoint: []string{"/app"}}); err == nil {
+		t.Errorf("cancelled context: want an error, got a report %+v", r)
+	}
 }
 
 // TestRealGlibc runs the check on the real armhf glibc of the cross

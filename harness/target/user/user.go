@@ -156,6 +156,9 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		// libraries, /etc) resolve inside the rootfs first; -0 keeps argv[0]
 		// as the image gives it. The emulator itself cannot be chrooted
 		// without writing it into the shared rootfs.
+		if blocker, ok := imgrun.Reachable(rootfs, ident.UID, ident.GID); !ok {
+			return nil, target.Infra(fmt.Errorf("user target: the image user %q (uid %d) cannot reach the rootfs %s under qemu-user: %s is not searchable by it; put the hil cache where that user can read it (HIL_CACHE=/var/cache/hil)", cfg.User, ident.UID, rootfs, blocker))
+		}
 		args := append([]string{em.Path, "-L", rootfs, "-0", argv[0], filepath.Join(rootfs, prog)}, argv[1:]...)
 		dir, rerr := imgrun.Resolve(rootfs, workdir)
 		hostDir := filepath.Join(rootfs, dir)

@@ -183,6 +183,11 @@ func Probe(ctx context.Context, e Emulator) (Report, error) {
 		}
 		r.Calls = append(r.Calls, c)
 	}
+	for _, c := range r.Calls {
+		if c.Call == "socket(AF_PACKET, SOCK_RAW)" && c.Errno == 1 {
+			return Report{}, fmt.Errorf("the capture probe needs CAP_NET_RAW to open a packet socket (run hil as root): %s", c.Error)
+		}
+	}
 	var failed []string
 	for _, c := range r.Calls {
 		if captureCalls[c.Call] && !c.OK {

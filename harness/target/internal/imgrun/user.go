@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Identity is the uid/gid an image user resolves to.
@@ -105,4 +106,40 @@ func readColonFile(p string) ([][]string, error) {
 		out = append(out, strings.Split(line, ":"))
 	}
 	return out, sc.Err()
+}
+
+// Reachable reports whether uid/gid can traverse every directory down to
+// dir (search permission), e.g. whether an emulator running as the image
+// user can open a rootfs that sits in root's cache. It names the first
+// directory that stops it.
+func Reachable(dir string, uid, gid uint32) (string, bool) {
+	if uid == 0 {
+		return "", true
+	}
+	p := filepath.Clean(dir)
+	for {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return p, false
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if ok {
+			perm := fi.Mode().Perm()
+			var bit os.FileMode = 0o001
+			switch {
+			case st.Uid == uid:
+				bit = 0o100
+			case st.Gid == gid:
+				bit = 0o010
+			}
+			if perm&bit == 0 {
+				return p, false
+			}
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return "", true
+		}
+		p = parent
+	}
 }

@@ -50,6 +50,7 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 		return fmt.Sprintf("%8.3f", l.Time.Sub(res.Start).Seconds())
 	},
 	"caseid":  func(i int) string { return fmt.Sprintf("case-%d", i) },
+	"inc":     func(i int) int { return i + 1 },
 	"pps":     func(f float64) string { return fmt.Sprintf("%.0f", f) },
 	"notpass": func(v scenario.Verdict) bool { return v != scenario.Pass },
 	"hasReplay": func(res scenario.Result) bool {
@@ -132,7 +133,7 @@ h2 { font-size: 16px; margin: 20px 0 6px; } h3 { font-size: 13px; margin: 12px 0
 <thead><tr><th>Step</th><th>Verdict</th><th>Time</th><th>When</th></tr></thead>
 <tbody>
 {{range $r.Steps}}<tr>
-<td class="label">{{if ge .Index 0}}{{.Index}}. {{end}}{{.Desc}}{{if .Pos}} <span class="small">{{.Pos}}</span>{{end}}{{if .Message}}<div class="small" style="white-space:pre-wrap">{{.Message}}</div>{{end}}</td>
+<td class="label">{{if ge .Index 0}}{{inc .Index}}. {{end}}{{.Desc}}{{if .Pos}} <span class="small">{{.Pos}}</span>{{end}}{{if .Message}}<div class="small" style="white-space:pre-wrap">{{.Message}}</div>{{end}}</td>
 <td><span class="v v-{{.Verdict}}">{{.Verdict}}</span></td><td>{{dur .Duration}}</td>
 <td style="width:40%"><div class="timeline"><div class="bar {{.Verdict}}" style="left:{{offset $r .}};width:{{width $r .}}"></div></div></td>
 </tr>

@@ -363,7 +363,7 @@ func (cr *caseRun) run(ctx context.Context) {
 				cr.res.StaticCheck = strings.Join(problems, "\n")
 				return Fail, "the app cannot start: " + strings.Join(problems, "; ")
 			}
-			return Pass, summary
+			return Pass, "the program can start (the tree is in the report's static check section)"
 		}) {
 			return
 		}
@@ -628,13 +628,13 @@ func (cr *caseRun) expectCount(ctx context.Context, want CountExpr, within, sett
 		now := time.Now()
 		if want.Holds(float64(n)) {
 			if !want.upperBounded() {
-				return Pass, fmt.Sprintf("%d %s", n, what)
+				return Pass, fmt.Sprintf("saw %d", n)
 			}
 			if heldSince.IsZero() {
 				heldSince = now
 			}
 			if now.Sub(heldSince) >= settle || !now.Before(deadline) {
-				return Pass, fmt.Sprintf("%d %s (held for %s)", n, what, now.Sub(heldSince).Round(time.Millisecond))
+				return Pass, fmt.Sprintf("saw %d, held for %s", n, now.Sub(heldSince).Round(time.Millisecond))
 			}
 		} else {
 			heldSince = time.Time{}
@@ -645,7 +645,7 @@ func (cr *caseRun) expectCount(ctx context.Context, want CountExpr, within, sett
 		ex, exitErr, done := cr.s.exitStatus()
 		if done && cr.s.drained() {
 			if want.Holds(float64(n)) {
-				return Pass, fmt.Sprintf("%d %s (the app has ended)", n, what)
+				return Pass, fmt.Sprintf("saw %d (the app has ended)", n)
 			}
 			if exitErr != nil {
 				return InfraError, fmt.Sprintf("lost the device while waiting for %s: %v", what, exitErr)

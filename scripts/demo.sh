@@ -28,12 +28,28 @@ done
 
 work=$(mktemp -d)
 reg_pid=
-cleanup() {
-  if [[ -n $reg_pid ]] && kill -0 "$reg_pid" 2>/dev/null; then
-    kill "$reg_pid" 2>/dev/null || true
-    wait "$reg_pid" 2>/dev/null || true
+child=
+stop() { # stop one process we started and reap it
+  if [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; then
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
   fi
+}
+cleanup() {
+  stop "$child" # hil tears its VMs down on SIGTERM
+  stop "$reg_pid"
   rm -rf "$work"
+}
+# run runs a command in the background and waits for it, so that a signal
+# reaches the trap at once instead of after the command (bash defers traps
+# while a foreground command runs).
+run() {
+  "$@" &
+  child=$!
+  local rc=0
+  wait "$child" || rc=$?
+  child=
+  return "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -62,7 +78,7 @@ latest_before=$(digest_of "$repo:latest")
 echo "latest before: $latest_before"
 rm -rf "$REPORTS/good"
 set +e
-"$HIL" gate --image "$repo:candidate" --scenarios scenarios --target "$TARGET" \
+run "$HIL" gate --image "$repo:candidate" --scenarios scenarios --target "$TARGET" \
   --platforms linux/arm/v7 --promote latest --report "$REPORTS/good"
 rc_good=$?
 set -e
@@ -75,7 +91,7 @@ echo "pushed $IMAGES/old-glibc as $repo:candidate ($bad)"
 echo "latest before: $latest_good"
 rm -rf "$REPORTS/old-glibc"
 set +e
-"$HIL" gate --image "$repo:candidate" --scenarios scenarios --target "$TARGET" \
+run "$HIL" gate --image "$repo:candidate" --scenarios scenarios --target "$TARGET" \
   --platforms linux/arm/v7 --promote latest --report "$REPORTS/old-glibc"
 rc_bad=$?
 set -e

@@ -334,7 +334,7 @@ func Send(ctx context.Context, l link.Link, c *Capture, opts ...Option) (Stats, 
 	}
 
 	timed := cfg.schedule.Kind != TopSpeed
-	gaps := newSampler()
+	gaps := newSampler(total)
 	var sendErr error
 
 	// A locked thread with a 1 ns timer slack makes clock_nanosleep wake
@@ -524,7 +524,11 @@ type sampler struct {
 
 const reservoir = 1 << 20
 
-func newSampler() *sampler { return &sampler{rng: 0x9e3779b97f4a7c15} }
+// newSampler allocates up front so the send loop does not allocate (and
+// cannot be paused by a garbage collection it caused).
+func newSampler(n int) *sampler {
+	return &sampler{rng: 0x9e3779b97f4a7c15, v: make([]int64, 0, min(n, reservoir))}
+}
 
 func (s *sampler) add(x int64) {
 	s.seen++

@@ -88,14 +88,28 @@ func PlatformString(p v1.Platform) string {
 	return s
 }
 
-// Version is the first line of the emulator's --version.
+var versions sync.Map // path, size, mtime -> version line
+
+// Version is the first line of the emulator's --version, asked once per
+// binary (path, size and mtime) in this process.
 func Version(ctx context.Context, qemu string) (string, error) {
+	var key string
+	if fi, err := os.Stat(qemu); err == nil {
+		key = fmt.Sprintf("%s %d %d", qemu, fi.Size(), fi.ModTime().UnixNano())
+		if v, ok := versions.Load(key); ok {
+			return v.(string), nil
+		}
+	}
 	out, err := exec.CommandContext(ctx, qemu, "--version").Output()
 	if err != nil {
 		return "", fmt.Errorf("%s --version: %w", qemu, err)
 	}
 	line, _, _ := strings.Cut(string(out), "\n")
-	return strings.TrimSpace(line), nil
+	line = strings.TrimSpace(line)
+	if key != "" {
+		versions.Store(key, line)
+	}
+	return line, nil
 }
 
 // Call is one probed system call.

@@ -44,7 +44,16 @@ type fakeTarget struct {
 	script  func(d *fakeDevice)
 	caps    *target.Capabilities
 	gap     string
+	link    *fakeLink
 }
+
+// fakeLink hands out the frames the "device" sent.
+type fakeLink struct{ ch chan link.Frame }
+
+func (l *fakeLink) WriteFrame([]byte) error   { return nil }
+func (l *fakeLink) Frames() <-chan link.Frame { return l.ch }
+func (l *fakeLink) MTU() int                  { return 1500 }
+func (l *fakeLink) Close() error              { return nil }
 
 func (t *fakeTarget) Name() string { return "fake" }
 
@@ -87,7 +96,12 @@ func (d *fakeDevice) end(e target.Exit, err error) {
 	d.exitOnce.Do(func() { d.exit, d.exitErr = e, err; close(d.exited) })
 }
 func (d *fakeDevice) Output() <-chan target.Line { return d.out }
-func (d *fakeDevice) Link() link.Link            { return nil }
+func (d *fakeDevice) Link() link.Link {
+	if d.t.link != nil {
+		return d.t.link
+	}
+	return nil
+}
 func (d *fakeDevice) Signal(s syscall.Signal) error {
 	d.sig <- s
 	return nil
@@ -367,5 +381,31 @@ func TestRunnerCancelled(t *testing.T) {
 	res := r.Run(ctx, r.Plan(sc)[0])
 	if res.Verdict != InfraError || time.Since(start) > 5*time.Second || tg.closed != 1 {
 		t.Fatalf("verdict %s after %s, closed %d: %s", res.Verdict, time.Since(start), tg.closed, res.Reason)
+	}
+}
+
+func TestRunnerExpectFrames(t *testing.T) {
+	arp := make([]byte, 42)
+	copy(arp[6:], []byte{2, 0, 0, 0, 0, 1})
+	arp[12], arp[13] = 0x08, 0x06
+	ip6 := make([]byte, 54)
+	ip6[12], ip6[13] = 0x86, 0xdd
+	fl := &fakeLink{ch: make(chan link.Frame, 10)}
+	fl.ch <- link.Frame{Data: arp, Time: time.Now()}
+	fl.ch <- link.Frame{Data: ip6, Time: time.Now()}
+	fl.ch <- link.Frame{Data: arp, Time: time.Now()}
+	close(fl.ch)
+	tg := &fakeTarget{script: app(0), link: fl}
+	res := runOne(t, tg, head(`  - expect_frames: {filter: "arp and ether src 02:00:00:00:00:01", count: "== 2", settle: 20ms}
+  - expect_frames: {filter: "ip6", count: ">= 1"}
+`))
+	if res.Verdict != Pass {
+		t.Fatalf("verdict %s: %s", res.Verdict, res.Reason)
+	}
+	res = runOne(t, &fakeTarget{script: app(0), link: &fakeLink{ch: make(chan link.Frame)}}, head(`  - expect_frames: {filter: "ip6", count: "== 0", within: 100ms, settle: 20ms}
+  - expect_frames: {filter: "arp", within: 100ms}
+`))
+	if res.Verdict != Fail || !strings.Contains(res.Reason, `expected count >= 1 of frames sent by the device matching "arp" within 100ms, saw 0`) {
+		t.Fatalf("verdict %s: %s", res.Verdict, res.Reason)
 	}
 }

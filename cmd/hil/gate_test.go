@@ -175,8 +175,9 @@ func TestGateCLIPromotesRefusesAndAttestShowRoundTrips(t *testing.T) {
 
 // The sample images through `hil gate` with the real scenario runner on the
 // full-system ARM target: the good image is promoted to exactly its digest;
-// the variants that only show at run time (crash-on-start, slow-start) and
-// one the runner's static check catches (old-glibc) are refused with the
+// every broken variant — those that only show at run time (crash-on-start,
+// slow-start) and those the runner's static check catches before booting
+// (old-glibc, no-libpcap, no-loader, wrong-arch) — is refused with its
 // reason, latest unchanged. Only the startup scenario runs, to keep it fast.
 func TestGateWithTheRealRunnerOnSampleImages(t *testing.T) {
 	images := testenv.ImagesDir(t)
@@ -219,9 +220,12 @@ func TestGateWithTheRealRunnerOnSampleImages(t *testing.T) {
 		t.Fatalf("latest = %s, want the tested %s", got, good)
 	}
 	for _, c := range []struct{ variant, reason string }{
-		{"crash-on-start", "startup"},
+		{"crash-on-start", "config.toml"},
 		{"slow-start", "ready"},
 		{"old-glibc", "GLIBC_2.34"},
+		{"no-libpcap", "libpcap.so.0.8"},
+		{"no-loader", "ld-linux-armhf.so.3"},
+		{"wrong-arch", "AArch64"},
 	} {
 		push(c.variant)
 		out, code := gate()

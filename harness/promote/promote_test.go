@@ -630,3 +630,28 @@ func TestPromoteIntoAnotherRepository(t *testing.T) {
 		}
 	}
 }
+
+func TestJudge(t *testing.T) {
+	armAny := v1.Platform{OS: "linux", Architecture: "arm"}
+	pass := func(p string) Outcome { return Outcome{Platform: p, Target: "system", Scenario: "s", Verdict: Pass} }
+	for _, c := range []struct {
+		name     string
+		outcomes []Outcome
+		required []v1.Platform
+		bad      int
+	}{
+		{"all pass", []Outcome{pass("linux/arm/v7")}, []v1.Platform{armv7}, 0},
+		{"variant-less requirement", []Outcome{pass("linux/arm/v7")}, []v1.Platform{armAny}, 0},
+		{"nothing ran", nil, []v1.Platform{armv7}, 1},
+		{"only another platform ran", []Outcome{pass("linux/amd64")}, []v1.Platform{armv7}, 1},
+		{"one of two platforms missing", []Outcome{pass("linux/arm/v7")}, []v1.Platform{armv7, amd64}, 1},
+		{"fail next to pass", []Outcome{pass("linux/arm/v7"), {Platform: "linux/arm/v7", Scenario: "t", Verdict: Fail}}, []v1.Platform{armv7}, 1},
+		{"optional unsupported", []Outcome{pass("linux/arm/v7"), {Platform: "linux/arm/v7", Verdict: Unsupported, Optional: true}}, []v1.Platform{armv7}, 0},
+		{"unknown verdict", []Outcome{pass("linux/arm/v7"), {Platform: "linux/arm/v7", Verdict: "maybe"}}, []v1.Platform{armv7}, 1},
+		{"optional does not excuse a fail", []Outcome{pass("linux/arm/v7"), {Platform: "linux/arm/v7", Verdict: Fail, Optional: true}}, []v1.Platform{armv7}, 1},
+	} {
+		if bad := judge(Result{Outcomes: c.outcomes}, c.required); len(bad) != c.bad {
+			t.Errorf("%s: %d refusing outcomes %v, want %d", c.name, len(bad), bad, c.bad)
+		}
+	}
+}

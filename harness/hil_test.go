@@ -1,0 +1,64 @@
+package harness
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hilproject/hil/harness/target"
+	"github.com/hilproject/hil/internal/testenv"
+)
+
+func TestImageAndStaticCheck(t *testing.T) {
+	images := testenv.ImagesDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	img, err := OpenImage(ctx, "oci:"+filepath.Join(images, "pcapwatch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(img.Digest(), "sha256:") {
+		t.Errorf("digest %q", img.Digest())
+	}
+	// A platform the image lacks is the image's fault, not the host's.
+	if _, _, err := img.Image(ctx, "linux/s390x"); err == nil || target.IsInfra(err) || !strings.Contains(err.Error(), "linux/arm/v7") {
+		t.Errorf("missing platform: %v (infra %v); want an app-level error listing the platforms", err, target.IsInfra(err))
+	}
+	pi, rootfs, err := img.Image(ctx, "linux/arm/v7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := target.RunConfig{Entrypoint: pi.Config.Entrypoint, Cmd: pi.Config.Cmd, Env: pi.Config.Env}
+	summary, problems, err := StaticCheck().Check(ctx, rootfs, pi, cfg)
+	if err != nil || len(problems) != 0 || !strings.Contains(summary, "libpcap.so.0.8") {
+		t.Errorf("good image: problems %v err %v\n%s", problems, err, summary)
+	}
+
+	bad, err := OpenImage(ctx, "oci:"+filepath.Join(images, "no-libpcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pi, rootfs, err = bad.Image(ctx, "linux/arm/v7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, problems, err = StaticCheck().Check(ctx, rootfs, pi, cfg)
+	if err != nil || len(problems) != 1 || !strings.Contains(problems[0], "libpcap.so.0.8") {
+		t.Errorf("no-libpcap: problems %v err %v", problems, err)
+	}
+}
+
+func TestNewTargetNames(t *testing.T) {
+	for _, n := range TargetNames {
+		tg, err := NewTarget(n)
+		if err != nil || tg.Name() != n {
+			t.Errorf("NewTarget(%q) = %v, %v", n, tg, err)
+		}
+	}
+	if _, err := NewTarget("vm"); err == nil || !strings.Contains(err.Error(), "system, user, container") {
+		t.Errorf("unknown target: %v", err)
+	}
+}

@@ -37,6 +37,7 @@ type gateFlags struct {
 	dryRun    bool
 	insecure  bool
 	asJSON    bool
+	noAttest  bool
 	devices   string
 	// progress receives one line per finished case (stderr).
 	progress io.Writer
@@ -76,6 +77,7 @@ credential helpers. Exit 0 promoted (or would be, with --dry-run), 1 refused,
 	fl.BoolVar(&f.dryRun, "dry-run", false, "do everything but write the tag and the attestation")
 	fl.BoolVar(&f.insecure, "insecure", false, "plain HTTP to the registry (loopback registries only)")
 	fl.BoolVar(&f.asJSON, "json", false, "print the decision as JSON instead of text")
+	fl.BoolVar(&f.noAttest, "no-attest", false, "do not attach the test result to the digest (for registries that refuse OCI artifacts)")
 	_ = cmd.MarkFlagRequired("image")
 	_ = cmd.MarkFlagRequired("promote")
 	rootCmd.AddCommand(cmd)
@@ -116,6 +118,9 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 	}
 	if f.dryRun {
 		opts = append(opts, promote.WithDryRun())
+	}
+	if f.noAttest {
+		opts = append(opts, promote.WithoutAttestation())
 	}
 	d, gerr := promote.Gate(cmd.Context(), f.image, f.tag, test, opts...)
 	if d != nil {

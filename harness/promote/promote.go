@@ -389,6 +389,9 @@ func Gate(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (
 	if back.Digest != desc.Digest {
 		return d, fmt.Errorf("wrote %s -> %s but reading it back gives %s (someone else wrote it meanwhile?)", tagRef, desc.Digest, back.Digest)
 	}
+	if back.MediaType != desc.MediaType {
+		return d, fmt.Errorf("wrote %s -> %s as %s but the registry serves it as %s", tagRef, desc.Digest, desc.MediaType, back.MediaType)
+	}
 	d.Promoted = true
 	d.Reason = fmt.Sprintf("promoted: every required platform (%s) passed; %s now points at the tested digest", platformList(g.platforms), tagRef)
 	return d, nil

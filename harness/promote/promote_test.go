@@ -655,3 +655,20 @@ func TestJudge(t *testing.T) {
 		}
 	}
 }
+
+func TestWithoutAttestationAttachesNothing(t *testing.T) {
+	reg := testenv.Registry(t)
+	ctx := testCtx(t)
+	cand := reg.Host + "/app:candidate"
+	want := pushIndex(t, cand, armv7)
+	d, err := Gate(ctx, cand, "latest", (&recorder{}).test(nil), WithRegistry(fastRegistry()), WithoutAttestation())
+	if err != nil || !d.Promoted || d.Attestation != "" {
+		t.Fatalf("Gate: %+v, %v", d, err)
+	}
+	if tagDigest(t, reg.Host+"/app:latest") != want.String() {
+		t.Fatal("latest not promoted")
+	}
+	if _, atts, err := Find(ctx, fastRegistry(), cand); err != nil || len(atts) != 0 {
+		t.Fatalf("Find: %d attestations, %v; want none", len(atts), err)
+	}
+}

@@ -445,20 +445,37 @@ func (d *Device) loadImage(ctx context.Context, img *image.Image, tag string) er
 		return li.err
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(tarball.Write(ref, img.Image, pw)) }()
+	writeErr := make(chan error, 1)
+	go func() {
+		err := tarball.Write(ref, img.Image, pw)
+		writeErr <- err
+		pw.CloseWithError(err)
+	}()
 	lctx, cancel := context.WithTimeout(ctx, engineOpTimeout)
 	defer cancel()
+	// A failure to read the image surfaces in the client as a broken
+	// request; say what really failed.
+	failed := func(err error) error {
+		pr.CloseWithError(err)
+		if werr := <-writeErr; werr != nil {
+			return target.Infra(fmt.Errorf("container target: reading %s to load it into the engine: %w", img.Ref, werr))
+		}
+		return target.Infra(fmt.Errorf("container target: loading %s into the engine: %w", tag, err))
+	}
 	res, err := d.cli.ImageLoad(lctx, pr, client.ImageLoadWithQuiet(true))
 	if err != nil {
-		pr.CloseWithError(err)
-		li.err = target.Infra(fmt.Errorf("container target: loading %s into the engine: %w", tag, err))
+		li.err = failed(err)
 		return li.err
 	}
 	body, err := io.ReadAll(res)
 	res.Close()
-	pr.Close()
 	if err != nil {
-		li.err = target.Infra(fmt.Errorf("container target: loading %s into the engine: %w", tag, err))
+		li.err = failed(err)
+		return li.err
+	}
+	pr.Close()
+	if werr := <-writeErr; werr != nil {
+		li.err = target.Infra(fmt.Errorf("container target: reading %s to load it into the engine: %w", img.Ref, werr))
 		return li.err
 	}
 	li.byUs = true

@@ -16,6 +16,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// receiveBuffer holds a whole 100,000-frame burst even when the reader is
+// slow (each small frame costs about 1 KiB of skb truesize); memory is only
+// charged while frames wait in it.
+const receiveBuffer = 256 << 20
+
 // maxFrame is the largest frame a Reader returns whole; veth MTUs go up to
 // 64 KiB.
 const maxFrame = 65536 + 14
@@ -28,7 +33,7 @@ func OpenSocket(ifindex int) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("AF_PACKET socket (needs CAP_NET_RAW): %w", err)
 	}
-	setBuffer(fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF)
+	setBufferSize(fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, receiveBuffer)
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("SO_TIMESTAMPNS: %w", err)

@@ -361,12 +361,14 @@ func (l *Link) openSockets() error {
 	return nil
 }
 
-func setBuffer(fd, force, plain int) {
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, force, socketBuffer) == nil {
+func setBuffer(fd, force, plain int) { setBufferSize(fd, force, plain, socketBuffer) }
+
+func setBufferSize(fd, force, plain, size int) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, force, size) == nil {
 		return
 	}
 	// Unprivileged: the kernel caps the plain option at the host max.
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, plain, socketBuffer)
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, plain, size)
 }
 
 func (l *Link) readLoop() {

@@ -298,3 +298,21 @@ func TestAttachAndPeerOf(t *testing.T) {
 		t.Error("Attach to a missing interface succeeded")
 	}
 }
+
+// A caller that panics still releases the link through its deferred Close.
+func TestReleasedOnPanic(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	var l *veth.Link
+	func() {
+		defer func() { recover() }()
+		var err error
+		l, err = veth.New(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		panic("scenario step blew up")
+	}()
+	assertGone(t, l)
+}

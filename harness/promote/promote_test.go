@@ -672,3 +672,44 @@ func TestWithoutAttestationAttachesNothing(t *testing.T) {
 		t.Fatalf("Find: %d attestations, %v; want none", len(atts), err)
 	}
 }
+
+// BenchmarkGateOverhead is what the gate itself costs per promotion against
+// a real docker-registry on loopback (pin, platform check, attestation,
+// re-resolve, tag write, read-back), with a test that passes at once.
+func BenchmarkGateOverhead(b *testing.B) {
+	reg := testenv.Registry(b)
+	ctx := context.Background()
+	cand := reg.Host + "/app:candidate"
+	pushIndexB(b, cand)
+	pass := (&recorder{}).test(nil)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		d, err := Gate(ctx, cand, "latest", pass, WithRegistry(fastRegistry()))
+		if err != nil || !d.Promoted {
+			b.Fatalf("Gate: %+v, %v", d, err)
+		}
+	}
+}
+
+func pushIndexB(b *testing.B, ref string) {
+	b.Helper()
+	img, err := random.Image(512, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture, cf.Variant = armv7.OS, armv7.Architecture, armv7.Variant
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		b.Fatal(err)
+	}
+	p := armv7
+	idx := mutate.IndexMediaType(mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}}), types.OCIImageIndex)
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := remote.WriteIndex(r, idx); err != nil {
+		b.Fatal(err)
+	}
+}

@@ -48,12 +48,18 @@ type fakeTarget struct {
 }
 
 // fakeLink hands out the frames the "device" sent.
-type fakeLink struct{ ch chan link.Frame }
+type fakeLink struct {
+	ch   chan link.Frame
+	once sync.Once
+}
 
 func (l *fakeLink) WriteFrame([]byte) error   { return nil }
 func (l *fakeLink) Frames() <-chan link.Frame { return l.ch }
 func (l *fakeLink) MTU() int                  { return 1500 }
-func (l *fakeLink) Close() error              { return nil }
+func (l *fakeLink) Close() error {
+	l.once.Do(func() { close(l.ch) })
+	return nil
+}
 
 func (t *fakeTarget) Name() string { return "fake" }
 
@@ -119,6 +125,9 @@ func (d *fakeDevice) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.closed)
 		d.end(target.Exit{Signal: "SIGKILL"}, nil)
+		if d.t.link != nil {
+			d.t.link.Close()
+		}
 		d.t.mu.Lock()
 		d.t.closed++
 		d.t.mu.Unlock()
@@ -394,7 +403,6 @@ func TestRunnerExpectFrames(t *testing.T) {
 	fl.ch <- link.Frame{Data: arp, Time: time.Now()}
 	fl.ch <- link.Frame{Data: ip6, Time: time.Now()}
 	fl.ch <- link.Frame{Data: arp, Time: time.Now()}
-	close(fl.ch)
 	tg := &fakeTarget{script: app(0), link: fl}
 	res := runOne(t, tg, head(`  - expect_frames: {filter: "arp and ether src 02:00:00:00:00:01", count: "== 2", settle: 20ms}
   - expect_frames: {filter: "ip6", count: ">= 1"}

@@ -326,7 +326,11 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		// keep argv[0] as the image says with -0.
 		qemu := inContainerDir + "/" + filepath.Base(em.Path)
 		binds = append(binds, em.Path+":"+qemu+":ro")
-		entrypoint = append([]string{qemu, "-0", argv[0], prog}, argv[1:]...)
+		eargs, err := imgrun.EmulatedArgv(rootfs, prog, argv, func(p string) string { return p })
+		if err != nil {
+			return nil, err
+		}
+		entrypoint = append([]string{qemu}, eargs...)
 		cmd = []string{}
 	} else if len(entrypoint) == 0 {
 		// Docker would fall back to the image's entrypoint; the RunConfig

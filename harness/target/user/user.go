@@ -159,7 +159,11 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		if blocker, ok := imgrun.Reachable(rootfs, ident.UID, ident.GID); !ok {
 			return nil, target.Infra(fmt.Errorf("user target: the image user %q (uid %d) cannot reach the rootfs %s under qemu-user: %s is not searchable by it; put the hil cache where that user can read it (HIL_CACHE=/var/cache/hil)", cfg.User, ident.UID, rootfs, blocker))
 		}
-		args := append([]string{em.Path, "-L", rootfs, "-0", argv[0], filepath.Join(rootfs, prog)}, argv[1:]...)
+		eargs, err := imgrun.EmulatedArgv(rootfs, prog, argv, func(p string) string { return filepath.Join(rootfs, p) })
+		if err != nil {
+			return nil, err
+		}
+		args := append([]string{em.Path, "-L", rootfs}, eargs...)
 		dir, rerr := imgrun.Resolve(rootfs, workdir)
 		hostDir := filepath.Join(rootfs, dir)
 		if fi, serr := os.Stat(hostDir); rerr != nil || serr != nil || !fi.IsDir() {

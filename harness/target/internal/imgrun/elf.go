@@ -42,3 +42,49 @@ func ExplainExecError(rootfs, prog string, err error) error {
 	}
 	return fmt.Errorf("starting %s: %w", prog, err)
 }
+
+// Shebang reads the "#!" line of the in-image program prog: qemu-user
+// loads ELF files only, so a script entrypoint must be handed to its
+// interpreter the way the kernel would (interp [arg] script args...).
+func Shebang(rootfs, prog string) (interp, arg string, ok bool) {
+	f, err := os.Open(filepath.Join(rootfs, prog))
+	if err != nil {
+		return "", "", false
+	}
+	defer f.Close()
+	buf := make([]byte, 256)
+	n, _ := f.Read(buf)
+	line := string(buf[:n])
+	if !strings.HasPrefix(line, "#!") {
+		return "", "", false
+	}
+	line, _, _ = strings.Cut(line[2:], "\n")
+	line = strings.TrimSpace(line)
+	interp, arg, _ = strings.Cut(line, " ")
+	arg = strings.TrimSpace(arg)
+	return interp, arg, interp != ""
+}
+
+// EmulatedArgv is what to hand qemu-user after its own options for the
+// in-image program prog run as argv: "-0 argv0 PROGRAM args...", with a
+// script replaced by its interpreter as the kernel would. progPath maps an
+// in-image path to the path qemu opens (the host path for qemu -L, the
+// same path inside a container).
+func EmulatedArgv(rootfs, prog string, argv []string, progPath func(string) string) ([]string, error) {
+	interp, arg, ok := Shebang(rootfs, prog)
+	if !ok {
+		return append([]string{"-0", argv[0], progPath(prog)}, argv[1:]...), nil
+	}
+	resolved, err := Resolve(rootfs, interp)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(rootfs, resolved)); err != nil {
+		return nil, fmt.Errorf("entrypoint %s is a script for %s, which the image does not have", prog, interp)
+	}
+	out := []string{"-0", interp, progPath(resolved)}
+	if arg != "" {
+		out = append(out, arg)
+	}
+	return append(append(out, prog), argv[1:]...), nil
+}

@@ -129,3 +129,21 @@ func TestArgv(t *testing.T) {
 		t.Errorf("Argv = %v", got)
 	}
 }
+
+func TestEmulatedArgv(t *testing.T) {
+	r := rootfs(t)
+	os.WriteFile(filepath.Join(r, "opt/app/start.sh"), []byte("#!/bin/tool -e\necho hi\n"), 0o755)
+	os.WriteFile(filepath.Join(r, "opt/app/bad.sh"), []byte("#!/bin/bash\n"), 0o755)
+	host := func(p string) string { return "/R" + p }
+	got, err := EmulatedArgv(r, "/opt/app/run", []string{"run", "-x"}, host)
+	if err != nil || strings.Join(got, " ") != "-0 run /R/opt/app/run -x" {
+		t.Errorf("ELF: got %v, %v", got, err)
+	}
+	got, err = EmulatedArgv(r, "/opt/app/start.sh", []string{"start.sh", "a"}, host)
+	if err != nil || strings.Join(got, " ") != "-0 /bin/tool /R/usr/bin/tool -e /opt/app/start.sh a" {
+		t.Errorf("script: got %v, %v", got, err)
+	}
+	if _, err := EmulatedArgv(r, "/opt/app/bad.sh", []string{"bad.sh"}, host); err == nil || !strings.Contains(err.Error(), "/bin/bash") {
+		t.Errorf("script without its interpreter: expected an error naming it, got %v", err)
+	}
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/hilproject/hil/harness/link/veth"
+)
+
+// runHilReplay runs the CLI in-process with fresh flags; it returns stdout,
+// the error text and the exit code main would use.
+func runHilReplay(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var reset func(c *cobra.Command)
+	reset = func(c *cobra.Command) {
+		c.SetContext(ctx)
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if sv, ok := f.Value.(pflag.SliceValue); ok {
+				_ = sv.Replace(nil)
+			} else {
+				_ = f.Value.Set(f.DefValue)
+			}
+			f.Changed = false
+		})
+		for _, sub := range c.Commands() {
+			reset(sub)
+		}
+	}
+	reset(rootCmd)
+	var out, errOut bytes.Buffer
+	rootCmd.SetOut(&out)
+	rootCmd.SetErr(&errOut)
+	rootCmd.SetArgs(args)
+	err := rootCmd.ExecuteContext(ctx)
+	if err == nil {
+		return out.String(), "", 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return out.String(), err.Error(), ee.code
+	}
+	return out.String(), err.Error(), 2
+}
+
+func TestFixturesCommand(t *testing.T) {
+	out, errText, code := runHilReplay(t, "fixtures")
+	if code != 0 || !strings.Contains(out, "burst-100k") || !strings.Contains(out, "two-interfaces") {
+		t.Fatalf("hil fixtures: code %d, %s\n%s", code, errText, out)
+	}
+	out, _, code = runHilReplay(t, "fixtures", "--json")
+	var all []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &all) != nil || len(all) != 8 {
+		t.Fatalf("hil fixtures --json: code %d, %d entries", code, len(all))
+	}
+	if _, errText, code := runHilReplay(t, "fixtures", "nope"); code != 2 || !strings.Contains(errText, "expected one of") {
+		t.Errorf("hil fixtures nope: code %d %q", code, errText)
+	}
+}
+
+func TestReplayCommand(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	// An app namespace made the way a user would, with ip netns.
+	ns := "hilcli-" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+
+	// No eth0 there yet: hil makes a pair for the replay and removes it.
+	out, errText, code := runHilReplay(t, "replay", "dns", "--netns", ns, "--speed", "top", "--json")
+	var st map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["frames"] != 12.0 {
+		t.Fatalf("hil replay dns --netns: code %d %s\n%s", code, errText, out)
+	}
+	if _, err := veth.PeerOf("/run/netns/"+ns, "eth0"); err == nil {
+		t.Error("the temporary veth pair is still there after the replay")
+	}
+
+	// An app end that exists: hil writes on its peer; frames arrive.
+	l, err := veth.New(context.Background(), veth.WithNetNSPath("/run/netns/"+ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rd, err := veth.OpenSocketIn(l.NetNSPath(), "eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	out, errText, code = runHilReplay(t, "replay", "oversize", "--netns", ns, "--speed", "x10", "--loop", "2", "--json")
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["frames"] != 26.0 || st["skipped"] != 16.0 {
+		t.Fatalf("hil replay oversize --loop 2: code %d %s\n%s", code, errText, out)
+	}
+	n := 0
+	rd.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	for {
+		if _, err := rd.ReadFrame(); err != nil {
+			break
+		}
+		n++
+	}
+	if n != 26 {
+		t.Errorf("app end received %d frames; expected 26", n)
+	}
+
+	for _, bad := range [][]string{
+		{"replay", "dns"}, // neither --iface nor --netns
+		{"replay", "dns", "--iface", "lo", "--speed", "warp"},
+		{"replay", "no-such-fixture", "--iface", "lo"},
+		{"replay", "oversize", "--netns", ns, "--oversize", "fail"},
+	} {
+		if _, errText, code := runHilReplay(t, bad...); code == 0 {
+			t.Errorf("hil %v succeeded; expected an error", bad)
+		} else if errText == "" {
+			t.Errorf("hil %v: no error text", bad)
+		}
+	}
+}

@@ -1,0 +1,46 @@
+package container
+
+import (
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/target"
+)
+
+func TestLocalTag(t *testing.T) {
+	h := v1.Hash{Algorithm: "sha256", Hex: "a90b5da76936efb9813e1440849377e180b9d1b68d78f1e4d0ca08f438f3793a"}
+	for ref, want := range map[string]string{
+		"oci:build/images/pcapwatch":                    "hil.local/pcapwatch:a90b5da76936",
+		"oci:/x/pcapwatch/@sha256:4f75":                 "hil.local/pcapwatch:a90b5da76936",
+		"docker-archive:build/images/no-libpcap.tar":    "hil.local/no-libpcap:a90b5da76936",
+		"127.0.0.1:5000/team/Sensor_App:v1.2":           "hil.local/sensor_app:a90b5da76936",
+		"registry:localhost:5000/app@sha256:4f7579055c": "hil.local/app:a90b5da76936",
+		"oci:/tmp/###": "hil.local/image:a90b5da76936",
+	} {
+		if got := localTag(&image.Image{Ref: ref, ManifestDigest: h}); got != want {
+			t.Errorf("localTag(%q) = %q, expected %q", ref, got, want)
+		}
+	}
+}
+
+func TestEngineArchAndExit(t *testing.T) {
+	for m, want := range map[string]string{"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "riscv64": "riscv64"} {
+		if got := engineArch(m); got != want {
+			t.Errorf("engineArch(%q) = %q, expected %q", m, got, want)
+		}
+	}
+	for code, want := range map[int]target.Exit{
+		0:   {Code: 0},
+		2:   {Code: 2},
+		127: {Code: 127},
+		137: {Code: 137, Signal: "SIGKILL"},
+		139: {Code: 139, Signal: "SIGSEGV"},
+		255: {Code: 255},
+	} {
+		if got := exitOf(code); got != want {
+			t.Errorf("exitOf(%d) = %+v, expected %+v", code, got, want)
+		}
+	}
+}

@@ -73,7 +73,7 @@ credential helpers. Exit 0 promoted (or would be, with --dry-run), 1 refused,
 	fl.StringVar(&f.device, "device", "", "board to use with --target device (its name in --devices)")
 	fl.StringVar(&f.devices, "devices", "devices.yaml", "board inventory for --target device")
 	fl.StringVar(&f.report, "report", "hil-report", "directory for the reports (JUnit, JSON, HTML) and the gate decision")
-	fl.IntVar(&f.retries, "retries", 2, "how many times to re-run when the only problems are infrastructure errors")
+	fl.IntVar(&f.retries, "retries", 2, "how many times a case that ended in an infrastructure error is retried (never a fail)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "do everything but write the tag and the attestation")
 	fl.BoolVar(&f.insecure, "insecure", false, "plain HTTP to the registry (loopback registries only)")
 	fl.BoolVar(&f.asJSON, "json", false, "print the decision as JSON instead of text")

@@ -453,3 +453,34 @@ func TestAmd64CaptureErrorExits2(t *testing.T) {
 		t.Errorf("expected the interface named on stderr and nothing on stdout, found %q / %q", a.stderr.String(), a.snapshot())
 	}
 }
+
+// SIGTERM in the middle of traffic that never pauses still ends with a
+// summary and exit 0 (the drain after the signal is bounded).
+func TestAmd64StopsDuringContinuousTraffic(t *testing.T) {
+	_, imgs := built(t)
+	ns, host := netnsVeth(t)
+	a := startApp(t, ns, rootfs(t, imgs["pcapwatch"].Layout, "linux/amd64"), "--iface", "eth0")
+	a.waitFor(t, "ready line", 10*time.Second, hasReady("eth0"))
+	in := newInjector(t, host)
+	frame := arpFrame(t, macA, "192.168.77.10", layers.ARPRequest)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				unix.Sendto(in.fd, frame, 0, &unix.SockaddrLinklayer{Ifindex: in.ifindex})
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	time.Sleep(300 * time.Millisecond)
+	sum := a.stop(t) // fails unless exit 0 within 10 s
+	if f, _ := sum["frames"].(float64); f < 100 {
+		t.Errorf("expected a stream of frames counted, found %v", sum)
+	}
+}

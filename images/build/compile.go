@@ -77,7 +77,10 @@ func compile(ctx context.Context, repo, outDir string, b binary, sysroot string)
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", err
 	}
-	ld := "-s -w"
+	// An empty Go build ID: the default one hashes the CGO flags, which
+	// hold the cache's absolute path, so the same sources would give other
+	// bytes on another machine.
+	ld := "-s -w -buildid="
 	for _, x := range b.LDFlagsX {
 		ld += " -X '" + x + "'"
 	}

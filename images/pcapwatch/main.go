@@ -45,6 +45,9 @@ var (
 const (
 	exitCaptureError = 2
 	pollTimeout      = 100 * time.Millisecond
+	// drainLimit bounds how long frames queued before SIGTERM are still
+	// read before the summary (a full 32 MiB ring takes well under that).
+	drainLimit = 10 * time.Second
 )
 
 func main() {
@@ -88,18 +91,24 @@ func main() {
 	out.line(fmt.Sprintf("ready iface=%s", *iface))
 
 	w := newWatcher(out)
-	stopping := false
+	// After a signal, the frames the kernel had already queued are still
+	// read (a test that replays a burst then stops the app wants them all
+	// counted), but nothing that arrives later: traffic that never pauses
+	// must not keep us from stopping.
+	stopping, drainTo := false, 0
+	var stopBy time.Time
 	for {
+		if stopping && (w.frames >= drainTo || time.Now().After(stopBy)) {
+			summarize(out, w, handle)
+			return
+		}
 		data, _, err := handle.ZeroCopyReadPacketData()
 		switch {
 		case err == nil:
 			w.frame(data)
 		case errors.Is(err, pcap.NextErrorTimeoutExpired):
-			// The ring is empty: a pending stop can now be honoured without
-			// losing frames that arrived before the signal.
-			if stopping {
-				st, _ := handle.Stats()
-				out.summary(w.frames, st)
+			if stopping { // the ring is empty
+				summarize(out, w, handle)
 				return
 			}
 		default:
@@ -109,11 +118,20 @@ func main() {
 		if !stopping {
 			select {
 			case <-sigs:
-				stopping = true
+				stopping, stopBy = true, time.Now().Add(drainLimit)
+				if st, err := handle.Stats(); err == nil {
+					// Linux counts dropped frames as received too.
+					drainTo = st.PacketsReceived - st.PacketsDropped
+				}
 			default:
 			}
 		}
 	}
+}
+
+func summarize(out *emitter, w *watcher, h *pcap.Handle) {
+	st, _ := h.Stats()
+	out.summary(w.frames, st)
 }
 
 func open(iface string, bufMiB, snaplen int) (*pcap.Handle, error) {
@@ -150,7 +168,6 @@ func (e *emitter) line(s string) {
 
 func (e *emitter) event(name string, fields map[string]any) {
 	e.counts[name]++
-	fields["event"] = name
 	b, _ := json.Marshal(orderedEvent(name, fields))
 	e.line(string(b))
 }

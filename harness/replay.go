@@ -14,6 +14,12 @@ import (
 // the same few files into many boots.
 func Replayer() scenario.Replayer { return &replayer{loaded: map[string]*replay.Capture{}} }
 
+// drainer is a link that can wait until the device has taken every frame
+// written (qemustream: until QEMU has read its socket).
+type drainer interface {
+	Drain(ctx context.Context) error
+}
+
 type replayer struct {
 	mu     sync.Mutex
 	loaded map[string]*replay.Capture
@@ -50,6 +56,11 @@ func (r *replayer) Replay(ctx context.Context, l link.Link, rp *scenario.Replay)
 		sch = replay.Schedule{Kind: replay.Original}
 	}
 	st, err := replay.Send(ctx, l, c, replay.WithSchedule(sch), replay.WithLoops(rp.Loops))
+	if d, ok := l.(drainer); ok && err == nil {
+		// The step ends when the device has the frames, not when they sit
+		// in a socket buffer: the next step judges what the app made of them.
+		err = d.Drain(ctx)
+	}
 	return scenario.ReplayStats{
 		FramesSent:  int64(st.Frames),
 		BytesSent:   st.Bytes,

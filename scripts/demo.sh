@@ -109,10 +109,10 @@ else
   echo "FAIL good image: gate exit $rc_good (want 0), latest = $latest_good (want ${cand#*@})"
   ok=0
 fi
-if [[ $rc_bad -eq 1 && $latest_bad == "$latest_good" ]]; then
-  echo "OK   old-glibc refused: latest unchanged at $latest_bad"
+if [[ $rc_bad -eq 1 && $latest_bad == "$latest_good" ]] && grep -q 'GLIBC_2.34' "$REPORTS/old-glibc/decision.json"; then
+  echo "OK   old-glibc refused (it needs GLIBC_2.34, the image has glibc 2.31): latest unchanged at $latest_bad"
 else
-  echo "FAIL old-glibc: gate exit $rc_bad (want 1), latest = $latest_bad (want unchanged $latest_good)"
+  echo "FAIL old-glibc: gate exit $rc_bad (want 1, refused for GLIBC_2.34), latest = $latest_bad (want unchanged $latest_good)"
   ok=0
 fi
 for d in good old-glibc; do

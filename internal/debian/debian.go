@@ -50,7 +50,9 @@ type Source struct {
 	// Components defaults to main.
 	Components []string
 	// Mirror and SecurityMirror override the mirrors read from the host's
-	// apt sources (/etc/apt/sources.list.d/*.sources and sources.list).
+	// apt sources (/etc/apt/sources.list.d/*.sources and sources.list);
+	// so do $HIL_DEBIAN_MIRROR and $HIL_DEBIAN_SECURITY_MIRROR (for hosts
+	// that are not Debian, e.g. Ubuntu).
 	Mirror, SecurityMirror string
 	// MaxAge is how old the package lists may get before they are refreshed;
 	// 0 means 24 h. Lists are never refreshed when they exist and

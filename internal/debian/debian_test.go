@@ -75,7 +75,13 @@ deb http://one.example/debian-security bookworm-security main
 		t.Fatalf("sources.list: unexpected mirrors %+v", m)
 	}
 
-	if _, err := hostMirrors(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no Debian archive mirror") {
+	ubuntu := t.TempDir()
+	os.WriteFile(filepath.Join(ubuntu, "sources.list"), []byte("deb http://archive.ubuntu.com/ubuntu jammy main\n"), 0o644)
+	if m, err := hostMirrors(ubuntu); err == nil {
+		t.Fatalf("an Ubuntu host: expected no Debian mirror, found %+v", m)
+	}
+
+	if _, err := hostMirrors(t.TempDir()); err == nil || !strings.Contains(err.Error(), "HIL_DEBIAN_MIRROR") {
 		t.Fatalf("empty /etc/apt: expected a clear error, found %v", err)
 	}
 }

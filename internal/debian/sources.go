@@ -54,7 +54,7 @@ func hostMirrors(etc string) (mirrors, error) {
 		}
 	}
 	if m.archive == "" {
-		return m, fmt.Errorf("no Debian archive mirror in the host's apt sources (%s/sources.list, %s/sources.list.d/); set debian.Source.Mirror", etc, etc)
+		return m, fmt.Errorf("no Debian archive mirror in the host's apt sources (%s/sources.list, %s/sources.list.d/): on a non-Debian host set HIL_DEBIAN_MIRROR (and optionally HIL_DEBIAN_SECURITY_MIRROR) to a Debian mirror URI", etc, etc)
 	}
 	return m, nil
 }
@@ -69,8 +69,7 @@ type sourceEntry struct {
 // debian tells Debian archive entries from third-party repositories
 // (which share the host's sources but not Debian's keyring).
 func (e sourceEntry) debian() bool {
-	return e.signedBy == "" || strings.Contains(e.signedBy, "debian-archive-keyring") ||
-		strings.Contains(e.uri, "debian")
+	return strings.Contains(e.signedBy, "debian-archive-keyring") || strings.Contains(e.uri, "debian")
 }
 
 func parseDeb822Sources(s string) []sourceEntry {
@@ -143,6 +142,12 @@ func parseOneLineSources(s string) []sourceEntry {
 // release, its -updates and its -security suites.
 func (s Source) sourcesList() (string, error) {
 	m := mirrors{archive: s.Mirror, security: s.SecurityMirror}
+	if m.archive == "" {
+		m.archive = os.Getenv("HIL_DEBIAN_MIRROR")
+	}
+	if m.security == "" {
+		m.security = os.Getenv("HIL_DEBIAN_SECURITY_MIRROR")
+	}
 	if m.archive == "" {
 		host, err := hostMirrors("/etc/apt")
 		if err != nil {

@@ -7,12 +7,15 @@
 // pull), tagged hil.local/<name>:<digest prefix>, and removed again on Close
 // when hil loaded it.
 //
-// Networking mirrors how a board sees frames: a small sandbox container
-// (network none, the host's static busybox sleeping) owns the network
-// namespace; hil moves one end of a veth pair into it, named as the scenario
-// asks, and the app container joins that namespace (network mode
-// container:<sandbox>), with NET_RAW and NET_ADMIN, so the interface exists
-// before the app's first instruction and replayed frames arrive as ingress.
+// Networking mirrors how a board sees frames: the app container has network
+// mode none, and right after start hil moves one end of a veth pair into
+// its network namespace, named as the scenario asks, with NET_RAW and
+// NET_ADMIN granted, so replayed frames arrive as ingress. The app must not
+// run before its interface exists, so the entrypoint is prefixed by a
+// bind-mounted static busybox (the host's, Debian busybox-static) that waits
+// for the interface and then execs the real entrypoint: the app still runs
+// as PID 1 with the image's user, env and workdir; Info reports what Docker
+// runs after the wrapper ("docker_runs", "entrypoint", "cmd").
 //
 // An image of a foreign architecture runs through a bind-mounted static
 // qemu-user (entrypoint = [qemu, original entrypoint...]; no binfmt change
@@ -59,7 +62,7 @@ import (
 
 const (
 	inContainerDir  = "/.hil"
-	sandboxBusybox  = "/bin/busybox"
+	hostBusybox     = "/bin/busybox"
 	capturePriv1    = "NET_RAW"
 	capturePriv2    = "NET_ADMIN"
 	engineOpTimeout = 60 * time.Second
@@ -83,10 +86,10 @@ func WithMTU(n int) Option { return func(c *config) { c.mtu = n } }
 // is never mistaken for another. Default: hil removes what it loaded.
 func WithKeepImage() Option { return func(c *config) { c.keepImage = true } }
 
-// WithSandboxBusybox names the static busybox that keeps the sandbox
-// container (the network namespace's owner) alive; default /bin/busybox
-// (Debian busybox-static).
-func WithSandboxBusybox(path string) Option { return func(c *config) { c.busybox = path } }
+// WithBusybox names the host's static busybox that waits, inside the
+// container, for the app's interface before it execs the entrypoint;
+// default /bin/busybox (Debian busybox-static).
+func WithBusybox(path string) Option { return func(c *config) { c.busybox = path } }
 
 // Target boots images on a Docker engine.
 type Target struct{ cfg config }
@@ -101,7 +104,7 @@ func New(opts ...Option) *Target {
 	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
 		os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
 	}
-	t := &Target{cfg: config{busybox: sandboxBusybox}}
+	t := &Target{cfg: config{busybox: hostBusybox}}
 	for _, o := range opts {
 		o(&t.cfg)
 	}
@@ -172,7 +175,7 @@ func localTag(img *image.Image) string {
 	return "hil.local/" + base + ":" + hex
 }
 
-// Boot loads the image, creates the sandbox and the veth pair, and starts
+// Boot loads the image, starts the app container, moves the veth pair in,
 // the app container. It returns once the container runs.
 func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (_ target.Device, err error) {
 	if img == nil {
@@ -235,7 +238,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		d.info["capture"] = "unsupported: " + d.caps.Reason
 	}
 	if _, err := os.Stat(t.cfg.busybox); err != nil {
-		return nil, target.Infra(fmt.Errorf("container target: the sandbox needs a static busybox at %s (Debian package busybox-static): %w", t.cfg.busybox, err))
+		return nil, target.Infra(fmt.Errorf("container target: the interface wait needs a static busybox at %s (Debian package busybox-static): %w", t.cfg.busybox, err))
 	}
 
 	// The rootfs answers what Docker would only say at start, and better:
@@ -267,60 +270,21 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	}
 
 	d.phase("image")
-	// The sandbox owns the network namespace, so the interface is in place
-	// before the app starts (a network-none app container would race it).
-	sandbox, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
-		ContainerRequest: testcontainers.ContainerRequest{
-			Image:      tag,
-			Entrypoint: []string{inContainerDir + "/busybox", "sleep", "2147483647"},
-			Cmd:        []string{},
-			Labels:     map[string]string{"hil.role": "sandbox"},
-			ConfigModifier: func(c *dcontainer.Config) {
-				c.User = "0:0"
-				c.WorkingDir = "/"
-				c.Healthcheck = &dcontainer.HealthConfig{Test: []string{"NONE"}}
-			},
-			HostConfigModifier: func(hc *dcontainer.HostConfig) {
-				hc.NetworkMode = "none"
-				hc.Binds = append(hc.Binds, t.cfg.busybox+":"+inContainerDir+"/busybox:ro")
-			},
-			// testcontainers attaches the default bridge; the namespace must
-			// hold only lo and the veth end.
-			EndpointSettingsModifier: noEndpoints,
-		},
-		Started: true,
-		Logger:  tclog.NewNoopLogger(),
-	})
-	if sandbox != nil {
-		d.sandbox = sandbox
-	}
-	if err != nil {
-		return nil, target.Infra(fmt.Errorf("container target: starting the network sandbox container: %w", err))
-	}
-	d.phase("sandbox")
-	sbInfo, err := cli.ContainerInspect(ctx, sandbox.GetContainerID(), client.ContainerInspectOptions{})
-	if err != nil || sbInfo.Container.State == nil || sbInfo.Container.State.Pid == 0 {
-		return nil, target.Infra(fmt.Errorf("container target: finding the sandbox's pid: %v", err))
-	}
 	iface := cfg.Iface
 	if iface == "" {
 		iface = "eth0"
 	}
-	vopts := []veth.Option{veth.WithName(iface), veth.WithNetNSPath(fmt.Sprintf("/proc/%d/ns/net", sbInfo.Container.State.Pid))}
-	if t.cfg.mtu != 0 {
-		vopts = append(vopts, veth.WithMTU(t.cfg.mtu))
+	if !ifaceName.MatchString(iface) {
+		return nil, fmt.Errorf("container target: interface name %q: expected 1-15 of [A-Za-z0-9_.-]", iface)
 	}
-	l, err := veth.New(devCtx, vopts...)
-	if err != nil {
-		return nil, target.Infra(fmt.Errorf("container target: moving the app's interface %s into the sandbox: %w", iface, err))
-	}
-	d.phase("veth")
-	d.link = l
-	d.info["iface"] = iface
-	d.info["host_iface"] = l.HostIface()
 
+	// The app container has network none; hil moves the veth end into its
+	// namespace right after start. So that the app never runs without its
+	// interface, a bind-mounted static busybox waits for it and then execs
+	// the real entrypoint: the app still is PID 1 with the image's user,
+	// env and workdir, and nothing is written into the image.
 	entrypoint, cmd := cfg.Entrypoint, cfg.Cmd
-	var binds []string
+	binds := []string{t.cfg.busybox + ":" + wrapperBusybox + ":ro"}
 	if !em.Native {
 		// qemu-user does not search PATH: give it the program's path, and
 		// keep argv[0] as the image says with -0.
@@ -332,11 +296,8 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		}
 		entrypoint = append([]string{qemu}, eargs...)
 		cmd = []string{}
-	} else if len(entrypoint) == 0 {
-		// Docker would fall back to the image's entrypoint; the RunConfig
-		// says there is none.
-		entrypoint = []string{""}
 	}
+	entrypoint = append(waitFor(iface), entrypoint...)
 	if cmd == nil {
 		cmd = []string{}
 	}
@@ -353,10 +314,12 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 				c.Env = append([]string{}, cfg.Env...)
 			},
 			HostConfigModifier: func(hc *dcontainer.HostConfig) {
-				hc.NetworkMode = dcontainer.NetworkMode("container:" + sandbox.GetContainerID())
+				hc.NetworkMode = "none"
 				hc.CapAdd = append(hc.CapAdd, capturePriv1, capturePriv2)
 				hc.Binds = append(hc.Binds, binds...)
 			},
+			// testcontainers attaches the default bridge; the namespace must
+			// hold only lo and the veth end.
 			EndpointSettingsModifier: noEndpoints,
 		},
 		Started: false,
@@ -372,19 +335,55 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	id := app.GetContainerID()
 	d.id = id
 	d.lines = imgrun.NewLines(d.observe)
-	// Follow the log before start: the json-file log keeps everything from
-	// the first line, and the stream ends when the container stops.
 	if err := app.Start(ctx); err != nil {
 		return nil, fmt.Errorf("container target: starting the app container (image %s, user %q): %w", tag, cfg.User, err)
 	}
 	d.phase("start")
+	ci, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil || ci.Container.State == nil || ci.Container.State.Pid == 0 {
+		// Exited already (e.g. the wrapper could not run as the image user):
+		// the log and the exit status say why.
+		d.info["veth"] = fmt.Sprintf("not created: the container was not running (%v)", err)
+	} else {
+		vopts := []veth.Option{veth.WithName(iface), veth.WithNetNSPath(fmt.Sprintf("/proc/%d/ns/net", ci.Container.State.Pid))}
+		if t.cfg.mtu != 0 {
+			vopts = append(vopts, veth.WithMTU(t.cfg.mtu))
+		}
+		l, err := veth.New(devCtx, vopts...)
+		if err != nil {
+			return nil, target.Infra(fmt.Errorf("container target: moving the app's interface %s into the container: %w", iface, err))
+		}
+		d.link = l
+		d.info["host_iface"] = l.HostIface()
+	}
+	d.phase("veth")
+	d.info["iface"] = iface
 	d.started = time.Now()
 	d.info["boot_ms"] = fmt.Sprintf("%.1f", float64(d.started.Sub(begin).Microseconds())/1000)
+	// The json-file log keeps everything from the first line, so following
+	// it after start loses nothing; the stream ends when the container stops.
 	d.follow()
 	d.describe(ctx)
 	d.waiting = true
 	go d.wait()
 	return d, nil
+}
+
+const (
+	wrapperBusybox = inContainerDir + "/busybox"
+	wrapperName    = "hil-wait-for-iface"
+	// ifaceWaitLoops x 2 ms bounds how long the app waits for its interface.
+	ifaceWaitLoops = 5000
+)
+
+var ifaceName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+
+// waitFor is the entrypoint prefix that waits until iface exists in the
+// container's namespace, then execs the rest of the command line.
+func waitFor(iface string) []string {
+	script := fmt.Sprintf(`i=0; while [ ! -e /sys/class/net/%[1]s ]; do i=$((i+1)); if [ $i -gt %[2]d ]; then echo "hil: interface %[1]s never appeared in the container" >&2; exit 125; fi; %[3]s usleep 2000; done; exec "$@"`,
+		iface, ifaceWaitLoops, wrapperBusybox)
+	return []string{wrapperBusybox, "sh", "-c", script, wrapperName}
 }
 
 // phase records how long the boot step that just ended took (Info
@@ -556,9 +555,18 @@ func (d *Device) describe(ctx context.Context) {
 	}
 	c := res.Container
 	d.info["container"] = c.ID
-	d.info["docker_runs"] = strings.TrimSpace(c.Path + " " + strings.Join(c.Args, " "))
+	runs := append([]string{c.Path}, c.Args...)
+	if len(runs) > 5 && runs[0] == wrapperBusybox && runs[4] == wrapperName {
+		runs = runs[5:]
+		d.info["wrapper"] = wrapperBusybox + " waits for the interface, then execs what follows"
+	}
+	d.info["docker_runs"] = strings.Join(runs, " ")
 	if c.Config != nil {
-		d.info["entrypoint"] = strings.Join(c.Config.Entrypoint, " ")
+		ep := c.Config.Entrypoint
+		if len(ep) >= 5 && ep[0] == wrapperBusybox && ep[4] == wrapperName {
+			ep = ep[5:]
+		}
+		d.info["entrypoint"] = strings.Join(ep, " ")
 		d.info["cmd"] = strings.Join(c.Config.Cmd, " ")
 		d.info["user"] = c.Config.User
 		if d.info["user"] == "" {
@@ -620,7 +628,6 @@ type Device struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	cli     *testcontainers.DockerClient
-	sandbox testcontainers.Container
 	app     testcontainers.Container
 	id      string
 	tag     string
@@ -667,8 +674,14 @@ func (d *Device) observe(l target.Line) {
 // Output streams the container's stdout and stderr lines.
 func (d *Device) Output() <-chan target.Line { return d.lines.C() }
 
-// Link is the host end of the veth pair inside the container's namespace.
-func (d *Device) Link() link.Link { return d.link }
+// Link is the host end of the veth pair inside the container's namespace
+// (nil when the container stopped before hil could move it in).
+func (d *Device) Link() link.Link {
+	if d.link == nil {
+		return nil
+	}
+	return d.link
+}
 
 // Capabilities says whether capture works and, under the qemu wrapper, why
 // not.
@@ -724,8 +737,8 @@ func (d *Device) Info() map[string]string {
 	return out
 }
 
-// Close removes the app container, the veth pair, the sandbox and (when
-// hil loaded it and no other device uses it) the image.
+// Close removes the app container, the veth pair and (when hil loaded it
+// and no other device uses it) the image.
 func (d *Device) Close() error {
 	d.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), engineOpTimeout)
@@ -739,11 +752,6 @@ func (d *Device) Close() error {
 		if d.link != nil {
 			if err := d.link.Close(); err != nil {
 				errs = append(errs, err)
-			}
-		}
-		if d.sandbox != nil {
-			if err := d.sandbox.Terminate(ctx, testcontainers.StopTimeout(0)); err != nil && !cerrdefs.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("container target: removing the sandbox container: %w", err))
 			}
 		}
 		if d.cli != nil {

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hilproject/hil/harness/link"
 )
 
@@ -164,6 +166,44 @@ func (l *Link) WriteFrame(b []byte) error {
 	default:
 	}
 	return nil
+}
+
+// Drain flushes and then waits until QEMU has read every byte from the
+// socket: QEMU reads only while the guest NIC has room, so once Drain
+// returns the guest kernel has taken (all but QEMU's last read of) the
+// frames. It measures what the guest really absorbed, and replaces sleeps.
+func (l *Link) Drain(ctx context.Context) error {
+	if err := l.Flush(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	c := l.conn
+	l.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	for {
+		var n int
+		var ierr error
+		if err := raw.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil {
+			return err
+		}
+		if ierr != nil {
+			return fmt.Errorf("qemustream: SIOCOUTQ: %w", ierr)
+		}
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("qemustream: %d bytes still unread by QEMU: %w", n, ctx.Err())
+		case <-time.After(200 * time.Microsecond):
+		}
+	}
 }
 
 // Flush pushes queued frames to QEMU and waits until the socket took them.

@@ -93,6 +93,33 @@ func TestFramesBothWays(t *testing.T) {
 	}
 }
 
+func TestDrainWaitsForThePeer(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "n0.sock")
+	l, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c := dialPeer(t, l)
+	for i := 0; i < 1000; i++ {
+		if err := l.WriteFrame(frame(i, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nobody reads yet: Drain must wait until its deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := l.Drain(ctx); err == nil {
+		t.Fatal("Drain returned while the peer had read nothing")
+	}
+	go io.Copy(io.Discard, c)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if err := l.Drain(ctx2); err != nil {
+		t.Fatalf("Drain with a reading peer: %v", err)
+	}
+}
+
 func TestRejectsOversizeAndUnconnected(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "n0.sock")
 	l, err := Listen(sock, WithMTU(1500))

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -56,8 +57,10 @@ type Option func(*options)
 // a snapshot's upper bound).
 func WithMemory(mb int) Option { return func(o *options) { o.memoryMB = mb } }
 
-// WithCPUs sets the guest's CPU count (1 by default: TCG runs one host
-// thread per vCPU, and the harness needs the other core).
+// WithCPUs sets the guest's CPU count (2 by default, 1 on a single-core
+// host). TCG runs one host thread per vCPU; with two, the guest kernel's
+// receive path and the app's capture loop run side by side, which is what
+// lets a Go libpcap app keep up with a 100k-frame burst.
 func WithCPUs(n int) Option { return func(o *options) { o.cpus = n } }
 
 // WithKernel boots k instead of the newest cached Debian kernel (fetched
@@ -107,7 +110,11 @@ type Target struct {
 
 // New returns the system target.
 func New(opts ...Option) *Target {
-	o := options{memoryMB: 512, cpus: 1, snapshots: true, bootTimeout: 30 * time.Second, hostname: "hil"}
+	cpus := 2
+	if runtime.NumCPU() < 2 {
+		cpus = 1
+	}
+	o := options{memoryMB: 512, cpus: cpus, snapshots: true, bootTimeout: 30 * time.Second, hostname: "hil"}
 	for _, f := range opts {
 		f(&o)
 	}

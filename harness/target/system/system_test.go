@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hilproject/hil/harness/link/qemustream"
 	"github.com/hilproject/hil/harness/target"
 )
 
@@ -191,7 +192,10 @@ func TestCaptureAndWarmRestore(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		time.Sleep(300 * time.Millisecond)
+		if err := d.Link().(*qemustream.Link).Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
 		if err := d.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}

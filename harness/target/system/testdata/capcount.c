@@ -63,5 +63,16 @@ int main(int argc, char **argv) {
 		frames++;
 	}
 	printf("summary frames=%lu drops=%u\n", frames, st.tp_drops);
+	/* The NIC's own counters, to tell where frames went missing. */
+	const char *names[] = {"rx_packets", "rx_dropped", "rx_errors", "rx_missed_errors", "rx_over_errors", "rx_fifo_errors"};
+	for (unsigned i = 0; i < sizeof names / sizeof *names; i++) {
+		char path[128], val[32] = "?";
+		snprintf(path, sizeof path, "/sys/class/net/%s/statistics/%s", iface, names[i]);
+		FILE *f = fopen(path, "r");
+		if (f) { if (!fgets(val, sizeof val, f)) strcpy(val, "?"); fclose(f); }
+		val[strcspn(val, "\n")] = 0;
+		printf("nic %s=%s\n", names[i], val);
+	}
+	fflush(stdout);
 	return 0;
 }

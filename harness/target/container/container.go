@@ -175,8 +175,8 @@ func localTag(img *image.Image) string {
 	return "hil.local/" + base + ":" + hex
 }
 
-// Boot loads the image, starts the app container, moves the veth pair in,
-// the app container. It returns once the container runs.
+// Boot loads the image, starts the app container and moves the veth end
+// into its namespace. It returns once the container runs.
 func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (_ target.Device, err error) {
 	if img == nil {
 		return nil, errors.New("container target: no image")

@@ -56,9 +56,10 @@ func main() {
 	// In immediate mode libpcap uses a TPACKET_V2 ring of fixed-size
 	// slots sized by the snaplen (the MTU is ignored when the NIC offloads,
 	// as veth does): 65535 would leave 16 MiB with 256 slots, and a burst
-	// overflows it. 2048 covers any 1500-MTU frame (with a VLAN tag) and
-	// gives ~16,000 slots.
-	snaplen := flag.Int("snaplen", 2048, "bytes captured per frame")
+	// overflows it. 1024 bytes hold every ARP, DHCP (≤ 576-byte messages
+	// in practice) and DNS query we decode, and give ~30,000 slots; longer
+	// frames are still counted, just truncated.
+	snaplen := flag.Int("snaplen", 1024, "bytes captured per frame")
 	flag.Parse()
 
 	sigs := make(chan os.Signal, 1)

@@ -6,7 +6,9 @@
 //	ginkgo --label-filter=system
 //	ginkgo --label-filter='capture && !performance' -p
 //
-// work. A second table runs the broken sample variants and asserts that the
+// work. A case the target cannot run (capture under qemu-user) is skipped
+// with the reason; infra errors (after a retry) and failures fail the spec.
+// A second table runs the broken sample variants and asserts that the
 // right scenarios fail for the right reason: the gate's teeth are tested.
 //
 // Environment:

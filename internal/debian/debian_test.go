@@ -133,6 +133,11 @@ func TestBookwormArmhfRealArchive(t *testing.T) {
 	if len(res) != 1 || res[0].Name != "libcap2" {
 		t.Fatalf("Resolve(libcap2): %v", res)
 	}
+	// A purely virtual name resolves to a real provider.
+	virt, err := src.Resolve(ctx, "debconf-2.0")
+	if err != nil || (virt[0].Name != "debconf" && virt[0].Name != "cdebconf") {
+		t.Fatalf("Resolve(debconf-2.0): expected a provider (debconf or cdebconf), found %v %v", virt, err)
+	}
 	if _, err := src.Resolve(ctx, "no-such-package-hil"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Resolve of a missing package: expected ErrNotFound, found %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/hilproject/hil/harness/scenario"
@@ -49,8 +50,20 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return fmt.Sprintf("%8.3f", l.Time.Sub(res.Start).Seconds())
 	},
-	"caseid":  func(i int) string { return fmt.Sprintf("case-%d", i) },
-	"inc":     func(i int) int { return i + 1 },
+	"caseid": func(i int) string { return fmt.Sprintf("case-%d", i) },
+	"inc":    func(i int) int { return i + 1 },
+	"base": func(ref string) string {
+		if i := strings.LastIndexAny(ref, "/:"); i >= 0 && i+1 < len(ref) {
+			return ref[i+1:]
+		}
+		return ref
+	},
+	"short": func(d string) string {
+		if len(d) > 19 {
+			return d[:19]
+		}
+		return d
+	},
 	"pps":     func(f float64) string { return fmt.Sprintf("%.0f", f) },
 	"notpass": func(v scenario.Verdict) bool { return v != scenario.Pass },
 	"hasReplay": func(res scenario.Result) bool {
@@ -105,7 +118,7 @@ h2 { font-size: 16px; margin: 20px 0 6px; } h3 { font-size: 13px; margin: 12px 0
 <body>
 <header>
 <h1>{{.Title}}</h1>
-<div class="meta">image {{.ImageRef}}{{if .ImageDigest}} @ {{.ImageDigest}}{{end}}</div>
+<div class="meta">{{if .MultiImage}}several images: see the table{{else}}image {{.ImageRef}}{{if .ImageDigest}} @ {{.ImageDigest}}{{end}}{{end}}</div>
 <div class="meta">{{when .Start}} · {{dur .Duration}}{{if .HilVersion}} · hil {{.HilVersion}}{{end}}{{range $k, $v := .Meta}} · {{$k}}: {{$v}}{{end}}</div>
 </header>
 <main>
@@ -115,17 +128,17 @@ h2 { font-size: 16px; margin: 20px 0 6px; } h3 { font-size: 13px; margin: 12px 0
 </div>
 <h2>Verdicts</h2>
 <table id="verdicts">
-<thead><tr><th>Scenario</th><th>Target</th><th>Platform</th><th>Verdict</th><th>Time</th><th>Reason</th></tr></thead>
+<thead><tr><th>Scenario</th>{{if .MultiImage}}<th>Image</th>{{end}}<th>Target</th><th>Platform</th><th>Verdict</th><th>Time</th><th>Reason</th></tr></thead>
 <tbody>
 {{range $i, $r := .Results}}<tr class="verdict-row" data-verdict="{{$r.Verdict}}">
-<td><a href="#{{caseid $i}}">{{$r.Scenario}}</a></td><td>{{$r.Target}}</td><td>{{$r.Platform}}</td>
+<td><a href="#{{caseid $i}}">{{$r.Scenario}}</a></td>{{if $.MultiImage}}<td class="small" title="{{$r.ImageDigest}}">{{base $r.ImageRef}}<br>{{short $r.ImageDigest}}</td>{{end}}<td>{{$r.Target}}</td><td>{{$r.Platform}}</td>
 <td><span class="v v-{{$r.Verdict}}">{{$r.Verdict}}</span></td><td>{{dur $r.Duration}}</td><td class="reason">{{$r.Reason}}</td>
 </tr>
 {{end}}</tbody>
 </table>
 {{range $i, $r := .Results}}
 <details class="case" id="{{caseid $i}}"{{if notpass $r.Verdict}} open{{end}}>
-<summary><span class="v v-{{$r.Verdict}}">{{$r.Verdict}}</span> {{$r.Scenario}} · {{$r.Target}} · {{$r.Platform}} · {{dur $r.Duration}}{{if gt $r.Attempts 1}} · {{$r.Attempts}} attempts{{end}}</summary>
+<summary><span class="v v-{{$r.Verdict}}">{{$r.Verdict}}</span> {{$r.Scenario}}{{if $.MultiImage}} · {{base $r.ImageRef}}{{end}} · {{$r.Target}} · {{$r.Platform}} · {{dur $r.Duration}}{{if gt $r.Attempts 1}} · {{$r.Attempts}} attempts{{end}}</summary>
 <div class="body">
 {{if $r.Description}}<p>{{$r.Description}}</p>{{end}}
 <h3>Timeline</h3>

@@ -91,6 +91,18 @@ func New(results []scenario.Result, opts ...Option) *Report {
 	return r
 }
 
+// MultiImage reports whether the results come from more than one image
+// (a suite that also runs broken variants): the HTML then names the image
+// on every row.
+func (r *Report) MultiImage() bool {
+	for _, res := range r.Results {
+		if res.ImageDigest != r.ImageDigest || res.ImageRef != r.ImageRef {
+			return true
+		}
+	}
+	return false
+}
+
 // WriteJSON writes the report as indented JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)

@@ -218,3 +218,26 @@ func TestHTMLInChromium(t *testing.T) {
 		}
 	}
 }
+
+// A suite that also runs broken variants mixes images: every row names its
+// image, the header does not pretend there is one.
+func TestHTMLMultiImage(t *testing.T) {
+	rs := sampleResults()
+	var one bytes.Buffer
+	if err := New(rs).WriteHTML(&one); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(one.String(), "<th>Image</th>") {
+		t.Error("single-image report has an image column")
+	}
+	rs[1].ImageRef, rs[1].ImageDigest = "oci:build/images/no-libpcap", "sha256:3333333333333333333333"
+	var multi bytes.Buffer
+	if err := New(rs).WriteHTML(&multi); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<th>Image</th>", "several images: see the table", ">no-libpcap<br>sha256:333333333333<", ">pcapwatch<br>sha256:1111<"} {
+		if !strings.Contains(multi.String(), want) {
+			t.Errorf("multi-image report lacks %q", want)
+		}
+	}
+}

@@ -281,7 +281,8 @@ var _ = ReportAfterSuite("hil reports", func(r Report) {
 	if len(results) == 0 {
 		return
 	}
-	sort.SliceStable(results, func(i, j int) bool { return results[i].ImageRef < results[j].ImageRef })
+	// The image under test first, then the broken variants.
+	sort.SliceStable(results, func(i, j int) bool { return results[i].ImageRef == imageRef && results[j].ImageRef != imageRef })
 	rep := report.New(results, report.WithTitle("hil suite"), report.WithMeta("targets", strings.Join(targets, ",")))
 	paths, err := rep.WriteDir(reportDir)
 	if err != nil {

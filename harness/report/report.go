@@ -56,11 +56,23 @@ func WithMeta(k, v string) Option {
 	}
 }
 
-// New builds a report from results, sorted by scenario, target, platform.
+// New builds a report from results, sorted by image (in order of first
+// appearance), scenario, target, platform.
 func New(results []scenario.Result, opts ...Option) *Report {
 	rs := append([]scenario.Result(nil), results...)
+	// Images keep the order they first appear in (the image under test
+	// before the broken variants of a suite); within one, by case.
+	imageOrder := map[string]int{}
+	for _, res := range rs {
+		if _, ok := imageOrder[res.ImageRef]; !ok {
+			imageOrder[res.ImageRef] = len(imageOrder)
+		}
+	}
 	sort.SliceStable(rs, func(i, j int) bool {
 		a, b := rs[i], rs[j]
+		if a.ImageRef != b.ImageRef {
+			return imageOrder[a.ImageRef] < imageOrder[b.ImageRef]
+		}
 		if a.Scenario != b.Scenario {
 			return a.Scenario < b.Scenario
 		}

@@ -190,7 +190,8 @@ func TestRebuildWithNothingChangedIsNoOp(t *testing.T) {
 
 // The build used exactly the locked packages, and a pinned version that
 // vanished from the mirror fails under HIL_STRICT_LOCK=1, is substituted
-// with a warning otherwise (and the lock is left alone).
+// with a warning otherwise (and the lock is left alone), and --relock
+// records the current version.
 func TestLockIsHonoured(t *testing.T) {
 	testenv.RequireRoot(t)
 	imagesDir := testenv.ImagesDir(t)
@@ -250,5 +251,26 @@ func TestLockIsHonoured(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(tmpLock); !strings.Contains(string(b), "9.9.9-hil-vanished") {
 		t.Error("a plain build must not rewrite the lock (only --relock does)")
+	}
+
+	_, errOut, code = runBuilder(t, nil, "--lock", tmpLock, "--relock", "--fetch-only")
+	if code != 0 {
+		t.Fatalf("--relock: exit %d: %s", code, errOut)
+	}
+	relocked, err := readLock(tmpLock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range relocked.entries["runtime-armhf"] {
+		if e.Package.Name == "libcap2" {
+			found = true
+			if e.Package.Version == "9.9.9-hil-vanished" || !strings.Contains(out, "libcap2_"+e.Package.Version+"_") {
+				t.Errorf("--relock: expected libcap2 at the mirror's current version (as substituted above), found %s", e.Package.Version)
+			}
+		}
+	}
+	if !found {
+		t.Error("--relock dropped libcap2 from runtime-armhf")
 	}
 }

@@ -18,6 +18,7 @@
 //	HIL_PLATFORMS   comma-separated platforms replacing the scenarios' own
 //	HIL_IMAGES      where the sample images are (default build/images)
 //	HIL_REPORT_DIR  where junit.xml, results.json and report.html go (default build/report)
+//	HIL_INSECURE    non-empty: plain HTTP for a loopback registry in HIL_IMAGE
 package hil_test
 
 import (
@@ -36,6 +37,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/hilproject/hil/harness"
+	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/report"
 	"github.com/hilproject/hil/harness/scenario"
 )
@@ -93,7 +95,11 @@ func runnerFor(ctx context.Context, ref string) *scenario.Runner {
 	retries := 1
 	// Cases carry their platform; the runner's platform list only matters
 	// to Plan, which the suite does not use.
-	r, _, err := harness.NewRunner(ctx, harness.Config{Image: ref, Targets: targets, Retries: &retries})
+	cfg := harness.Config{Image: ref, Targets: targets, Retries: &retries}
+	if os.Getenv("HIL_INSECURE") != "" {
+		cfg.ImageOptions = append(cfg.ImageOptions, image.WithInsecure())
+	}
+	r, _, err := harness.NewRunner(ctx, cfg)
 	Expect(err).NotTo(HaveOccurred(), "opening %s", ref)
 	runners[ref] = r
 	return r

@@ -1,11 +1,13 @@
 // Package framed carries Ethernet frames over a byte stream, each preceded by
 // its length as a 4-byte big-endian integer: QEMU's `-netdev stream` framing,
 // and what hil's board agent speaks over an SSH channel. A Conn implements
-// link.Link on any reader/writer pair.
+// link.Link on any reader/writer pair. An empty frame is a sync marker
+// (see Conn.Drain), never a frame.
 package framed
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -58,6 +60,7 @@ type Conn struct {
 	werr error
 
 	closer    io.Closer
+	synced    chan struct{} // an empty frame from the peer: see Drain
 	kick      chan struct{}
 	frames    chan link.Frame
 	dropped   atomic.Uint64
@@ -80,6 +83,7 @@ func New(r io.Reader, w io.Writer, closer io.Closer, opts ...Option) (*Conn, err
 		peer:         "the peer",
 		raw:          w,
 		closer:       closer,
+		synced:       make(chan struct{}, 1),
 		kick:         make(chan struct{}, 1),
 		done:         make(chan struct{}),
 	}
@@ -142,6 +146,37 @@ func (c *Conn) Flush() error {
 	return c.flushLocked()
 }
 
+// Drain waits until the peer has taken every frame written so far: it
+// sends an empty frame, which a peer that supports it (hil's board agent)
+// echoes once everything before it reached the device. Peers that never
+// echo make Drain wait for ctx.
+func (c *Conn) Drain(ctx context.Context) error {
+	c.mu.Lock()
+	if c.werr != nil {
+		err := c.werr
+		c.mu.Unlock()
+		return err
+	}
+	select {
+	case <-c.synced: // a stale echo
+	default:
+	}
+	c.w.Write([]byte{0, 0, 0, 0})
+	err := c.flushLocked()
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-c.synced:
+		return nil
+	case <-c.done:
+		return errors.New("framed: link closed while draining")
+	case <-ctx.Done():
+		return fmt.Errorf("framed: waiting for %s to take the frames: %w", c.peer, ctx.Err())
+	}
+}
+
 type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
 
 func (c *Conn) flushLocked() error {
@@ -190,6 +225,13 @@ func (c *Conn) readLoop(r io.Reader) {
 		n := binary.BigEndian.Uint32(hdr[:])
 		if n > MaxFrame {
 			return
+		}
+		if n == 0 {
+			select {
+			case c.synced <- struct{}{}:
+			default:
+			}
+			continue
 		}
 		data := make([]byte, n)
 		if _, err := io.ReadFull(br, data); err != nil {

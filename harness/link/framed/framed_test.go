@@ -2,6 +2,8 @@ package framed
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -54,5 +56,54 @@ func TestRefusesOversizeAndEmptyFrames(t *testing.T) {
 func TestReadFromRejectsGarbageLength(t *testing.T) {
 	if _, err := ReadFrom(bytes.NewReader([]byte{0xff, 0xff, 0xff, 0xff})); err == nil {
 		t.Fatal("a 4 GiB length was accepted")
+	}
+}
+
+func TestDrainWaitsForThePeersEcho(t *testing.T) {
+	a, b := net.Pipe()
+	c, _ := New(a, a, a)
+	defer c.Close()
+	got := make(chan int, 1)
+	// The peer reads two frames, then the empty marker, and echoes it.
+	go func() {
+		n := 0
+		for {
+			f, err := ReadFrom(b)
+			if err != nil {
+				return
+			}
+			if len(f) == 0 {
+				got <- n
+				WriteTo(b, nil)
+				continue
+			}
+			n++
+		}
+	}()
+	c.WriteFrame(make([]byte, 60))
+	c.WriteFrame(make([]byte, 60))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-got; n != 2 {
+		t.Fatalf("the peer had %d frames when it echoed, want 2", n)
+	}
+	// An echo is not a frame.
+	select {
+	case f := <-c.Frames():
+		t.Fatalf("the sync marker came out of Frames: %v", f)
+	default:
+	}
+	// A peer that never echoes: Drain gives up with ctx.
+	short, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	x, y := net.Pipe()
+	go func() { io.Copy(io.Discard, y) }()
+	silent, _ := New(x, x, x)
+	defer silent.Close()
+	if err := silent.Drain(short); err == nil {
+		t.Fatal("Drain returned without an echo")
 	}
 }

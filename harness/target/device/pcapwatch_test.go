@@ -67,6 +67,10 @@ func TestBoardSampleAppCapturesThroughTheAgent(t *testing.T) {
 		sent++
 	}
 
+	// Drain returns once the agent has put every frame on the interface.
+	if err := dev.Link().(interface{ Drain(context.Context) error }).Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]bool{}
 	for _, d := range fx.Expect.DeviceSeen {
 		want[d.MAC+" "+d.IP] = true

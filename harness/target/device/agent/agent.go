@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/hilproject/hil/harness/link/framed"
@@ -74,15 +75,28 @@ func relay(ctx context.Context, iface string, mtu int, stdin io.Reader, stdout i
 	}
 	defer l.Close()
 
+	// Both directions write to stdout: frames from the app, and echoes of
+	// the harness's sync markers.
+	var mu sync.Mutex
 	out := bufio.NewWriterSize(stdout, 64<<10)
-	if err := framed.WriteTo(out, nil); err != nil {
-		return err
+	send := func(b []byte, flush bool) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := framed.WriteTo(out, b); err != nil {
+			return err
+		}
+		if flush {
+			return out.Flush()
+		}
+		return nil
 	}
-	if err := out.Flush(); err != nil {
+	if err := send(nil, true); err != nil { // ready
 		return err
 	}
 
-	// Harness → app: until the harness closes stdin.
+	// Harness → app: until the harness closes stdin. An empty frame asks
+	// "have you written everything so far?": frames are written in order,
+	// so echoing it now answers yes.
 	inDone := make(chan error, 1)
 	go func() {
 		r := bufio.NewReaderSize(stdin, 256<<10)
@@ -95,7 +109,12 @@ func relay(ctx context.Context, iface string, mtu int, stdin io.Reader, stdout i
 				inDone <- err
 				return
 			}
-			if err := l.WriteFrame(b); err != nil {
+			if len(b) == 0 {
+				err = send(nil, true)
+			} else {
+				err = l.WriteFrame(b)
+			}
+			if err != nil {
 				inDone <- err
 				return
 			}
@@ -107,19 +126,18 @@ func relay(ctx context.Context, iface string, mtu int, stdin io.Reader, stdout i
 	for {
 		select {
 		case err := <-inDone:
+			mu.Lock()
 			out.Flush()
+			mu.Unlock()
 			return err
 		case f, ok := <-frames:
 			if !ok {
+				mu.Lock()
+				defer mu.Unlock()
 				return out.Flush()
 			}
-			if err := framed.WriteTo(out, f.Data); err != nil {
+			if err := send(f.Data, len(frames) == 0); err != nil {
 				return err
-			}
-			if len(frames) == 0 {
-				if err := out.Flush(); err != nil {
-					return err
-				}
 			}
 		}
 	}

@@ -85,3 +85,44 @@ func mustTag(t *testing.T, s string) name.Tag {
 	}
 	return tag
 }
+
+// The test opens the pinned digest, never the tag: a broken image pushed
+// over the candidate tag after pinning is not what gets checked (the check
+// passes on the pinned good image), and the gate then refuses because the
+// candidate moved.
+func TestChecksThePinnedDigestNotTheTag(t *testing.T) {
+	images := testenv.ImagesDir(t)
+	reg := testenv.Registry(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := promote.NewRegistry()
+	cand, err := name.ParseReference(reg.Host + "/pcapwatch:candidate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := promote.PushLayout(ctx, r, filepath.Join(images, "pcapwatch"), cand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := staticgate.Test()
+	d, err := promote.Gate(ctx, cand.String(), "latest", func(ctx context.Context, pin promote.Pinned) (promote.Result, error) {
+		if _, err := promote.PushLayout(ctx, r, filepath.Join(images, "old-glibc"), cand); err != nil {
+			return promote.Result{}, err
+		}
+		return check(ctx, pin)
+	}, promote.WithRegistry(r))
+	if err != nil {
+		t.Fatalf("Gate: %v", err)
+	}
+	if d.Promoted || !strings.Contains(d.Reason, "moved") {
+		t.Fatalf("decision %+v: want refused because the candidate moved", d)
+	}
+	if d.Tested != reg.Host+"/pcapwatch@"+good.String() {
+		t.Errorf("tested %s, want the pinned %s", d.Tested, good)
+	}
+	for _, o := range d.Result.Outcomes {
+		if o.Verdict != promote.Pass {
+			t.Errorf("the check saw the image pushed after pinning: %s", o)
+		}
+	}
+}

@@ -306,7 +306,17 @@ func Send(ctx context.Context, l link.Link, c *Capture, opts ...Option) (Stats, 
 	}
 	total := len(frames) * cfg.loops
 
-	var sent atomic.Int64
+	var sent atomic.Int64 // frames out, Go path; C path: sentBefore + cs.sent()
+	var sentBefore atomic.Int64
+	sentNow := func() int { return int(sent.Load()) }
+	fdw, useC := l.(fdWriter)
+	useC = useC && haveCSend
+	var cs *cSender
+	if useC {
+		cs = newCSender(ctx, frames)
+		defer cs.close()
+		sentNow = func() int { return int(sentBefore.Load() + cs.sent()) }
+	}
 	done := make(chan struct{})
 	progressDone := make(chan struct{})
 	if cfg.progress != nil {
@@ -322,10 +332,10 @@ func Send(ctx context.Context, l link.Link, c *Capture, opts ...Option) (Stats, 
 			for {
 				select {
 				case <-done:
-					cfg.progress(Progress{Sent: int(sent.Load()), Total: total, Elapsed: time.Since(startWall), Planned: planned})
+					cfg.progress(Progress{Sent: st.Frames, Total: total, Elapsed: time.Since(startWall), Planned: planned})
 					return
 				case <-t.C:
-					cfg.progress(Progress{Sent: int(sent.Load()), Total: total, Elapsed: time.Since(startWall), Planned: planned})
+					cfg.progress(Progress{Sent: sentNow(), Total: total, Elapsed: time.Since(startWall), Planned: planned})
 				}
 			}
 		}()
@@ -350,50 +360,79 @@ func Send(ctx context.Context, l link.Link, c *Capture, opts ...Option) (Stats, 
 	t0 := monotonic() + int64(50*time.Microsecond) // a little lead for the first frame
 	var prevSent, prevPlan, first, last int64
 	i := 0
-loop:
-	for k := 0; k < cfg.loops; k++ {
-		for _, f := range frames {
-			if i&63 == 0 {
-				select {
-				case <-ctx.Done():
+	// record books frame i (planned at offset p) as released at time at.
+	record := func(at, p int64, size int) {
+		if timed {
+			late := at - (t0 + p)
+			if time.Duration(late) > st.MaxLate {
+				st.MaxLate = time.Duration(late)
+			}
+			if i > 0 {
+				gaps.add(abs((at - prevSent) - (p - prevPlan)))
+			}
+			prevSent, prevPlan = at, p
+			st.Drift = time.Duration(late)
+		}
+		if i == 0 {
+			first = at
+		}
+		last = at
+		st.Frames++
+		st.Bytes += int64(len(frames[i%len(frames)].Data))
+		i++
+	}
+	if useC {
+		targets := make([]int64, len(frames))
+		plans := make([]int64, len(frames))
+		for k := 0; k < cfg.loops && sendErr == nil; k++ {
+			for j := range frames {
+				plans[j] = int64(plan(k*len(frames) + j))
+				targets[j] = t0 + plans[j]
+				if !timed {
+					targets[j] = 0
+				}
+			}
+			n, err := cs.send(fdw.WriteFD(), targets, int64(cfg.spin))
+			for j := 0; j < n; j++ {
+				record(cs.sentAt[j], plans[j], len(frames[j].Data))
+			}
+			sentBefore.Add(int64(n))
+			if err != nil {
+				if ctx.Err() != nil {
 					sendErr = ctx.Err()
-					break loop
-				default:
+				} else {
+					f := frames[n]
+					sendErr = fmt.Errorf("replay %s: frame %d (record %d, loop %d): write to the link: %w", c.Path, i+1, f.Record, k+1, err)
 				}
 			}
-			var at int64
-			if timed {
+		}
+	} else {
+	loop:
+		for k := 0; k < cfg.loops; k++ {
+			for _, f := range frames {
+				if i&63 == 0 {
+					select {
+					case <-ctx.Done():
+						sendErr = ctx.Err()
+						break loop
+					default:
+					}
+				}
 				p := int64(plan(i))
-				target := t0 + p
-				if err := waitUntil(ctx, target, int64(cfg.spin)); err != nil {
-					sendErr = err
+				if timed {
+					if err := waitUntil(ctx, t0+p, int64(cfg.spin)); err != nil {
+						sendErr = err
+						break loop
+					}
+				}
+				at := monotonic()
+				if err := l.WriteFrame(f.Data); err != nil {
+					sendErr = fmt.Errorf("replay %s: frame %d (record %d, loop %d): %w", c.Path, i+1, f.Record, k+1, err)
 					break loop
 				}
-				at = monotonic()
-				late := at - target
-				if time.Duration(late) > st.MaxLate {
-					st.MaxLate = time.Duration(late)
-				}
-				if i > 0 {
-					gaps.add(abs((at - prevSent) - (p - prevPlan)))
-				}
-				prevSent, prevPlan = at, p
-				st.Drift = time.Duration(late)
-			} else {
-				at = monotonic()
+				record(at, p, len(f.Data))
+				sent.Store(int64(st.Frames))
 			}
-			if err := l.WriteFrame(f.Data); err != nil {
-				sendErr = fmt.Errorf("replay %s: frame %d (record %d, loop %d): %w", c.Path, i+1, f.Record, k+1, err)
-				break loop
-			}
-			if i == 0 {
-				first = at
-			}
-			last = at
-			st.Frames++
-			st.Bytes += int64(len(f.Data))
-			sent.Store(int64(st.Frames))
-			i++
 		}
 	}
 	restorePrio()

@@ -7,12 +7,14 @@ import (
 	"math"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/harness/link/veth"
 	"github.com/hilproject/hil/harness/replay"
 	"github.com/hilproject/hil/pcapfixtures"
@@ -234,13 +236,19 @@ func TestSchedules(t *testing.T) {
 		{"500pps", arp, []replay.Option{replay.WithSchedule(replay.Schedule{Kind: replay.FixedRate, PPS: 500})}, 294, 293 * 2 * time.Millisecond},
 		{"x4 loops 3", dns, []replay.Option{replay.WithSchedule(replay.Schedule{Kind: replay.Multiplied, Factor: 4}), replay.WithLoops(3)}, 36, (3*1155*time.Millisecond + 2*1155*time.Millisecond/11) / 4},
 		{"top loops 2", arp, []replay.Option{replay.WithSchedule(replay.Schedule{Kind: replay.TopSpeed}), replay.WithLoops(2)}, 588, -1},
+		{"go path x4 loops 2", dns, []replay.Option{replay.WithSchedule(replay.Schedule{Kind: replay.Multiplied, Factor: 4}), replay.WithLoops(2)}, 24, (2*1155*time.Millisecond + 1155*time.Millisecond/11) / 4},
+		{"go path top", arp, []replay.Option{replay.WithSchedule(replay.Schedule{Kind: replay.TopSpeed})}, 294, -1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			l := newLink(t)
 			rx := receive(t, l, tc.frames, time.Second)
-			st, err := replay.Run(context.Background(), l, tc.path, tc.opts...)
+			var target link.Link = l
+			if strings.HasPrefix(tc.name, "go path") {
+				target = struct{ link.Link }{l} // hides WriteFD: the pure-Go sender
+			}
+			st, err := replay.Run(context.Background(), target, tc.path, tc.opts...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -516,3 +516,8 @@ func PeerOf(nsPath, iface string) (string, error) {
 	}
 	return peer.Attrs().Name, nil
 }
+
+// WriteFD is the AF_PACKET socket WriteFrame writes to (one frame per
+// write(2)), for a sender that runs outside the Go scheduler (the replay
+// engine's C loop). Valid until Close.
+func (l *Link) WriteFD() int { return l.tx }

@@ -1,0 +1,16 @@
+//go:build !cgo || !linux
+
+package replay
+
+import "context"
+
+type fdWriter interface{ WriteFD() int }
+
+const haveCSend = false
+
+type cSender struct{}
+
+func newCSender(context.Context, []Frame) *cSender     { panic("replay: no cgo") }
+func (*cSender) sent() int64                           { return 0 }
+func (*cSender) send(int, []int64, int64) (int, error) { panic("replay: no cgo") }
+func (*cSender) close()                                {}

@@ -7,8 +7,17 @@
 // went out late is followed by one that is on time again. The wait before
 // a frame is a coarse absolute sleep (clock_nanosleep on CLOCK_MONOTONIC
 // with a 1 ns timer slack on a locked thread) to about 80 µs before its
-// time, then a spin. The whole capture is read and checked before the first
-// frame goes out, so a malformed file never produces half a replay.
+// time, then a spin, on a thread raised to SCHED_FIFO when allowed. On a
+// link that exposes its write descriptor (veth) the loop runs in C through
+// one cgo call, out of reach of the Go scheduler's preemption; on other
+// links (qemustream) it runs in Go and calls WriteFrame.
+//
+// The whole capture is read into memory and checked before the first frame
+// goes out, so a malformed file never produces half a replay (and a capture
+// needs as much RAM as its size).
+//
+// BPF filters (WithFilter) are compiled by libpcap's pcap_compile through
+// gopacket/pcap, so they need a cgo build; they run in x/net/bpf's VM.
 package replay
 
 import (

@@ -12,6 +12,7 @@ import (
 	"github.com/hilproject/hil/harness/startup"
 	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/harness/target/container"
+	"github.com/hilproject/hil/harness/target/device"
 	"github.com/hilproject/hil/harness/target/user"
 )
 
@@ -113,11 +114,14 @@ func platformString(img *image.Image) string {
 }
 
 // TargetNames lists the targets NewTarget knows.
-var TargetNames = []string{"system", "user", "container"}
+var TargetNames = []string{"system", "user", "container", "device"}
 
-// NewTarget makes a target by the name scenarios use.
+// NewTarget makes a target by the name scenarios use. The device target
+// needs a board: use NewDeviceTarget (or Config.Devices and Config.Device).
 func NewTarget(name string) (target.Target, error) {
 	switch name {
+	case "device":
+		return nil, errors.New("the device target needs a board: give the inventory and the board's name (--devices FILE --device NAME)")
 	case "system":
 		return newSystemTarget()
 	case "user":
@@ -145,6 +149,23 @@ type Config struct {
 	Progress func(scenario.Event)
 	// ImageOptions are passed to image.Open.
 	ImageOptions []image.Option
+	// Devices is the board inventory (devices.yaml) and Device the name of
+	// the board the device target runs on.
+	Devices, Device string
+}
+
+// NewDeviceTarget is the device target for the board called name in the
+// inventory file devices.
+func NewDeviceTarget(devices, name string) (target.Target, error) {
+	inv, err := device.LoadInventory(devices)
+	if err != nil {
+		return nil, err
+	}
+	b, err := inv.Board(name)
+	if err != nil {
+		return nil, err
+	}
+	return device.New(b), nil
 }
 
 // NewRunner opens the image and makes a runner with the static check, the
@@ -160,7 +181,13 @@ func NewRunner(ctx context.Context, cfg Config) (*scenario.Runner, *Image, error
 	}
 	opts := []scenario.Option{scenario.WithStaticCheck(StaticCheck()), scenario.WithReplayer(Replayer())}
 	for _, n := range names {
-		t, err := NewTarget(n)
+		var t target.Target
+		var err error
+		if n == "device" && cfg.Device != "" {
+			t, err = NewDeviceTarget(cfg.Devices, cfg.Device)
+		} else {
+			t, err = NewTarget(n)
+		}
 		if err != nil {
 			return nil, nil, err
 		}

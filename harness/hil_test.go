@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -53,6 +54,9 @@ func TestImageAndStaticCheck(t *testing.T) {
 
 func TestNewTargetNames(t *testing.T) {
 	for _, n := range TargetNames {
+		if n == "device" {
+			continue // needs a board; see TestDeviceTargetNeedsABoard
+		}
 		tg, err := NewTarget(n)
 		if err != nil || tg.Name() != n {
 			t.Errorf("NewTarget(%q) = %v, %v", n, tg, err)
@@ -60,5 +64,22 @@ func TestNewTargetNames(t *testing.T) {
 	}
 	if _, err := NewTarget("vm"); err == nil || !strings.Contains(err.Error(), "system, user, container") {
 		t.Errorf("unknown target: %v", err)
+	}
+}
+
+func TestDeviceTargetNeedsABoard(t *testing.T) {
+	if _, err := NewTarget("device"); err == nil || !strings.Contains(err.Error(), "--device NAME") {
+		t.Errorf("device without a board: %v", err)
+	}
+	inv := filepath.Join(t.TempDir(), "devices.yaml")
+	if err := os.WriteFile(inv, []byte("boards:\n  - name: pi-lab-1\n    host: 192.0.2.10\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tg, err := NewDeviceTarget(inv, "pi-lab-1")
+	if err != nil || tg.Name() != "device" {
+		t.Fatalf("NewDeviceTarget = %v, %v", tg, err)
+	}
+	if _, err := NewDeviceTarget(inv, "pi-9"); err == nil || !strings.Contains(err.Error(), "pi-lab-1") {
+		t.Errorf("unknown board: %v", err)
 	}
 }

@@ -29,6 +29,7 @@ func init() {
 		insecure         bool
 		allowUnsupported bool
 		progressMode     string
+		devices, board   string
 	)
 	cmd := &cobra.Command{
 		Use:   "run [SCENARIO...] --image REF",
@@ -44,6 +45,10 @@ step needs), infra-error (the harness or host failed, retried --retries
 times). With --report DIR, junit.xml, results.json and report.html go there.
 
 Progress is a redrawn line on a terminal and plain lines otherwise (CI).
+
+The device target runs on a real board over SSH: --target device
+--devices devices.yaml --device pi-lab-1 (see the README's "Testing on a
+real Pi").
 
 Exit status: 0 every case passed, 1 a case failed (or was unsupported,
 unless --allow-unsupported), 2 infra errors or the run could not start.`,
@@ -62,12 +67,15 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 				image: imageRef, scenarios: args, targets: targets, platforms: platforms,
 				reportDir: reportDir, retries: retries, imageOpts: iopts,
 				allowUnsupported: allowUnsupported, progress: progressMode,
+				devices: devices, device: board,
 			})
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&imageRef, "image", "", "image under test: oci:DIR, docker-archive:FILE, registry reference, ...")
-	f.StringSliceVar(&targets, "target", []string{"system"}, "target(s) to run on: system, user, container")
+	f.StringSliceVar(&targets, "target", []string{"system"}, "target(s) to run on: system, user, container, device")
+	f.StringVar(&devices, "devices", "devices.yaml", "board inventory for the device target")
+	f.StringVar(&board, "device", "", "the board (by name in --devices) for the device target")
 	f.StringSliceVar(&platforms, "platform", nil, "platform(s) to run, replacing the scenarios' own (e.g. linux/arm/v7)")
 	f.StringVar(&reportDir, "report", "", "write junit.xml, results.json and report.html into this directory")
 	f.IntVar(&retries, "retries", 1, "retries of a case that ended in an infra error")
@@ -87,6 +95,7 @@ type runOptions struct {
 	imageOpts        []image.Option
 	allowUnsupported bool
 	progress         string
+	devices, device  string
 }
 
 func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
@@ -106,6 +115,7 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 	runner, img, err := harness.NewRunner(ctx, harness.Config{
 		Image: o.image, Targets: o.targets, Platforms: o.platforms,
 		Retries: &retries, Progress: pr.event, ImageOptions: o.imageOpts,
+		Devices: o.devices, Device: o.device,
 	})
 	if err != nil {
 		return &exitError{2, err}

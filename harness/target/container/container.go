@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -129,6 +130,24 @@ type loadedImage struct {
 	err     error
 }
 
+// localEngine reports whether the engine at host runs on this machine (a
+// unix socket, or TCP on loopback): only then can hil move a veth end into
+// its containers' namespaces and bind-mount host binaries.
+func localEngine(host string) bool {
+	u, err := url.Parse(host)
+	if err != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "unix":
+		return true
+	case "tcp", "http", "https":
+		ip := net.ParseIP(u.Hostname())
+		return u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback())
+	}
+	return false
+}
+
 // engineArch maps the engine's uname -m to GOARCH.
 func engineArch(m string) string {
 	switch m {
@@ -204,9 +223,9 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	d.cli = cli
 	host := cli.DaemonHost()
 	d.info["docker_host"] = host
-	if u, perr := url.Parse(host); perr != nil || u.Scheme != "unix" {
+	if !localEngine(host) {
 		return nil, &target.UnsupportedError{Target: "container", What: "a remote Docker engine (" + host + ")",
-			Reason: "hil wires the app's interface with a veth pair moved into the container's network namespace, which needs the engine on this host (a unix socket)"}
+			Reason: "hil wires the app's interface with a veth pair moved into the container's network namespace, which needs the engine on this host (a unix socket or loopback TCP)"}
 	}
 	sys, err := cli.Info(ctx, client.InfoOptions{})
 	if err != nil {

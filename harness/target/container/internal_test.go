@@ -44,3 +44,19 @@ func TestEngineArchAndExit(t *testing.T) {
 		}
 	}
 }
+
+func TestLocalEngine(t *testing.T) {
+	for host, want := range map[string]bool{
+		"unix:///var/run/docker.sock": true,
+		"tcp://127.0.0.1:2375":        true,
+		"tcp://localhost:2375":        true,
+		"tcp://[::1]:2375":            true,
+		"tcp://192.0.2.10:2376":       false,
+		"ssh://pi@raspberrypi":        false,
+		"::bad":                       false,
+	} {
+		if got := localEngine(host); got != want {
+			t.Errorf("localEngine(%q) = %v, expected %v", host, got, want)
+		}
+	}
+}

@@ -154,7 +154,7 @@ func Event(l target.Line) (string, map[string]any) {
 // named namespace, the host end of its veth pair, its process.
 func Gone(t testing.TB, info map[string]string) {
 	t.Helper()
-	if ns := info["netns"]; strings.HasPrefix(ns, "/var/run/netns/") {
+	if ns := info["netns"]; strings.HasPrefix(ns, "/run/netns/") || strings.HasPrefix(ns, "/var/run/netns/") {
 		if _, err := os.Stat(ns); err == nil {
 			t.Errorf("network namespace %s left behind", ns)
 		}

@@ -2,6 +2,7 @@ package system
 
 import (
 	"encoding/json"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -16,60 +17,68 @@ import (
 // replayed into the guest.
 
 func BenchmarkSystemColdBoot(b *testing.B) {
-	img, cfg := sampleImage(b, "pcapwatch")
-	tg := New(WithSnapshots(false))
-	var total time.Duration
-	for i := 0; i < b.N; i++ {
-		ctx := testCtx(b, 60*time.Second)
-		t0 := time.Now()
-		d, err := tg.Boot(ctx, img, cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, seen, ok := waitLine(b, d, 30*time.Second, pcapwatchReady); !ok {
-			d.Close()
-			b.Fatalf("never ready: %v", seen)
-		}
-		total += time.Since(t0)
-		d.Close()
+	for _, cpus := range []int{1, 2} {
+		b.Run(fmt.Sprintf("cpus-%d", cpus), func(b *testing.B) {
+			img, cfg := sampleImage(b, "pcapwatch")
+			tg := New(WithSnapshots(false), WithCPUs(cpus))
+			var total time.Duration
+			for i := 0; i < b.N; i++ {
+				ctx := testCtx(b, 60*time.Second)
+				t0 := time.Now()
+				d, err := tg.Boot(ctx, img, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, seen, ok := waitLine(b, d, 30*time.Second, pcapwatchReady); !ok {
+					d.Close()
+					b.Fatalf("never ready: %v", seen)
+				}
+				total += time.Since(t0)
+				d.Close()
+			}
+			b.ReportMetric(total.Seconds()/float64(b.N), "s-to-ready")
+		})
 	}
-	b.ReportMetric(total.Seconds()/float64(b.N), "s-to-ready")
 }
 
 func BenchmarkSystemWarmRestore(b *testing.B) {
-	img, cfg := sampleImage(b, "pcapwatch")
-	tg := New(WithSnapshotDir(b.TempDir()))
-	// One cold boot saves the snapshot.
-	ctx := testCtx(b, 60*time.Second)
-	d, err := tg.Boot(ctx, img, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, _, ok := waitLine(b, d, 30*time.Second, pcapwatchReady); !ok {
-		b.Fatal("cold boot never ready")
-	}
-	d.Close()
-	b.ResetTimer()
-	var total time.Duration
-	for i := 0; i < b.N; i++ {
-		ctx := testCtx(b, 60*time.Second)
-		t0 := time.Now()
-		d, err := tg.Boot(ctx, img, cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, _, ok := waitLine(b, d, 30*time.Second, pcapwatchReady); !ok {
+	for _, cpus := range []int{1, 2} {
+		b.Run(fmt.Sprintf("cpus-%d", cpus), func(b *testing.B) {
+			img, cfg := sampleImage(b, "pcapwatch")
+			tg := New(WithSnapshotDir(b.TempDir()), WithCPUs(cpus))
+			// One cold boot saves the snapshot.
+			ctx := testCtx(b, 60*time.Second)
+			d, err := tg.Boot(ctx, img, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, _, ok := waitLine(b, d, 30*time.Second, pcapwatchReady); !ok {
+				b.Fatal("cold boot never ready")
+			}
 			d.Close()
-			b.Fatal("restored guest never ready")
-		}
-		total += time.Since(t0)
-		if d.Info()["boot"] != "warm" {
-			d.Close()
-			b.Fatalf("boot %q, want warm (%v)", d.Info()["boot"], d.Info())
-		}
-		d.Close()
+			b.ResetTimer()
+			var total time.Duration
+			for i := 0; i < b.N; i++ {
+				ctx := testCtx(b, 60*time.Second)
+				t0 := time.Now()
+				d, err := tg.Boot(ctx, img, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, _, ok := waitLine(b, d, 30*time.Second, pcapwatchReady); !ok {
+					d.Close()
+					b.Fatal("restored guest never ready")
+				}
+				total += time.Since(t0)
+				if d.Info()["boot"] != "warm" {
+					d.Close()
+					b.Fatalf("boot %q, want warm (%v)", d.Info()["boot"], d.Info())
+				}
+				d.Close()
+			}
+			b.ReportMetric(total.Seconds()/float64(b.N), "s-to-ready")
+		})
 	}
-	b.ReportMetric(total.Seconds()/float64(b.N), "s-to-ready")
 }
 
 // BenchmarkSystemReplay100k sends the burst fixture at top speed and at
@@ -101,7 +110,7 @@ func BenchmarkSystemReplay100k(b *testing.B) {
 				cfg.Cmd = append(append([]string{}, cfg.Cmd...), args.extra...)
 				sched, _ := replay.ParseSchedule(speed)
 				tg := New(WithSnapshotDir(b.TempDir()))
-				var pps, guest, lost float64
+				var pps, guest, lost, dropped float64
 				for i := 0; i < b.N; i++ {
 					ctx := testCtx(b, 120*time.Second)
 					d, err := tg.Boot(ctx, img, cfg)
@@ -125,7 +134,7 @@ func BenchmarkSystemReplay100k(b *testing.B) {
 					// reads only while the guest NIC takes frames); frames
 					// can still be in flight in the guest, hence the settle.
 					intake := float64(st.Frames) / time.Since(t0).Seconds()
-					time.Sleep(time.Second)
+					time.Sleep(3 * time.Second)
 					d.Signal(syscall.SIGTERM)
 					l, seen, ok := waitLine(b, d, 60*time.Second, isSummary)
 					d.Close()
@@ -137,11 +146,13 @@ func BenchmarkSystemReplay100k(b *testing.B) {
 					pps += st.PPS
 					guest += intake
 					lost += float64(st.Frames - sum.Frames)
+					dropped += float64(sum.Dropped + sum.IfDropped)
 					b.Logf("%s %s: %s; QEMU read %.0f pps; pcapwatch %s", args.name, speed, st, intake, l.Text)
 				}
 				b.ReportMetric(pps/float64(b.N), "pps")
 				b.ReportMetric(guest/float64(b.N), "qemu-read-pps")
 				b.ReportMetric(lost/float64(b.N), "frames-lost")
+				b.ReportMetric(dropped/float64(b.N), "pcap-dropped")
 			})
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -203,6 +204,19 @@ func TestCaptureAndWarmRestore(t *testing.T) {
 		if !ok || l.Text != "summary frames=1000 drops=0" {
 			t.Fatalf("%s boot: summary %q, want frames=1000 drops=0 (lines %v)", wantBoot, l.Text, seen)
 		}
+		// A restored guest's clock resumes from the snapshot's moment
+		// unless hil-init sets it from the host.
+		l, seen, ok = waitLine(t, d, 20*time.Second, func(l target.Line) bool { return strings.HasPrefix(l.Text, "clock ") })
+		if !ok {
+			t.Fatalf("%s boot: no clock line (lines %v)", wantBoot, seen)
+		}
+		guest, err := strconv.ParseFloat(strings.TrimPrefix(l.Text, "clock "), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if skew := float64(l.Time.UnixNano())/1e9 - guest; skew > 1 || skew < -1 {
+			t.Fatalf("%s boot: guest clock off the host's by %.2f s", wantBoot, skew)
+		}
 		if e, err := d.Wait(ctx); err != nil || e.Code != 0 {
 			t.Fatalf("%s boot: exit %v, %v", wantBoot, e, err)
 		}
@@ -211,5 +225,7 @@ func TestCaptureAndWarmRestore(t *testing.T) {
 	if m, _ := filepath.Glob(filepath.Join(snaps, "*.vmstate")); len(m) != 1 {
 		t.Fatalf("no snapshot saved after the cold boot reached ready (%v)", m)
 	}
+	// Make a stale clock visible: the snapshot is now >= 2 s old.
+	time.Sleep(2 * time.Second)
 	run("warm")
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop;
@@ -73,6 +74,10 @@ int main(int argc, char **argv) {
 		val[strcspn(val, "\n")] = 0;
 		printf("nic %s=%s\n", names[i], val);
 	}
+	/* The guest's wall clock, so tests can check it was re-synced. */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	printf("clock %lld.%09ld\n", (long long)ts.tv_sec, ts.tv_nsec);
 	fflush(stdout);
 	return 0;
 }

@@ -321,7 +321,16 @@ func Send(ctx context.Context, l link.Link, c *Capture, opts ...Option) (Stats, 
 	fdw, useC := l.(fdWriter)
 	useC = useC && haveCSend
 	var cs *cSender
+	wfd := -1
 	if useC {
+		// Our own descriptor: if the link is closed mid-replay (its context
+		// ended), the C loop must not write to a number that has since been
+		// reused for another file.
+		var err error
+		if wfd, err = unix.Dup(fdw.WriteFD()); err != nil {
+			return st, fmt.Errorf("replay: dup the link's socket: %w", err)
+		}
+		defer unix.Close(wfd)
 		cs = newCSender(ctx, frames)
 		defer cs.close()
 		sentNow = func() int { return int(sentBefore.Load() + cs.sent()) }
@@ -401,7 +410,7 @@ func Send(ctx context.Context, l link.Link, c *Capture, opts ...Option) (Stats, 
 					targets[j] = 0
 				}
 			}
-			n, err := cs.send(fdw.WriteFD(), targets, int64(cfg.spin))
+			n, err := cs.send(wfd, targets, int64(cfg.spin))
 			for j := 0; j < n; j++ {
 				record(cs.sentAt[j], plans[j], len(frames[j].Data))
 			}

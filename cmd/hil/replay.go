@@ -155,10 +155,11 @@ func progressLine(w io.Writer, name string) func(replay.Progress) {
 		if p.Planned > 0 {
 			line += fmt.Sprintf(" of %.1f s", p.Planned.Seconds())
 		}
+		line += "\x1b[K" // erase what a longer previous line left
 		if p.Sent == p.Total {
 			line += "\n"
 		}
-		fmt.Fprint(w, line+"\x1b[K")
+		fmt.Fprint(w, line)
 	}
 }
 

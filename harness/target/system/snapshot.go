@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -42,25 +41,6 @@ func readSnapshotMeta(path string) (*snapshotMeta, error) {
 // maxSnapshots bounds the snapshot dir: each is up to the guest's RAM
 // (~50 MB for an idle 512 MB guest).
 const maxSnapshots = 16
-
-// pruneSnapshots removes the least recently written snapshots beyond keep.
-func pruneSnapshots(dir string, keep int) {
-	files, _ := filepath.Glob(filepath.Join(dir, "*.vmstate"))
-	if len(files) <= keep {
-		return
-	}
-	sort.Slice(files, func(i, j int) bool {
-		a, _ := os.Stat(files[i])
-		b, _ := os.Stat(files[j])
-		if a == nil || b == nil {
-			return a == nil
-		}
-		return a.ModTime().Before(b.ModTime())
-	})
-	for _, f := range files[:len(files)-keep] {
-		removeSnapshot(f)
-	}
-}
 
 func removeSnapshot(path string) {
 	os.Remove(path + ".json")
@@ -140,7 +120,7 @@ func (d *Device) saveSnapshot(ready target.Line) (err error) {
 			if err := os.Rename(d.p.snapshot+".json.tmp", d.p.snapshot+".json"); err != nil {
 				return err
 			}
-			pruneSnapshots(filepath.Dir(d.p.snapshot), maxSnapshots)
+			pruneOldest(filepath.Dir(d.p.snapshot), "*.vmstate", maxSnapshots, removeSnapshot)
 			return nil
 		case "failed", "cancelled":
 			return fmt.Errorf("migration to %s %s: %s", tmp, st.Status, st.ErrorDesc)

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -133,6 +134,29 @@ type guestConfig struct {
 	Iface    string   `json:"iface"`
 	Hostname string   `json:"hostname"`
 	Modules  []string `json:"modules"`
+}
+
+// maxInitramfs bounds the initramfs cache (one per image and run config,
+// each about the size of the image's rootfs).
+const maxInitramfs = 32
+
+// pruneOldest removes the least recently modified files matching pattern in
+// dir beyond keep.
+func pruneOldest(dir, pattern string, keep int, remove func(string)) {
+	files, _ := filepath.Glob(filepath.Join(dir, pattern))
+	if len(files) <= keep {
+		return
+	}
+	mtime := map[string]time.Time{}
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil {
+			mtime[f] = st.ModTime()
+		}
+	}
+	sort.Slice(files, func(i, j int) bool { return mtime[files[i]].Before(mtime[files[j]]) })
+	for _, f := range files[:len(files)-keep] {
+		remove(f)
+	}
 }
 
 type rootFSer interface {
@@ -278,6 +302,13 @@ func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfi
 			}
 			return nil, target.Infra(fmt.Errorf("building the initramfs: %w", err))
 		}
+		if !ownIR {
+			pruneOldest(irDir, "*.cpio", maxInitramfs, func(f string) { os.Remove(f) })
+		}
+	} else {
+		// Mark it used, so pruning keeps what is in use.
+		now := time.Now()
+		os.Chtimes(ir, now, now)
 	}
 
 	p := &plan{qemu: qemuBin, qemuVersion: qv, kernel: k, initramfs: ir, ownInitramfs: ownIR, initHash: initHash,
@@ -310,6 +341,8 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	}
 	if p.snapshot != "" {
 		if meta, err := readSnapshotMeta(p.snapshot); err == nil {
+			now := time.Now()
+			os.Chtimes(p.snapshot, now, now) // in use: keep it when pruning
 			// A failed restore must not delete a private initramfs that
 			// the cold fallback still needs.
 			warm := *p

@@ -202,9 +202,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	}
 	begin := time.Now()
 	d := &Device{
-		info:   map[string]string{"target": "container", "platform": emu.PlatformString(img.Platform)},
-		exited: make(chan struct{}),
-		caps:   target.Capabilities{Capture: true},
+		status: imgrun.NewStatus("the app container", map[string]string{"target": "container", "platform": emu.PlatformString(img.Platform)}),
 		begin:  begin,
 		keep:   t.cfg.keepImage,
 	}
@@ -222,7 +220,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	}
 	d.cli = cli
 	host := cli.DaemonHost()
-	d.info["docker_host"] = host
+	d.status.Set("docker_host", host)
 	if !localEngine(host) {
 		return nil, &target.UnsupportedError{Target: "container", What: "a remote Docker engine (" + host + ")",
 			Reason: "hil wires the app's interface with a veth pair moved into the container's network namespace, which needs the engine on this host (a unix socket or loopback TCP)"}
@@ -232,30 +230,13 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		return nil, target.Infra(fmt.Errorf("container target: docker info on %s: %w", host, err))
 	}
 	arch := engineArch(sys.Info.Architecture)
-	d.info["engine"] = fmt.Sprintf("Docker %s on %s/%s", sys.Info.ServerVersion, sys.Info.OSType, sys.Info.Architecture)
+	d.status.Set("engine", fmt.Sprintf("Docker %s on %s/%s", sys.Info.ServerVersion, sys.Info.OSType, sys.Info.Architecture))
 
 	em, err := emu.For(img.Platform, arch)
 	if err != nil {
 		return nil, target.Infra(fmt.Errorf("container target: %w", err))
 	}
-	if em.Native {
-		d.info["mode"] = "native"
-	} else {
-		d.info["mode"] = "bind-mounted qemu-user entrypoint wrapper"
-		d.info["emulator"] = em.Path
-		report, perr := emu.Probe(ctx, em)
-		if perr != nil {
-			d.caps = target.Capabilities{Reason: "the emulator's capture support could not be probed: " + perr.Error()}
-		} else {
-			d.info["emulator_version"] = report.Version
-			d.caps = target.Capabilities{Capture: report.Capture, Reason: report.Reason}
-		}
-	}
-	if d.caps.Capture {
-		d.info["capture"] = "supported"
-	} else {
-		d.info["capture"] = "unsupported: " + d.caps.Reason
-	}
+	d.status.ProbeEmulator(ctx, em, "native", "bind-mounted qemu-user entrypoint wrapper")
 	if _, err := os.Stat(t.cfg.busybox); err != nil {
 		return nil, target.Infra(fmt.Errorf("container target: the interface wait needs a static busybox at %s (Debian package busybox-static): %w", t.cfg.busybox, err))
 	}
@@ -266,19 +247,8 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err != nil {
 		return nil, fmt.Errorf("container target: flattening %s: %w", img.Ref, err)
 	}
-	argv, err := imgrun.Argv(cfg.Entrypoint, cfg.Cmd)
+	p, err := imgrun.FindProgram(rootfs, cfg)
 	if err != nil {
-		return nil, err
-	}
-	workdir := cfg.WorkingDir
-	if workdir == "" {
-		workdir = "/"
-	}
-	prog, err := imgrun.LookPath(rootfs, argv[0], workdir, cfg.Env)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := imgrun.ResolveUser(rootfs, cfg.User); err != nil {
 		return nil, err
 	}
 
@@ -309,7 +279,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		// keep argv[0] as the image says with -0.
 		qemu := inContainerDir + "/" + filepath.Base(em.Path)
 		binds = append(binds, em.Path+":"+qemu+":ro")
-		eargs, err := imgrun.EmulatedArgv(rootfs, prog, argv, func(p string) string { return p })
+		eargs, err := imgrun.EmulatedArgv(rootfs, p.Path, p.Argv, func(p string) string { return p })
 		if err != nil {
 			return nil, err
 		}
@@ -353,7 +323,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	d.phase("create")
 	id := app.GetContainerID()
 	d.id = id
-	d.lines = imgrun.NewLines(d.observe)
+	d.lines = imgrun.NewLines(d.status.Observe)
 	if err := app.Start(ctx); err != nil {
 		return nil, fmt.Errorf("container target: starting the app container (image %s, user %q): %w", tag, cfg.User, err)
 	}
@@ -362,7 +332,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err != nil || ci.Container.State == nil || ci.Container.State.Pid == 0 {
 		// Exited already (e.g. the wrapper could not run as the image user):
 		// the log and the exit status say why.
-		d.info["veth"] = fmt.Sprintf("not created: the container was not running (%v)", err)
+		d.status.Set("veth", fmt.Sprintf("not created: the container was not running (%v)", err))
 	} else {
 		vopts := []veth.Option{veth.WithName(iface), veth.WithNetNSPath(fmt.Sprintf("/proc/%d/ns/net", ci.Container.State.Pid))}
 		if t.cfg.mtu != 0 {
@@ -373,12 +343,12 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 			return nil, target.Infra(fmt.Errorf("container target: moving the app's interface %s into the container: %w", iface, err))
 		}
 		d.link = l
-		d.info["host_iface"] = l.HostIface()
+		d.status.Set("host_iface", l.HostIface())
 	}
 	d.phase("veth")
-	d.info["iface"] = iface
+	d.status.Set("iface", iface)
 	d.started = time.Now()
-	d.info["boot_ms"] = fmt.Sprintf("%.1f", float64(d.started.Sub(begin).Microseconds())/1000)
+	d.status.Set("boot_ms", fmt.Sprintf("%.1f", float64(d.started.Sub(begin).Microseconds())/1000))
 	// The json-file log keeps everything from the first line, so following
 	// it after start loses nothing; the stream ends when the container stops.
 	d.follow()
@@ -414,7 +384,7 @@ func (d *Device) phase(name string) {
 	}
 	d.phases = append(d.phases, fmt.Sprintf("%s %.0fms", name, float64(now.Sub(d.last).Microseconds())/1000))
 	d.last = now
-	d.info["boot_phases"] = strings.Join(d.phases, ", ")
+	d.status.Set("boot_phases", strings.Join(d.phases, ", "))
 }
 
 func noEndpoints(m map[string]*network.EndpointSettings) {
@@ -445,7 +415,7 @@ func (d *Device) loadImage(ctx context.Context, img *image.Image, tag string) er
 		if li.err != nil {
 			return li.err
 		}
-		d.info["image"] = tag
+		d.status.Set("image", tag)
 		return nil
 	}
 	li = &loadedImage{refs: 1, loading: make(chan struct{})}
@@ -455,7 +425,7 @@ func (d *Device) loadImage(ctx context.Context, img *image.Image, tag string) er
 	defer close(li.loading)
 
 	if _, err := d.cli.ImageInspect(ctx, tag); err == nil {
-		d.info["image"] = tag + " (already on the engine)"
+		d.status.Set("image", tag+" (already on the engine)")
 		return nil
 	} else if !cerrdefs.IsNotFound(err) {
 		li.err = target.Infra(fmt.Errorf("container target: inspecting %s on the engine: %w", tag, err))
@@ -509,7 +479,7 @@ func (d *Device) loadImage(ctx context.Context, img *image.Image, tag string) er
 		li.err = target.Infra(fmt.Errorf("container target: %s is not on the engine after loading it: %w", tag, err))
 		return li.err
 	}
-	d.info["image"] = tag + " (loaded by hil)"
+	d.status.Set("image", tag+" (loaded by hil)")
 	return nil
 }
 
@@ -566,68 +536,67 @@ func (d *Device) follow() {
 // image), the user, env, exposed ports and healthcheck.
 func (d *Device) describe(ctx context.Context) {
 	res, err := d.cli.ContainerInspect(ctx, d.id, client.ContainerInspectOptions{})
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	if err != nil {
-		d.info["inspect_error"] = err.Error()
+		d.status.Set("inspect_error", err.Error())
 		return
 	}
-	c := res.Container
-	d.info["container"] = c.ID
+	d.status.Update(func(info map[string]string) { describeContainer(info, res.Container) })
+}
+
+func describeContainer(info map[string]string, c dcontainer.InspectResponse) {
+	info["container"] = c.ID
 	runs := append([]string{c.Path}, c.Args...)
 	if len(runs) > 5 && runs[0] == wrapperBusybox && runs[4] == wrapperName {
 		runs = runs[5:]
-		d.info["wrapper"] = wrapperBusybox + " waits for the interface, then execs what follows"
+		info["wrapper"] = wrapperBusybox + " waits for the interface, then execs what follows"
 	}
-	d.info["docker_runs"] = strings.Join(runs, " ")
+	info["docker_runs"] = strings.Join(runs, " ")
 	if c.Config != nil {
 		ep := c.Config.Entrypoint
 		if len(ep) >= 5 && ep[0] == wrapperBusybox && ep[4] == wrapperName {
 			ep = ep[5:]
 		}
-		d.info["entrypoint"] = strings.Join(ep, " ")
-		d.info["cmd"] = strings.Join(c.Config.Cmd, " ")
-		d.info["user"] = c.Config.User
-		if d.info["user"] == "" {
-			d.info["user"] = "root (image sets none)"
+		info["entrypoint"] = strings.Join(ep, " ")
+		info["cmd"] = strings.Join(c.Config.Cmd, " ")
+		info["user"] = c.Config.User
+		if info["user"] == "" {
+			info["user"] = "root (image sets none)"
 		}
-		d.info["workdir"] = c.Config.WorkingDir
-		d.info["env"] = strings.Join(c.Config.Env, " ")
+		info["workdir"] = c.Config.WorkingDir
+		info["env"] = strings.Join(c.Config.Env, " ")
 		var ports []string
 		for p := range c.Config.ExposedPorts {
 			ports = append(ports, fmt.Sprint(p))
 		}
 		sort.Strings(ports)
-		d.info["exposed_ports"] = strings.Join(ports, " ")
+		info["exposed_ports"] = strings.Join(ports, " ")
 		if hc := c.Config.Healthcheck; hc != nil && len(hc.Test) > 0 {
-			d.info["healthcheck"] = fmt.Sprintf("%s (interval %s, timeout %s, retries %d)", strings.Join(hc.Test, " "), hc.Interval, hc.Timeout, hc.Retries)
+			info["healthcheck"] = fmt.Sprintf("%s (interval %s, timeout %s, retries %d)", strings.Join(hc.Test, " "), hc.Interval, hc.Timeout, hc.Retries)
 		} else {
-			d.info["healthcheck"] = "none"
+			info["healthcheck"] = "none"
 		}
 	}
 	if c.State != nil {
-		d.info["pid"] = fmt.Sprint(c.State.Pid)
+		info["pid"] = fmt.Sprint(c.State.Pid)
 	}
 }
 
 // wait records the exit once the container stops.
 func (d *Device) wait() {
-	defer close(d.exited)
-	defer d.lines.Finish()
+	var exit target.Exit
+	var werr error
 	res := d.cli.ContainerWait(d.ctx, d.id, client.ContainerWaitOptions{Condition: dcontainer.WaitConditionNotRunning})
 	select {
 	case r := <-res.Result:
-		d.mu.Lock()
-		d.exit = exitOf(int(r.StatusCode))
+		exit = exitOf(int(r.StatusCode))
 		if r.Error != nil && r.Error.Message != "" {
-			d.waitErr = target.Infra(fmt.Errorf("container wait: %s", r.Error.Message))
+			werr = target.Infra(fmt.Errorf("container wait: %s", r.Error.Message))
 		}
-		d.mu.Unlock()
 	case err := <-res.Error:
-		d.mu.Lock()
-		d.waitErr = target.Infra(fmt.Errorf("waiting for container %s: %w", d.id, err))
-		d.mu.Unlock()
+		werr = target.Infra(fmt.Errorf("waiting for container %s: %w", d.id, err))
 	}
+	d.lines.Finish()
+	d.status.RecordExit(exit, werr)
 }
 
 // exitOf maps Docker's exit status: 128+N is how Docker reports a process
@@ -652,20 +621,13 @@ type Device struct {
 	tag     string
 	link    *veth.Link
 	lines   *imgrun.Lines
-	caps    target.Capabilities
+	status  *imgrun.Status
 	started time.Time
 	waiting bool
 	begin   time.Time
 	last    time.Time
 	phases  []string
 	keep    bool
-
-	exited  chan struct{}
-	mu      sync.Mutex
-	info    map[string]string
-	exit    target.Exit
-	waitErr error
-	gap     string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -675,20 +637,6 @@ var (
 	_ target.Device             = (*Device)(nil)
 	_ target.CapabilityReporter = (*Device)(nil)
 )
-
-func (d *Device) observe(l target.Line) {
-	if d.caps.Capture {
-		return
-	}
-	if reason, ok := emu.Gap(l.Text); ok {
-		d.mu.Lock()
-		if d.gap == "" {
-			d.gap = reason
-			d.info["emulator_gap"] = reason
-		}
-		d.mu.Unlock()
-	}
-}
 
 // Output streams the container's stdout and stderr lines.
 func (d *Device) Output() <-chan target.Line { return d.lines.C() }
@@ -704,22 +652,16 @@ func (d *Device) Link() link.Link {
 
 // Capabilities says whether capture works and, under the qemu wrapper, why
 // not.
-func (d *Device) Capabilities() target.Capabilities { return d.caps }
+func (d *Device) Capabilities() target.Capabilities { return d.status.Capabilities() }
 
 // EmulatorGap returns the first output line that showed the app failing
 // only because of the emulator's capture gap.
-func (d *Device) EmulatorGap() (string, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.gap, d.gap != ""
-}
+func (d *Device) EmulatorGap() (string, bool) { return d.status.EmulatorGap() }
 
 // Signal sends sig to the container's main process through the engine.
 func (d *Device) Signal(sig syscall.Signal) error {
-	select {
-	case <-d.exited:
-		return fmt.Errorf("signal %s: the app already exited (%s)", unix.SignalName(sig), d.exitNow())
-	default:
+	if err := d.status.AlreadyExited("signal " + unix.SignalName(sig)); err != nil {
+		return err
 	}
 	if _, err := d.cli.ContainerKill(d.ctx, d.id, client.ContainerKillOptions{Signal: unix.SignalName(sig)}); err != nil {
 		return fmt.Errorf("signal %s to container %s: %w", unix.SignalName(sig), d.id, err)
@@ -727,34 +669,11 @@ func (d *Device) Signal(sig syscall.Signal) error {
 	return nil
 }
 
-func (d *Device) exitNow() target.Exit {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.exit
-}
-
 // Wait blocks until the container stops or ctx is done.
-func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
-	select {
-	case <-d.exited:
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		return d.exit, d.waitErr
-	case <-ctx.Done():
-		return target.Exit{}, fmt.Errorf("waiting for the app container to exit: %w", ctx.Err())
-	}
-}
+func (d *Device) Wait(ctx context.Context) (target.Exit, error) { return d.status.Wait(ctx) }
 
 // Info describes the device, including the container-level facts.
-func (d *Device) Info() map[string]string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make(map[string]string, len(d.info))
-	for k, v := range d.info {
-		out[k] = v
-	}
-	return out
-}
+func (d *Device) Info() map[string]string { return d.status.Info() }
 
 // Close removes the app container, the veth pair and (when hil loaded it
 // and no other device uses it) the image.
@@ -781,7 +700,7 @@ func (d *Device) Close() error {
 		if d.lines != nil {
 			if d.waiting {
 				select {
-				case <-d.exited:
+				case <-d.status.Exited():
 				case <-time.After(5 * time.Second):
 				}
 			}

@@ -87,47 +87,14 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err != nil {
 		return nil, target.Infra(fmt.Errorf("user target: %w", err))
 	}
-	d := &Device{
-		info:   map[string]string{"target": "user", "rootfs": rootfs, "platform": emu.PlatformString(img.Platform)},
-		exited: make(chan struct{}),
-		caps:   target.Capabilities{Capture: true},
-	}
-	if em.Native {
-		d.info["mode"] = "native (chroot into the image rootfs)"
-	} else {
-		d.info["mode"] = "qemu-user"
-		d.info["emulator"] = em.Path
-		report, perr := emu.Probe(ctx, em)
-		switch {
-		case perr != nil:
-			d.caps = target.Capabilities{Capture: false, Reason: "the emulator's capture support could not be probed: " + perr.Error()}
-		default:
-			d.info["emulator_version"] = report.Version
-			d.caps = target.Capabilities{Capture: report.Capture, Reason: report.Reason}
-		}
-	}
-	if !d.caps.Capture {
-		d.info["capture"] = "unsupported: " + d.caps.Reason
-	} else {
-		d.info["capture"] = "supported"
-	}
+	d := &Device{status: imgrun.NewStatus("the app", map[string]string{"target": "user", "rootfs": rootfs, "platform": emu.PlatformString(img.Platform)})}
+	d.status.ProbeEmulator(ctx, em, "native (chroot into the image rootfs)", "qemu-user")
 
-	argv, err := imgrun.Argv(cfg.Entrypoint, cfg.Cmd)
+	p, err := imgrun.FindProgram(rootfs, cfg)
 	if err != nil {
 		return nil, err
 	}
-	workdir := cfg.WorkingDir
-	if workdir == "" {
-		workdir = "/"
-	}
-	prog, err := imgrun.LookPath(rootfs, argv[0], workdir, cfg.Env)
-	if err != nil {
-		return nil, err
-	}
-	ident, err := imgrun.ResolveUser(rootfs, cfg.User)
-	if err != nil {
-		return nil, err
-	}
+	argv, workdir, prog, ident := p.Argv, p.Workdir, p.Path, p.User
 	env := append([]string{}, cfg.Env...)
 	if imgrun.Getenv(env, "PATH") == "" {
 		env = append(env, "PATH="+imgrun.DefaultPath)
@@ -139,10 +106,10 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		}
 		env = append(env, "HOME="+home)
 	}
-	d.info["program"] = prog
-	d.info["argv"] = strings.Join(argv, " ")
-	d.info["user"] = fmt.Sprintf("%s (uid %d gid %d)", cfg.User, ident.UID, ident.GID)
-	d.info["workdir"] = workdir
+	d.status.Set("program", prog)
+	d.status.Set("argv", strings.Join(argv, " "))
+	d.status.Set("user", fmt.Sprintf("%s (uid %d gid %d)", cfg.User, ident.UID, ident.GID))
+	d.status.Set("workdir", workdir)
 
 	var cmd *exec.Cmd
 	if em.Native {
@@ -168,7 +135,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		hostDir := filepath.Join(rootfs, dir)
 		if fi, serr := os.Stat(hostDir); rerr != nil || serr != nil || !fi.IsDir() {
 			hostDir = rootfs
-			d.info["workdir"] = workdir + " (missing in the image; running in /)"
+			d.status.Set("workdir", workdir+" (missing in the image; running in /)")
 		}
 		cmd = &exec.Cmd{Path: em.Path, Args: args, Dir: hostDir}
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
@@ -201,11 +168,11 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		return nil, target.Infra(fmt.Errorf("user target: creating the app's interface %s: %w", iface, err))
 	}
 	d.link = l
-	d.info["netns"] = l.NetNSPath()
-	d.info["host_iface"] = l.HostIface()
-	d.info["iface"] = iface
+	d.status.Set("netns", l.NetNSPath())
+	d.status.Set("host_iface", l.HostIface())
+	d.status.Set("iface", iface)
 
-	d.lines = imgrun.NewLines(d.observe)
+	d.lines = imgrun.NewLines(d.status.Observe)
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, target.Infra(err)
@@ -225,7 +192,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	go func() { d.lines.WaitReaders(); outR.Close(); errR.Close() }()
 	if startErr != nil {
 		d.lines.Finish()
-		close(d.exited)
+		d.status.RecordExit(target.Exit{}, nil)
 		if target.IsInfra(startErr) {
 			return nil, startErr
 		}
@@ -233,14 +200,11 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	}
 	d.cmd = cmd
 	d.started = time.Now()
-	d.info["boot_ms"] = fmt.Sprintf("%.1f", float64(d.started.Sub(begin).Microseconds())/1000)
-	d.info["pid"] = fmt.Sprint(cmd.Process.Pid)
+	d.status.Set("boot_ms", fmt.Sprintf("%.1f", float64(d.started.Sub(begin).Microseconds())/1000))
+	d.status.Set("pid", fmt.Sprint(cmd.Process.Pid))
 	go func() {
 		werr := cmd.Wait()
-		d.mu.Lock()
-		d.exit, d.waitErr = exitOf(cmd.ProcessState, werr)
-		d.mu.Unlock()
-		close(d.exited)
+		d.status.RecordExit(exitOf(cmd.ProcessState, werr))
 		d.lines.Finish()
 	}()
 	return d, nil
@@ -300,15 +264,8 @@ type Device struct {
 	link    *veth.Link
 	lines   *imgrun.Lines
 	cancel  context.CancelFunc
-	caps    target.Capabilities
 	started time.Time
-
-	exited  chan struct{}
-	mu      sync.Mutex
-	info    map[string]string
-	exit    target.Exit
-	waitErr error
-	gap     string
+	status  *imgrun.Status
 
 	closeOnce sync.Once
 	closeErr  error
@@ -319,20 +276,6 @@ var (
 	_ target.CapabilityReporter = (*Device)(nil)
 )
 
-func (d *Device) observe(l target.Line) {
-	if d.caps.Capture {
-		return
-	}
-	if reason, ok := emu.Gap(l.Text); ok {
-		d.mu.Lock()
-		if d.gap == "" {
-			d.gap = reason
-			d.info["emulator_gap"] = reason
-		}
-		d.mu.Unlock()
-	}
-}
-
 // Output streams the app's stdout and stderr lines.
 func (d *Device) Output() <-chan target.Line { return d.lines.C() }
 
@@ -341,23 +284,17 @@ func (d *Device) Link() link.Link { return d.link }
 
 // Capabilities says whether capture works here and, if not, the emulator's
 // reason (from the once-per-QEMU-version probe).
-func (d *Device) Capabilities() target.Capabilities { return d.caps }
+func (d *Device) Capabilities() target.Capabilities { return d.status.Capabilities() }
 
 // EmulatorGap returns the first output line that showed the app failing
 // only because of the emulator's capture gap.
-func (d *Device) EmulatorGap() (reason string, ok bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.gap, d.gap != ""
-}
+func (d *Device) EmulatorGap() (reason string, ok bool) { return d.status.EmulatorGap() }
 
 // Signal delivers sig to the app (under qemu-user, to the emulator, which
 // forwards it to the guest).
 func (d *Device) Signal(sig syscall.Signal) error {
-	select {
-	case <-d.exited:
-		return fmt.Errorf("signal %s: the app already exited (%s)", unix.SignalName(sig), d.exitNow())
-	default:
+	if err := d.status.AlreadyExited("signal " + unix.SignalName(sig)); err != nil {
+		return err
 	}
 	if err := d.cmd.Process.Signal(sig); err != nil {
 		return fmt.Errorf("signal %s to pid %d: %w", unix.SignalName(sig), d.cmd.Process.Pid, err)
@@ -365,35 +302,12 @@ func (d *Device) Signal(sig syscall.Signal) error {
 	return nil
 }
 
-func (d *Device) exitNow() target.Exit {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.exit
-}
-
 // Wait blocks until the app exits or ctx is done.
-func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
-	select {
-	case <-d.exited:
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		return d.exit, d.waitErr
-	case <-ctx.Done():
-		return target.Exit{}, fmt.Errorf("waiting for the app to exit: %w", ctx.Err())
-	}
-}
+func (d *Device) Wait(ctx context.Context) (target.Exit, error) { return d.status.Wait(ctx) }
 
 // Info describes the device: mode, emulator and version, capture support,
 // program, user, namespace, boot time.
-func (d *Device) Info() map[string]string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make(map[string]string, len(d.info))
-	for k, v := range d.info {
-		out[k] = v
-	}
-	return out
-}
+func (d *Device) Info() map[string]string { return d.status.Info() }
 
 // Close kills the app's process group, then removes the veth pair and the
 // namespace.
@@ -404,7 +318,7 @@ func (d *Device) Close() error {
 			// The whole group: the app's own children must not outlive it.
 			syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
 			select {
-			case <-d.exited:
+			case <-d.status.Exited():
 			case <-time.After(10 * time.Second):
 				errs = append(errs, fmt.Errorf("user target: pid %d did not exit 10s after SIGKILL", d.cmd.Process.Pid))
 			}

@@ -1,62 +1,18 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/hilproject/hil/internal/testenv"
 )
 
-// runHilCheck runs the CLI in-process with fresh flags and returns stdout,
-// the error text and the exit code main would use.
-func runHilCheck(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var reset func(c *cobra.Command)
-	reset = func(c *cobra.Command) {
-		c.SetContext(ctx)
-		c.Flags().VisitAll(func(f *pflag.Flag) {
-			// Set(DefValue) would turn an empty slice into ["[]"].
-			if sv, ok := f.Value.(pflag.SliceValue); ok {
-				_ = sv.Replace(nil)
-			} else {
-				_ = f.Value.Set(f.DefValue)
-			}
-			f.Changed = false
-		})
-		for _, sub := range c.Commands() {
-			reset(sub)
-		}
-	}
-	reset(rootCmd)
-	var out bytes.Buffer
-	rootCmd.SetOut(&out)
-	rootCmd.SetArgs(args)
-	err := rootCmd.ExecuteContext(ctx)
-	if err == nil {
-		return out.String(), "", 0
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return out.String(), err.Error(), ee.code
-	}
-	return out.String(), err.Error(), 2
-}
-
 func TestCheckCommand(t *testing.T) {
 	images := testenv.ImagesDir(t)
 
-	out, errText, code := runHilCheck(t, "check", "oci:"+filepath.Join(images, "pcapwatch"))
+	out, errText, code := runHil(t, "check", "oci:"+filepath.Join(images, "pcapwatch"))
 	if code != 0 {
 		t.Fatalf("good image: exit %d (%s)\n%s", code, errText, out)
 	}
@@ -66,7 +22,7 @@ func TestCheckCommand(t *testing.T) {
 		}
 	}
 
-	out, errText, code = runHilCheck(t, "check", filepath.Join(images, "no-libpcap"), "--platform", "linux/arm/v7", "--json")
+	out, errText, code = runHil(t, "check", filepath.Join(images, "no-libpcap"), "--platform", "linux/arm/v7", "--json")
 	if code != 1 {
 		t.Fatalf("no-libpcap: exit %d, want 1 (%s)\n%s", code, errText, out)
 	}
@@ -84,10 +40,10 @@ func TestCheckCommand(t *testing.T) {
 		t.Errorf("error text %q", errText)
 	}
 
-	if _, errText, code = runHilCheck(t, "check", "oci:"+filepath.Join(images, "pcapwatch"), "--platform", "linux/arm64"); code != 2 || !strings.Contains(errText, "linux/arm/v7") {
+	if _, errText, code = runHil(t, "check", "oci:"+filepath.Join(images, "pcapwatch"), "--platform", "linux/arm64"); code != 2 || !strings.Contains(errText, "linux/arm/v7") {
 		t.Errorf("absent platform: exit %d, %q; want 2 naming the platforms present", code, errText)
 	}
-	if _, errText, code = runHilCheck(t, "check", "oci:"+filepath.Join(t.TempDir(), "nope")); code != 2 {
+	if _, errText, code = runHil(t, "check", "oci:"+filepath.Join(t.TempDir(), "nope")); code != 2 {
 		t.Errorf("bad reference: exit %d (%s), want 2", code, errText)
 	}
 }

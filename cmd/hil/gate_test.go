@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,51 +17,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/hilproject/hil/harness"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/internal/testenv"
 )
-
-// runHilForGateTest runs the CLI in-process with fresh flag values and
-// returns stdout, stderr and the exit code main would use.
-func runHilForGateTest(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	// cobra keeps a sub-command's context from the previous Execute.
-	var reset func(c *cobra.Command)
-	reset = func(c *cobra.Command) {
-		c.SetContext(ctx)
-		c.Flags().VisitAll(func(f *pflag.Flag) {
-			_ = f.Value.Set(f.DefValue)
-			f.Changed = false
-		})
-		for _, sub := range c.Commands() {
-			reset(sub)
-		}
-	}
-	reset(rootCmd)
-	var out, errb bytes.Buffer
-	rootCmd.SetOut(&out)
-	rootCmd.SetErr(&errb)
-	rootCmd.SetArgs(args)
-	err := rootCmd.ExecuteContext(ctx)
-	code := 0
-	if err != nil {
-		code = 2
-		var ee *exitError
-		if errors.As(err, &ee) {
-			code = ee.code
-		}
-		if ee == nil || ee.err != nil {
-			errb.WriteString("hil: " + err.Error() + "\n")
-		}
-	}
-	return out.String(), errb.String(), code
-}
 
 func fakeTester(verdict promote.Verdict, reason string) func(*gateFlags) (promote.TestFunc, error) {
 	return func(f *gateFlags) (promote.TestFunc, error) {
@@ -114,7 +72,7 @@ func TestGateCLIPromotesRefusesAndAttestShowRoundTrips(t *testing.T) {
 	report := t.TempDir()
 
 	gateTester = fakeTester(promote.Pass, "")
-	out, errOut, code := runHilForGateTest(t, "gate", "--image", cand, "--promote", "latest", "--report", report)
+	out, errOut, code := runHilStderr(t, "gate", "--image", cand, "--promote", "latest", "--report", report)
 	if code != 0 {
 		t.Fatalf("gate exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -129,11 +87,11 @@ func TestGateCLIPromotesRefusesAndAttestShowRoundTrips(t *testing.T) {
 		t.Errorf("decision.json missing or not promoted: %v", err)
 	}
 
-	out, errOut, code = runHilForGateTest(t, "attest", "show", reg.Host+"/pcapwatch:latest")
+	out, errOut, code = runHilStderr(t, "attest", "show", reg.Host+"/pcapwatch:latest")
 	if code != 0 || !strings.Contains(out, "@"+good.String()) || !strings.Contains(out, "PASS") || !strings.Contains(out, "dhcp-basic") {
 		t.Fatalf("attest show exit %d:\n%s\n%s", code, out, errOut)
 	}
-	out, errOut, code = runHilForGateTest(t, "attest", "show", "--json", reg.Host+"/pcapwatch@"+good.String())
+	out, errOut, code = runHilStderr(t, "attest", "show", "--json", reg.Host+"/pcapwatch@"+good.String())
 	var sts []promote.Statement
 	if code != 0 || errOut != "" || json.Unmarshal([]byte(out), &sts) != nil || len(sts) != 1 || sts[0].Subject[0].Digest["sha256"] != good.Hex ||
 		sts[0].Predicate.Outcomes[0].Scenario != "dhcp-basic" {
@@ -143,32 +101,32 @@ func TestGateCLIPromotesRefusesAndAttestShowRoundTrips(t *testing.T) {
 	// A failing candidate: exit 1, the reason names the scenario, latest stays.
 	pushArmIndex(t, cand)
 	gateTester = fakeTester(promote.Fail, "pcapwatch needs GLIBC_2.34 but the image's libc.so.6 provides up to GLIBC_2.31")
-	out, errOut, code = runHilForGateTest(t, "gate", "--image", cand, "--promote", "latest", "--report", t.TempDir())
+	out, errOut, code = runHilStderr(t, "gate", "--image", cand, "--promote", "latest", "--report", t.TempDir())
 	if code != 1 || !strings.Contains(out, "gate: REFUSED") || !strings.Contains(out, "GLIBC_2.34") || !strings.Contains(out, "dhcp-basic") {
 		t.Fatalf("failing gate exit %d, want 1 with the reason:\n%s\n%s", code, out, errOut)
 	}
-	out, _, code = runHilForGateTest(t, "registry", "digest", reg.Host+"/pcapwatch:latest")
+	out, _, code = runHilStderr(t, "registry", "digest", reg.Host+"/pcapwatch:latest")
 	if code != 0 || strings.TrimSpace(out) != good.String() {
 		t.Fatalf("latest after refusal = %q (exit %d), want %s", out, code, good)
 	}
 
 	// Dry run of a passing candidate: exit 0, nothing written.
 	gateTester = fakeTester(promote.Pass, "")
-	out, _, code = runHilForGateTest(t, "gate", "--dry-run", "--image", cand, "--promote", "latest", "--report", t.TempDir())
+	out, _, code = runHilStderr(t, "gate", "--dry-run", "--image", cand, "--promote", "latest", "--report", t.TempDir())
 	if code != 0 || !strings.Contains(out, "WOULD PROMOTE") {
 		t.Fatalf("dry run exit %d:\n%s", code, out)
 	}
-	out, _, _ = runHilForGateTest(t, "registry", "digest", reg.Host+"/pcapwatch:latest")
+	out, _, _ = runHilStderr(t, "registry", "digest", reg.Host+"/pcapwatch:latest")
 	if strings.TrimSpace(out) != good.String() {
 		t.Fatalf("dry run moved latest to %s", out)
 	}
 
 	// Errors exit 2: --insecure for a remote registry, an unreachable registry.
-	if _, errOut, code := runHilForGateTest(t, "gate", "--insecure", "--image", "registry.example.com/app:c", "--promote", "latest"); code != 2 || !strings.Contains(errOut, "loopback") {
+	if _, errOut, code := runHilStderr(t, "gate", "--insecure", "--image", "registry.example.com/app:c", "--promote", "latest"); code != 2 || !strings.Contains(errOut, "loopback") {
 		t.Errorf("--insecure remote: exit %d, %s", code, errOut)
 	}
 	reg.Stop()
-	if _, errOut, code := runHilForGateTest(t, "gate", "--image", cand, "--promote", "latest", "--report", t.TempDir()); code != 2 {
+	if _, errOut, code := runHilStderr(t, "gate", "--image", cand, "--promote", "latest", "--report", t.TempDir()); code != 2 {
 		t.Errorf("registry down: exit %d, want 2: %s", code, errOut)
 	}
 }
@@ -196,18 +154,18 @@ func TestGateWithTheRealRunnerOnSampleImages(t *testing.T) {
 	repo := reg.Host + "/pcapwatch"
 	push := func(variant string) string {
 		t.Helper()
-		out, errOut, code := runHilForGateTest(t, "registry", "push", filepath.Join(images, variant), repo+":candidate")
+		out, errOut, code := runHilStderr(t, "registry", "push", filepath.Join(images, variant), repo+":candidate")
 		if code != 0 {
 			t.Fatalf("pushing %s: %s", variant, errOut)
 		}
 		return strings.TrimSpace(out[strings.Index(out, "@")+1:])
 	}
 	latest := func() string {
-		out, _, _ := runHilForGateTest(t, "registry", "digest", repo+":latest")
+		out, _, _ := runHilStderr(t, "registry", "digest", repo+":latest")
 		return strings.TrimSpace(out)
 	}
 	gate := func() (string, int) {
-		out, errOut, code := runHilForGateTest(t, "gate", "--image", repo+":candidate", "--scenarios", scen,
+		out, errOut, code := runHilStderr(t, "gate", "--image", repo+":candidate", "--scenarios", scen,
 			"--target", "system", "--promote", "latest", "--retries", "1", "--report", t.TempDir())
 		return out + errOut, code
 	}
@@ -259,7 +217,7 @@ func TestGateCLIWithHtpasswdLeaksNoPassword(t *testing.T) {
 	if dir := os.Getenv("HIL_IMAGES"); dir != "" || fileExists(filepath.Join(testenv.RepoRoot(t), "build", "images", "pcapwatch", "index.json")) {
 		images = testenv.ImagesDir(t)
 		variant = "static"
-		if _, errOut, code := runHilForGateTest(t, "registry", "push", filepath.Join(images, "pcapwatch"), cand); code != 0 {
+		if _, errOut, code := runHilStderr(t, "registry", "push", filepath.Join(images, "pcapwatch"), cand); code != 0 {
 			t.Fatalf("push with credentials: %s", errOut)
 		}
 	} else {
@@ -268,11 +226,11 @@ func TestGateCLIWithHtpasswdLeaksNoPassword(t *testing.T) {
 		pushArmIndex(t, cand)
 	}
 	report := t.TempDir()
-	out, errOut, code := runHilForGateTest(t, "gate", "--image", cand, "--promote", "latest", "--target", variant, "--report", report)
+	out, errOut, code := runHilStderr(t, "gate", "--image", cand, "--promote", "latest", "--target", variant, "--report", report)
 	if code != 0 {
 		t.Fatalf("gate with credentials: exit %d\n%s\n%s", code, out, errOut)
 	}
-	att, _, code := runHilForGateTest(t, "attest", "show", "--json", cand)
+	att, _, code := runHilStderr(t, "attest", "show", "--json", cand)
 	if code != 0 {
 		t.Fatalf("attest show: exit %d", code)
 	}
@@ -297,7 +255,7 @@ func TestGateCLIWithHtpasswdLeaksNoPassword(t *testing.T) {
 
 	// Without the Docker config the registry says no, and hil says so.
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
-	if _, errOut, code := runHilForGateTest(t, "gate", "--image", cand, "--promote", "latest", "--target", variant, "--report", t.TempDir()); code != 2 ||
+	if _, errOut, code := runHilStderr(t, "gate", "--image", cand, "--promote", "latest", "--target", variant, "--report", t.TempDir()); code != 2 ||
 		!strings.Contains(strings.ToLower(errOut), "unauthorized") {
 		t.Errorf("gate without credentials: exit %d, %s", code, errOut)
 	}

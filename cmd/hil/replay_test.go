@@ -1,70 +1,28 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
-
 	"github.com/hilproject/hil/harness/link/veth"
 )
 
-// runHilReplay runs the CLI in-process with fresh flags; it returns stdout,
-// the error text and the exit code main would use.
-func runHilReplay(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var reset func(c *cobra.Command)
-	reset = func(c *cobra.Command) {
-		c.SetContext(ctx)
-		c.Flags().VisitAll(func(f *pflag.Flag) {
-			if sv, ok := f.Value.(pflag.SliceValue); ok {
-				_ = sv.Replace(nil)
-			} else {
-				_ = f.Value.Set(f.DefValue)
-			}
-			f.Changed = false
-		})
-		for _, sub := range c.Commands() {
-			reset(sub)
-		}
-	}
-	reset(rootCmd)
-	var out, errOut bytes.Buffer
-	rootCmd.SetOut(&out)
-	rootCmd.SetErr(&errOut)
-	rootCmd.SetArgs(args)
-	err := rootCmd.ExecuteContext(ctx)
-	if err == nil {
-		return out.String(), "", 0
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return out.String(), err.Error(), ee.code
-	}
-	return out.String(), err.Error(), 2
-}
-
 func TestFixturesCommand(t *testing.T) {
-	out, errText, code := runHilReplay(t, "fixtures")
+	out, errText, code := runHil(t, "fixtures")
 	if code != 0 || !strings.Contains(out, "burst-100k") || !strings.Contains(out, "two-interfaces") {
 		t.Fatalf("hil fixtures: code %d, %s\n%s", code, errText, out)
 	}
-	out, _, code = runHilReplay(t, "fixtures", "--json")
+	out, _, code = runHil(t, "fixtures", "--json")
 	var all []map[string]any
 	if code != 0 || json.Unmarshal([]byte(out), &all) != nil || len(all) != 8 {
 		t.Fatalf("hil fixtures --json: code %d, %d entries", code, len(all))
 	}
-	if _, errText, code := runHilReplay(t, "fixtures", "nope"); code != 2 || !strings.Contains(errText, "expected one of") {
+	if _, errText, code := runHil(t, "fixtures", "nope"); code != 2 || !strings.Contains(errText, "expected one of") {
 		t.Errorf("hil fixtures nope: code %d %q", code, errText)
 	}
 }
@@ -81,7 +39,7 @@ func TestReplayCommand(t *testing.T) {
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 
 	// No eth0 there yet: hil makes a pair for the replay and removes it.
-	out, errText, code := runHilReplay(t, "replay", "dns", "--netns", ns, "--speed", "top", "--json")
+	out, errText, code := runHil(t, "replay", "dns", "--netns", ns, "--speed", "top", "--json")
 	var st map[string]any
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["frames"] != 12.0 {
 		t.Fatalf("hil replay dns --netns: code %d %s\n%s", code, errText, out)
@@ -101,7 +59,7 @@ func TestReplayCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rd.Close()
-	out, errText, code = runHilReplay(t, "replay", "oversize", "--netns", ns, "--speed", "x10", "--loop", "2", "--json")
+	out, errText, code = runHil(t, "replay", "oversize", "--netns", ns, "--speed", "x10", "--loop", "2", "--json")
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["frames"] != 26.0 || st["skipped"] != 16.0 {
 		t.Fatalf("hil replay oversize --loop 2: code %d %s\n%s", code, errText, out)
 	}
@@ -123,7 +81,7 @@ func TestReplayCommand(t *testing.T) {
 		{"replay", "no-such-fixture", "--iface", "lo"},
 		{"replay", "oversize", "--netns", ns, "--oversize", "fail"},
 	} {
-		if _, errText, code := runHilReplay(t, bad...); code == 0 {
+		if _, errText, code := runHil(t, bad...); code == 0 {
 			t.Errorf("hil %v succeeded; expected an error", bad)
 		} else if errText == "" {
 			t.Errorf("hil %v: no error text", bad)

@@ -19,7 +19,7 @@ func TestRunBadScenario(t *testing.T) {
 	if err := os.WriteFile(f, []byte("name: bad\nsteps:\n  - replay: {fixture: no-such-fixture}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, errText, code := runHilCheck(t, "run", "--image", "oci:/nonexistent", f)
+	_, errText, code := runHil(t, "run", "--image", "oci:/nonexistent", f)
 	if code != 2 || !strings.Contains(errText, "bad.yaml:3:23:") || !strings.Contains(errText, `unknown fixture "no-such-fixture"`) {
 		t.Errorf("exit %d, error %q; want 2 and a file:line:col error", code, errText)
 	}
@@ -32,7 +32,7 @@ func TestRunUserTarget(t *testing.T) {
 	images := testenv.ImagesDir(t)
 	root := testenv.RepoRoot(t)
 	rep := t.TempDir()
-	out, errText, code := runHilCheck(t, "run", "--image", "oci:"+filepath.Join(images, "pcapwatch"), "--target", "user",
+	out, errText, code := runHil(t, "run", "--image", "oci:"+filepath.Join(images, "pcapwatch"), "--target", "user",
 		"--platform", "linux/amd64", "--report", rep, "--progress", "plain",
 		filepath.Join(root, "scenarios", "graceful-stop.yaml"), filepath.Join(root, "scenarios", "malformed.yaml"))
 	if code != 0 {
@@ -67,7 +67,7 @@ func TestRunFailExitCode(t *testing.T) {
 	testenv.RequireRoot(t)
 	images := testenv.ImagesDir(t)
 	root := testenv.RepoRoot(t)
-	out, _, code := runHilCheck(t, "run", "--image", "oci:"+filepath.Join(images, "no-libpcap"), "--target", "user",
+	out, _, code := runHil(t, "run", "--image", "oci:"+filepath.Join(images, "no-libpcap"), "--target", "user",
 		"--progress", "none", filepath.Join(root, "scenarios", "startup.yaml"))
 	if code != 1 || !strings.Contains(out, "--- FAIL        startup [user linux/arm/v7]") || !strings.Contains(out, "needs libpcap.so.0.8") {
 		t.Errorf("exit %d:\n%s", code, out)

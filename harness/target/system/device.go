@@ -111,7 +111,10 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 	}
 	d.consolePath = d.consoleLog.Name()
 
-	_, machine, _ := machineFor(p.kernel.Arch)
+	_, machine, err := machineFor(p.arch)
+	if err != nil {
+		return nil, err
+	}
 	args := append(machine,
 		"-m", strconv.Itoa(t.o.memoryMB), "-smp", strconv.Itoa(t.o.cpus),
 		"-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",

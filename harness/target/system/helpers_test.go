@@ -22,17 +22,26 @@ import (
 // and loader plus testdata/capcount.c compiled for armhf. It lets the
 // target's own tests run without the sample images.
 func capcountRootFS(t testing.TB) (string, *image.Image) {
+	return capcountRootFSFor(t, "armhf")
+}
+
+// capcountRootFSFor does the same for a Debian architecture (armhf, arm64).
+func capcountRootFSFor(t testing.TB, arch string) (string, *image.Image) {
 	t.Helper()
-	gcc, err := exec.LookPath("arm-linux-gnueabihf-gcc")
+	triplet, loader, platform := "arm-linux-gnueabihf", "ld-linux-armhf.so.3", v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}
+	if arch == "arm64" {
+		triplet, loader, platform = "aarch64-linux-gnu", "ld-linux-aarch64.so.1", v1.Platform{OS: "linux", Architecture: "arm64"}
+	}
+	gcc, err := exec.LookPath(triplet + "-gcc")
 	if err != nil {
-		t.Skip("arm-linux-gnueabihf-gcc not installed (scripts/apt-packages.txt)")
+		t.Skipf("%s-gcc not installed (scripts/apt-packages.txt)", triplet)
 	}
 	dir := t.TempDir()
 	for _, d := range []string{"lib", "bin", "etc"} {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
-	sys := "/usr/arm-linux-gnueabihf/lib"
-	for _, f := range []string{"ld-linux-armhf.so.3", "libc.so.6"} {
+	sys := "/usr/" + triplet + "/lib"
+	for _, f := range []string{loader, "libc.so.6"} {
 		b, err := os.ReadFile(filepath.Join(sys, f))
 		if err != nil {
 			t.Fatal(err)
@@ -47,8 +56,8 @@ func capcountRootFS(t testing.TB) (string, *image.Image) {
 	sum := sha256.Sum256(b)
 	h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 	img := &image.Image{
-		Ref: "test:capcount", Digest: h, ManifestDigest: h,
-		Platform: v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"},
+		Ref: "test:capcount-" + arch, Digest: h, ManifestDigest: h,
+		Platform: platform,
 		Config:   v1.Config{Entrypoint: []string{"/bin/capcount"}},
 	}
 	return dir, img

@@ -180,6 +180,7 @@ func qemuVersion(ctx context.Context, bin string) (string, error) {
 
 // plan is everything a boot needs, resolved before QEMU starts.
 type plan struct {
+	arch        string // Debian architecture: armhf, arm64
 	qemu        string
 	qemuVersion string
 	kernel      *kernel.Kernel
@@ -213,7 +214,7 @@ func debArch(img *image.Image) (string, error) {
 		return "arm64", nil
 	}
 	return "", &target.UnsupportedError{Target: "system", What: "platform " + p.String(),
-		Reason: "the system target boots linux/arm/v7 (armhf Debian kernel on qemu-system-arm -M virt); arm64 is not wired up yet"}
+		Reason: "the system target boots linux/arm/v7 (Debian armmp kernel on qemu-system-arm) and linux/arm64 (Debian arm64 kernel on qemu-system-aarch64)"}
 }
 
 func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfig) (*plan, error) {
@@ -224,16 +225,19 @@ func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err != nil {
 		return nil, err
 	}
-	if arch != "armhf" {
-		return nil, &target.UnsupportedError{Target: "system", What: "platform " + img.Platform.String(), Reason: "only linux/arm/v7 is supported by this version"}
-	}
 	k := t.o.kernel
+	if k != nil && k.Arch != "" && k.Arch != arch {
+		return nil, fmt.Errorf("system target: the kernel given is for %s but the image %s is %s (%s)", k.Arch, img.Ref, img.Platform.String(), arch)
+	}
 	if k == nil {
 		if k, err = kernel.Default(ctx, kernel.WithArch(arch)); err != nil {
 			return nil, target.Infra(fmt.Errorf("getting a guest kernel: %w", err))
 		}
 	}
-	qemuBin, _, _ := machineFor(arch)
+	qemuBin, _, err := machineFor(arch)
+	if err != nil {
+		return nil, err
+	}
 	if t.o.qemu != "" {
 		qemuBin = t.o.qemu
 	}
@@ -311,7 +315,7 @@ func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfi
 		os.Chtimes(ir, now, now)
 	}
 
-	p := &plan{qemu: qemuBin, qemuVersion: qv, kernel: k, initramfs: ir, ownInitramfs: ownIR, initHash: initHash,
+	p := &plan{arch: arch, qemu: qemuBin, qemuVersion: qv, kernel: k, initramfs: ir, ownInitramfs: ownIR, initHash: initHash,
 		appendArgs: appendArgs, cfg: cfg, img: img}
 	if t.o.snapshots {
 		sh := sha256.New()

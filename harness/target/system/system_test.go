@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -228,4 +229,45 @@ func TestCaptureAndWarmRestore(t *testing.T) {
 	// Make a stale clock visible: the snapshot is now >= 2 s old.
 	time.Sleep(2 * time.Second)
 	run("warm")
+}
+
+// TestArm64 boots an arm64 rootfs on Debian's arm64 kernel under
+// qemu-system-aarch64, the same way as arm/v7.
+func TestArm64(t *testing.T) {
+	if _, err := exec.LookPath("qemu-system-aarch64"); err != nil {
+		t.Skip("qemu-system-aarch64 not installed (package qemu-system-arm)")
+	}
+	rootfs, img := capcountRootFSFor(t, "arm64")
+	ctx := testCtx(t, 5*time.Minute) // the first run fetches the kernel
+	d, err := New(WithRootFS(rootfs), WithSnapshots(false)).
+		Boot(ctx, img, target.RunConfig{Entrypoint: []string{"/bin/capcount"}, Ready: readyLine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { d.Close(); noLeftovers(t, d) }()
+	if _, seen, ok := waitLine(t, d, 30*time.Second, readyLine); !ok {
+		t.Fatalf("arm64 capcount never ready: %v (console %s)", seen, d.Info()["console_log"])
+	}
+	frame := make([]byte, 60)
+	copy(frame, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x88, 0xb5})
+	for i := 0; i < 500; i++ {
+		if err := d.Link().WriteFrame(frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Link().(*qemustream.Link).Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	d.Signal(syscall.SIGTERM)
+	l, seen, ok := waitLine(t, d, 20*time.Second, func(l target.Line) bool { return strings.HasPrefix(l.Text, "summary") })
+	if !ok || l.Text != "summary frames=500 drops=0" {
+		t.Fatalf("summary %q, want frames=500 drops=0 (lines %v)", l.Text, seen)
+	}
+	if e, err := d.Wait(ctx); err != nil || e.Code != 0 {
+		t.Fatalf("exit %v, %v", e, err)
+	}
+	if !strings.Contains(d.Info()["kernel"], "arm64") {
+		t.Fatalf("booted kernel %q, want Debian's arm64", d.Info()["kernel"])
+	}
 }

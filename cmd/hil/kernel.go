@@ -30,7 +30,7 @@ func init() {
 			return nil
 		},
 	}
-	fetch.Flags().StringVar(&arch, "arch", "armhf", "Debian architecture (armhf)")
+	fetch.Flags().StringVar(&arch, "arch", "armhf", "Debian architecture: armhf (armmp kernel, qemu-system-arm) or arm64 (qemu-system-aarch64)")
 	fetch.Flags().StringVar(&suite, "suite", "bookworm", "Debian release")
 	list := &cobra.Command{
 		Use:   "list",

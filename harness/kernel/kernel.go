@@ -1,5 +1,6 @@
 // Package kernel provisions the guest kernels of hil's system target:
-// Debian's own kernels (armmp for qemu-system-arm's `virt` board), fetched
+// Debian's own kernels (armmp for qemu-system-arm's `virt` board, arm64 for
+// qemu-system-aarch64's), fetched
 // through apt with their sha256 checked, unpacked once into the cache, with
 // just the modules hil's guest needs kept beside the kernel image. A user can
 // bring their own kernel and modules instead (Local).

@@ -16,12 +16,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hilproject/hil/harness"
-	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/promote/staticgate"
 	"github.com/hilproject/hil/harness/report"
 	"github.com/hilproject/hil/harness/scenario"
-	"github.com/hilproject/hil/harness/target/device"
 )
 
 // gateFlags are the flags of "hil gate"; the tester gets them too.
@@ -275,17 +273,11 @@ func scenarioTester(f *gateFlags) (promote.TestFunc, error) {
 	if _, err := scenario.LoadFiles([]string{f.scenarios}); err != nil {
 		return nil, fmt.Errorf("loading scenarios from %s: %w", f.scenarios, err)
 	}
-	var board *device.Board
+	// Likewise a board inventory without the board.
 	if f.target == "device" {
-		inv, err := device.LoadInventory(f.devices)
-		if err != nil {
+		if _, err := harness.NewDeviceTarget(f.devices, f.device); err != nil {
 			return nil, err
 		}
-		b, err := inv.Board(f.device)
-		if err != nil {
-			return nil, err
-		}
-		board = &b
 	}
 	return func(ctx context.Context, pin promote.Pinned) (promote.Result, error) {
 		res := promote.Result{Started: time.Now(), ReportDir: f.report}
@@ -297,7 +289,7 @@ func scenarioTester(f *gateFlags) (promote.TestFunc, error) {
 		for _, p := range pin.Required {
 			platforms = append(platforms, p.String())
 		}
-		runner, err := newGateRunner(ctx, pin, f, platforms, board)
+		runner, err := newGateRunner(ctx, pin, f, platforms)
 		if err != nil {
 			return res, err
 		}
@@ -326,54 +318,25 @@ func scenarioTester(f *gateFlags) (promote.TestFunc, error) {
 }
 
 // newGateRunner opens exactly the pinned digest and makes the runner.
-func newGateRunner(ctx context.Context, pin promote.Pinned, f *gateFlags, platforms []string, board *device.Board) (*scenario.Runner, error) {
+func newGateRunner(ctx context.Context, pin promote.Pinned, f *gateFlags, platforms []string) (*scenario.Runner, error) {
 	retries := f.retries
-	if board == nil {
-		runner, img, err := harness.NewRunner(ctx, harness.Config{
-			Image:        "registry:" + pin.Digest.String(),
-			Targets:      []string{f.target},
-			Platforms:    platforms,
-			Retries:      &retries,
-			ImageOptions: imageOptions(pin),
-			Progress:     gateProgress(f),
-		})
-		if err != nil {
-			return nil, err
-		}
-		if img.Digest() != pin.Digest.DigestStr() {
-			return nil, fmt.Errorf("the runner opened %s, not the pinned %s", img.Digest(), pin.Digest.DigestStr())
-		}
-		return runner, nil
-	}
-	img, err := harness.OpenImage(ctx, "registry:"+pin.Digest.String(), imageOptions(pin)...)
+	runner, img, err := harness.NewRunner(ctx, harness.Config{
+		Image:        "registry:" + pin.Digest.String(),
+		Targets:      []string{f.target},
+		Platforms:    platforms,
+		Retries:      &retries,
+		ImageOptions: pin.Registry.ImageOptions(),
+		Progress:     gateProgress(f),
+		Devices:      f.devices,
+		Device:       f.device,
+	})
 	if err != nil {
 		return nil, err
 	}
 	if img.Digest() != pin.Digest.DigestStr() {
-		return nil, fmt.Errorf("opened %s, not the pinned %s", img.Digest(), pin.Digest.DigestStr())
+		return nil, fmt.Errorf("the runner opened %s, not the pinned %s", img.Digest(), pin.Digest.DigestStr())
 	}
-	return scenario.NewRunner(img,
-		scenario.WithTarget(device.New(*board)),
-		scenario.WithStaticCheck(harness.StaticCheck()),
-		scenario.WithReplayer(harness.Replayer()),
-		scenario.WithPlatforms(platforms...),
-		scenario.WithRetries(retries),
-		scenario.WithProgress(gateProgress(f)),
-	), nil
-}
-
-func imageOptions(pin promote.Pinned) []image.Option {
-	var opts []image.Option
-	if pin.Registry != nil {
-		opts = append(opts, image.WithKeychain(pin.Registry.Keychain()))
-		if pin.Registry.Insecure() {
-			opts = append(opts, image.WithInsecure())
-		}
-		if t := pin.Registry.Transport(); t != nil {
-			opts = append(opts, image.WithTransport(t))
-		}
-	}
-	return opts
+	return runner, nil
 }
 
 // gateProgress prints one line per finished case on stderr.

@@ -265,3 +265,23 @@ func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
+
+// A board inventory without the board is an input error found before
+// anything is pinned (no registry is reachable here).
+func TestGateDeviceInventoryErrors(t *testing.T) {
+	scen := filepath.Join(testenv.RepoRoot(t), "scenarios")
+	devices := filepath.Join(t.TempDir(), "devices.yaml")
+	if err := os.WriteFile(devices, []byte("boards:\n  - name: pi-lab-1\n    host: 192.0.2.10\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ devices, board, want string }{
+		{devices, "pi-lab-9", `no board "pi-lab-9" in ` + devices + "; it lists: pi-lab-1"},
+		{devices + ".missing", "pi-lab-1", "reading the board inventory"},
+	} {
+		_, errOut, code := runHilStderr(t, "gate", "--image", "127.0.0.1:1/app:candidate", "--promote", "latest",
+			"--scenarios", scen, "--target", "device", "--devices", tc.devices, "--device", tc.board, "--report", t.TempDir())
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("--devices %s --device %s: exit %d, stderr %q; want 2 and %q", tc.devices, tc.board, code, errOut, tc.want)
+		}
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/hilproject/hil/harness/image"
 )
 
 // Registry is how hil reaches registries: credentials, plain HTTP and
@@ -156,3 +158,20 @@ func (r *Registry) Insecure() bool { return r.insecure }
 // Transport is the HTTP transport set with WithTransport (nil for the
 // default).
 func (r *Registry) Transport() http.RoundTripper { return r.transport }
+
+// ImageOptions are the harness/image options that open an image through
+// this registry access: its credentials, plain HTTP when allowed, its
+// transport. A nil Registry gives none.
+func (r *Registry) ImageOptions() []image.Option {
+	if r == nil {
+		return nil
+	}
+	opts := []image.Option{image.WithKeychain(r.keychain)}
+	if r.insecure {
+		opts = append(opts, image.WithInsecure())
+	}
+	if r.transport != nil {
+		opts = append(opts, image.WithTransport(r.transport))
+	}
+	return opts
+}

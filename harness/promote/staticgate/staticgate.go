@@ -43,17 +43,7 @@ func Test() promote.TestFunc {
 // Open opens pin.Digest (never the tag) with the gate's registry access and
 // makes sure it is the digest the gate pinned.
 func Open(ctx context.Context, pin promote.Pinned) (*image.Artifact, error) {
-	var opts []image.Option
-	if pin.Registry != nil {
-		opts = append(opts, image.WithKeychain(pin.Registry.Keychain()))
-		if pin.Registry.Insecure() {
-			opts = append(opts, image.WithInsecure())
-		}
-		if t := pin.Registry.Transport(); t != nil {
-			opts = append(opts, image.WithTransport(t))
-		}
-	}
-	art, err := image.Open(ctx, "registry:"+pin.Digest.String(), opts...)
+	art, err := image.Open(ctx, "registry:"+pin.Digest.String(), pin.Registry.ImageOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", pin.Digest, err)
 	}

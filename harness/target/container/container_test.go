@@ -5,7 +5,6 @@ package container_test
 import (
 	"context"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -46,33 +45,11 @@ func TestContainerTarget(t *testing.T) {
 	boot := func(t *testing.T, variant, platform, iface string) (target.Device, *targettest.Collector) {
 		t.Helper()
 		img := open(t, variant, platform)
-		cfg := targettest.RunConfig(img, iface)
-		cfg.Cmd = []string{"--iface", iface}
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		dev, err := tgt.Boot(ctx, img, cfg)
-		if err != nil {
-			t.Fatalf("boot %s %s: %v", variant, platform, err)
-		}
-		t.Cleanup(func() {
-			info := dev.Info()
-			if err := dev.Close(); err != nil {
-				t.Errorf("close: %v", err)
-			}
-			targettest.Gone(t, info)
-			assertEngineClean(t, cli)
-		})
-		return dev, targettest.Collect(t, dev)
+		return targettest.Boot(t, tgt, img, variant+" "+platform, iface, 90*time.Second, func() { assertEngineClean(t, cli) })
 	}
 	wait := func(t *testing.T, dev target.Device) target.Exit {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		ex, err := dev.Wait(ctx)
-		if err != nil {
-			t.Fatalf("wait: %v", err)
-		}
-		return ex
+		return targettest.Wait(t, dev, 30*time.Second)
 	}
 
 	t.Run("amd64 native: frames arrive through the veth, SIGTERM gives the summary", func(t *testing.T) {
@@ -80,26 +57,7 @@ func TestContainerTarget(t *testing.T) {
 		if caps := target.CapabilitiesOf(dev); !caps.Capture {
 			t.Fatalf("expected capture on a native engine, got %+v", caps)
 		}
-		out.Until(targettest.Contains("ready iface=lan0"), 30*time.Second)
-		const n = 4
-		for i := 1; i <= n; i++ {
-			if err := dev.Link().WriteFrame(targettest.ARP(byte(i))); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for i := 0; i < n; i++ {
-			out.Until(func(l target.Line) bool { ev, _ := targettest.Event(l); return ev == "device_seen" }, 10*time.Second)
-		}
-		if err := dev.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		sum := out.Until(func(l target.Line) bool { ev, _ := targettest.Event(l); return ev == "summary" }, 10*time.Second)
-		if _, m := targettest.Event(sum); m["frames"] != float64(n) {
-			t.Errorf("summary: expected %d frames, got %s", n, sum.Text)
-		}
-		if ex := wait(t, dev); ex.Code != 0 || ex.Signal != "" {
-			t.Errorf("exit: expected 0 after SIGTERM, got %s", ex)
-		}
+		targettest.CapturesARPs(t, dev, out, "lan0", 4, 30*time.Second, 30*time.Second)
 		info := dev.Info()
 		for k, want := range map[string]string{
 			"mode":        "native",
@@ -149,21 +107,7 @@ func TestContainerTarget(t *testing.T) {
 	} {
 		t.Run(tc.variant+" "+tc.platform, func(t *testing.T) {
 			dev, out := boot(t, tc.variant, tc.platform, "eth0")
-			ex := wait(t, dev)
-			lines := out.Rest(10 * time.Second)
-			if ex.Code != tc.code {
-				t.Errorf("exit: expected %d, got %s; output:\n%s", tc.code, ex, out.Text())
-			}
-			found := false
-			for _, l := range lines {
-				found = found || (l.Stream == target.Stderr && strings.Contains(l.Text, tc.line))
-				if strings.HasPrefix(l.Text, "ready ") {
-					t.Errorf("a broken image reported ready: %q", l.Text)
-				}
-			}
-			if !found {
-				t.Errorf("expected a stderr line with %q; output:\n%s", tc.line, out.Text())
-			}
+			targettest.FailsLikeABoard(t, dev, out, tc.code, tc.line, 30*time.Second, 10*time.Second)
 		})
 	}
 

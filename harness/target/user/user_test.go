@@ -19,33 +19,12 @@ func boot(t *testing.T, variant, platform, iface string) (target.Device, *target
 	t.Helper()
 	testenv.RequireRoot(t)
 	img := targettest.Open(t, variant, platform)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cfg := targettest.RunConfig(img, iface)
-	cfg.Cmd = []string{"--iface", iface}
-	dev, err := user.New().Boot(ctx, img, cfg)
-	if err != nil {
-		t.Fatalf("boot %s %s: %v", variant, platform, err)
-	}
-	t.Cleanup(func() {
-		info := dev.Info()
-		if err := dev.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-		targettest.Gone(t, info)
-	})
-	return dev, targettest.Collect(t, dev)
+	return targettest.Boot(t, user.New(), img, variant+" "+platform, iface, 60*time.Second, nil)
 }
 
 func wait(t *testing.T, dev target.Device) target.Exit {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	ex, err := dev.Wait(ctx)
-	if err != nil {
-		t.Fatalf("wait: %v", err)
-	}
-	return ex
+	return targettest.Wait(t, dev, 20*time.Second)
 }
 
 // Under qemu-user the ARM app starts, then libpcap fails on the emulator's
@@ -94,31 +73,7 @@ func TestAMD64NativeCaptures(t *testing.T) {
 	if caps := target.CapabilitiesOf(dev); !caps.Capture {
 		t.Fatalf("native run: expected capture supported, got %+v", caps)
 	}
-	out.Until(targettest.Contains("ready iface=lan0"), 20*time.Second)
-	const n = 5
-	for i := 1; i <= n; i++ {
-		if err := dev.Link().WriteFrame(targettest.ARP(byte(i))); err != nil {
-			t.Fatalf("write frame %d: %v", i, err)
-		}
-	}
-	seen := 0
-	for seen < n {
-		l := out.Until(func(l target.Line) bool { ev, _ := targettest.Event(l); return ev == "device_seen" }, 10*time.Second)
-		if _, m := targettest.Event(l); m["ip"] != "192.168.1."+string(rune('0'+seen+1)) {
-			t.Errorf("device_seen %d: got %v", seen+1, m)
-		}
-		seen++
-	}
-	if err := dev.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	sum := out.Until(func(l target.Line) bool { ev, _ := targettest.Event(l); return ev == "summary" }, 10*time.Second)
-	if _, m := targettest.Event(sum); m["frames"] != float64(n) {
-		t.Errorf("summary: expected frames %d, got %v", n, sum.Text)
-	}
-	if ex := wait(t, dev); ex.Code != 0 || ex.Signal != "" {
-		t.Errorf("exit: expected 0 after SIGTERM, got %s", ex)
-	}
+	targettest.CapturesARPs(t, dev, out, "lan0", 5, 20*time.Second, 20*time.Second)
 	out.Rest(5 * time.Second)
 }
 
@@ -136,25 +91,7 @@ func TestBrokenVariants(t *testing.T) {
 	} {
 		t.Run(tc.variant+"/"+tc.platform, func(t *testing.T) {
 			dev, out := boot(t, tc.variant, tc.platform, "eth0")
-			ex := wait(t, dev)
-			lines := out.Rest(5 * time.Second)
-			if ex.Code != tc.code {
-				t.Errorf("exit: expected %d, got %s; output:\n%s", tc.code, ex, out.Text())
-			}
-			if tc.line != "" {
-				found := false
-				for _, l := range lines {
-					found = found || (l.Stream == target.Stderr && strings.Contains(l.Text, tc.line))
-				}
-				if !found {
-					t.Errorf("expected a stderr line with %q; output:\n%s", tc.line, out.Text())
-				}
-			}
-			for _, l := range lines {
-				if strings.HasPrefix(l.Text, "ready ") {
-					t.Errorf("a broken image reported ready: %q", l.Text)
-				}
-			}
+			targettest.FailsLikeABoard(t, dev, out, tc.code, tc.line, 20*time.Second, 5*time.Second)
 		})
 	}
 }

@@ -1,0 +1,104 @@
+package targettest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/target"
+)
+
+// Boot boots img on tgt with the sample app capturing on iface, and
+// registers a cleanup that closes the device, checks with Gone that nothing
+// it made is left, then runs after (may be nil). name says which image in
+// a failure.
+func Boot(t *testing.T, tgt target.Target, img *image.Image, name, iface string, timeout time.Duration, after func()) (target.Device, *Collector) {
+	t.Helper()
+	cfg := RunConfig(img, iface)
+	cfg.Cmd = []string{"--iface", iface}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	dev, err := tgt.Boot(ctx, img, cfg)
+	if err != nil {
+		t.Fatalf("boot %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		info := dev.Info()
+		if err := dev.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		Gone(t, info)
+		if after != nil {
+			after()
+		}
+	})
+	return dev, Collect(t, dev)
+}
+
+// Wait waits up to timeout for the app to exit.
+func Wait(t testing.TB, dev target.Device, timeout time.Duration) target.Exit {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ex, err := dev.Wait(ctx)
+	if err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	return ex
+}
+
+// CapturesARPs checks a sample app that captures on iface: once it is
+// ready, n ARP requests written to the device's link each give a
+// device_seen with the sender's IP, and SIGTERM gives a summary of n frames
+// and exit 0 within exitTimeout.
+func CapturesARPs(t *testing.T, dev target.Device, out *Collector, iface string, n int, readyTimeout, exitTimeout time.Duration) {
+	t.Helper()
+	out.Until(Contains("ready iface="+iface), readyTimeout)
+	for i := 1; i <= n; i++ {
+		if err := dev.Link().WriteFrame(ARP(byte(i))); err != nil {
+			t.Fatalf("write frame %d: %v", i, err)
+		}
+	}
+	for seen := 1; seen <= n; seen++ {
+		l := out.Until(func(l target.Line) bool { ev, _ := Event(l); return ev == "device_seen" }, 10*time.Second)
+		if _, m := Event(l); m["ip"] != fmt.Sprintf("192.168.1.%d", seen) {
+			t.Errorf("device_seen %d: got %v", seen, m)
+		}
+	}
+	if err := dev.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	sum := out.Until(func(l target.Line) bool { ev, _ := Event(l); return ev == "summary" }, 10*time.Second)
+	if _, m := Event(sum); m["frames"] != float64(n) {
+		t.Errorf("summary: expected %d frames, got %s", n, sum.Text)
+	}
+	if ex := Wait(t, dev, exitTimeout); ex.Code != 0 || ex.Signal != "" {
+		t.Errorf("exit: expected 0 after SIGTERM, got %s", ex)
+	}
+}
+
+// FailsLikeABoard checks a broken sample variant: it exits with code,
+// never reports ready and, when line is set, says line on stderr. The
+// output must end within rest after the exit.
+func FailsLikeABoard(t *testing.T, dev target.Device, out *Collector, code int, line string, exitTimeout, rest time.Duration) {
+	t.Helper()
+	ex := Wait(t, dev, exitTimeout)
+	lines := out.Rest(rest)
+	if ex.Code != code {
+		t.Errorf("exit: expected %d, got %s; output:\n%s", code, ex, out.Text())
+	}
+	found := false
+	for _, l := range lines {
+		found = found || (l.Stream == target.Stderr && strings.Contains(l.Text, line))
+		if strings.HasPrefix(l.Text, "ready ") {
+			t.Errorf("a broken image reported ready: %q", l.Text)
+		}
+	}
+	if line != "" && !found {
+		t.Errorf("expected a stderr line with %q; output:\n%s", line, out.Text())
+	}
+}

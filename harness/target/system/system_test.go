@@ -100,7 +100,7 @@ func TestSlowStartMissesBudget(t *testing.T) {
 func TestKernelPanicIsInfra(t *testing.T) {
 	rootfs, img := capcountRootFS(t)
 	ctx := testCtx(t, 60*time.Second)
-	tmpBefore := hilTempDirs(t)
+	tmp := privateTmp(t)
 	// No init where rdinit points: the kernel then panics (no root fs).
 	_, err := New(WithRootFS(rootfs), WithSnapshots(false), WithKernelArgs("rdinit=/nonexistent")).
 		Boot(ctx, img, target.RunConfig{Entrypoint: []string{"/bin/capcount"}})
@@ -108,14 +108,26 @@ func TestKernelPanicIsInfra(t *testing.T) {
 		t.Fatalf("want an infra error naming the kernel panic, got %v", err)
 	}
 	t.Log(err)
-	if after := hilTempDirs(t); after > tmpBefore {
-		t.Fatalf("temp dirs left behind: %d hil-vm-* before, %d after", tmpBefore, after)
-	}
+	assertNothingLeft(t, tmp)
 }
 
-func hilTempDirs(t testing.TB) int {
-	m, _ := filepath.Glob(filepath.Join(os.TempDir(), "hil-vm-*"))
-	return len(m)
+// privateTmp points TMPDIR at a fresh dir, so that what a boot leaves there
+// is the test's own and not another concurrent user's.
+func privateTmp(t *testing.T) string {
+	dir := t.TempDir()
+	t.Setenv("TMPDIR", dir)
+	return dir
+}
+
+// assertNothingLeft checks that no file or QEMU process refers to tmp.
+func assertNothingLeft(t *testing.T, tmp string) {
+	t.Helper()
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("left behind in TMPDIR: %v", left)
+	}
+	if out, _ := exec.Command("pgrep", "-f", tmp).Output(); len(out) > 0 {
+		t.Errorf("QEMU still running with %s: pids %s", tmp, out)
+	}
 }
 
 func TestQEMUKilledIsInfra(t *testing.T) {
@@ -269,5 +281,84 @@ func TestArm64(t *testing.T) {
 	}
 	if !strings.Contains(d.Info()["kernel"], "arm64") {
 		t.Fatalf("booted kernel %q, want Debian's arm64", d.Info()["kernel"])
+	}
+}
+
+// TestParallelVMs: two guests at once get their own sockets and temp dirs
+// and both capture their own frames.
+func TestParallelVMs(t *testing.T) {
+	rootfs, img := capcountRootFS(t)
+	tg := New(WithRootFS(rootfs), WithSnapshots(false), WithCPUs(1))
+	ctx := testCtx(t, 90*time.Second)
+	devs := make([]target.Device, 2)
+	errs := make(chan error, 2)
+	for i := range devs {
+		go func(i int) {
+			d, err := tg.Boot(ctx, img, target.RunConfig{Entrypoint: []string{"/bin/capcount"}, Ready: readyLine})
+			devs[i] = d
+			errs <- err
+		}(i)
+	}
+	for range devs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() {
+		for _, d := range devs {
+			d.Close()
+			noLeftovers(t, d)
+		}
+	}()
+	if devs[0].(*Device).tmp == devs[1].(*Device).tmp {
+		t.Fatal("two VMs share a temp dir")
+	}
+	for i, d := range devs {
+		if _, _, ok := waitLine(t, d, 30*time.Second, readyLine); !ok {
+			t.Fatalf("VM %d never ready", i)
+		}
+		frame := make([]byte, 60)
+		copy(frame, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x88, 0xb5})
+		for j := 0; j < 100*(i+1); j++ {
+			d.Link().WriteFrame(frame)
+		}
+		d.Link().(*qemustream.Link).Drain(ctx)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for i, d := range devs {
+		d.Signal(syscall.SIGTERM)
+		want := "summary frames=" + strconv.Itoa(100*(i+1)) + " drops=0"
+		if l, seen, ok := waitLine(t, d, 20*time.Second, func(l target.Line) bool { return strings.HasPrefix(l.Text, "summary") }); !ok || l.Text != want {
+			t.Fatalf("VM %d: %q, want %q (lines %v)", i, l.Text, want, seen)
+		}
+	}
+}
+
+// TestCancelDuringBoot: cancelling the boot's context kills QEMU and
+// leaves nothing behind.
+func TestCancelDuringBoot(t *testing.T) {
+	rootfs, img := capcountRootFS(t)
+	tmp := privateTmp(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	_, err := New(WithRootFS(rootfs), WithSnapshots(false)).
+		Boot(ctx, img, target.RunConfig{Entrypoint: []string{"/bin/capcount"}})
+	if err == nil || !target.IsInfra(err) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want an infra error wrapping the deadline, got %v", err)
+	}
+	assertNothingLeft(t, tmp)
+}
+
+// TestInitFailureIsInfra: what hil-init cannot set up is the harness's
+// problem, not the app's.
+func TestInitFailureIsInfra(t *testing.T) {
+	rootfs, img := capcountRootFS(t)
+	ctx := testCtx(t, 60*time.Second)
+	tmp := privateTmp(t)
+	_, err := New(WithRootFS(rootfs), WithSnapshots(false)).
+		Boot(ctx, img, target.RunConfig{Entrypoint: []string{"/bin/capcount"}, Iface: "a-name-much-too-long-for-linux"})
+	defer assertNothingLeft(t, tmp)
+	if err == nil || !target.IsInfra(err) || !strings.Contains(err.Error(), "guest init failed") || !strings.Contains(err.Error(), "longer than 15") {
+		t.Fatalf("want an infra error from hil-init about the interface name, got %v", err)
 	}
 }

@@ -22,39 +22,14 @@ func boot(t *testing.T, variant, platform, iface string) (target.Device, *target
 	return targettest.Boot(t, user.New(), img, variant+" "+platform, iface, 60*time.Second, nil)
 }
 
-func wait(t *testing.T, dev target.Device) target.Exit {
-	t.Helper()
-	return targettest.Wait(t, dev, 20*time.Second)
-}
-
 // Under qemu-user the ARM app starts, then libpcap fails on the emulator's
 // missing SIOCETHTOOL: the device must say capture is unsupported (with the
 // probe's reason) and recognise the app's error as the emulator gap.
 func TestARMUnderQemuCaptureUnsupported(t *testing.T) {
 	dev, out := boot(t, "pcapwatch", "linux/arm/v7", "eth0")
-	caps := target.CapabilitiesOf(dev)
-	if caps.Capture {
-		t.Fatalf("capabilities: expected capture unsupported under qemu-user, got %+v", caps)
-	}
-	if !strings.Contains(caps.Reason, "SIOCETHTOOL") || !strings.Contains(caps.Reason, "qemu") {
-		t.Errorf("capabilities reason %q: expected the emulator and SIOCETHTOOL named", caps.Reason)
-	}
-	errLine := out.Until(targettest.Contains("SIOCETHTOOL"), 20*time.Second)
-	if errLine.Stream != target.Stderr {
-		t.Errorf("the capture error came on %s, expected stderr", errLine.Stream)
-	}
+	errLine := targettest.HitsEmulatorGap(t, dev, out, 20*time.Second, 20*time.Second)
 	if reason, ok := user.EmulatorGap(errLine.Text); !ok || !strings.Contains(reason, "qemu-user") {
 		t.Errorf("EmulatorGap(%q) = %q, %v: expected the emulator gap", errLine.Text, reason, ok)
-	}
-	if ex := wait(t, dev); ex.Code != 2 || ex.Signal != "" {
-		t.Errorf("exit: expected exit 2 (capture error), got %s", ex)
-	}
-	gd, ok := dev.(interface{ EmulatorGap() (string, bool) })
-	if !ok {
-		t.Fatal("device does not expose EmulatorGap")
-	}
-	if reason, ok := gd.EmulatorGap(); !ok || !strings.Contains(reason, "SIOCETHTOOL") {
-		t.Errorf("device EmulatorGap = %q, %v: expected the SIOCETHTOOL line", reason, ok)
 	}
 	info := dev.Info()
 	if info["mode"] != "qemu-user" || !strings.Contains(info["emulator_version"], "qemu-arm") {

@@ -102,3 +102,34 @@ func FailsLikeABoard(t *testing.T, dev target.Device, out *Collector, code int, 
 		t.Errorf("expected a stderr line with %q; output:\n%s", line, out.Text())
 	}
 }
+
+// HitsEmulatorGap checks the ARM sample app under qemu-user: the device
+// says capture is unsupported with the emulator's reason, the app's libpcap
+// error (SIOCETHTOOL) comes on stderr within timeout, the app exits 2 within
+// exitTimeout, and the device remembers that line as the emulator gap. It
+// returns the error line.
+func HitsEmulatorGap(t *testing.T, dev target.Device, out *Collector, timeout, exitTimeout time.Duration) target.Line {
+	t.Helper()
+	caps := target.CapabilitiesOf(dev)
+	if caps.Capture {
+		t.Fatalf("capabilities: expected capture unsupported under qemu-user, got %+v", caps)
+	}
+	if !strings.Contains(caps.Reason, "SIOCETHTOOL") || !strings.Contains(caps.Reason, "qemu") {
+		t.Errorf("capabilities reason %q: expected the emulator and SIOCETHTOOL named", caps.Reason)
+	}
+	errLine := out.Until(Contains("SIOCETHTOOL"), timeout)
+	if errLine.Stream != target.Stderr {
+		t.Errorf("the capture error came on %s, expected stderr", errLine.Stream)
+	}
+	if ex := Wait(t, dev, exitTimeout); ex.Code != 2 || ex.Signal != "" {
+		t.Errorf("exit: expected exit 2 (capture error), got %s", ex)
+	}
+	gd, ok := dev.(interface{ EmulatorGap() (string, bool) })
+	if !ok {
+		t.Fatal("device does not expose EmulatorGap")
+	}
+	if reason, ok := gd.EmulatorGap(); !ok || !strings.Contains(reason, "SIOCETHTOOL") {
+		t.Errorf("device EmulatorGap = %q, %v: expected the SIOCETHTOOL line", reason, ok)
+	}
+	return errLine
+}

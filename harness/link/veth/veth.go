@@ -181,34 +181,20 @@ func newNamedNS(name string) (netns.NsHandle, error) {
 	}
 	f.Close()
 
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
+	unshare := func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("unshare: %w", err)
-			return
+			return fmt.Errorf("unshare: %w", err)
 		}
+		return nil
+	}
+	err = onThreadIn(unshare, func() error {
 		self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		merr := unix.Mount(self, path, "none", unix.MS_BIND, "")
-		if err := netns.Set(orig); err != nil {
-			errc <- fmt.Errorf("return to the original namespace: %w", err) // thread stays locked and dies
-			return
+		if err := unix.Mount(self, path, "none", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind-mount the new namespace on %s: %w", path, err)
 		}
-		runtime.UnlockOSThread()
-		if merr != nil {
-			merr = fmt.Errorf("bind-mount the new namespace on %s: %w", path, merr)
-		}
-		errc <- merr
-	}()
-	if err := <-errc; err != nil {
+		return nil
+	})
+	if err != nil {
 		os.Remove(path)
 		return netns.None(), err
 	}
@@ -234,6 +220,14 @@ func deleteNamedNS(name string) error {
 // inNS runs f on a thread that is inside ns (for /proc/sys/net, which shows
 // the namespace of the reading thread).
 func inNS(ns netns.NsHandle, f func() error) error {
+	return onThreadIn(func() error { return netns.Set(ns) }, f)
+}
+
+// onThreadIn runs f on a locked thread that enter moved into another
+// network namespace, then moves the thread back. A thread that cannot go
+// back stays locked, so the runtime ends it with the goroutine instead of
+// reusing it in the wrong namespace.
+func onThreadIn(enter, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -244,14 +238,14 @@ func inNS(ns netns.NsHandle, f func() error) error {
 			return
 		}
 		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
+		if err := enter(); err != nil {
 			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
 		ferr := f()
 		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, err) // thread stays locked and exits with the goroutine
+			errc <- errors.Join(ferr, fmt.Errorf("return to the original namespace: %w", err))
 			return
 		}
 		runtime.UnlockOSThread()

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
 )
 
 const dockerdBin = "/usr/sbin/dockerd"
@@ -28,6 +31,7 @@ type DockerEngine struct {
 	dir    string
 	cmd    *exec.Cmd
 	waitCh chan error
+	client *http.Client
 }
 
 // StartDockerd starts a private dockerd under dir and waits until it
@@ -85,6 +89,7 @@ func StartDockerd(ctx context.Context, dir string) (*DockerEngine, error) {
 		}
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
+			e.client = client
 			return e, nil
 		}
 	}
@@ -98,6 +103,9 @@ func (e *DockerEngine) Stop() {
 	if e.cmd == nil || e.waitCh == nil {
 		return
 	}
+	// A stopped engine leaves the Linux bridges of its networks behind, and
+	// enough of them exhaust Docker's address pools for every later engine.
+	bridges := e.bridges()
 	_ = e.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-e.waitCh:
@@ -110,6 +118,43 @@ func (e *DockerEngine) Stop() {
 	// is gone too.
 	_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
 	unmountUnder(e.dir)
+	for _, b := range bridges {
+		if l, err := netlink.LinkByName(b); err == nil {
+			_ = netlink.LinkDel(l)
+		}
+	}
+}
+
+// bridges names the Linux bridges of the engine's bridge networks.
+func (e *DockerEngine) bridges() []string {
+	if e.client == nil {
+		return nil
+	}
+	resp, err := e.client.Get("http://docker/networks")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var nets []struct {
+		ID      string
+		Driver  string
+		Options map[string]string
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&nets); err != nil {
+		return nil
+	}
+	var names []string
+	for _, n := range nets {
+		if n.Driver != "bridge" || len(n.ID) < 12 {
+			continue
+		}
+		name := n.Options["com.docker.network.bridge.name"]
+		if name == "" {
+			name = "br-" + n.ID[:12]
+		}
+		names = append(names, name)
+	}
+	return names
 }
 
 // unmountUnder lazily unmounts every mount point below dir (overlay and

@@ -1,11 +1,15 @@
 package testenv
 
 import (
+	"context"
+	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRegistryServesAndStops(t *testing.T) {
@@ -34,14 +38,39 @@ func TestRegistryServesAndStops(t *testing.T) {
 	}
 }
 
-func TestDockerdAnswers(t *testing.T) {
-	host := Dockerd(t)
-	out, err := exec.Command("docker", "-H", host, "info", "--format", "{{.Driver}}").CombinedOutput()
+func TestDockerdAnswersAndLeavesNoBridge(t *testing.T) {
+	RequireRoot(t)
+	dir, err := os.MkdirTemp("", "hil-dockerd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e, err := StartDockerd(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	out, err := exec.Command("docker", "-H", e.Host, "info", "--format", "{{.Driver}}").CombinedOutput()
 	if err != nil {
 		t.Fatalf("docker info: %v: %s", err, out)
 	}
 	if strings.TrimSpace(string(out)) == "" {
 		t.Fatal("docker info printed no storage driver")
+	}
+	// A bridge network, as testcontainers makes: its Linux bridge must go
+	// with the engine.
+	out, err = exec.Command("docker", "-H", e.Host, "network", "create", "-o", "com.docker.network.bridge.name=hiltestbr0", "hil-test").CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker network create: %v: %s", err, out)
+	}
+	if _, err := net.InterfaceByName("hiltestbr0"); err != nil {
+		t.Fatalf("the network's bridge is not there: %v", err)
+	}
+	e.Stop()
+	if _, err := net.InterfaceByName("hiltestbr0"); err == nil {
+		t.Fatal("the engine's bridge outlived it")
 	}
 }
 

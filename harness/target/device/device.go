@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/link"
@@ -335,21 +336,8 @@ func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
 }
 
 func syscallName(s syscall.Signal) string {
-	switch s {
-	case syscall.SIGKILL:
-		return "SIGKILL"
-	case syscall.SIGSEGV:
-		return "SIGSEGV"
-	case syscall.SIGABRT:
-		return "SIGABRT"
-	case syscall.SIGTERM:
-		return "SIGTERM"
-	case syscall.SIGINT:
-		return "SIGINT"
-	case syscall.SIGBUS:
-		return "SIGBUS"
-	case syscall.SIGILL:
-		return "SIGILL"
+	if n := unix.SignalName(s); n != "" {
+		return n
 	}
 	return "signal " + strconv.Itoa(int(s))
 }

@@ -1,32 +1,23 @@
 // Package qemustream is the harness's end of a QEMU guest NIC backed by
 // `-netdev stream`: the harness listens on a unix socket, QEMU connects to it
 // (server=off) and both sides exchange Ethernet frames, each preceded by its
-// length as a 4-byte big-endian integer. No TAP device and no root are needed.
+// length as a 4-byte big-endian integer (package framed). No TAP device and
+// no root are needed.
 package qemustream
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/hilproject/hil/harness/link"
-)
-
-const (
-	ethHeaderLen = 14
-	// bufSize batches many small frames into one write(2) while the replay
-	// outruns QEMU; the flusher empties it as soon as the writer pauses.
-	bufSize = 64 << 10
+	"github.com/hilproject/hil/harness/link/framed"
 )
 
 // Option configures a Link.
@@ -39,55 +30,49 @@ func WithMTU(n int) Option { return func(l *Link) { l.mtu = n } }
 // WithWriteTimeout bounds how long one flush may wait for QEMU to take the
 // frames (10 s by default). A guest that stops draining its NIC then makes
 // WriteFrame fail instead of hanging the replay.
-func WithWriteTimeout(d time.Duration) Option { return func(l *Link) { l.writeTimeout = d } }
+func WithWriteTimeout(d time.Duration) Option {
+	return func(l *Link) { l.opts = append(l.opts, framed.WithWriteTimeout(d)) }
+}
 
 // WithFrameBuffer sets how many frames the device sent are queued for
 // Frames before further ones are dropped (and counted in Dropped).
-func WithFrameBuffer(n int) Option { return func(l *Link) { l.frameBuf = n } }
+func WithFrameBuffer(n int) Option {
+	return func(l *Link) { l.opts = append(l.opts, framed.WithFrameBuffer(n)) }
+}
 
 // Link serves one QEMU `-netdev stream` connection on a unix socket.
 type Link struct {
-	path         string
-	mtu          int
-	writeTimeout time.Duration
-	frameBuf     int
+	path string
+	mtu  int
+	opts []framed.Option
 
 	ln *net.UnixListener
 
-	mu   sync.Mutex // guards w, conn and werr
+	mu   sync.Mutex // guards conn and fc, set once by Accept
 	conn *net.UnixConn
-	w    *bufio.Writer
-	werr error
+	fc   *framed.Conn
+	// unconnected is what Frames gives before Accept: it carries nothing
+	// and is closed by Close, as the link.Link contract says.
+	unconnected chan link.Frame
 
-	kick      chan struct{}
-	frames    chan link.Frame
-	dropped   atomic.Uint64
-	received  atomic.Uint64
-	done      chan struct{}
-	wg        sync.WaitGroup
 	closeOnce sync.Once
+	closeErr  error
 }
+
+var _ link.Link = (*Link)(nil)
 
 // Listen creates the unix socket at path (which must not exist) and returns
 // a Link waiting for QEMU to connect. Start QEMU with
 // `-netdev stream,id=ID,server=off,addr.type=unix,addr.path=PATH`, then call
 // Accept.
 func Listen(path string, opts ...Option) (*Link, error) {
-	l := &Link{
-		path:         path,
-		mtu:          1500,
-		writeTimeout: 10 * time.Second,
-		frameBuf:     4096,
-		kick:         make(chan struct{}, 1),
-		done:         make(chan struct{}),
-	}
+	l := &Link{path: path, mtu: 1500, unconnected: make(chan link.Frame)}
 	for _, o := range opts {
 		o(l)
 	}
 	if l.mtu <= 0 {
 		return nil, fmt.Errorf("qemustream: MTU must be positive, got %d", l.mtu)
 	}
-	l.frames = make(chan link.Frame, l.frameBuf)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("qemustream: listening on %s: %w", path, err)
@@ -106,7 +91,8 @@ func (l *Link) NetdevArg(id string) string {
 	return fmt.Sprintf("stream,id=%s,server=off,addr.type=unix,addr.path=%s", id, l.path)
 }
 
-// Accept waits for QEMU to connect. It can be called once.
+// Accept waits for QEMU to connect. It can be called once; the frame
+// methods work from then on.
 func (l *Link) Accept(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { l.ln.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -120,52 +106,43 @@ func (l *Link) Accept(ctx context.Context) error {
 	// Large socket buffers absorb bursts while QEMU is busy with the guest.
 	_ = c.SetWriteBuffer(4 << 20)
 	_ = c.SetReadBuffer(1 << 20)
+	fc, err := framed.New(c, c, c, append([]framed.Option{framed.WithMTU(l.mtu), framed.WithName("QEMU")}, l.opts...)...)
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("qemustream: %w", err)
+	}
 	l.mu.Lock()
-	l.conn = c
-	l.w = bufio.NewWriterSize(c, bufSize)
+	l.conn, l.fc = c, fc
 	l.mu.Unlock()
-	l.wg.Add(2)
-	go l.readLoop(c)
-	go l.flushLoop()
 	return nil
 }
 
-// WriteFrame queues one frame for the guest. Frames are batched and flushed
-// by a background goroutine as soon as the caller pauses, so a burst costs
-// few system calls while a paced replay still leaves at once.
-func (l *Link) WriteFrame(b []byte) error {
-	if len(b) == 0 {
-		return errors.New("qemustream: empty frame")
-	}
-	if len(b)-ethHeaderLen > l.mtu {
-		return fmt.Errorf("qemustream: frame of %d bytes exceeds the link MTU %d (+%d header)", len(b), l.mtu, ethHeaderLen)
-	}
-	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], uint32(len(b)))
+func (l *Link) connected() (*framed.Conn, error) {
 	l.mu.Lock()
-	if l.werr != nil {
-		err := l.werr
-		l.mu.Unlock()
+	defer l.mu.Unlock()
+	if l.fc == nil {
+		return nil, errors.New("qemustream: QEMU has not connected (call Accept first)")
+	}
+	return l.fc, nil
+}
+
+// WriteFrame queues one frame for the guest; frames are batched into few
+// writes during a burst and leave at once when the caller pauses.
+func (l *Link) WriteFrame(b []byte) error {
+	fc, err := l.connected()
+	if err != nil {
 		return err
 	}
-	if l.w == nil {
-		l.mu.Unlock()
-		return errors.New("qemustream: WriteFrame before QEMU connected (call Accept first)")
+	return fc.WriteFrame(b)
+}
+
+// Flush pushes queued frames to QEMU and waits until the socket took them.
+func (l *Link) Flush() error {
+	fc, err := l.connected()
+	if err != nil {
+		return nil // nothing was queued
 	}
-	if l.w.Available() < len(b)+4 {
-		if err := l.flushLocked(); err != nil {
-			l.mu.Unlock()
-			return err
-		}
-	}
-	l.w.Write(hdr[:])
-	l.w.Write(b)
-	l.mu.Unlock()
-	select {
-	case l.kick <- struct{}{}:
-	default:
-	}
-	return nil
+	return fc.Flush()
 }
 
 // Drain flushes and then waits until QEMU has read every byte from the
@@ -206,90 +183,30 @@ func (l *Link) Drain(ctx context.Context) error {
 	}
 }
 
-// Flush pushes queued frames to QEMU and waits until the socket took them.
-func (l *Link) Flush() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.werr != nil {
-		return l.werr
+// Frames streams the frames the guest sent; it is closed by Close. Ask for
+// it after Accept: before, it is a channel that only closes.
+func (l *Link) Frames() <-chan link.Frame {
+	if fc, err := l.connected(); err == nil {
+		return fc.Frames()
 	}
-	if l.w == nil {
-		return nil
-	}
-	return l.flushLocked()
+	return l.unconnected
 }
-
-func (l *Link) flushLocked() error {
-	if l.w.Buffered() == 0 {
-		return nil
-	}
-	_ = l.conn.SetWriteDeadline(time.Now().Add(l.writeTimeout))
-	if err := l.w.Flush(); err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = fmt.Errorf("qemustream: QEMU took no frames for %s (guest NIC stalled?): %w", l.writeTimeout, err)
-		} else {
-			err = fmt.Errorf("qemustream: sending frames to QEMU: %w", err)
-		}
-		l.werr = err
-		return err
-	}
-	return nil
-}
-
-func (l *Link) flushLoop() {
-	defer l.wg.Done()
-	for {
-		select {
-		case <-l.done:
-			return
-		case <-l.kick:
-			l.mu.Lock()
-			if l.werr == nil {
-				_ = l.flushLocked()
-			}
-			l.mu.Unlock()
-		}
-	}
-}
-
-func (l *Link) readLoop(c *net.UnixConn) {
-	defer l.wg.Done()
-	r := bufio.NewReaderSize(c, 256<<10)
-	var hdr [4]byte
-	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return
-		}
-		n := binary.BigEndian.Uint32(hdr[:])
-		if n > 1<<20 {
-			// Not QEMU's framing: stop rather than allocate garbage.
-			return
-		}
-		data := make([]byte, n)
-		if _, err := io.ReadFull(r, data); err != nil {
-			return
-		}
-		l.received.Add(1)
-		select {
-		case l.frames <- link.Frame{Data: data, Time: time.Now()}:
-		case <-l.done:
-			return
-		default:
-			// Nobody is draining Frames: drop instead of stalling the
-			// guest's transmit queue.
-			l.dropped.Add(1)
-		}
-	}
-}
-
-// Frames streams the frames the guest sent. Closed by Close.
-func (l *Link) Frames() <-chan link.Frame { return l.frames }
 
 // Dropped counts guest frames discarded because Frames was not drained.
-func (l *Link) Dropped() uint64 { return l.dropped.Load() }
+func (l *Link) Dropped() uint64 {
+	if fc, err := l.connected(); err == nil {
+		return fc.Dropped()
+	}
+	return 0
+}
 
 // Received counts frames the guest sent.
-func (l *Link) Received() uint64 { return l.received.Load() }
+func (l *Link) Received() uint64 {
+	if fc, err := l.connected(); err == nil {
+		return fc.Received()
+	}
+	return 0
+}
 
 // MTU is the largest payload WriteFrame accepts.
 func (l *Link) MTU() int { return l.mtu }
@@ -297,30 +214,18 @@ func (l *Link) MTU() int { return l.mtu }
 // Close flushes what is queued (briefly), closes the connection and the
 // listener, removes the socket file and closes Frames. Safe to call twice.
 func (l *Link) Close() error {
-	var err error
 	l.closeOnce.Do(func() {
-		l.mu.Lock()
-		if l.w != nil && l.werr == nil {
-			l.writeTimeout = 500 * time.Millisecond
-			_ = l.flushLocked()
-		}
-		if l.werr == nil {
-			l.werr = errors.New("qemustream: link closed")
-		}
-		conn := l.conn
-		l.mu.Unlock()
-		close(l.done)
 		l.ln.Close()
-		if conn != nil {
-			conn.Close()
+		l.mu.Lock()
+		fc := l.fc
+		l.mu.Unlock()
+		if fc != nil {
+			fc.Close()
 		}
-		l.wg.Wait()
-		close(l.frames)
-		if rerr := os.Remove(l.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			err = fmt.Errorf("qemustream: removing %s: %w", l.path, rerr)
+		close(l.unconnected)
+		if err := os.Remove(l.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.closeErr = fmt.Errorf("qemustream: removing %s: %w", l.path, err)
 		}
 	})
-	return err
+	return l.closeErr
 }
-
-var _ link.Link = (*Link)(nil)

@@ -6,7 +6,7 @@
 // from the previous send), so lateness does not accumulate: a frame that
 // went out late is followed by one that is on time again. The wait before
 // a frame is a coarse absolute sleep (clock_nanosleep on CLOCK_MONOTONIC
-// with a 1 ns timer slack on a locked thread) to about 80 µs before its
+// with a 1 ns timer slack on a locked thread) to about 200 µs before its
 // time, then a spin, on a thread raised to SCHED_FIFO when allowed. On a
 // link that exposes its write descriptor (veth) the loop runs in C through
 // one cgo call, out of reach of the Go scheduler's preemption; on other
@@ -150,7 +150,9 @@ func WithProgress(every time.Duration, f func(Progress)) Option {
 }
 
 // WithSpin sets how long before a frame's time the sender stops sleeping
-// and spins (default 80 µs). 0 only sleeps.
+// and spins (default 200 µs: a wake-up from clock_nanosleep on a VM is
+// late by up to ~100 µs now and then, which showed as a worse p99 than
+// tcpreplay at 80 µs). 0 only sleeps.
 func WithSpin(d time.Duration) Option { return func(c *config) { c.spin = d } }
 
 // WithRealtime sets whether timed schedules raise the sending thread to
@@ -159,7 +161,7 @@ func WithSpin(d time.Duration) Option { return func(c *config) { c.spin = d } }
 func WithRealtime(on bool) Option { return func(c *config) { c.realtime = on } }
 
 func newConfig(opts []Option) config {
-	c := config{loops: 1, spin: 80 * time.Microsecond, progressEvery: time.Second, realtime: true}
+	c := config{loops: 1, spin: 200 * time.Microsecond, progressEvery: time.Second, realtime: true}
 	for _, o := range opts {
 		o(&c)
 	}

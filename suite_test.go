@@ -19,6 +19,8 @@
 //	HIL_IMAGES      where the sample images are (default build/images)
 //	HIL_REPORT_DIR  where junit.xml, results.json and report.html go (default build/report)
 //	HIL_INSECURE    non-empty: plain HTTP for a loopback registry in HIL_IMAGE
+//	HIL_DEVICES     board inventory for HIL_TARGETS=device (default devices.yaml)
+//	HIL_DEVICE      the board to run on, by name in HIL_DEVICES
 package hil_test
 
 import (
@@ -95,7 +97,8 @@ func runnerFor(ctx context.Context, ref string) *scenario.Runner {
 	retries := 1
 	// Cases carry their platform; the runner's platform list only matters
 	// to Plan, which the suite does not use.
-	cfg := harness.Config{Image: ref, Targets: targets, Retries: &retries}
+	cfg := harness.Config{Image: ref, Targets: targets, Retries: &retries,
+		Devices: env("HIL_DEVICES", "devices.yaml"), Device: os.Getenv("HIL_DEVICE")}
 	if os.Getenv("HIL_INSECURE") != "" {
 		cfg.ImageOptions = append(cfg.ImageOptions, image.WithInsecure())
 	}

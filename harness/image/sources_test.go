@@ -6,14 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -464,31 +460,22 @@ func TestOpenRegistryRetriesServerErrors(t *testing.T) {
 	idx := testIndex(t)
 	pushIndex(t, reg.Host+"/hil/app:1", idx)
 
-	target, _ := url.Parse("http://" + reg.Host)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	var mu sync.Mutex
-	failures := 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		fail := failures < 2 && strings.Contains(r.URL.Path, "/manifests/")
-		if fail {
-			failures++
+	// The first two manifest requests get a 503, as from a registry that
+	// is restarting.
+	seen := 0
+	host, failures := reg.FlakyProxy(t, func(r *http.Request) bool {
+		if !strings.Contains(r.URL.Path, "/manifests/") || seen >= 2 {
+			return false
 		}
-		mu.Unlock()
-		if fail {
-			http.Error(w, "restarting", http.StatusServiceUnavailable)
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+		seen++
+		return true
+	})
 
 	a, err := Open(ctxT(t), host+"/hil/app:1", WithInsecure())
 	if err != nil {
 		t.Fatalf("expected the open to survive two 503s, found %v", err)
 	}
-	if failures != 2 || a.Digest != mustDigest(t, idx) {
-		t.Errorf("expected 2 injected failures and digest %s, found %d and %s", mustDigest(t, idx), failures, a.Digest)
+	if failures() != 2 || a.Digest != mustDigest(t, idx) {
+		t.Errorf("expected 2 injected failures and digest %s, found %d and %s", mustDigest(t, idx), failures(), a.Digest)
 	}
 }

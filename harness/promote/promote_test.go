@@ -10,8 +10,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -562,29 +560,8 @@ func TestAttestationViaReferrersAPI(t *testing.T) {
 func TestRetriesTransient5xx(t *testing.T) {
 	reg := testenv.Registry(t)
 	ctx := testCtx(t)
-	upstream, err := url.Parse("http://" + reg.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(upstream)
-	var mu sync.Mutex
-	n, failed := 0, 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		n++
-		flaky := n%7 == 0
-		if flaky {
-			failed++
-		}
-		mu.Unlock()
-		if flaky {
-			http.Error(w, "busy", http.StatusServiceUnavailable)
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	n := 0
+	host, failed := reg.FlakyProxy(t, func(*http.Request) bool { n++; return n%7 == 0 })
 	want := pushIndex(t, reg.Host+"/app:candidate", armv7)
 
 	r := NewRegistry(WithRegistryRetries(3, 10*time.Millisecond))
@@ -592,7 +569,7 @@ func TestRetriesTransient5xx(t *testing.T) {
 	if err != nil || !d.Promoted {
 		t.Fatalf("Gate through a flaky proxy: %+v, %v", d, err)
 	}
-	if failed == 0 {
+	if failed() == 0 {
 		t.Fatal("the proxy never failed a request: the test tests nothing")
 	}
 	if got := tagDigest(t, reg.Host+"/app:latest"); got != want.String() {

@@ -5,9 +5,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -155,4 +160,38 @@ func Registry(t testing.TB, opts ...RegistryOption) *RegistryServer {
 	}
 	t.Cleanup(r.Stop)
 	return r
+}
+
+// FlakyProxy puts an HTTP proxy in front of the registry that answers 503
+// to every request fail says yes to, and passes the rest through: a real
+// registry cannot be made to fail on demand. It returns the proxy's
+// host:port and a count of the requests it failed.
+func (r *RegistryServer) FlakyProxy(t testing.TB, fail func(*http.Request) bool) (host string, failed func() int) {
+	t.Helper()
+	upstream, err := url.Parse("http://" + r.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	var mu sync.Mutex
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		f := fail(req)
+		if f {
+			n++
+		}
+		mu.Unlock()
+		if f {
+			http.Error(w, "injected failure", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
 }

@@ -11,7 +11,7 @@ IMAGES     := $(BUILD)/images
 HIL        := $(BUILD)/hil
 export HIL_CACHE
 
-.PHONY: all deps hil images demo test vet bench fmt clean
+.PHONY: all deps hil images kernel demo test vet bench fmt clean
 
 all: hil
 
@@ -26,17 +26,22 @@ hil:
 images: deps
 	$(GO) run ./images/build --out $(IMAGES)
 
-demo: deps images hil
+# Debian's armmp kernel for the system target, resolved through apt,
+# sha256-checked and cached (a later run only re-reads the package lists).
+kernel: deps hil
+	$(HIL) kernel fetch
+
+demo: deps images kernel hil
 	@scripts/demo.sh
 
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-test: deps images vet
+test: deps images kernel vet
 	HIL_IMAGES=$(IMAGES) $(GO) test -timeout 30m ./...
 
-bench: deps images hil
+bench: deps images kernel hil
 	@for s in scripts/bench/*.sh; do echo "== $$s"; HIL_IMAGES=$(IMAGES) HIL=$(HIL) bash "$$s" || exit 1; done
 
 clean:

@@ -9,6 +9,8 @@ HIL_CACHE  ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/hil
 BUILD      := $(CURDIR)/build
 IMAGES     := $(BUILD)/images
 HIL        := $(BUILD)/hil
+# The version hil reports and records in its attestations.
+VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 export HIL_CACHE
 
 .PHONY: all deps hil images kernel demo test vet bench fmt clean
@@ -19,7 +21,7 @@ deps:
 	@scripts/install-deps.sh
 
 hil:
-	$(GO) build -o $(HIL) ./cmd/hil
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(HIL) ./cmd/hil
 
 # The sample app and its images (good and broken variants), built without
 # Docker; a rebuild with nothing changed does nothing.

@@ -149,24 +149,56 @@ type Config struct {
 	Progress func(scenario.Event)
 	// ImageOptions are passed to image.Open.
 	ImageOptions []image.Option
-	// Devices is the board inventory (devices.yaml) and Device the name of
-	// the board the device target runs on.
+	// Devices is the board inventory (devices.yaml) and Device the board
+	// selection the device target runs on: a name, names separated by
+	// commas, or "tag:LABEL" (several boards run in parallel).
 	Devices, Device string
 }
 
 // NewDeviceTarget is the device target for the board called name in the
 // inventory file devices.
 func NewDeviceTarget(devices, name string) (target.Target, error) {
+	ts, err := NewDeviceTargets(devices, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(ts) != 1 {
+		return nil, fmt.Errorf("%q selects %d boards; expected one", name, len(ts))
+	}
+	return ts[0], nil
+}
+
+// NewDeviceTargets are the device targets for a board selection in the
+// inventory file devices: a name, names separated by commas, or
+// "tag:LABEL". One board is the target "device"; several are
+// "device@NAME" each, which the runner runs in parallel, one case at a
+// time per board.
+func NewDeviceTargets(devices, selection string) ([]target.Target, error) {
 	inv, err := device.LoadInventory(devices)
 	if err != nil {
 		return nil, err
 	}
-	b, err := inv.Board(name)
+	boards, err := inv.Resolve(selection)
 	if err != nil {
 		return nil, err
 	}
-	return device.New(b), nil
+	if len(boards) == 1 {
+		return []target.Target{device.New(boards[0])}, nil
+	}
+	var ts []target.Target
+	for _, b := range boards {
+		ts = append(ts, instance{Target: device.New(b), name: "device@" + b.Name})
+	}
+	return ts, nil
 }
+
+// instance is one of several targets of a kind (boards), named KIND@NAME.
+type instance struct {
+	target.Target
+	name string
+}
+
+func (i instance) Name() string { return i.name }
 
 // NewRunner opens the image and makes a runner with the static check, the
 // replay engine and the named targets.
@@ -181,17 +213,21 @@ func NewRunner(ctx context.Context, cfg Config) (*scenario.Runner, *Image, error
 	}
 	opts := []scenario.Option{scenario.WithStaticCheck(StaticCheck()), scenario.WithReplayer(Replayer())}
 	for _, n := range names {
-		var t target.Target
+		var ts []target.Target
 		var err error
 		if n == "device" && cfg.Device != "" {
-			t, err = NewDeviceTarget(cfg.Devices, cfg.Device)
+			ts, err = NewDeviceTargets(cfg.Devices, cfg.Device)
 		} else {
+			var t target.Target
 			t, err = NewTarget(n)
+			ts = []target.Target{t}
 		}
 		if err != nil {
 			return nil, nil, err
 		}
-		opts = append(opts, scenario.WithTarget(t))
+		for _, t := range ts {
+			opts = append(opts, scenario.WithTarget(t))
+		}
 	}
 	if len(cfg.Platforms) > 0 {
 		opts = append(opts, scenario.WithPlatforms(cfg.Platforms...))

@@ -75,7 +75,7 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 	f.StringVar(&imageRef, "image", "", "image under test: oci:DIR, docker-archive:FILE, registry reference, ...")
 	f.StringSliceVar(&targets, "target", []string{"system"}, "target(s) to run on: system, user, container, device")
 	f.StringVar(&devices, "devices", "devices.yaml", "board inventory for the device target")
-	f.StringVar(&board, "device", "", "the board (by name in --devices) for the device target")
+	f.StringVar(&board, "device", "", "the board(s) for the device target: a name in --devices, names separated by commas, or tag:LABEL (several boards run in parallel)")
 	f.StringSliceVar(&platforms, "platform", nil, "platform(s) to run, replacing the scenarios' own (e.g. linux/arm/v7)")
 	f.StringVar(&reportDir, "report", "", "write junit.xml, results.json and report.html into this directory")
 	f.IntVar(&retries, "retries", 1, "retries of a case that ended in an infra error")
@@ -130,13 +130,7 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 	fmt.Fprintf(out, "hil run: %s (%s), %d scenario(s), %d case(s) on %s\n", img.Ref(), img.Digest(), len(scs), len(cases), strings.Join(runner.Targets(), ", "))
 	pr.total = len(cases)
 	start := time.Now()
-	var results []scenario.Result
-	for _, c := range cases {
-		if ctx.Err() != nil {
-			break
-		}
-		results = append(results, runner.Run(ctx, c))
-	}
+	results := runner.RunCases(ctx, cases, nil)
 	pr.stop()
 	sum := scenario.Summarize(results)
 	fmt.Fprintf(out, "%d case(s) in %s: %d pass, %d fail, %d unsupported, %d infra-error\n",

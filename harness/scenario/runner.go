@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hilproject/hil/harness/image"
@@ -143,7 +144,9 @@ type Case struct {
 }
 
 // Plan lists the cases of sc: its targets the runner has × its platforms
-// (or the runner's WithPlatforms).
+// (or the runner's WithPlatforms). A scenario's target T also matches every
+// instance of it the runner has, named T@INSTANCE (several boards of the
+// device target: "device@pi-lab-1", "device@pi-lab-2").
 func (r *Runner) Plan(sc *Scenario) []Case {
 	ps := sc.Platforms
 	if len(r.platforms) > 0 {
@@ -151,11 +154,13 @@ func (r *Runner) Plan(sc *Scenario) []Case {
 	}
 	var out []Case
 	for _, t := range sc.Targets {
-		if _, ok := r.targets[t]; !ok {
-			continue
-		}
-		for _, p := range ps {
-			out = append(out, Case{Scenario: sc, Target: t, Platform: p})
+		for _, n := range r.Targets() {
+			if n != t && !strings.HasPrefix(n, t+"@") {
+				continue
+			}
+			for _, p := range ps {
+				out = append(out, Case{Scenario: sc, Target: n, Platform: p})
+			}
 		}
 	}
 	return out
@@ -171,12 +176,64 @@ func (r *Runner) Targets() []string {
 	return ns
 }
 
-// RunAll runs every case of every scenario, one after the other.
+// RunAll runs every case of every scenario (see RunCases).
 func (r *Runner) RunAll(ctx context.Context, scs []*Scenario) []Result {
-	var out []Result
+	var cases []Case
 	for _, sc := range scs {
-		for _, c := range r.Plan(sc) {
-			out = append(out, r.Run(ctx, c))
+		cases = append(cases, r.Plan(sc)...)
+	}
+	return r.RunCases(ctx, cases, nil)
+}
+
+// RunCases runs cases and returns their results in the same order; each,
+// when set, sees every result as it comes. Cases run one after the other,
+// except that the instances of a target (boards: "device@pi-lab-1",
+// "device@pi-lab-2") run in parallel with each other, one case at a time
+// on each. Cases not started when ctx ends are left out.
+func (r *Runner) RunCases(ctx context.Context, cases []Case, each func(Result)) []Result {
+	results := make([]*Result, len(cases))
+	var mu sync.Mutex
+	run := func(i int) {
+		res := r.Run(ctx, cases[i])
+		mu.Lock()
+		results[i] = &res
+		if each != nil {
+			each(res)
+		}
+		mu.Unlock()
+	}
+	byInstance := map[string][]int{}
+	var instances []string
+	for i, c := range cases {
+		if !strings.Contains(c.Target, "@") {
+			if ctx.Err() == nil {
+				run(i)
+			}
+			continue
+		}
+		if _, ok := byInstance[c.Target]; !ok {
+			instances = append(instances, c.Target)
+		}
+		byInstance[c.Target] = append(byInstance[c.Target], i)
+	}
+	var wg sync.WaitGroup
+	for _, n := range instances {
+		wg.Add(1)
+		go func(idx []int) {
+			defer wg.Done()
+			for _, i := range idx {
+				if ctx.Err() != nil {
+					return
+				}
+				run(i)
+			}
+		}(byInstance[n])
+	}
+	wg.Wait()
+	var out []Result
+	for _, res := range results {
+		if res != nil {
+			out = append(out, *res)
 		}
 	}
 	return out

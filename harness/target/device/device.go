@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
@@ -103,6 +104,10 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		return nil, fmt.Errorf("image platform %s does not match board %s (%s)", img.Platform.String(), t.board.Name, plat)
 	}
 
+	id := make([]byte, 4)
+	rand.Read(id)
+	d.id = hex.EncodeToString(id)
+
 	bin, err := agentBinary(ctx, plat)
 	if err != nil {
 		return nil, target.Infra(err)
@@ -111,11 +116,12 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err != nil {
 		return nil, target.Infra(fmt.Errorf("packing hil-agent: %w", err))
 	}
-	d.agentTag, err = localTag("agent", agentImg)
+	agentTag, err := localTag("agent", agentImg)
 	if err != nil {
 		return nil, target.Infra(err)
 	}
-	if d.agentLoaded, err = c.ensureImage(ctx, d.agentTag, agentImg); err != nil {
+	agentRef, err := d.holdImage(ctx, agentTag, agentImg)
+	if err != nil {
 		return nil, target.Infra(err)
 	}
 
@@ -124,9 +130,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		return nil, err
 	}
 
-	id := make([]byte, 4)
-	rand.Read(id)
-	d.name = "hil-" + hex.EncodeToString(id)
+	d.name = "hil-" + d.id
 	iface := cfg.Iface
 	if iface == "" {
 		iface = "eth0"
@@ -134,7 +138,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	// The holder owns the network namespace; IPv6 off so the app captures
 	// none of the kernel's own solicitations.
 	if _, err := c.run(ctx, nil, "docker run -d --name "+d.name+"-net --network none --cap-add NET_ADMIN --cap-add NET_RAW --cap-add SYS_ADMIN"+
-		" --sysctl net.ipv6.conf.all.disable_ipv6=1 --sysctl net.ipv6.conf.default.disable_ipv6=1 "+quote(d.agentTag.String())); err != nil {
+		" --sysctl net.ipv6.conf.all.disable_ipv6=1 --sysctl net.ipv6.conf.default.disable_ipv6=1 "+quote(agentRef)); err != nil {
 		return nil, target.Infra(fmt.Errorf("starting the network holder on board %s: %w", t.board.Name, err))
 	}
 	if err := d.startLink(ctx, iface); err != nil {
@@ -190,15 +194,39 @@ func (t *Target) bringApp(ctx context.Context, d *Device, img *image.Image) (str
 	if err != nil {
 		return "", target.Infra(err)
 	}
-	loaded, err := d.conn.ensureImage(ctx, tag, img.Image)
+	ref, err := d.holdImage(ctx, tag, img.Image)
 	if err != nil {
 		return "", target.Infra(err)
 	}
-	if loaded {
-		d.appTag = tag.String()
-	}
 	d.info["image"] = tag.String()
-	return tag.String(), nil
+	return ref, nil
+}
+
+// holdImage makes img available on the board as tag and gives this boot a
+// tag of its own on it, which is what the boot runs and what Close removes
+// (with tag itself when this boot loaded it). Boots that share a board (a
+// parallel suite) so never remove an image another one still uses: Docker
+// deletes it only with its last tag.
+func (d *Device) holdImage(ctx context.Context, tag name.Tag, img v1.Image) (string, error) {
+	own := tag.String() + "-" + d.id
+	for attempt := 0; ; attempt++ {
+		loaded, err := d.conn.ensureImage(ctx, tag, img)
+		if err != nil {
+			return "", err
+		}
+		if loaded {
+			d.untag = append(d.untag, tag.String())
+		}
+		_, err = d.conn.run(ctx, nil, "docker tag "+quote(tag.String())+" "+quote(own))
+		if err == nil {
+			d.untag = append(d.untag, own)
+			return own, nil
+		}
+		if attempt > 0 || ctx.Err() != nil {
+			return "", err
+		}
+		// Another boot removed tag between our look and our tag: load again.
+	}
 }
 
 // Device is an app running on a board.
@@ -208,9 +236,8 @@ type Device struct {
 	name  string
 	info  map[string]string
 
-	agentTag    name.Tag
-	agentLoaded bool
-	appTag      string // set when hil loaded the app image (and must remove it)
+	id    string
+	untag []string // tags Close removes: this boot's own, and those it loaded
 
 	link    *framed.Conn
 	linkSes *ssh.Session
@@ -366,15 +393,11 @@ func (d *Device) Close() error {
 		if d.logSes != nil {
 			d.logSes.Close()
 		}
-		var rmi []string
-		if d.appTag != "" {
-			rmi = append(rmi, quote(d.appTag))
-		}
-		if d.agentLoaded {
-			rmi = append(rmi, quote(d.agentTag.String()))
-		}
-		if len(rmi) > 0 {
-			if _, err := d.conn.run(ctx, nil, "docker rmi "+strings.Join(rmi, " ")); err != nil {
+		if len(d.untag) > 0 {
+			// A tag another boot removed first (both loaded it at once) is
+			// not an error; any other refusal is.
+			script := "fail=0; for t in " + quoteAll(d.untag) + `; do out=$(docker rmi "$t" 2>&1) || case $out in *"No such image"*) ;; *) echo "$out" >&2; fail=1 ;; esac; done; exit $fail`
+			if _, err := d.conn.run(ctx, nil, script); err != nil {
 				errs = append(errs, err)
 			}
 		}

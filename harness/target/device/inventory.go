@@ -171,3 +171,24 @@ next:
 	}
 	return out
 }
+
+// Resolve picks boards by a selection: a board's name, several names
+// separated by commas, or "tag:LABEL" for every board that carries LABEL.
+func (inv *Inventory) Resolve(selection string) ([]Board, error) {
+	if label, ok := strings.CutPrefix(selection, "tag:"); ok {
+		boards := inv.Select(label)
+		if len(boards) == 0 {
+			return nil, fmt.Errorf("no board in %s carries the tag %q", inv.path, label)
+		}
+		return boards, nil
+	}
+	var out []Board
+	for _, name := range strings.Split(selection, ",") {
+		b, err := inv.Board(strings.TrimSpace(name))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}

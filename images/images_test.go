@@ -7,7 +7,6 @@ package images_test
 import (
 	"archive/tar"
 	"debug/elf"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -22,33 +21,18 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/hilproject/hil/images"
 	"github.com/hilproject/hil/internal/testenv"
 )
 
-// builtImage mirrors an entry of images.json, the builder's record.
-type builtImage struct {
-	Name      string              `json:"name"`
-	Breaks    string              `json:"breaks"`
-	Digest    string              `json:"digest"`
-	Platforms []string            `json:"platforms"`
-	Manifests map[string]string   `json:"manifests"`
-	Layout    string              `json:"layout"`
-	Tarball   string              `json:"tarball"`
-	Tags      map[string]string   `json:"tags"`
-	Binaries  map[string]string   `json:"binaries"`
-	Packages  map[string][]string `json:"packages"`
-}
+type builtImage = images.Built
 
 func built(t *testing.T) (string, map[string]builtImage) {
 	t.Helper()
 	dir := testenv.ImagesDir(t)
-	b, err := os.ReadFile(filepath.Join(dir, "images.json"))
+	list, err := images.ReadRecord(filepath.Join(dir, "images.json"))
 	if err != nil {
-		t.Fatalf("%v: run make images", err)
-	}
-	var list []builtImage
-	if err := json.Unmarshal(b, &list); err != nil {
-		t.Fatalf("images.json: %v", err)
+		t.Fatalf("images.json: %v: run make images", err)
 	}
 	m := map[string]builtImage{}
 	for _, bi := range list {
@@ -59,7 +43,7 @@ func built(t *testing.T) (string, map[string]builtImage) {
 		for p, bin := range bi.Binaries {
 			bi.Binaries[p] = filepath.Join(dir, "bin", filepath.Base(bin))
 		}
-		m[bi.Name] = bi
+		m[bi.Name] = *bi
 	}
 	return dir, m
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/hilproject/hil/images"
 	"github.com/hilproject/hil/internal/debian"
 )
 
@@ -223,18 +224,8 @@ func parsePlatform(s string) v1.Platform {
 	return p
 }
 
-type builtImage struct {
-	Name      string              `json:"name"`
-	Breaks    string              `json:"breaks,omitempty"`
-	Digest    string              `json:"digest"`
-	Platforms []string            `json:"platforms"`
-	Manifests map[string]string   `json:"manifests"`
-	Layout    string              `json:"layout"`
-	Tarball   string              `json:"tarball"`
-	Tags      map[string]string   `json:"tags"`
-	Binaries  map[string]string   `json:"binaries"`
-	Packages  map[string][]string `json:"packages"`
-}
+// builtImage is the builder's record of one image (images.json).
+type builtImage = images.Built
 
 // writeImage writes the index as an OCI layout (index.json pointing at the
 // image index, tagged "latest") and a docker-save tarball with one tag per

@@ -32,6 +32,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/hilproject/hil/images"
 	"github.com/hilproject/hil/internal/debian"
 )
 
@@ -326,14 +327,7 @@ func printTable(w io.Writer, built []*builtImage) {
 	tw.Flush()
 }
 
-func readManifest(p string) ([]*builtImage, error) {
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return nil, err
-	}
-	var built []*builtImage
-	return built, json.Unmarshal(b, &built)
-}
+func readManifest(p string) ([]*builtImage, error) { return images.ReadRecord(p) }
 
 func allPresent(built []*builtImage) bool {
 	if len(built) != len(variants) {

@@ -588,7 +588,7 @@ func (d *Device) wait() {
 	res := d.cli.ContainerWait(d.ctx, d.id, client.ContainerWaitOptions{Condition: dcontainer.WaitConditionNotRunning})
 	select {
 	case r := <-res.Result:
-		exit = exitOf(int(r.StatusCode))
+		exit = imgrun.DockerExit(int(r.StatusCode))
 		if r.Error != nil && r.Error.Message != "" {
 			werr = target.Infra(fmt.Errorf("container wait: %s", r.Error.Message))
 		}
@@ -597,18 +597,6 @@ func (d *Device) wait() {
 	}
 	d.lines.Finish()
 	d.status.RecordExit(exit, werr)
-}
-
-// exitOf maps Docker's exit status: 128+N is how Docker reports a process
-// killed by signal N (and qemu-user re-raises a guest's fatal signal).
-func exitOf(code int) target.Exit {
-	e := target.Exit{Code: code}
-	if code > 128 && code < 128+32 {
-		if name := unix.SignalName(syscall.Signal(code - 128)); name != "" {
-			e.Signal = name
-		}
-	}
-	return e
 }
 
 // Device is an app running in a container.

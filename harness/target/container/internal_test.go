@@ -6,7 +6,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/hilproject/hil/harness/image"
-	"github.com/hilproject/hil/harness/target"
 )
 
 func TestLocalTag(t *testing.T) {
@@ -29,18 +28,6 @@ func TestEngineArchAndExit(t *testing.T) {
 	for m, want := range map[string]string{"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "riscv64": "riscv64"} {
 		if got := engineArch(m); got != want {
 			t.Errorf("engineArch(%q) = %q, expected %q", m, got, want)
-		}
-	}
-	for code, want := range map[int]target.Exit{
-		0:   {Code: 0},
-		2:   {Code: 2},
-		127: {Code: 127},
-		137: {Code: 137, Signal: "SIGKILL"},
-		139: {Code: 139, Signal: "SIGSEGV"},
-		255: {Code: 255},
-	} {
-		if got := exitOf(code); got != want {
-			t.Errorf("exitOf(%d) = %+v, expected %+v", code, got, want)
 		}
 	}
 }

@@ -23,12 +23,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/sys/unix"
 
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/harness/link/framed"
 	"github.com/hilproject/hil/harness/target"
+	"github.com/hilproject/hil/harness/target/internal/imgrun"
 )
 
 const cleanupTimeout = 30 * time.Second
@@ -355,18 +355,7 @@ func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
 	if err != nil {
 		return target.Exit{}, target.Infra(fmt.Errorf("docker wait on board %s printed %q: expected an exit code", d.board.Name, out))
 	}
-	// Docker reports death by signal N as 128+N, like a shell.
-	if code > 128 && code < 128+65 {
-		return target.Exit{Code: code, Signal: syscallName(syscall.Signal(code - 128))}, nil
-	}
-	return target.Exit{Code: code}, nil
-}
-
-func syscallName(s syscall.Signal) string {
-	if n := unix.SignalName(s); n != "" {
-		return n
-	}
-	return "signal " + strconv.Itoa(int(s))
+	return imgrun.DockerExit(code), nil
 }
 
 // Info describes the board and the run.

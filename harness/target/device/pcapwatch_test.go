@@ -3,16 +3,14 @@ package device
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/google/gopacket/pcapgo"
-
 	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/replay"
 	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/internal/testenv"
 	"github.com/hilproject/hil/pcapfixtures"
@@ -43,30 +41,15 @@ func TestBoardSampleAppCapturesThroughTheAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := fx.Open()
+	path, err := fx.Path()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
-	r, err := pcapgo.NewReader(rc)
+	st, err := replay.Run(ctx, dev.Link(), path, replay.WithSchedule(replay.Schedule{Kind: replay.TopSpeed}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent := 0
-	for {
-		data, _, err := r.ReadPacketData()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := dev.Link().WriteFrame(data); err != nil {
-			t.Fatal(err)
-		}
-		sent++
-	}
-
+	sent := st.Frames
 	// Drain returns once the agent has put every frame on the interface.
 	if err := dev.Link().(interface{ Drain(context.Context) error }).Drain(ctx); err != nil {
 		t.Fatal(err)

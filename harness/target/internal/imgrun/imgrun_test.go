@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hilproject/hil/harness/target"
 )
 
 func rootfs(t *testing.T) string {
@@ -145,5 +147,20 @@ func TestEmulatedArgv(t *testing.T) {
 	}
 	if _, err := EmulatedArgv(r, "/opt/app/bad.sh", []string{"bad.sh"}, host); err == nil || !strings.Contains(err.Error(), "/bin/bash") {
 		t.Errorf("script without its interpreter: expected an error naming it, got %v", err)
+	}
+}
+
+func TestDockerExit(t *testing.T) {
+	for code, want := range map[int]target.Exit{
+		0:   {Code: 0},
+		2:   {Code: 2},
+		127: {Code: 127},
+		137: {Code: 137, Signal: "SIGKILL"},
+		139: {Code: 139, Signal: "SIGSEGV"},
+		255: {Code: 255},
+	} {
+		if got := DockerExit(code); got != want {
+			t.Errorf("DockerExit(%d) = %+v, expected %+v", code, got, want)
+		}
 	}
 }

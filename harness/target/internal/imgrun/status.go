@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"syscall"
 
 	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/harness/target/internal/emu"
+	"golang.org/x/sys/unix"
 )
 
 // Status is what a user or container Device knows about its app and shares
@@ -187,4 +189,16 @@ func FindProgram(rootfs string, cfg target.RunConfig) (Program, error) {
 		return Program{}, err
 	}
 	return Program{Argv: argv, Workdir: workdir, Path: prog, User: ident}, nil
+}
+
+// DockerExit maps an exit status as Docker reports it: 128+N is a process
+// killed by signal N (and qemu-user re-raises a guest's fatal signal).
+func DockerExit(code int) target.Exit {
+	e := target.Exit{Code: code}
+	if code > 128 && code < 128+32 {
+		if name := unix.SignalName(syscall.Signal(code - 128)); name != "" {
+			e.Signal = name
+		}
+	}
+	return e
 }

@@ -43,7 +43,7 @@ func Test() promote.TestFunc {
 // Open opens pin.Digest (never the tag) with the gate's registry access and
 // makes sure it is the digest the gate pinned.
 func Open(ctx context.Context, pin promote.Pinned) (*image.Artifact, error) {
-	art, err := image.Open(ctx, "registry:"+pin.Digest.String(), pin.Registry.ImageOptions()...)
+	art, err := image.Open(ctx, "registry:"+pin.Digest.String(), image.WithRegistry(pin.Registry))
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", pin.Digest, err)
 	}

@@ -13,7 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -795,5 +797,48 @@ func TestLayerCompressionsAreVerified(t *testing.T) {
 			_, err = openAndFlatten(t, "oci:"+l.dir)
 			wantRefusal(t, err, "layer", p.layer.Digest.String(), l.dir)
 		})
+	}
+}
+
+// The cache lock removes its file when released, and waiters check they
+// still hold the file the path names: never two holders at once, and no
+// lock file left when everyone is done.
+func TestLockFileExcludesAndLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "entry.lock")
+	var inside, most, entered int32
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				unlock, err := lockFile(ctxT(t), path)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				inside++
+				entered++
+				if inside > most {
+					most = inside
+				}
+				mu.Unlock()
+				time.Sleep(100 * time.Microsecond)
+				mu.Lock()
+				inside--
+				mu.Unlock()
+				unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if most != 1 || entered != 200 {
+		t.Errorf("expected 200 entries one at a time, found %d entries and up to %d holders at once", entered, most)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("expected no lock file left, found %d entries", len(ents))
 	}
 }

@@ -93,6 +93,10 @@ func (i *Image) RootFS(ctx context.Context) (string, error) {
 	// these diff_ids, or it has none: planted, or left by an older hil) is
 	// moved aside and removed, never merged with.
 	if _, err := os.Lstat(final); err == nil {
+		if r, ok := readCached(final, rec.DiffIDs); ok { // a good entry after all: keep it
+			i.Report = r
+			return rootfs, nil
+		}
 		if err := discardEntry(base, key, final); err != nil {
 			return "", fmt.Errorf("image %s: removing the unusable cache entry %s: %w", i.Ref, final, err)
 		}

@@ -10,7 +10,12 @@
 //	PATH                          an existing OCI layout dir or docker archive
 //
 // Open resolves the ref to a digest once; everything after it reads by
-// digest, so what gets tested is exactly what Digest names.
+// digest, so what gets tested is exactly what Digest names. No byte is
+// taken on trust, from any source: indexes, manifests and configs are
+// checked against the descriptors that name them, layer blobs against
+// their digest and size as they are read and their content against the
+// config's diff_ids; a mismatch is an *IntegrityError naming the blob.
+// Registries are reached through harness/registry (WithRegistry).
 package image
 
 import (

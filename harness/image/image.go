@@ -122,6 +122,8 @@ func (a *Artifact) Platforms() []v1.Platform {
 }
 
 // Index returns the image index, or nil for a single-manifest artifact.
+// It is the source's own: images read through it are not verified (use
+// Image for that).
 func (a *Artifact) Index() v1.ImageIndex { return a.index }
 
 // Image returns the image for one platform, e.g. "linux/arm/v7". The

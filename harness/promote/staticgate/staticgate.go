@@ -65,8 +65,10 @@ func checkOne(ctx context.Context, art *image.Artifact, platform string) promote
 		o.Verdict, o.Reason = promote.InfraError, fmt.Sprintf("flattening %s: %v", platform, err)
 		var esc *image.EscapeError
 		var big *image.SizeLimitError
-		if errors.As(err, &esc) || errors.As(err, &big) {
-			// A rootfs that cannot be flattened safely is the image's fault.
+		var bad *image.IntegrityError
+		if errors.As(err, &esc) || errors.As(err, &big) || errors.As(err, &bad) {
+			// A rootfs that cannot be flattened safely, or bytes that are
+			// not what the digest pins, are the image's fault.
 			o.Verdict = promote.Fail
 		}
 		return o

@@ -210,3 +210,50 @@ func TestInsecureWorksOnLoopbackInEveryVerb(t *testing.T) {
 		t.Fatalf("gate --dry-run: exit %d %s\n%s", code, errText, out)
 	}
 }
+
+// Issue 12, repro 2 to the end: a copy of old-glibc whose runtime layer
+// blob was swapped for the good image's (new glibc) under the old name is
+// refused, and leaves nothing that a later gate of the genuine old-glibc
+// (the same manifest digest, from a registry) could reuse: the gate
+// refuses it for its glibc. Before, the check passed, the poisoned rootfs
+// was cached under the manifest digest and the gate PROMOTED old-glibc.
+func TestTamperedLayoutCannotPoisonTheGate(t *testing.T) {
+	t.Setenv("HIL_CACHE", t.TempDir())
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	images := testenv.ImagesDir(t)
+	const (
+		oldRuntime  = "a7ab742f891c97feda417a66df5d383fc42266bd5acbe678aa7cb373ed7bb9d0" // old-glibc arm/v7, bullseye
+		goodRuntime = "0c00bd9a304b6cd637d00345b93e19deb9993fa0105c2e1938a2beea9b5eb72b" // pcapwatch arm/v7, bookworm
+	)
+	dir := filepath.Join(t.TempDir(), "old-glibc")
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(images, "old-glibc"))); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(filepath.Join(images, "pcapwatch", "blobs", "sha256", goodRuntime))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := filepath.Join(dir, "blobs", "sha256", oldRuntime)
+	os.Chmod(blob, 0o644)
+	if err := os.WriteFile(blob, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	_, errText, code := runHil(t, "check", "oci:"+dir, "--platform", "linux/arm/v7")
+	if code != 2 || !strings.Contains(errText, "layer sha256:"+oldRuntime) {
+		t.Fatalf("check of the tampered old-glibc: exit %d (%s), want 2 naming layer %s", code, errText, oldRuntime)
+	}
+
+	reg := testenv.Registry(t)
+	cand := reg.Host + "/old-glibc:candidate"
+	if out, errText, code := runHil(t, "registry", "push", filepath.Join(images, "old-glibc"), cand); code != 0 {
+		t.Fatalf("registry push: exit %d %s\n%s", code, errText, out)
+	}
+	out, errOut, code := runHilStderr(t, "gate", "--target", "static", "--image", cand, "--promote", "latest", "--report", t.TempDir())
+	if code != 1 || !strings.Contains(out, "gate: REFUSED") || !strings.Contains(out, "GLIBC_2.34") {
+		t.Fatalf("gate of the genuine old-glibc after the tampered copy: exit %d, want 1 (refused for its glibc)\n%s\n%s", code, out, errOut)
+	}
+	if out, _, code := runHil(t, "registry", "digest", reg.Host+"/old-glibc:latest"); code != 1 || strings.TrimSpace(out) != "(none)" {
+		t.Fatalf("latest after the refusal: %q (exit %d), want (none)", out, code)
+	}
+}

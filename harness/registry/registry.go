@@ -112,10 +112,6 @@ func (c *Client) orDefault() *Client {
 	return c
 }
 
-// Insecure reports whether plain HTTP was asked for (it is still used only
-// for loopback registries).
-func (c *Client) Insecure() bool { return c.orDefault().insecure }
-
 // retryStatusCodes are the answers worth asking again: the registry or a
 // proxy in front of it was busy or broken for a moment.
 var retryStatusCodes = []int{
@@ -136,7 +132,7 @@ func (c *Client) ParseReference(s string) (name.Reference, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing image reference %q: expected HOST/REPO:TAG or HOST/REPO@sha256:...: %w", s, err)
 	}
-	if err := c.Check(ref.Context().Registry); err != nil {
+	if err := c.check(ref.Context().Registry); err != nil {
 		return nil, err
 	}
 	return ref, nil
@@ -150,7 +146,7 @@ func (c *Client) ParseTag(s string) (name.Tag, error) {
 	if err != nil {
 		return name.Tag{}, fmt.Errorf("parsing tag %q: expected a tag name like latest or HOST/REPO:TAG: %w", s, err)
 	}
-	if err := c.Check(t.Context().Registry); err != nil {
+	if err := c.check(t.Context().Registry); err != nil {
 		return name.Tag{}, err
 	}
 	return t, nil
@@ -180,9 +176,9 @@ func (e *PlainHTTPError) Error() string {
 	return fmt.Sprintf("--insecure (plain HTTP) refused for registry %s: expected a loopback registry (localhost, 127.0.0.0/8, ::1), found %s, which is not on loopback; serve it over HTTPS and drop --insecure", e.Registry, e.Registry)
 }
 
-// Check applies the plain-HTTP rule to a registry named by a reference
-// parsed elsewhere: with WithInsecure, a registry off loopback is refused.
-func (c *Client) Check(reg name.Registry) error {
+// check applies the plain-HTTP rule to a parsed reference's registry: with
+// WithInsecure, a registry off loopback is refused.
+func (c *Client) check(reg name.Registry) error {
 	if !c.orDefault().insecure || IsLoopback(reg.RegistryStr()) {
 		return nil
 	}

@@ -40,6 +40,7 @@ import (
 
 	"github.com/hilproject/hil/harness"
 	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/registry"
 	"github.com/hilproject/hil/harness/report"
 	"github.com/hilproject/hil/harness/scenario"
 )
@@ -100,7 +101,7 @@ func runnerFor(ctx context.Context, ref string) *scenario.Runner {
 	cfg := harness.Config{Image: ref, Targets: targets, Retries: &retries,
 		Devices: env("HIL_DEVICES", "devices.yaml"), Device: os.Getenv("HIL_DEVICE")}
 	if os.Getenv("HIL_INSECURE") != "" {
-		cfg.ImageOptions = append(cfg.ImageOptions, image.WithInsecure())
+		cfg.ImageOptions = append(cfg.ImageOptions, image.WithRegistry(registry.New(registry.WithInsecure())))
 	}
 	r, _, err := harness.NewRunner(ctx, cfg)
 	Expect(err).NotTo(HaveOccurred(), "opening %s", ref)

@@ -49,9 +49,10 @@ func (i *Image) Ref() string { return i.Artifact.Ref }
 func (i *Image) Digest() string { return i.Artifact.Digest.String() }
 
 // Image returns one platform's image and its flattened rootfs, flattening
-// at most once per platform. A platform the image lacks, or layers that
-// try to escape the root, are the image's fault; other flattening errors
-// are the host's (infra).
+// at most once per platform. A platform the image lacks, layers that try
+// to escape the root, or bytes that are not what the image's digests pin
+// (an *image.IntegrityError: retrying would read the same bytes) are the
+// image's fault; other flattening errors are the host's (infra).
 func (i *Image) Image(ctx context.Context, platform string) (*image.Image, string, error) {
 	i.mu.Lock()
 	p, ok := i.byPlat[platform]
@@ -68,7 +69,8 @@ func (i *Image) Image(ctx context.Context, platform string) (*image.Image, strin
 		p.rootfs, p.err = p.img.RootFS(ctx)
 		var esc *image.EscapeError
 		var big *image.SizeLimitError
-		if p.err != nil && !errors.As(p.err, &esc) && !errors.As(p.err, &big) {
+		var bad *image.IntegrityError
+		if p.err != nil && !errors.As(p.err, &esc) && !errors.As(p.err, &big) && !errors.As(p.err, &bad) {
 			p.err = target.Infra(fmt.Errorf("flattening %s for %s: %w", i.Ref(), platform, p.err))
 		}
 	})

@@ -29,7 +29,7 @@ registries without it. Exit 0 when at least one was found, 1 when none, 2 on
 error.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg := registryAccess(insecure, 0)
+			reg := registryAccess(insecure)
 			subject, atts, err := promote.Find(cmd.Context(), reg, args[0])
 			if err != nil {
 				return &exitError{2, err}
@@ -55,7 +55,7 @@ error.`,
 			return nil
 		},
 	}
-	show.Flags().BoolVar(&insecure, "insecure", false, "plain HTTP (loopback registries only)")
+	show.Flags().BoolVar(&insecure, "insecure", false, insecureUsage)
 	show.Flags().BoolVar(&asJSON, "json", false, "print the in-toto statements as a JSON array")
 	attest.AddCommand(show)
 	rootCmd.AddCommand(attest)

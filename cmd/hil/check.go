@@ -50,16 +50,12 @@ Exit status: 0 the image can start, 1 problems found, 2 the check could not
 run (bad reference, unreadable image).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var opts []image.Option
-			if insecure {
-				opts = append(opts, image.WithInsecure())
-			}
-			return runCheck(cmd, args[0], platforms, asJSON, opts)
+			return runCheck(cmd, args[0], platforms, asJSON, []image.Option{image.WithRegistry(registryAccess(insecure))})
 		},
 	}
 	cmd.Flags().StringSliceVar(&platforms, "platform", nil, "platform(s) to check, e.g. linux/arm/v7 (default: every platform of the image)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the reports as JSON")
-	cmd.Flags().BoolVar(&insecure, "insecure", false, "talk plain HTTP to the registry (loopback registries)")
+	cmd.Flags().BoolVar(&insecure, "insecure", false, insecureUsage)
 	rootCmd.AddCommand(cmd)
 }
 

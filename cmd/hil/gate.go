@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hilproject/hil/harness"
+	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/promote/staticgate"
 	"github.com/hilproject/hil/harness/report"
@@ -73,7 +74,7 @@ credential helpers. Exit 0 promoted (or would be, with --dry-run), 1 refused,
 	fl.StringVar(&f.report, "report", "hil-report", "directory for the reports (JUnit, JSON, HTML) and the gate decision")
 	fl.IntVar(&f.retries, "retries", 2, "how many times a case that ended in an infrastructure error is retried (never a fail)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "do everything but write the tag and the attestation")
-	fl.BoolVar(&f.insecure, "insecure", false, "plain HTTP to the registry (loopback registries only)")
+	fl.BoolVar(&f.insecure, "insecure", false, insecureUsage)
 	fl.BoolVar(&f.asJSON, "json", false, "print the decision as JSON instead of text")
 	fl.BoolVar(&f.noAttest, "no-attest", false, "do not attach the test result to the digest (for registries that refuse OCI artifacts)")
 	_ = cmd.MarkFlagRequired("image")
@@ -102,7 +103,7 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 	if err != nil {
 		return &exitError{2, err}
 	}
-	reg := registryAccess(f.insecure, 0)
+	reg := registryAccess(f.insecure)
 	opts := []promote.Option{
 		promote.WithRegistry(reg),
 		promote.WithPlatforms(platforms...),
@@ -325,7 +326,7 @@ func newGateRunner(ctx context.Context, pin promote.Pinned, f *gateFlags, platfo
 		Targets:      []string{f.target},
 		Platforms:    platforms,
 		Retries:      &retries,
-		ImageOptions: pin.Registry.ImageOptions(),
+		ImageOptions: []image.Option{image.WithRegistry(pin.Registry)},
 		Progress:     gateProgress(f),
 		Devices:      f.devices,
 		Device:       f.device,

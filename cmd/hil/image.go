@@ -29,10 +29,7 @@ func init() {
   PATH                        an existing layout dir or docker archive`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := []image.Option{image.WithMaxRootFSBytes(maxBytes)}
-			if insecure {
-				opts = append(opts, image.WithInsecure())
-			}
+			opts := []image.Option{image.WithMaxRootFSBytes(maxBytes), image.WithRegistry(registryAccess(insecure))}
 			a, err := image.Open(cmd.Context(), args[0], opts...)
 			if err != nil {
 				return err
@@ -66,7 +63,7 @@ func init() {
 	}
 	inspect.Flags().StringVar(&platform, "platform", "", "platform to flatten, e.g. linux/arm/v7 (needed when the image has several)")
 	inspect.Flags().BoolVar(&rootfs, "rootfs", false, "flatten the platform's layers into the cache and print the rootfs dir")
-	inspect.Flags().BoolVar(&insecure, "insecure", false, "plain HTTP to the registry (loopback registries only)")
+	inspect.Flags().BoolVar(&insecure, "insecure", false, insecureUsage)
 	inspect.Flags().Int64Var(&maxBytes, "max-rootfs-bytes", image.DefaultMaxRootFSBytes, "cap on the uncompressed layer bytes (decompression bombs)")
 	imageCmd.AddCommand(inspect)
 	rootCmd.AddCommand(imageCmd)

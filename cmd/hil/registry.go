@@ -12,12 +12,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/spf13/cobra"
 
 	"github.com/hilproject/hil/harness/promote"
+	"github.com/hilproject/hil/harness/registry"
 )
 
 // "hil registry" is a small helper for demos and CI smoke tests: a
@@ -41,7 +42,7 @@ func init() {
 			if err != nil {
 				return &exitError{2, fmt.Errorf("--addr %q: want host:port: %w", addr, err)}
 			}
-			if !promote.IsLoopback(host) {
+			if !registry.IsLoopback(host) {
 				return &exitError{2, fmt.Errorf("--addr %q: the demo registry has no auth and serves only on loopback", addr)}
 			}
 			l, err := net.Listen("tcp", addr)
@@ -53,7 +54,7 @@ func init() {
 				logger = log.New(cmd.ErrOrStderr(), "registry: ", log.LstdFlags)
 			}
 			srv := &http.Server{
-				Handler:           registry.New(registry.Logger(logger), registry.WithReferrersSupport(true)),
+				Handler:           ggcrregistry.New(ggcrregistry.Logger(logger), ggcrregistry.WithReferrersSupport(true)),
 				ReadHeaderTimeout: 10 * time.Second,
 			}
 			if printAddr {
@@ -81,7 +82,7 @@ func init() {
 		Short: "Push an OCI layout (its single index or image) to REF, digest unchanged; prints repo@digest",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r := registryAccess(insecure, 0)
+			r := registryAccess(insecure)
 			ref, err := r.ParseReference(args[1])
 			if err != nil {
 				return &exitError{2, err}
@@ -95,14 +96,14 @@ func init() {
 			return nil
 		},
 	}
-	push.Flags().BoolVar(&insecure, "insecure", false, "plain HTTP (loopback registries only)")
+	push.Flags().BoolVar(&insecure, "insecure", false, insecureUsage)
 
 	digest := &cobra.Command{
 		Use:   "digest REF",
 		Short: "Print the digest REF points at, or (none) and exit 1 when it does not exist",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r := registryAccess(insecure, 0)
+			r := registryAccess(insecure)
 			ref, err := r.ParseReference(args[0])
 			if err != nil {
 				return &exitError{2, err}
@@ -114,29 +115,31 @@ func init() {
 					fmt.Fprintln(cmd.OutOrStdout(), "(none)")
 					return &exitError{1, nil}
 				}
-				return &exitError{2, fmt.Errorf("resolving %s: %w", args[0], err)}
+				return &exitError{2, fmt.Errorf("resolving %s: %w", args[0], registry.Explain(err))}
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), d.Digest.String())
 			return nil
 		},
 	}
-	digest.Flags().BoolVar(&insecure, "insecure", false, "plain HTTP (loopback registries only)")
+	digest.Flags().BoolVar(&insecure, "insecure", false, insecureUsage)
 
 	reg.AddCommand(serve, push, digest)
 	rootCmd.AddCommand(reg)
 }
 
-// registryAccess builds the registry access the verbs share.
-func registryAccess(insecure bool, retries int) *promote.Registry {
-	var opts []promote.RegistryOption
+// registryAccess is the registry access every verb uses (harness/registry:
+// one transport, retries, keychain and plain-HTTP rule). --insecure asks
+// for plain HTTP, which is refused for any registry not on loopback before
+// anything is sent.
+func registryAccess(insecure bool) *registry.Client {
 	if insecure {
-		opts = append(opts, promote.WithInsecure())
+		return registry.New(registry.WithInsecure())
 	}
-	if retries > 0 {
-		opts = append(opts, promote.WithRegistryRetries(retries, 500*time.Millisecond))
-	}
-	return promote.NewRegistry(opts...)
+	return registry.New()
 }
+
+// insecureUsage is the --insecure flag's help, the same in every verb.
+const insecureUsage = "plain HTTP to the registry: loopback registries only (localhost, 127.0.0.0/8, ::1); refused for any other"
 
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {

@@ -59,10 +59,7 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 			if len(args) == 0 {
 				args = []string{"scenarios"}
 			}
-			var iopts []image.Option
-			if insecure {
-				iopts = append(iopts, image.WithInsecure())
-			}
+			iopts := []image.Option{image.WithRegistry(registryAccess(insecure))}
 			return runScenarios(cmd.Context(), cmd.OutOrStdout(), runOptions{
 				image: imageRef, scenarios: args, targets: targets, platforms: platforms,
 				reportDir: reportDir, retries: retries, imageOpts: iopts,
@@ -79,7 +76,7 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 	f.StringSliceVar(&platforms, "platform", nil, "platform(s) to run, replacing the scenarios' own (e.g. linux/arm/v7)")
 	f.StringVar(&reportDir, "report", "", "write junit.xml, results.json and report.html into this directory")
 	f.IntVar(&retries, "retries", 1, "retries of a case that ended in an infra error")
-	f.BoolVar(&insecure, "insecure", false, "plain HTTP for a loopback registry")
+	f.BoolVar(&insecure, "insecure", false, insecureUsage)
 	f.BoolVar(&allowUnsupported, "allow-unsupported", false, "exit 0 when every case passed or was unsupported")
 	f.StringVar(&progressMode, "progress", "auto", "progress output: auto (line on a terminal, plain otherwise), line, plain, none (verdicts only)")
 	rootCmd.AddCommand(cmd)

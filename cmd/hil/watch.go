@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
 	"github.com/hilproject/hil/harness/target/device"
@@ -39,7 +37,9 @@ Exit status: 0 the board runs the promoted digest and stayed healthy,
 			if err != nil {
 				return err
 			}
-			rep, err := device.Watch(cmd.Context(), b, ref, window, remote.WithAuthFromKeychain(authn.DefaultKeychain))
+			// The same registry access as every other verb: keychain,
+			// retries, transport, plain HTTP only to loopback.
+			rep, err := device.Watch(cmd.Context(), b, ref, window, registryAccess(false).Remote(cmd.Context())...)
 			if err != nil {
 				return err
 			}

@@ -3,11 +3,8 @@ package image
 import (
 	"archive/tar"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"sort"
@@ -109,8 +106,13 @@ const maxSymlinks = 40
 //   - Ownership is not kept; modes are (directories get u+rwx on top so
 //     the cache stays readable and removable).
 //   - The uncompressed layer bytes read in total are capped (decompression
-//     bombs), and so is every single file; each layer's uncompressed content
-//     is checked against its diff_id from the image config.
+//     bombs), and so is every single file.
+//   - Nothing is taken on trust: the manifest and config are checked
+//     against their digests, each layer blob against its descriptor's
+//     digest and size as it is read, and its uncompressed stream against
+//     the config's diff_id (an *IntegrityError names the blob otherwise).
+//     Images from Open come checked this way; any other v1.Image is held
+//     to its own manifest's digest.
 //
 // Every file is created with O_NOFOLLOW|O_EXCL relative to a directory fd
 // that was itself opened component by component with O_NOFOLLOW, so no
@@ -118,29 +120,21 @@ const maxSymlinks = 40
 // tree: the caller removes it (RootFS does).
 func Flatten(ctx context.Context, img v1.Image, dir string, opts ...Option) (*Report, error) {
 	o := makeOptions(opts)
+	vi, err := verifiedOf(img)
+	if err != nil {
+		return nil, err
+	}
 	f, err := newFlattener(dir, o)
 	if err != nil {
 		return nil, err
 	}
 	defer f.close()
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("listing the image's layers: %w", err)
-	}
-	for i, l := range layers {
-		digest, err := l.Digest()
-		if err != nil {
-			return nil, fmt.Errorf("layer %d: reading its digest: %w", i, err)
-		}
-		diffID, err := l.DiffID()
-		if err != nil {
-			return nil, fmt.Errorf("layer %s: reading its diff_id: %w", digest, err)
-		}
+	for _, l := range vi.layers {
 		rc, err := l.Uncompressed()
 		if err != nil {
-			return nil, fmt.Errorf("layer %s: opening it: %w", digest, err)
+			return nil, err
 		}
-		err = f.applyLayer(ctx, digest, diffID, rc)
+		err = f.applyLayer(ctx, l.desc.Digest, rc)
 		rc.Close()
 		if err != nil {
 			return nil, err
@@ -150,6 +144,19 @@ func Flatten(ctx context.Context, img v1.Image, dir string, opts ...Option) (*Re
 		return nil, err
 	}
 	return &f.report, nil
+}
+
+// verifiedOf returns img checked as Flatten needs it: as Open made it, or
+// held to its own manifest's digest.
+func verifiedOf(img v1.Image) (*verifiedImage, error) {
+	if vi, ok := img.(*verifiedImage); ok {
+		return vi, nil
+	}
+	pin, err := selfPin(img)
+	if err != nil {
+		return nil, err
+	}
+	return verify(img, pin, origin{kind: "image", where: pin.Digest.String()})
 }
 
 type dirMeta struct {
@@ -225,13 +232,36 @@ func (c *capReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (f *flattener) applyLayer(ctx context.Context, digest, diffID v1.Hash, r io.Reader) error {
+// applyLayer writes one layer's tar stream into the root. r checks itself
+// (against the config's diff_id) when it is read to its end, which
+// applyLayer always does, past the tar's end-of-archive marker: the
+// diff_id covers the whole stream.
+func (f *flattener) applyLayer(ctx context.Context, digest v1.Hash, r io.Reader) error {
 	var entry string
-	var h hash.Hash = sha256.New()
-	cr := &capReader{r: r, f: f, layer: digest, entry: &entry}
-	src := io.TeeReader(cr, h)
+	src := &capReader{r: r, f: f, layer: digest, entry: &entry}
 	tr := tar.NewReader(src)
 	ls := &layerState{digest: digest, created: map[string]bool{}}
+	// streamErr prefers the errors that say why the stream is bad: a
+	// blob that is not what pins it (read to its end to know: a tar that
+	// does not parse, or an entry refused, may be the tampering's), a size
+	// cap.
+	streamErr := func(err error, what string) error {
+		var ie *IntegrityError
+		if !errors.As(err, &ie) && f.capErr == nil {
+			if _, derr := io.Copy(io.Discard, src); errors.As(derr, &ie) {
+				return ie
+			}
+		}
+		switch {
+		case ie != nil:
+			return ie
+		case f.capErr != nil:
+			return f.capErr
+		case what == "":
+			return err
+		}
+		return fmt.Errorf("layer %s: %s: %w", digest, what, err)
+	}
 	for n := 0; ; n++ {
 		if n%64 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -243,33 +273,16 @@ func (f *flattener) applyLayer(ctx context.Context, digest, diffID v1.Hash, r io
 			break
 		}
 		if err != nil {
-			if f.capErr != nil {
-				return f.capErr
-			}
-			return fmt.Errorf("layer %s: reading the tar stream after %q: %w", digest, entry, err)
+			return streamErr(err, fmt.Sprintf("reading the tar stream after %q", entry))
 		}
 		entry = hdr.Name
 		if err := f.entry(ls, hdr, tr); err != nil {
-			if f.capErr != nil {
-				return f.capErr
-			}
-			return err
+			return streamErr(err, "")
 		}
 	}
 	entry = ""
-	// Read what follows the end-of-archive marker too (still capped): the
-	// diff_id covers the whole stream, and a layer whose content is not the
-	// one its config names is refused.
 	if _, err := io.Copy(io.Discard, src); err != nil {
-		if f.capErr != nil {
-			return f.capErr
-		}
-		return fmt.Errorf("layer %s: reading to the end of the stream: %w", digest, err)
-	}
-	if diffID.Algorithm == "sha256" && diffID.Hex != "" {
-		if got := hex.EncodeToString(h.Sum(nil)); got != diffID.Hex {
-			return fmt.Errorf("layer %s: uncompressed content is sha256:%s, expected the config's diff_id %s (corrupt or tampered layer)", digest, got, diffID)
-		}
+		return streamErr(err, "reading to the end of the stream")
 	}
 	return nil
 }

@@ -141,7 +141,7 @@ func flattenTars(ctx context.Context, dir string, tars [][]byte, opts ...Option)
 	defer f.close()
 	for i, t := range tars {
 		d := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%064x", sha256.Sum256(append([]byte{byte(i)}, t...)))}
-		if err := f.applyLayer(ctx, d, v1.Hash{}, bytes.NewReader(t)); err != nil {
+		if err := f.applyLayer(ctx, d, bytes.NewReader(t)); err != nil {
 			return nil, err
 		}
 	}

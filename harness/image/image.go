@@ -10,20 +10,23 @@
 //	PATH                          an existing OCI layout dir or docker archive
 //
 // Open resolves the ref to a digest once; everything after it reads by
-// digest, so what gets tested is exactly what Digest names.
+// digest, so what gets tested is exactly what Digest names. No byte is
+// taken on trust, from any source: indexes, manifests and configs are
+// checked against the descriptors that name them, layer blobs against
+// their digest and size as they are read and their content against the
+// config's diff_ids; a mismatch is an *IntegrityError naming the blob.
+// Registries are reached through harness/registry (WithRegistry).
 package image
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"net/http"
 	"strings"
+	"sync"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/hilproject/hil/harness/registry"
 )
 
 // Image is one platform's image of an artifact pinned by digest.
@@ -39,7 +42,10 @@ type Image struct {
 	Platform       v1.Platform
 	// Config is the image's runtime config (entrypoint, cmd, env, ...).
 	Config v1.Config
-	// Image gives access to the layers and raw manifest.
+	// Image gives access to the layers and raw manifest. Its manifest and
+	// config were checked against their digests when the Image was made;
+	// its layers are checked as they are read (a mismatch is an
+	// *IntegrityError instead of the final io.EOF).
 	Image v1.Image
 
 	// Report is what the last RootFS call left out (device nodes, setuid
@@ -61,45 +67,41 @@ type Artifact struct {
 	// is a single-platform image.
 	Digest v1.Hash
 
-	index  v1.ImageIndex // nil for a single manifest
-	single v1.Image      // set when index is nil
-	plats  []platformImage
-	opts   options
+	index v1.ImageIndex // nil for a single manifest
+	plats []platformImage
+	src   origin
+	opts  options
 }
 
+// platformImage is one platform's manifest as the index (or the pin) names
+// it; load returns it verified against desc.
 type platformImage struct {
 	platform v1.Platform
-	digest   v1.Hash
-	load     func() (v1.Image, error)
+	desc     v1.Descriptor
+	load     func() (*verifiedImage, error)
 }
 
 // Option configures Open, RootFS and Flatten.
 type Option func(*options)
 
 type options struct {
-	keychain  authn.Keychain
-	insecure  bool
+	registry  *registry.Client
 	maxRootFS int64
 	maxFile   int64
-	transport http.RoundTripper
 }
 
 func makeOptions(opts []Option) options {
-	o := options{keychain: authn.DefaultKeychain, maxRootFS: DefaultMaxRootFSBytes, maxFile: DefaultMaxFileBytes}
+	o := options{maxRootFS: DefaultMaxRootFSBytes, maxFile: DefaultMaxFileBytes}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	return o
 }
 
-// WithKeychain sets where registry credentials come from. The default is
-// authn.DefaultKeychain: the user's Docker config ($DOCKER_CONFIG or
-// ~/.docker/config.json, including credential helpers).
-func WithKeychain(k authn.Keychain) Option { return func(o *options) { o.keychain = k } }
-
-// WithInsecure talks plain HTTP to the registry. Meant for registries on
-// loopback (tests, a local mirror); never use it across a network.
-func WithInsecure() Option { return func(o *options) { o.insecure = true } }
+// WithRegistry sets how registries are reached: credentials, plain HTTP
+// for loopback registries (registry.WithInsecure), transport and retries.
+// The default is registry.New(): the Docker keychain, HTTPS.
+func WithRegistry(c *registry.Client) Option { return func(o *options) { o.registry = c } }
 
 // WithMaxRootFSBytes caps the uncompressed bytes read from all layers when
 // flattening (default DefaultMaxRootFSBytes; n <= 0 means the default).
@@ -108,10 +110,6 @@ func WithMaxRootFSBytes(n int64) Option { return func(o *options) { o.maxRootFS 
 // WithMaxFileBytes caps the size of any single file in the rootfs (default
 // DefaultMaxFileBytes; n <= 0 means the default).
 func WithMaxFileBytes(n int64) Option { return func(o *options) { o.maxFile = n } }
-
-// WithTransport sets the HTTP transport for registry access (retries are
-// still added on top).
-func WithTransport(t http.RoundTripper) Option { return func(o *options) { o.transport = t } }
 
 // Platforms lists the platforms the artifact has, in index order
 // (attestation entries such as unknown/unknown are left out).
@@ -124,6 +122,8 @@ func (a *Artifact) Platforms() []v1.Platform {
 }
 
 // Index returns the image index, or nil for a single-manifest artifact.
+// It is the source's own: images read through it are not verified (use
+// Image for that).
 func (a *Artifact) Index() v1.ImageIndex { return a.index }
 
 // Image returns the image for one platform, e.g. "linux/arm/v7". The
@@ -156,21 +156,14 @@ func (a *Artifact) Image(platform string) (*Image, error) {
 	}
 	img, err := pick.load()
 	if err != nil {
-		return nil, fmt.Errorf("image %s: loading the %s manifest %s: %w", a.Ref, pick.platform, pick.digest, err)
-	}
-	if err := verifyImage(img, pick.digest); err != nil {
-		return nil, fmt.Errorf("image %s (%s): %w", a.Ref, pick.platform, err)
-	}
-	cf, err := rawConfig(img)
-	if err != nil {
-		return nil, fmt.Errorf("image %s (%s): reading its config: %w", a.Ref, pick.platform, err)
+		return nil, fmt.Errorf("image %s: loading the %s manifest %s: %w", a.Ref, pick.platform, pick.desc.Digest, err)
 	}
 	return &Image{
 		Ref:            a.Ref,
 		Digest:         a.Digest,
-		ManifestDigest: pick.digest,
+		ManifestDigest: pick.desc.Digest,
 		Platform:       pick.platform,
-		Config:         cf.Config,
+		Config:         img.config.Config,
 		Image:          img,
 		opts:           a.opts,
 	}, nil
@@ -207,44 +200,10 @@ func platformMatches(want, have v1.Platform) bool {
 	return want.OSVersion == "" || want.OSVersion == have.OSVersion
 }
 
-// verifyImage checks that the manifest bytes hash to the digest that named
-// them and the config to what the manifest names: sources read from disk
-// (a layout dir, an archive) are not verified by go-containerregistry.
-func verifyImage(img v1.Image, want v1.Hash) error {
-	raw, err := img.RawManifest()
-	if err != nil {
-		return fmt.Errorf("reading the manifest: %w", err)
-	}
-	if want.Algorithm == "sha256" {
-		if got := sha256Hex(raw); got != want.Hex {
-			return fmt.Errorf("manifest content is sha256:%s, expected %s (corrupt or tampered)", got, want)
-		}
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		return fmt.Errorf("parsing the manifest: %w", err)
-	}
-	rawCfg, err := img.RawConfigFile()
-	if err != nil {
-		return fmt.Errorf("reading the config: %w", err)
-	}
-	if m.Config.Digest.Algorithm == "sha256" {
-		if got := sha256Hex(rawCfg); got != m.Config.Digest.Hex {
-			return fmt.Errorf("config content is sha256:%s, expected %s (corrupt or tampered)", got, m.Config.Digest)
-		}
-	}
-	return nil
-}
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
 // platformsOfIndex lists the image manifests of an index (nested indexes
-// are followed) with their platforms; a descriptor without a platform gets
-// it from the image config.
-func platformsOfIndex(ctx context.Context, idx v1.ImageIndex) ([]platformImage, error) {
+// are followed, each checked against its descriptor) with their platforms;
+// a descriptor without a platform gets it from the image config.
+func platformsOfIndex(ctx context.Context, idx v1.ImageIndex, src origin) ([]platformImage, error) {
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return nil, fmt.Errorf("reading the index manifest: %w", err)
@@ -257,48 +216,75 @@ func platformsOfIndex(ctx context.Context, idx v1.ImageIndex) ([]platformImage, 
 		d := d
 		switch {
 		case d.MediaType.IsIndex():
-			child, err := idx.ImageIndex(d.Digest)
+			child, err := openIndex(idx, d, src)
 			if err != nil {
-				return nil, fmt.Errorf("opening nested index %s: %w", d.Digest, err)
+				return nil, err
 			}
-			sub, err := platformsOfIndex(ctx, child)
+			sub, err := platformsOfIndex(ctx, child, src)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, sub...)
 		case d.MediaType.IsImage():
-			load := func() (v1.Image, error) { return idx.Image(d.Digest) }
+			load := func() (*verifiedImage, error) {
+				img, err := idx.Image(d.Digest)
+				if err != nil {
+					if ie := fromLowerCheck(err, "manifest", d, src); ie != err {
+						return nil, ie
+					}
+					return nil, fmt.Errorf("opening manifest %s from %s: %w", d.Digest, src, err)
+				}
+				return verify(img, d, src)
+			}
 			var p v1.Platform
 			if d.Platform != nil {
 				p = *d.Platform
 			} else {
 				img, err := load()
 				if err != nil {
-					return nil, fmt.Errorf("opening manifest %s: %w", d.Digest, err)
+					return nil, err
 				}
-				cf, err := rawConfig(img)
-				if err != nil {
-					return nil, fmt.Errorf("reading the config of manifest %s: %w", d.Digest, err)
-				}
-				p = configPlatform(cf)
+				p = configPlatform(img.config)
 			}
 			if p.OS == "unknown" || p.Architecture == "unknown" {
 				continue // buildx attestations
 			}
-			out = append(out, platformImage{platform: p, digest: d.Digest, load: load})
+			out = append(out, platformImage{platform: p, desc: d, load: onceImage(load)})
 		}
 	}
 	return out, nil
 }
 
-// rawConfig parses the config bytes themselves: the daemon source's
-// ConfigFile() is rebuilt from `docker inspect` and loses the variant.
-func rawConfig(img v1.Image) (*v1.ConfigFile, error) {
-	raw, err := img.RawConfigFile()
+// openIndex opens the child index d of idx and checks its bytes against d.
+func openIndex(idx v1.ImageIndex, d v1.Descriptor, src origin) (v1.ImageIndex, error) {
+	child, err := idx.ImageIndex(d.Digest)
 	if err != nil {
+		if ie := fromLowerCheck(err, "index", d, src); ie != err {
+			return nil, ie
+		}
+		return nil, fmt.Errorf("opening index %s from %s: %w", d.Digest, src, err)
+	}
+	raw, err := child.RawManifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading index %s from %s: %w", d.Digest, src, err)
+	}
+	if err := checkBlob(raw, d, "index", src); err != nil {
 		return nil, err
 	}
-	return v1.ParseConfigFile(bytes.NewReader(raw))
+	return child, nil
+}
+
+// onceImage verifies an image once however often it is asked for.
+func onceImage(load func() (*verifiedImage, error)) func() (*verifiedImage, error) {
+	var (
+		once sync.Once
+		img  *verifiedImage
+		err  error
+	)
+	return func() (*verifiedImage, error) {
+		once.Do(func() { img, err = load() })
+		return img, err
+	}
 }
 
 func configPlatform(cf *v1.ConfigFile) v1.Platform {
@@ -308,15 +294,26 @@ func configPlatform(cf *v1.ConfigFile) v1.Platform {
 	return v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
 }
 
-// singlePlatform describes a single-manifest artifact.
-func singlePlatform(img v1.Image) ([]platformImage, v1.Hash, error) {
-	d, err := img.Digest()
+// selfPin is the descriptor of img's manifest as its own bytes give it:
+// for sources whose manifest nothing else names (go-containerregistry
+// makes it up for docker-save archives) and for images built in memory.
+func selfPin(img v1.Image) (v1.Descriptor, error) {
+	raw, err := img.RawManifest()
 	if err != nil {
-		return nil, v1.Hash{}, fmt.Errorf("computing the manifest digest: %w", err)
+		return v1.Descriptor{}, fmt.Errorf("reading the manifest: %w", err)
 	}
-	cf, err := rawConfig(img)
+	h, _ := hashBytes("sha256", raw)
+	mt, _ := img.MediaType()
+	return v1.Descriptor{MediaType: mt, Digest: h, Size: int64(len(raw))}, nil
+}
+
+// singlePlatform verifies a single-manifest artifact against pin and
+// describes it.
+func singlePlatform(img v1.Image, pin v1.Descriptor, src origin) ([]platformImage, *verifiedImage, error) {
+	vi, err := verify(img, pin, src)
 	if err != nil {
-		return nil, v1.Hash{}, fmt.Errorf("reading the config: %w", err)
+		return nil, nil, err
 	}
-	return []platformImage{{platform: configPlatform(cf), digest: d, load: func() (v1.Image, error) { return img, nil }}}, d, nil
+	load := func() (*verifiedImage, error) { return vi, nil }
+	return []platformImage{{platform: configPlatform(vi.config), desc: pin, load: load}}, vi, nil
 }

@@ -2,48 +2,64 @@ package image
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/hilproject/hil/internal/cache"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/hilproject/hil/internal/cache"
 )
 
-// RootFS flattens the image into the cache, keyed by manifest digest, and
-// returns the rootfs dir. Treat it as read-only: other runs share it.
+// RootFS flattens the image into the cache and returns the rootfs dir.
+// Treat it as read-only: other runs share it.
+//
+// A cache entry is keyed by the chain of the layers' diff_ids (Docker's
+// ChainID) and records them; an entry is used only when its record names
+// exactly the diff_ids of this image's verified config. It enters the
+// cache only after every layer was read to its end and checked against
+// its digest, size and diff_id, so bytes that are not what the image pins
+// can never be cached, and no source (a tampered layout, say) can poison
+// what another (the registry the gate pulls from) reads: the same diff_ids
+// are the same rootfs, whatever the source.
 //
 // The flatten goes into a temp dir beside the final one and is renamed
 // into place only when complete, so a concurrent caller either waits for
 // the lock or sees the finished dir, never a half-written one; a failed
-// flatten leaves nothing behind.
+// flatten leaves nothing behind, lock file included.
 func (i *Image) RootFS(ctx context.Context) (string, error) {
+	vi, err := verifiedOf(i.Image)
+	if err != nil {
+		return "", fmt.Errorf("image %s (%s): %w", i.Ref, i.Platform, err)
+	}
 	base, err := cache.Dir("rootfs")
 	if err != nil {
 		return "", err
 	}
-	key := i.ManifestDigest.Algorithm + "-" + i.ManifestDigest.Hex
-	if i.ManifestDigest.Hex == "" {
-		return "", fmt.Errorf("image %s: no manifest digest to key the rootfs cache with", i.Ref)
-	}
+	rec := cacheRecord{DiffIDs: vi.diffIDs(), Manifest: vi.desc.Digest.String(), Source: vi.src.String()}
+	key := chainKey(rec.DiffIDs)
 	final := filepath.Join(base, key)
 	rootfs := filepath.Join(final, "rootfs")
-	if r, ok := readCached(final); ok {
+	if r, ok := readCached(final, rec.DiffIDs); ok {
 		i.Report = r
 		return rootfs, nil
 	}
 
 	unlock, err := lockFile(ctx, final+".lock")
 	if err != nil {
-		return "", fmt.Errorf("image %s: waiting for the rootfs cache lock: %w", i.Ref, err)
+		return "", fmt.Errorf("image %s: waiting for the rootfs cache lock %s.lock: %w", i.Ref, final, err)
 	}
 	defer unlock()
-	if r, ok := readCached(final); ok { // flattened by someone else meanwhile
+	if r, ok := readCached(final, rec.DiffIDs); ok { // flattened by someone else meanwhile
 		i.Report = r
 		return rootfs, nil
 	}
@@ -60,25 +76,32 @@ func (i *Image) RootFS(ctx context.Context) (string, error) {
 		}
 	}()
 	opts := i.opts
-	rep, err := Flatten(ctx, i.Image, filepath.Join(tmp, "rootfs"), func(o *options) { *o = opts })
+	rep, err := Flatten(ctx, vi, filepath.Join(tmp, "rootfs"), func(o *options) { *o = opts })
 	if err != nil {
 		return "", fmt.Errorf("image %s (%s, manifest %s): flattening: %w", i.Ref, i.Platform, i.ManifestDigest, err)
 	}
-	data, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "report.json"), data, 0o644); err != nil {
+	if err := writeJSON(filepath.Join(tmp, "report.json"), rep); err != nil {
 		return "", fmt.Errorf("image %s: writing the flatten report: %w", i.Ref, err)
+	}
+	if err := writeJSON(filepath.Join(tmp, recordFile), rec); err != nil {
+		return "", fmt.Errorf("image %s: writing the cache record: %w", i.Ref, err)
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return "", err
 	}
-	if err := os.Rename(tmp, final); err != nil {
-		if r, cached := readCached(final); cached { // another process without our lock (older hil) won
+	// An entry that is there but was not usable (its record does not name
+	// these diff_ids, or it has none: planted, or left by an older hil) is
+	// moved aside and removed, never merged with.
+	if _, err := os.Lstat(final); err == nil {
+		if r, ok := readCached(final, rec.DiffIDs); ok { // a good entry after all: keep it
 			i.Report = r
 			return rootfs, nil
 		}
+		if err := discardEntry(base, key, final); err != nil {
+			return "", fmt.Errorf("image %s: removing the unusable cache entry %s: %w", i.Ref, final, err)
+		}
+	}
+	if err := os.Rename(tmp, final); err != nil {
 		return "", fmt.Errorf("image %s: moving the rootfs into the cache: %w", i.Ref, err)
 	}
 	ok = true
@@ -86,10 +109,59 @@ func (i *Image) RootFS(ctx context.Context) (string, error) {
 	return rootfs, nil
 }
 
-// readCached reports whether final is a complete cache entry: the rename
-// is the commit point, and report.json is written before it.
-func readCached(final string) (*Report, bool) {
-	data, err := os.ReadFile(filepath.Join(final, "report.json"))
+// recordFile names what a cache entry is: written before the entry is
+// renamed into place.
+const recordFile = "verified.json"
+
+// cacheRecord binds a cache entry to the verified layers it was made of.
+type cacheRecord struct {
+	// DiffIDs are the layers' diff_ids in order, from the config that was
+	// checked against the manifest; every layer's stream matched its own.
+	DiffIDs []v1.Hash `json:"diff_ids"`
+	// Manifest and Source say which image first made the entry (for
+	// people reading the cache; not part of the binding).
+	Manifest string `json:"manifest"`
+	Source   string `json:"source"`
+}
+
+// chainKey is the cache key for a chain of layers: Docker's ChainID
+// (chain(1) = diff_id(1); chain(n) = sha256(chain(n-1) + " " +
+// diff_id(n))), so the key changes with any layer and with their order.
+func chainKey(diffIDs []v1.Hash) string {
+	chain := ""
+	for i, d := range diffIDs {
+		if i == 0 {
+			chain = d.String()
+			continue
+		}
+		s := sha256.Sum256([]byte(chain + " " + d.String()))
+		chain = "sha256:" + hex.EncodeToString(s[:])
+	}
+	if chain == "" {
+		s := sha256.Sum256(nil)
+		chain = "sha256:" + hex.EncodeToString(s[:])
+	}
+	return "chain-" + strings.Replace(chain, ":", "-", 1)
+}
+
+// readCached reports whether final is a complete cache entry of exactly
+// these diff_ids: the rename is the commit point, and the record and the
+// report are written before it.
+func readCached(final string, diffIDs []v1.Hash) (*Report, bool) {
+	data, err := os.ReadFile(filepath.Join(final, recordFile))
+	if err != nil {
+		return nil, false
+	}
+	var rec cacheRecord
+	if json.Unmarshal(data, &rec) != nil || len(rec.DiffIDs) != len(diffIDs) {
+		return nil, false
+	}
+	for i := range diffIDs {
+		if rec.DiffIDs[i] != diffIDs[i] {
+			return nil, false
+		}
+	}
+	data, err = os.ReadFile(filepath.Join(final, "report.json"))
 	if err != nil {
 		return nil, false
 	}
@@ -100,44 +172,130 @@ func readCached(final string) (*Report, bool) {
 	return &r, true
 }
 
-// lockFile takes an exclusive flock, polling so that ctx can end the wait.
-func lockFile(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o644)
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+	return os.WriteFile(path, data, 0o644)
+}
+
+// discardEntry moves an unusable entry into a temp dir (one rename, so
+// nobody sees it half-removed) and removes it; a crash in between leaves a
+// .tmp- dir that removeStaleTemps collects.
+func discardEntry(base, key, final string) error {
+	aside, err := os.MkdirTemp(base, ".tmp-"+key+"-discarded-")
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(final, filepath.Join(aside, "entry")); err != nil {
+		os.Remove(aside)
+		return err
+	}
+	return removeTree(aside)
+}
+
+// removeTree removes a tree a flatten wrote, whose directory modes may
+// forbid writing (0555 dirs of the image).
+func removeTree(dir string) error {
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o700)
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
+		return nil
+	})
+	return os.RemoveAll(dir)
+}
+
+// lockFile takes an exclusive flock on path, polling so that ctx can end
+// the wait. The returned unlock removes the file before it lets go, so no
+// lock file is left behind on any path. That is safe because a waiter
+// that gets the lock checks that path still names the file it locked
+// (same device and inode); if the holder removed it meanwhile, the waiter
+// starts again with a new file, so two holders can never both believe
+// they hold the lock.
+func lockFile(ctx context.Context, path string) (func(), error) {
+	for {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		if err := flockWait(ctx, f); err != nil {
 			f.Close()
 			return nil, err
 		}
+		var held, now unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Lstat(path, &now) == nil &&
+			held.Dev == now.Dev && held.Ino == now.Ino {
+			return func() {
+				os.Remove(path)
+				unix.Flock(int(f.Fd()), unix.LOCK_UN)
+				f.Close()
+			}, nil
+		}
+		// The holder before us removed (or replaced) the file: ours is
+		// no longer the lock.
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		f.Close()
+	}
+}
+
+func flockWait(ctx context.Context, f *os.File) error {
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return err
+		}
 		select {
 		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
 // removeStaleTemps deletes temp dirs of flattens that were killed (a
-// finished or failed flatten removes its own). Only old ones: a live
-// flatten of another digest may be writing its temp dir right now.
+// finished or failed flatten removes its own), and the empty lock files
+// older hil versions left beside every entry. Only old ones: a live
+// flatten of another digest may be writing its temp dir right now, and a
+// lock file is removed only while holding its lock.
 func removeStaleTemps(base string) {
 	ents, err := os.ReadDir(base)
 	if err != nil {
 		return
 	}
 	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), ".tmp-") {
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < 6*time.Hour {
 			continue
 		}
-		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > 6*time.Hour {
-			os.RemoveAll(filepath.Join(base, e.Name()))
+		p := filepath.Join(base, e.Name())
+		switch {
+		case strings.HasPrefix(e.Name(), ".tmp-"):
+			removeTree(p)
+		case strings.HasSuffix(e.Name(), ".lock") && info.Mode().IsRegular():
+			removeIdleLock(p)
 		}
 	}
+}
+
+// removeIdleLock removes a lock file nobody holds, under its own lock
+// (see lockFile for why that is safe).
+func removeIdleLock(path string) {
+	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return
+	}
+	var held, now unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &held) == nil && unix.Lstat(path, &now) == nil && held.Dev == now.Dev && held.Ino == now.Ino {
+		os.Remove(path)
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
 }

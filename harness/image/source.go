@@ -1,14 +1,16 @@
 package image
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
+	pathpkg "path"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -17,9 +19,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/daemon"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/moby/moby/client"
+
+	"github.com/hilproject/hil/harness/registry"
 )
 
 // Open resolves ref (see the package doc for the forms) to a digest and
@@ -38,7 +42,7 @@ func Open(ctx context.Context, ref string, opts ...Option) (*Artifact, error) {
 	case "docker-daemon":
 		a, err = openDaemon(ctx, ref, rest)
 	case "registry":
-		a, err = openRemote(ctx, ref, rest, o)
+		a, err = openRemote(ctx, ref, rest, o.registry)
 	default:
 		err = fmt.Errorf("image %s: unknown source kind %q", ref, kind)
 	}
@@ -74,6 +78,9 @@ func openLayout(ctx context.Context, ref, rest string) (*Artifact, error) {
 	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
 		return nil, fmt.Errorf("image %s: expected an OCI layout dir (with an oci-layout file) at %s: %w", ref, dir, err)
 	}
+	src := origin{kind: "oci layout", where: dir}
+	// index.json is the root: nothing names it, so it pins everything
+	// below it (unless the ref pins one of its entries by digest).
 	top, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: reading %s/index.json: %w", ref, dir, err)
@@ -97,12 +104,16 @@ func openLayout(ctx context.Context, ref, rest string) (*Artifact, error) {
 		if pick == nil {
 			// A platform manifest's digest (as `hil image inspect --rootfs`
 			// prints it) pins that one image of a nested index.
-			if img := findNestedImage(top, im.Manifests, h); img != nil {
-				plats, d, err := singlePlatform(img)
+			img, d, err := findNestedImage(top, im.Manifests, h, src)
+			if err != nil {
+				return nil, fmt.Errorf("image %s: %w", ref, err)
+			}
+			if img != nil {
+				plats, _, err := singlePlatform(img, d, src)
 				if err != nil {
 					return nil, fmt.Errorf("image %s: %w", ref, err)
 				}
-				return &Artifact{Digest: d, single: img, plats: plats}, nil
+				return &Artifact{Digest: d.Digest, plats: plats, src: src}, nil
 			}
 			return nil, fmt.Errorf("image %s: index.json has no entry %s; it has %s", ref, h, describeDescs(im.Manifests))
 		}
@@ -123,67 +134,64 @@ func openLayout(ctx context.Context, ref, rest string) (*Artifact, error) {
 		if err != nil {
 			return nil, fmt.Errorf("image %s: hashing index.json: %w", ref, err)
 		}
-		plats, err := platformsOfIndex(ctx, top)
+		plats, err := platformsOfIndex(ctx, top, src)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", ref, err)
 		}
-		return &Artifact{Digest: h, index: top, plats: plats}, nil
+		return &Artifact{Digest: h, index: top, plats: plats, src: src}, nil
 	}
 	switch {
 	case pick.MediaType.IsIndex():
-		idx, err := top.ImageIndex(pick.Digest)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: opening index %s: %w", ref, pick.Digest, err)
-		}
-		raw, err := idx.RawManifest()
-		if err != nil {
-			return nil, fmt.Errorf("image %s: reading index %s: %w", ref, pick.Digest, err)
-		}
-		if got := sha256Hex(raw); pick.Digest.Algorithm == "sha256" && got != pick.Digest.Hex {
-			return nil, fmt.Errorf("image %s: index content is sha256:%s, expected %s (corrupt or tampered)", ref, got, pick.Digest)
-		}
-		plats, err := platformsOfIndex(ctx, idx)
+		idx, err := openIndex(top, *pick, src)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", ref, err)
 		}
-		return &Artifact{Digest: pick.Digest, index: idx, plats: plats}, nil
+		plats, err := platformsOfIndex(ctx, idx, src)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", ref, err)
+		}
+		return &Artifact{Digest: pick.Digest, index: idx, plats: plats, src: src}, nil
 	case pick.MediaType.IsImage():
 		img, err := top.Image(pick.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: opening manifest %s: %w", ref, pick.Digest, err)
 		}
-		plats, d, err := singlePlatform(img)
+		plats, _, err := singlePlatform(img, *pick, src)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", ref, err)
 		}
-		return &Artifact{Digest: d, single: img, plats: plats}, nil
+		return &Artifact{Digest: pick.Digest, plats: plats, src: src}, nil
 	default:
 		return nil, fmt.Errorf("image %s: entry %s has media type %s, expected an image or an index", ref, pick.Digest, pick.MediaType)
 	}
 }
 
-func findNestedImage(top v1.ImageIndex, ds []v1.Descriptor, h v1.Hash) v1.Image {
+// findNestedImage finds the image manifest h in an index that index.json
+// names, with its descriptor there; each index on the way is checked.
+func findNestedImage(top v1.ImageIndex, ds []v1.Descriptor, h v1.Hash, src origin) (v1.Image, v1.Descriptor, error) {
 	for _, d := range ds {
 		if !d.MediaType.IsIndex() {
 			continue
 		}
-		idx, err := top.ImageIndex(d.Digest)
+		idx, err := openIndex(top, d, src)
 		if err != nil {
-			continue
+			return nil, v1.Descriptor{}, err
 		}
 		im, err := idx.IndexManifest()
 		if err != nil {
-			continue
+			return nil, v1.Descriptor{}, fmt.Errorf("parsing index %s from %s: %w", d.Digest, src, err)
 		}
 		for _, c := range im.Manifests {
 			if c.Digest == h && c.MediaType.IsImage() {
-				if img, err := idx.Image(h); err == nil {
-					return img
+				img, err := idx.Image(h)
+				if err != nil {
+					return nil, v1.Descriptor{}, fmt.Errorf("opening manifest %s from %s: %w", h, src, err)
 				}
+				return img, c, nil
 			}
 		}
 	}
-	return nil
+	return nil, v1.Descriptor{}, nil
 }
 
 func describeDescs(ds []v1.Descriptor) string {
@@ -229,19 +237,21 @@ func openArchive(_ context.Context, ref, rest string) (*Artifact, error) {
 		tags = append(tags, d.RepoTags...)
 	}
 	var t *name.Tag
+	entry := -1
 	switch {
 	case tag != "":
 		parsed, err := name.NewTag(tag)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: tag %q: %w", ref, tag, err)
 		}
-		found := false
-		for _, rt := range tags {
-			if p, err := name.NewTag(rt); err == nil && p.Name() == parsed.Name() {
-				found = true
+		for i, d := range m {
+			for _, rt := range d.RepoTags {
+				if p, err := name.NewTag(rt); err == nil && p.Name() == parsed.Name() && entry < 0 {
+					entry = i
+				}
 			}
 		}
-		if !found {
+		if entry < 0 {
 			return nil, fmt.Errorf("image %s: %s has no image tagged %s; it has %s", ref, path, tag, listOrNone(tags))
 		}
 		t = &parsed
@@ -249,16 +259,117 @@ func openArchive(_ context.Context, ref, rest string) (*Artifact, error) {
 		return nil, fmt.Errorf("image %s: %s holds no images", ref, path)
 	case len(m) > 1:
 		return nil, fmt.Errorf("image %s: %s holds %d images; pick one with docker-archive:%s:TAG, tags: %s", ref, path, len(m), path, listOrNone(tags))
+	default:
+		entry = 0
+	}
+	src, err := archiveOrigin(path, m[entry])
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", ref, err)
 	}
 	img, err := tarball.ImageFromPath(path, t)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: opening the image in %s: %w", ref, path, err)
 	}
-	plats, d, err := singlePlatform(img)
+	// A docker-save archive holds no manifest: go-containerregistry makes
+	// one up from the content, so it pins nothing by itself. What pins the
+	// image is the config's name in manifest.json (its digest) and, through
+	// the config, the layers' diff_ids.
+	pin, err := selfPin(img)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", ref, err)
 	}
-	return &Artifact{Digest: d, single: img, plats: plats}, nil
+	plats, _, err := singlePlatform(img, pin, src)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", ref, err)
+	}
+	return &Artifact{Digest: pin.Digest, plats: plats, src: src}, nil
+}
+
+// archiveOrigin reads what a docker-save manifest.json entry pins: the
+// config's digest and the layers' digests where their file names are
+// content addresses (sha256:HEX, HEX.json, blobs/sha256/HEX, HEX.tar.gz),
+// and whether the layers are stored as plain tars (the engine's own
+// `docker save`) or compressed (archives written by go-containerregistry).
+func archiveOrigin(path string, d tarball.Descriptor) (origin, error) {
+	src := origin{kind: "docker-archive", where: path}
+	src.configName = nameDigest(d.Config)
+	if src.configName.Hex == "" {
+		return src, fmt.Errorf("%s: manifest.json names the config %q, expected its digest (sha256:HEX, HEX.json or blobs/sha256/HEX): without it nothing pins the image", path, d.Config)
+	}
+	for _, l := range d.Layers {
+		src.layerNames = append(src.layerNames, nameDigest(l))
+	}
+	if len(d.Layers) > 0 {
+		compressed, err := archiveEntryCompressed(path, d.Layers[0])
+		if err != nil {
+			return src, err
+		}
+		// The same choice go-containerregistry makes from the first layer.
+		src.tarLayers = !compressed
+	}
+	return src, nil
+}
+
+var hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// nameDigest is the sha256 digest an archive entry's name gives, or zero.
+func nameDigest(name string) v1.Hash {
+	n := strings.TrimPrefix(name, "sha256:")
+	n = strings.TrimPrefix(n, "blobs/sha256/")
+	for _, ext := range []string{".json", ".tar.gz"} {
+		n = strings.TrimSuffix(n, ext)
+	}
+	if !hexDigest.MatchString(n) {
+		return v1.Hash{}
+	}
+	return v1.Hash{Algorithm: "sha256", Hex: n}
+}
+
+// archiveEntryCompressed reports whether the archive entry name (a layer)
+// starts with gzip or zstd magic. Links inside the archive are followed a
+// few times, as the engine writes them for docker-save compatibility.
+func archiveEntryCompressed(path, name string) (bool, error) {
+	for hops := 0; hops < 8; hops++ {
+		f, err := os.Open(path)
+		if err != nil {
+			return false, err
+		}
+		tr := tar.NewReader(f)
+		var link string
+		found := false
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				f.Close()
+				return false, fmt.Errorf("%s: reading the archive: %w", path, err)
+			}
+			if pathpkg.Clean(h.Name) != pathpkg.Clean(name) {
+				continue
+			}
+			found = true
+			if h.Typeflag == tar.TypeSymlink || h.Typeflag == tar.TypeLink {
+				link = h.Linkname
+				if h.Typeflag == tar.TypeSymlink {
+					link = pathpkg.Join(pathpkg.Dir(name), link)
+				}
+				break
+			}
+			head := make([]byte, 4)
+			n, _ := io.ReadFull(tr, head)
+			f.Close()
+			head = head[:n]
+			return bytes.HasPrefix(head, gzipMagic) || bytes.HasPrefix(head, zstdMagic), nil
+		}
+		f.Close()
+		if !found {
+			return false, fmt.Errorf("%s: manifest.json names layer %s, but the archive has no such entry", path, name)
+		}
+		name = link
+	}
+	return false, fmt.Errorf("%s: layer entry %s: too many links", path, name)
 }
 
 func listOrNone(s []string) string {
@@ -296,54 +407,44 @@ func openDaemon(ctx context.Context, ref, rest string) (*Artifact, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image %s: the Docker daemon has no image %s: %w", ref, r, err)
 	}
-	plats, d, err := singlePlatform(img)
+	// The engine's image ID is the config's digest: it pins the config,
+	// and the config pins the layers (`docker save` writes plain tars).
+	id, err := img.ConfigName()
+	if err != nil {
+		return nil, fmt.Errorf("image %s: asking the Docker daemon for its image ID: %w", ref, err)
+	}
+	src := origin{kind: "docker-daemon", where: r.String(), tarLayers: true, configName: id}
+	pin, err := selfPin(img)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: reading it from the Docker daemon: %w", ref, err)
 	}
-	return &Artifact{Digest: d, single: img, plats: plats}, nil
-}
-
-// registryBackoff retries 5xx, 429 and timeouts a few times: a registry
-// in CI restarting for a second should not fail a gate run.
-var registryBackoff = remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 4}
-
-func remoteOptions(ctx context.Context, o options) []remote.Option {
-	tr := o.transport
-	if tr == nil {
-		tr = &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: 30 * time.Second,
-			IdleConnTimeout:       90 * time.Second,
-			MaxIdleConnsPerHost:   8,
-			ForceAttemptHTTP2:     true,
-		}
-	}
-	return []remote.Option{
-		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(o.keychain),
-		remote.WithTransport(tr),
-		remote.WithRetryBackoff(registryBackoff),
-		remote.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests,
-			http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),
-		remote.WithUserAgent("hil"),
-	}
-}
-
-func openRemote(ctx context.Context, ref, rest string, o options) (*Artifact, error) {
-	var nopts []name.Option
-	if o.insecure {
-		nopts = append(nopts, name.Insecure)
-	}
-	r, err := name.ParseReference(rest, nopts...)
+	plats, _, err := singlePlatform(img, pin, src)
 	if err != nil {
+		return nil, fmt.Errorf("image %s: reading it from the Docker daemon: %w", ref, err)
+	}
+	return &Artifact{Digest: pin.Digest, plats: plats, src: src}, nil
+}
+
+func openRemote(ctx context.Context, ref, rest string, reg *registry.Client) (*Artifact, error) {
+	// The plain-HTTP rule is applied here, before anything is sent.
+	r, err := reg.ParseReference(rest)
+	if err != nil {
+		var perr *registry.PlainHTTPError
+		if errors.As(err, &perr) {
+			return nil, fmt.Errorf("image %s: %w", ref, err)
+		}
 		return nil, fmt.Errorf("image %s: expected a registry reference HOST/REPO:TAG or HOST/REPO@sha256:..., or oci:DIR, docker-archive:FILE, docker-daemon:NAME: %w", ref, err)
 	}
-	ropts := remoteOptions(ctx, o)
-	desc, err := remote.Get(r, ropts...)
+	src := origin{kind: "registry", where: r.Context().Name()}
+	desc, err := remote.Get(r, reg.Remote(ctx)...)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: resolving it at registry %s: %w", ref, r.Context().RegistryStr(), explainRemote(err))
+		return nil, fmt.Errorf("image %s: resolving it at registry %s: %w", ref, r.Context().RegistryStr(), registry.Explain(err))
+	}
+	// go-containerregistry checks what the registry sent against the
+	// digest it asked for or the one the registry claimed; so do we, with
+	// the size, before anything of it is used.
+	if err := checkBlob(desc.Manifest, desc.Descriptor, manifestKind(desc.MediaType), src); err != nil {
+		return nil, fmt.Errorf("image %s: %w", ref, err)
 	}
 	// From here on everything is fetched by digest.
 	pinned := r.Context().Digest(desc.Digest.String())
@@ -351,46 +452,31 @@ func openRemote(ctx context.Context, ref, rest string, o options) (*Artifact, er
 	case desc.MediaType.IsIndex():
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return nil, fmt.Errorf("image %s: reading index %s: %w", ref, pinned, explainRemote(err))
+			return nil, fmt.Errorf("image %s: reading index %s: %w", ref, pinned, registry.Explain(err))
 		}
-		plats, err := platformsOfIndex(ctx, idx)
+		plats, err := platformsOfIndex(ctx, idx, src)
 		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", ref, explainRemote(err))
+			return nil, fmt.Errorf("image %s: %w", ref, registry.Explain(err))
 		}
-		return &Artifact{Digest: desc.Digest, index: idx, plats: plats}, nil
+		return &Artifact{Digest: desc.Digest, index: idx, plats: plats, src: src}, nil
 	case desc.MediaType.IsImage():
 		img, err := desc.Image()
 		if err != nil {
-			return nil, fmt.Errorf("image %s: reading manifest %s: %w", ref, pinned, explainRemote(err))
+			return nil, fmt.Errorf("image %s: reading manifest %s: %w", ref, pinned, registry.Explain(err))
 		}
-		plats, _, err := singlePlatform(img)
+		plats, _, err := singlePlatform(img, desc.Descriptor, src)
 		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", ref, explainRemote(err))
+			return nil, fmt.Errorf("image %s: %w", ref, registry.Explain(err))
 		}
-		plats[0].digest = desc.Digest
-		return &Artifact{Digest: desc.Digest, single: img, plats: plats}, nil
+		return &Artifact{Digest: desc.Digest, plats: plats, src: src}, nil
 	default:
 		return nil, fmt.Errorf("image %s: %s has media type %s, expected an image or an index", ref, pinned, desc.MediaType)
 	}
 }
 
-// explainRemote adds the likely cause to the errors users hit most.
-func explainRemote(err error) error {
-	var terr *transport.Error
-	if errors.As(err, &terr) {
-		switch terr.StatusCode {
-		case http.StatusUnauthorized, http.StatusForbidden:
-			return fmt.Errorf("%w (the registry refused the credentials: expected a matching entry in $DOCKER_CONFIG/config.json, e.g. after `docker login`)", err)
-		case http.StatusNotFound:
-			return fmt.Errorf("%w (no such repository or tag)", err)
-		}
+func manifestKind(mt types.MediaType) string {
+	if mt.IsIndex() {
+		return "index"
 	}
-	var nerr *net.OpError
-	if errors.As(err, &nerr) {
-		return fmt.Errorf("%w (registry unreachable)", err)
-	}
-	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
-		return fmt.Errorf("%w (a plain-HTTP registry: use --insecure / image.WithInsecure for loopback registries)", err)
-	}
-	return err
+	return "manifest"
 }

@@ -1,7 +1,9 @@
 package image
 
 import (
+	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/hilproject/hil/harness/registry"
 	"github.com/hilproject/hil/internal/testenv"
 )
 
@@ -45,6 +48,9 @@ func testPlatformImage(t testing.TB, p v1.Platform) v1.Image {
 	}
 	return img
 }
+
+// insecure opens loopback registries over plain HTTP, as --insecure does.
+var insecure = WithRegistry(registry.New(registry.WithInsecure()))
 
 var (
 	armv7 = v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}
@@ -335,7 +341,7 @@ func TestOpenRegistry(t *testing.T) {
 	pushIndex(t, reg.Host+"/hil/app:1", idx)
 
 	for _, ref := range []string{reg.Host + "/hil/app:1", "registry:" + reg.Host + "/hil/app@" + mustDigest(t, idx).String()} {
-		a, err := Open(ctxT(t), ref, WithInsecure())
+		a, err := Open(ctxT(t), ref, insecure)
 		if err != nil {
 			t.Fatalf("Open(%s): %v", ref, err)
 		}
@@ -348,7 +354,7 @@ func TestOpenRegistry(t *testing.T) {
 		}
 		checkTwoPlatforms(t, a, idx)
 	}
-	_, err := Open(ctxT(t), reg.Host+"/hil/nothing:1", WithInsecure())
+	_, err := Open(ctxT(t), reg.Host+"/hil/nothing:1", insecure)
 	if err == nil || !strings.Contains(err.Error(), "no such repository or tag") {
 		t.Errorf("expected a not-found error, found %v", err)
 	}
@@ -386,7 +392,7 @@ func TestOpenUnreachableRegistry(t *testing.T) {
 	host := l.Addr().String()
 	l.Close()
 	start := time.Now()
-	_, err = Open(ctxT(t), host+"/hil/app:1", WithInsecure())
+	_, err = Open(ctxT(t), host+"/hil/app:1", insecure)
 	if err == nil || !strings.Contains(err.Error(), "registry unreachable") || !strings.Contains(err.Error(), host) {
 		t.Fatalf("expected a clear unreachable error naming %s, found %v", host, err)
 	}
@@ -448,6 +454,43 @@ func TestOpenDaemon(t *testing.T) {
 	if _, err := Open(ctxT(t), "docker-daemon:hil.local/absent:1"); err == nil || !strings.Contains(err.Error(), "has no image") {
 		t.Errorf("expected a missing-image error, found %v", err)
 	}
+
+	// What the engine's `docker save` writes (plain tar layers, the form
+	// the daemon source reads) is checked against the config's diff_ids:
+	// the same archive with a file added to its layer is refused.
+	saved := filepath.Join(t.TempDir(), "saved.tar")
+	if out, err := exec.CommandContext(ctxT(t), docker, "-H", host, "save", "-o", saved, "hil.local/app:1").CombinedOutput(); err != nil {
+		t.Fatalf("docker save: %v: %s", err, out)
+	}
+	if _, err := Open(ctxT(t), "docker-archive:"+saved); err != nil {
+		t.Fatalf("the engine's own archive: %v", err)
+	}
+	tampered := filepath.Join(t.TempDir(), "tampered.tar")
+	n := 0
+	rewriteArchiveFunc(t, saved, tampered, func(name string, b []byte) []byte {
+		if !strings.HasSuffix(name, "layer.tar") && !strings.HasPrefix(name, "blobs/") || !bytes.Contains(b, []byte("etc/platform")) {
+			return b
+		}
+		n++
+		return appendToTar(t, b, file("etc/tampered", "x\n", 0o644))
+	})
+	if n != 1 {
+		t.Fatalf("expected one layer tar in the engine's archive, found %d", n)
+	}
+	// A fresh cache: the genuine rootfs of these diff_ids is cached above,
+	// and would rightly be used without reading the tampered bytes at all.
+	t.Setenv("HIL_CACHE", t.TempDir())
+	ta, err := Open(ctxT(t), "docker-archive:"+tampered)
+	if err == nil {
+		var ti *Image
+		if ti, err = ta.Image(""); err == nil {
+			_, err = ti.RootFS(ctxT(t))
+		}
+	}
+	var ie *IntegrityError
+	if !errors.As(err, &ie) || ie.Kind != "layer" || !strings.Contains(err.Error(), "diff_id") {
+		t.Fatalf("expected the tampered layer of the engine's archive refused against its diff_id, found %v", err)
+	}
 }
 
 // A registry that answers 503 for a moment (restarting behind a load
@@ -471,7 +514,7 @@ func TestOpenRegistryRetriesServerErrors(t *testing.T) {
 		return true
 	})
 
-	a, err := Open(ctxT(t), host+"/hil/app:1", WithInsecure())
+	a, err := Open(ctxT(t), host+"/hil/app:1", insecure)
 	if err != nil {
 		t.Fatalf("expected the open to survive two 503s, found %v", err)
 	}

@@ -25,6 +25,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/hilproject/hil/harness/registry"
 )
 
 // Verdict is the outcome of one scenario on one target for one platform.
@@ -144,7 +146,8 @@ func WithPlatforms(platforms ...v1.Platform) Option {
 	return func(g *gate) { g.platforms = platforms }
 }
 
-// WithRegistry sets registry access (credentials, --insecure, retries).
+// WithRegistry sets registry access (credentials, plain HTTP for loopback,
+// transport, retries); the default is registry.New().
 func WithRegistry(r *Registry) Option {
 	return func(g *gate) { g.registry = r }
 }
@@ -211,14 +214,7 @@ func ResolveTag(r *Registry, candidate name.Reference, tag string) (name.Tag, er
 	if !strings.ContainsAny(tag, "/:@") {
 		return candidate.Context().Tag(tag), nil
 	}
-	t, err := name.NewTag(tag, append(r.nameOptions(), name.StrictValidation)...)
-	if err != nil {
-		return name.Tag{}, fmt.Errorf("parsing tag %q (want a tag name like latest or host/repo:tag): %w", tag, err)
-	}
-	if err := r.checkInsecure(t.Context().Registry); err != nil {
-		return name.Tag{}, err
-	}
-	return t, nil
+	return r.ParseTag(tag)
 }
 
 // Gate pins ref, tests it with test and, when everything passed, points tag
@@ -236,7 +232,7 @@ func Gate(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (
 		o(g)
 	}
 	if g.registry == nil {
-		g.registry = NewRegistry()
+		g.registry = registry.New()
 	}
 	if test == nil {
 		return nil, errors.New("gate: no test function")
@@ -256,7 +252,7 @@ func Gate(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (
 	// Pin once: from here on only the digest is used.
 	desc, err := remote.Get(candidate, reg.Remote(ctx)...)
 	if err != nil {
-		return nil, fmt.Errorf("resolving candidate %s: %w", ref, err)
+		return nil, fmt.Errorf("resolving candidate %s: %w", ref, registry.Explain(err))
 	}
 	if err := checkDigest(desc); err != nil {
 		return nil, fmt.Errorf("resolving candidate %s: %w", ref, err)

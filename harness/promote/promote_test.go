@@ -27,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/hilproject/hil/harness/registry"
 	"github.com/hilproject/hil/internal/testenv"
 )
 
@@ -42,8 +43,8 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // fastRegistry fails fast: tests stop the registry on purpose.
-func fastRegistry(opts ...RegistryOption) *Registry {
-	return NewRegistry(append([]RegistryOption{WithRegistryRetries(1, 50*time.Millisecond)}, opts...)...)
+func fastRegistry(opts ...registry.Option) *Registry {
+	return registry.New(append([]registry.Option{registry.WithRetries(1, 50*time.Millisecond)}, opts...)...)
 }
 
 func platformImage(t *testing.T, p v1.Platform) v1.Image {
@@ -112,7 +113,7 @@ func tagDigest(t *testing.T, ref string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := currentDigest(context.Background(), NewRegistry(), r)
+	d, err := currentDigest(context.Background(), registry.New(), r)
 	if err != nil {
 		t.Fatalf("reading %s: %v", ref, err)
 	}
@@ -468,7 +469,7 @@ func TestHtpasswdAuthNeverLeaksPassword(t *testing.T) {
 	want := pushIndex(t, cand, armv7)
 
 	// Without credentials the registry refuses: the test really needs auth.
-	noCreds := NewRegistry(WithKeychain(authn.NewMultiKeychain()), WithRegistryRetries(0, time.Millisecond))
+	noCreds := registry.New(registry.WithKeychain(authn.NewMultiKeychain()), registry.WithRetries(0, time.Millisecond))
 	if _, err := Gate(ctx, cand, "latest", (&recorder{}).test(nil), WithRegistry(noCreds)); err == nil ||
 		!strings.Contains(err.Error(), "401") && !strings.Contains(strings.ToLower(err.Error()), "unauthorized") {
 		t.Fatalf("gate without credentials: %v; want an authentication error", err)
@@ -499,7 +500,7 @@ func TestHtpasswdAuthNeverLeaksPassword(t *testing.T) {
 }
 
 func TestInsecureOnlyForLoopback(t *testing.T) {
-	r := NewRegistry(WithInsecure())
+	r := registry.New(registry.WithInsecure())
 	if _, err := r.ParseReference("registry.example.com/app:1"); err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Errorf("--insecure for a remote registry: %v; want a refusal", err)
 	}
@@ -511,7 +512,7 @@ func TestInsecureOnlyForLoopback(t *testing.T) {
 			t.Errorf("%s: %v", ok, err)
 		}
 	}
-	if _, err := NewRegistry().ParseReference("registry.example.com/app:1"); err != nil {
+	if _, err := registry.New().ParseReference("registry.example.com/app:1"); err != nil {
 		t.Errorf("without --insecure: %v", err)
 	}
 }
@@ -564,7 +565,7 @@ func TestRetriesTransient5xx(t *testing.T) {
 	host, failed := reg.FlakyProxy(t, func(*http.Request) bool { n++; return n%7 == 0 })
 	want := pushIndex(t, reg.Host+"/app:candidate", armv7)
 
-	r := NewRegistry(WithRegistryRetries(3, 10*time.Millisecond))
+	r := registry.New(registry.WithRetries(3, 10*time.Millisecond))
 	d, err := Gate(ctx, host+"/app:candidate", "latest", (&recorder{}).test(nil), WithRegistry(r))
 	if err != nil || !d.Promoted {
 		t.Fatalf("Gate through a flaky proxy: %+v, %v", d, err)
@@ -577,7 +578,7 @@ func TestRetriesTransient5xx(t *testing.T) {
 	}
 
 	// Without retries the same proxy makes the gate fail with an error.
-	_, err = Gate(ctx, host+"/app:candidate", "latest", (&recorder{}).test(nil), WithRegistry(NewRegistry(WithRegistryRetries(0, time.Millisecond))))
+	_, err = Gate(ctx, host+"/app:candidate", "latest", (&recorder{}).test(nil), WithRegistry(registry.New(registry.WithRetries(0, time.Millisecond))))
 	if err == nil {
 		t.Fatal("no error without retries although every 7th request fails")
 	}

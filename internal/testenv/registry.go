@@ -146,6 +146,17 @@ func (r *RegistryServer) Restart(ctx context.Context) error {
 	return r.start(ctx)
 }
 
+// BlobPath is the file where the registry stores the blob with digest d
+// (sha256:HEX): tests overwrite it to make the registry serve bytes that
+// are not what their digest names, as a compromised registry would.
+func (r *RegistryServer) BlobPath(d string) string {
+	hx := strings.TrimPrefix(d, "sha256:")
+	if len(hx) < 2 {
+		return ""
+	}
+	return filepath.Join(r.dir, "storage", "docker", "registry", "v2", "blobs", "sha256", hx[:2], hx, "data")
+}
+
 // Log returns what the registry printed (for test failure messages).
 func (r *RegistryServer) Log() string { return r.log.String() }
 

@@ -43,7 +43,7 @@ func Test() promote.TestFunc {
 // Open opens pin.Digest (never the tag) with the gate's registry access and
 // makes sure it is the digest the gate pinned.
 func Open(ctx context.Context, pin promote.Pinned) (*image.Artifact, error) {
-	art, err := image.Open(ctx, "registry:"+pin.Digest.String(), pin.Registry.ImageOptions()...)
+	art, err := image.Open(ctx, "registry:"+pin.Digest.String(), image.WithRegistry(pin.Registry))
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", pin.Digest, err)
 	}
@@ -65,8 +65,10 @@ func checkOne(ctx context.Context, art *image.Artifact, platform string) promote
 		o.Verdict, o.Reason = promote.InfraError, fmt.Sprintf("flattening %s: %v", platform, err)
 		var esc *image.EscapeError
 		var big *image.SizeLimitError
-		if errors.As(err, &esc) || errors.As(err, &big) {
-			// A rootfs that cannot be flattened safely is the image's fault.
+		var bad *image.IntegrityError
+		if errors.As(err, &esc) || errors.As(err, &big) || errors.As(err, &bad) {
+			// A rootfs that cannot be flattened safely, or bytes that are
+			// not what the digest pins, are the image's fault.
 			o.Verdict = promote.Fail
 		}
 		return o

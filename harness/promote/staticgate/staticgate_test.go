@@ -12,6 +12,7 @@ import (
 
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/promote/staticgate"
+	"github.com/hilproject/hil/harness/registry"
 	"github.com/hilproject/hil/internal/testenv"
 )
 
@@ -23,7 +24,7 @@ func TestSampleImagesThroughTheStaticGate(t *testing.T) {
 	reg := testenv.Registry(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	defer cancel()
-	r := promote.NewRegistry()
+	r := registry.New()
 	repo := reg.Host + "/pcapwatch"
 	cand, err := name.ParseReference(repo + ":candidate")
 	if err != nil {
@@ -95,7 +96,7 @@ func TestChecksThePinnedDigestNotTheTag(t *testing.T) {
 	reg := testenv.Registry(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	r := promote.NewRegistry()
+	r := registry.New()
 	cand, err := name.ParseReference(reg.Host + "/pcapwatch:candidate")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hilproject/hil/harness/promote"
+	"github.com/hilproject/hil/internal/testenv"
+)
+
+// TestMain lets a test run the CLI as a process of its own: the test
+// binary re-executed with HIL_TEST_MAIN=1 is hil (for example inside a
+// network namespace of its own).
+func TestMain(m *testing.M) {
+	if os.Getenv("HIL_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// The sample's arm/v7 app layer (opt/pcapwatch), fixed by the reproducible
+// image build.
+const sampleArmAppLayer = "sha256:5b89b9179a7f77d167463e38455cf54f24d8edfd06274aabe236415194d2685a"
+
+// tamperSampleLayout copies the sample layout and adds a file to its arm/v7
+// app layer blob, keeping the blob's name: a valid layer, but not the one
+// the manifest's digest and the config's diff_id pin.
+func tamperSampleLayout(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join(testenv.ImagesDir(t), "pcapwatch")
+	dir := filepath.Join(t.TempDir(), "pcapwatch")
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(sampleArmAppLayer, "sha256:"))
+	gz, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	tw := tar.NewWriter(zw)
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		tw.WriteHeader(h)
+		io.Copy(tw, tr)
+	}
+	extra := "not in the image\n"
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "etc/tampered", Mode: 0o644, Size: int64(len(extra))})
+	io.WriteString(tw, extra)
+	tw.Close()
+	zw.Close()
+	if err := os.WriteFile(blob, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Issue 12, repro 2: a layer blob that no longer matches its digest and
+// diff_id must not pass `hil check` (it did, exit 0).
+func TestCheckRefusesTamperedLayer(t *testing.T) {
+	t.Setenv("HIL_CACHE", t.TempDir())
+	dir := tamperSampleLayout(t)
+	out, errText, code := runHil(t, "check", "oci:"+dir, "--platform", "linux/arm/v7")
+	if code != 2 {
+		t.Fatalf("check of a tampered layout: exit %d, want 2 (refused)\n%s\n%s", code, out, errText)
+	}
+	for _, s := range []string{"layer " + sampleArmAppLayer, dir, "expected", "found"} {
+		if !strings.Contains(errText, s) {
+			t.Errorf("the error lacks %q: %s", s, errText)
+		}
+	}
+}
+
+// insecureVerbs are the commands with an --insecure flag, by path.
+func insecureVerbs(c *cobra.Command) []string {
+	var out []string
+	if f := c.Flags().Lookup("insecure"); f != nil {
+		out = append(out, strings.TrimPrefix(c.CommandPath(), "hil "))
+	}
+	for _, sub := range c.Commands() {
+		out = append(out, insecureVerbs(sub)...)
+	}
+	return out
+}
+
+// Issue 12, repro 3: every verb that touches a registry refuses --insecure
+// (plain HTTP) for a registry off loopback before any network I/O. Each
+// runs as a process of its own in an empty network namespace, so even a
+// regression could not reach 192.0.2.1 (TEST-NET-1, here the gateway).
+func TestInsecureIsLoopbackOnlyInEveryVerb(t *testing.T) {
+	testenv.RequireRoot(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Fatalf("unshare (util-linux) not found: %v", err)
+	}
+	const far = "192.0.2.1:5000"
+	scenarios := filepath.Join(testenv.RepoRoot(t), "scenarios")
+	layout := filepath.Join(testenv.ImagesDir(t), "pcapwatch")
+	verbs := map[string][]string{
+		"check":           {"check", "--insecure", far + "/app:1"},
+		"image inspect":   {"image", "inspect", "--insecure", far + "/app:1"},
+		"run":             {"run", "--insecure", "--image", far + "/app:1", scenarios},
+		"gate":            {"gate", "--insecure", "--image", far + "/app:c", "--promote", "latest", "--scenarios", scenarios, "--report", t.TempDir()},
+		"registry push":   {"registry", "push", "--insecure", layout, far + "/app:1"},
+		"registry digest": {"registry", "digest", "--insecure", far + "/app:1"},
+		"attest show":     {"attest", "show", "--insecure", far + "/app:1"},
+	}
+	for _, v := range insecureVerbs(rootCmd) {
+		if verbs[v] == nil {
+			t.Errorf("hil %s has --insecure but no case here: add it", v)
+		}
+	}
+	for verb, args := range verbs {
+		t.Run(strings.ReplaceAll(verb, " ", "_"), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "unshare", append([]string{"--net", os.Args[0]}, args...)...)
+			cmd.Env = append(os.Environ(), "HIL_TEST_MAIN=1", "HIL_CACHE="+t.TempDir(), "DOCKER_CONFIG="+t.TempDir())
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			code := cmd.ProcessState.ExitCode()
+			msg := stderr.String()
+			if code != 2 {
+				t.Fatalf("hil %s: exit %d (%v), want 2\n%s", verb, code, err, msg)
+			}
+			for _, s := range []string{"--insecure", far, "not on loopback", "HTTPS"} {
+				if !strings.Contains(msg, s) {
+					t.Errorf("hil %s: the refusal lacks %q:\n%s", verb, s, msg)
+				}
+			}
+		})
+	}
+}
+
+// The same verbs with --insecure for a registry on loopback are not
+// refused: each gets as far as the registry's answer.
+func TestInsecureWorksOnLoopbackInEveryVerb(t *testing.T) {
+	t.Setenv("HIL_CACHE", t.TempDir())
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	reg := testenv.Registry(t)
+	layout := filepath.Join(testenv.ImagesDir(t), "pcapwatch")
+	ref := reg.Host + "/hil/pcapwatch:1"
+
+	if out, errText, code := runHil(t, "registry", "push", "--insecure", layout, ref); code != 0 || !strings.Contains(out, reg.Host+"/hil/pcapwatch@sha256:") {
+		t.Fatalf("registry push: exit %d %s\n%s", code, errText, out)
+	}
+	if out, errText, code := runHil(t, "registry", "digest", "--insecure", ref); code != 0 || !strings.HasPrefix(out, "sha256:") {
+		t.Fatalf("registry digest: exit %d %s\n%s", code, errText, out)
+	}
+	if out, errText, code := runHil(t, "image", "inspect", "--insecure", ref); code != 0 || !strings.Contains(out, "linux/arm/v7") {
+		t.Fatalf("image inspect: exit %d %s\n%s", code, errText, out)
+	}
+	if out, errText, code := runHil(t, "check", "--insecure", ref, "--platform", "linux/arm/v7"); code != 0 || !strings.Contains(out, "OK: the program can start") {
+		t.Fatalf("check: exit %d %s\n%s", code, errText, out)
+	}
+	// No attestation yet: exit 1, "none", not a refusal.
+	if out, errText, code := runHil(t, "attest", "show", "--insecure", ref); code != 1 || !strings.Contains(out, "no hil test result") {
+		t.Fatalf("attest show: exit %d %s\n%s", code, errText, out)
+	}
+	// run opens the image (through the registry) before it makes the
+	// targets: an unknown target after a successful open proves the open.
+	_, errText, code := runHil(t, "run", "--insecure", "--image", ref, "--target", "no-such-target", filepath.Join(testenv.RepoRoot(t), "scenarios"))
+	if code != 2 || !strings.Contains(errText, "unknown target") {
+		t.Fatalf("run: exit %d %s; want the unknown-target error after the image opened", code, errText)
+	}
+	// gate: dry run with the fake tester.
+	defer func(old func(*gateFlags) (promote.TestFunc, error)) { gateTester = old }(gateTester)
+	gateTester = fakeTester(promote.Pass, "")
+	out, errText, code := runHil(t, "gate", "--insecure", "--dry-run", "--image", ref, "--promote", "latest", "--report", t.TempDir())
+	if code != 0 || !strings.Contains(out, "WOULD PROMOTE") {
+		t.Fatalf("gate --dry-run: exit %d %s\n%s", code, errText, out)
+	}
+}
+
+// Issue 12, repro 2 to the end: a copy of old-glibc whose runtime layer
+// blob was swapped for the good image's (new glibc) under the old name is
+// refused, and leaves nothing that a later gate of the genuine old-glibc
+// (the same manifest digest, from a registry) could reuse: the gate
+// refuses it for its glibc. Before, the check passed, the poisoned rootfs
+// was cached under the manifest digest and the gate PROMOTED old-glibc.
+func TestTamperedLayoutCannotPoisonTheGate(t *testing.T) {
+	t.Setenv("HIL_CACHE", t.TempDir())
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	images := testenv.ImagesDir(t)
+	const (
+		oldRuntime  = "a7ab742f891c97feda417a66df5d383fc42266bd5acbe678aa7cb373ed7bb9d0" // old-glibc arm/v7, bullseye
+		goodRuntime = "0c00bd9a304b6cd637d00345b93e19deb9993fa0105c2e1938a2beea9b5eb72b" // pcapwatch arm/v7, bookworm
+	)
+	dir := filepath.Join(t.TempDir(), "old-glibc")
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(images, "old-glibc"))); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(filepath.Join(images, "pcapwatch", "blobs", "sha256", goodRuntime))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := filepath.Join(dir, "blobs", "sha256", oldRuntime)
+	os.Chmod(blob, 0o644)
+	if err := os.WriteFile(blob, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	_, errText, code := runHil(t, "check", "oci:"+dir, "--platform", "linux/arm/v7")
+	if code != 2 || !strings.Contains(errText, "layer sha256:"+oldRuntime) {
+		t.Fatalf("check of the tampered old-glibc: exit %d (%s), want 2 naming layer %s", code, errText, oldRuntime)
+	}
+
+	reg := testenv.Registry(t)
+	cand := reg.Host + "/old-glibc:candidate"
+	if out, errText, code := runHil(t, "registry", "push", filepath.Join(images, "old-glibc"), cand); code != 0 {
+		t.Fatalf("registry push: exit %d %s\n%s", code, errText, out)
+	}
+	out, errOut, code := runHilStderr(t, "gate", "--target", "static", "--image", cand, "--promote", "latest", "--report", t.TempDir())
+	if code != 1 || !strings.Contains(out, "gate: REFUSED") || !strings.Contains(out, "GLIBC_2.34") {
+		t.Fatalf("gate of the genuine old-glibc after the tampered copy: exit %d, want 1 (refused for its glibc)\n%s\n%s", code, out, errOut)
+	}
+	if out, _, code := runHil(t, "registry", "digest", reg.Host+"/old-glibc:latest"); code != 1 || strings.TrimSpace(out) != "(none)" {
+		t.Fatalf("latest after the refusal: %q (exit %d), want (none)", out, code)
+	}
+}

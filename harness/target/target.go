@@ -23,7 +23,7 @@
 //     within the liveness timeout and says "running" (a QEMU that is
 //     stopped or hung does not answer); and hil-init, PID 1 of the guest,
 //     beats: it writes "beat" on its virtio-serial report port every
-//     100 ms, and the host takes any line on that port as a sign of life.
+//     200 ms, and the host takes any line on that port as a sign of life.
 //     No sign for longer than the liveness timeout (3 s by default) means
 //     the guest no longer runs, even when QEMU does. While hil itself
 //     pauses the VM (the snapshot at ready), the check waits.

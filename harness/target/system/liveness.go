@@ -194,7 +194,7 @@ func (d *Device) Alive(ctx context.Context) error {
 		if age := time.Since(time.Unix(0, d.lastSign.Load())); age > timeout {
 			return &target.DeadError{
 				What:   "the guest (hil-init, PID 1)",
-				How:    fmt.Sprintf("gave no sign of life for %s (it beats every 100 ms; the limit is %s) while QEMU runs: the guest kernel or its init hangs", age.Round(time.Millisecond), timeout),
+				How:    fmt.Sprintf("gave no sign of life for %s (it beats every 200 ms; the limit is %s) while QEMU runs: the guest kernel or its init hangs", age.Round(time.Millisecond), timeout),
 				Detail: "last console lines:\n" + d.consoleTail() + "\n(console log " + d.consolePath + ")",
 			}
 		}

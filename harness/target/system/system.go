@@ -10,7 +10,7 @@
 // process has not exited, QEMU answers QMP query-status on a monitor of
 // the liveness check's own within the liveness timeout and says the VM is
 // running, and hil-init (PID 1 of the guest) gave a sign of life within
-// that timeout: it writes "beat" on the report port every 100 ms. A
+// that timeout: it writes "beat" on the report port every 200 ms. A
 // SIGSTOPped or hung QEMU fails the QMP check, a hung guest (QEMU fine,
 // the kernel or init not scheduled) the heartbeat. The snapshot pauses the
 // VM on purpose; the check does not count that time.
@@ -117,7 +117,7 @@ func WithHostname(h string) Option { return func(o *options) { o.hostname = h } 
 // DefaultLivenessTimeout is how long a guest may give no sign of life
 // (hil-init's heartbeat, or any line on its report port) and QEMU may take
 // to answer QMP before Device.Alive calls the device dead. hil-init beats
-// every 100 ms: the margin is for a host so loaded that the emulator's
+// every 200 ms: the margin is for a host so loaded that the emulator's
 // threads wait to be scheduled.
 const DefaultLivenessTimeout = 3 * time.Second
 

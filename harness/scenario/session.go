@@ -187,9 +187,10 @@ func (s *session) pollLiveness(ctx context.Context) {
 		if s.lost() != nil {
 			return
 		}
-		if _, err, done := s.exitStatus(); done && err == nil {
-			return // the app ended as it should: nothing left to watch
-		}
+		// Once the app's exit is seen, one last check tells whether that
+		// was its own end or a kill from outside; then nothing is left to
+		// watch.
+		_, _, exited := s.exitStatus()
 		actx, cancel := context.WithTimeout(ctx, aliveTimeout)
 		err := target.AliveOf(actx, s.dev)
 		cancel()
@@ -198,6 +199,9 @@ func (s *session) pollLiveness(ctx context.Context) {
 		}
 		if err != nil {
 			s.markDead(err)
+			return
+		}
+		if exited {
 			return
 		}
 	}

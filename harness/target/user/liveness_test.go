@@ -50,6 +50,15 @@ func TestProcessKilledFromOutsideIsInfra(t *testing.T) {
 		})
 	}
 
+	t.Run("a kill ends a long wait at once", func(t *testing.T) {
+		// The case timeout is far below the wait: only the death ends it.
+		res := targettest.RunCase(t, user.New(), img, strings.Replace(quietSteps, "wait: 3s", "wait: 5m", 1),
+			&targettest.Fault{Step: 0, After: 500 * time.Millisecond, Do: targettest.KillDevice(syscall.SIGKILL)}, scenario.WithCaseTimeout(time.Minute))
+		if res.Verdict != scenario.InfraError || !strings.Contains(res.Reason, "which hil did not send") || !strings.Contains(res.Reason, "during step 1 (wait 5m0s)") {
+			t.Fatalf("verdict %s: %s", res.Verdict, res.Reason)
+		}
+	})
+
 	t.Run("hil's own SIGKILL is the app's exit", func(t *testing.T) {
 		res := targettest.RunCase(t, user.New(), img, quietSteps+"  - signal: KILL\n  - expect_exit: {signal: KILL}\n", nil)
 		if res.Verdict != scenario.Pass || res.Exit == nil || res.Exit.String() != "killed by SIGKILL" {

@@ -280,6 +280,9 @@ func isClosed(ch <-chan struct{}) bool {
 // worth at most on a Pi.
 const agentTimeout = 10 * time.Second
 
+// sshPingTimeout bounds one keepalive round trip to the board's sshd.
+const sshPingTimeout = 5 * time.Second
+
 // Alive checks the channel to the board: the SSH connection is up and
 // hil's agent answers a round trip through its frame relay (a sync marker
 // it echoes after everything before it). Nil once the app's own exit was
@@ -295,27 +298,37 @@ func (d *Device) Alive(ctx context.Context) error {
 		}
 		return nil
 	}
-	select {
-	case <-d.sshDone:
-		how := "closed"
-		if d.sshErr != nil {
-			how += ": " + d.sshErr.Error()
-		}
-		return target.Dead(fmt.Sprintf("the SSH connection to board %s (%s)", d.board.Name, d.board.Addr()), how)
-	default:
+	if err := d.sshAlive(); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
 	defer cancel()
 	if err := d.link.Drain(ctx); err != nil {
-		select {
-		case <-d.sshDone:
-			return d.Alive(context.Background()) // the connection went: say so
-		default:
-		}
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			return err
 		}
+		// The agent's channel rides on the SSH connection: when that went,
+		// say so rather than blame the agent.
+		if serr := d.sshAlive(); serr != nil {
+			return serr
+		}
 		return target.Dead(fmt.Sprintf("hil's agent on board %s (in container %s-net)", d.board.Name, d.name), "does not answer: "+err.Error())
+	}
+	return nil
+}
+
+// sshAlive is nil while the SSH connection to the board answers.
+func (d *Device) sshAlive() error {
+	what := fmt.Sprintf("the SSH connection to board %s (%s)", d.board.Name, d.board.Addr())
+	if isClosed(d.sshDone) {
+		how := "closed"
+		if d.sshErr != nil {
+			how += ": " + d.sshErr.Error()
+		}
+		return target.Dead(what, how)
+	}
+	if err := d.conn.ping(sshPingTimeout); err != nil {
+		return target.Dead(what, "does not answer: "+err.Error())
 	}
 	return nil
 }
@@ -445,8 +458,7 @@ func (d *Device) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
 		conn := d.conn
-		select {
-		case <-d.sshDone:
+		if isClosed(d.sshDone) || d.conn.ping(sshPingTimeout) != nil {
 			// The connection dropped (the board rebooted, the network
 			// went): what hil started there must still go.
 			c, err := dial(ctx, d.board, d.dialTimeout)
@@ -456,7 +468,6 @@ func (d *Device) Close() error {
 				conn = c
 				defer c.close()
 			}
-		default:
 		}
 		if d.link != nil {
 			d.link.Close()

@@ -14,8 +14,9 @@
 // and at the end of the case (and polls it while steps wait, to stop
 // early); a device found dead turns the case into an infra-error naming
 // what died, during which step, which the runner retries and never counts
-// as a pass or as the app's failure. Once the app's exit was observed the
-// device has done its job: Alive is nil from then on.
+// as a pass or as the app's failure. Once the app's own exit was observed
+// the device has done its job: Alive is nil from then on (an exit that was
+// a kill from outside, see below, is no such exit).
 //
 // What each target checks:
 //
@@ -25,8 +26,8 @@
 //     beats: it writes "beat" on its virtio-serial report port every
 //     200 ms, and the host takes any line on that port as a sign of life.
 //     No sign for longer than the liveness timeout (3 s by default) means
-//     the guest no longer runs, even when QEMU does. While hil itself
-//     pauses the VM (the snapshot at ready), the check waits.
+//     the guest no longer runs, even when QEMU does. The time hil itself
+//     pauses the VM (the snapshot at ready) does not count.
 //   - user: the app's process (qemu-user, or the native program) is not
 //     stopped, and did not end on a SIGKILL that hil did not send (kill -9
 //     from outside, the OOM killer): the app cannot raise SIGKILL on
@@ -34,9 +35,11 @@
 //   - container: the container, through the Docker API: it exists, is not
 //     paused, was not OOM-killed and did not end on a SIGKILL hil did not
 //     send (docker kill, docker rm -f).
-//   - device (a board over SSH): the SSH connection and hil's agent on the
-//     board, by a round trip through the agent's frame channel (a sync
-//     marker the agent echoes after everything before it).
+//   - device (a board over SSH): the SSH connection (a keepalive round
+//     trip) and hil's agent on the board (a round trip through its frame
+//     channel: a sync marker the agent echoes after everything before
+//     it); and, as for the container, no SIGKILL of the app container
+//     that hil did not send.
 //
 // # Exit status: observed or not
 //

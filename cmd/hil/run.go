@@ -41,8 +41,9 @@ or a directory of them (default: ./scenarios).
 
 A verdict per scenario × target × platform: pass, fail (the step, the
 expectation and what was seen), unsupported (the target cannot do what a
-step needs), infra-error (the harness or host failed, retried --retries
-times). With --report DIR, junit.xml, results.json and report.html go there.
+step needs), infra-error (the harness or host failed, or the device died
+during the case: named with the step, retried --retries times, never a
+pass). With --report DIR, junit.xml, results.json and report.html go there.
 
 Progress is a redrawn line on a terminal and plain lines otherwise (CI).
 

@@ -271,6 +271,7 @@ type caseRun struct {
 	dev   target.Device
 	s     *session
 	att   int
+	ctx   context.Context
 }
 
 func (r *Runner) attempt(ctx context.Context, c Case, attempt int) (res Result) {
@@ -321,6 +322,26 @@ func (cr *caseRun) phase(index int, kind StepKind, desc, pos string, fn func(sr 
 	if v == "" {
 		v = Pass
 	}
+	where := desc
+	if index >= 0 {
+		where = fmt.Sprintf("step %d (%s) at %s", index+1, desc, pos)
+	} else if kind == PhaseReady {
+		where = "the startup (" + desc + ")"
+	}
+	// No verdict without a live device: whatever the step made of what it
+	// saw, a device that died under it (or before it) decides the case.
+	var death string
+	if index >= 0 || kind == PhaseReady {
+		if err := cr.checkAlive(); err != nil {
+			death = deathReason(err, where)
+			if msg != "" {
+				msg = death + "\n(what the step saw: " + firstLine(msg) + ")"
+			} else {
+				msg = death
+			}
+			v = InfraError
+		}
+	}
 	if v == Fail && kind != PhaseStaticCheck && kind != PhaseImage {
 		if gap, ok := cr.emulatorGap(); ok {
 			v, msg = Unsupported, fmt.Sprintf("target %s cannot run what the app needs: %s (a failure of the emulator, not of the app: %s)", cr.c.Target, gap, firstLine(msg))
@@ -330,14 +351,49 @@ func (cr *caseRun) phase(index int, kind StepKind, desc, pos string, fn func(sr 
 	cr.res.Steps = append(cr.res.Steps, sr)
 	cr.r.emit(Event{Kind: StepFinished, Scenario: cr.c.Scenario.Name, Target: cr.c.Target, Platform: cr.c.Platform, Attempt: cr.att, Step: &sr, Elapsed: time.Since(cr.start)})
 	if v != Pass {
-		where := desc
-		if index >= 0 {
-			where = fmt.Sprintf("step %d (%s) at %s", index+1, desc, pos)
+		if death != "" {
+			cr.decide(len(cr.res.Steps)-1, v, death)
+		} else {
+			cr.decide(len(cr.res.Steps)-1, v, where+": "+msg)
 		}
-		cr.decide(len(cr.res.Steps)-1, v, where+": "+msg)
 		return false
 	}
 	return true
+}
+
+// checkAlive returns why the device is not alive, or nil: what the session
+// already knows, else a fresh liveness check. A case whose context ended
+// is not checked: it is an infra-error already.
+func (cr *caseRun) checkAlive() error {
+	if cr.dev == nil || cr.s == nil || cr.ctx.Err() != nil {
+		return nil
+	}
+	var de *target.DeadError
+	if err := cr.s.lost(); err != nil && errors.As(err, &de) {
+		return err
+	}
+	// Also when Wait failed without saying what died: the device may know.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(cr.ctx), aliveTimeout)
+	defer cancel()
+	if err := target.AliveOf(actx, cr.dev); err != nil {
+		cr.s.markDead(err)
+	}
+	return cr.s.lost()
+}
+
+// deathReason words a dead device for the verdict: what died, how, and
+// when ("the emulator qemu-system-arm (pid 4242) was killed by signal 9
+// (SIGKILL) during step 2 (...)").
+func deathReason(err error, where string) string {
+	var de *target.DeadError
+	if errors.As(err, &de) {
+		s := de.What + " " + de.How + " during " + where
+		if de.Detail != "" {
+			s += "\n" + de.Detail
+		}
+		return s
+	}
+	return "lost the device during " + where + ": " + err.Error()
 }
 
 // GapReporter is implemented by devices that can tell when the app failed
@@ -385,6 +441,7 @@ func classify(err error) Verdict {
 }
 
 func (cr *caseRun) run(ctx context.Context) {
+	cr.ctx = ctx
 	sc, r := cr.c.Scenario, cr.r
 	tg, ok := r.targets[cr.c.Target]
 	if !ok {
@@ -462,6 +519,12 @@ func (cr *caseRun) run(ctx context.Context) {
 			return
 		}
 	}
+	// The device must have lived to the end of the case (or until the app's
+	// own exit was seen).
+	if err := cr.checkAlive(); err != nil {
+		cr.decide(-1, InfraError, deathReason(err, "the end of the case, after the last step"))
+		return
+	}
 	// expect_no_output holds over the whole run: check lines that came after
 	// its step too (all of them, when the app has ended).
 	if _, _, done := cr.s.exitStatus(); done {
@@ -527,13 +590,27 @@ func (cr *caseRun) teardown() {
 		return
 	}
 	start := time.Now()
+	// How the app ended is what was seen before hil's teardown stopped it.
+	var exit *target.Exit
+	if cr.s != nil {
+		cr.s.stopPolling()
+		ex, exitErr, done := cr.s.exitStatus()
+		switch {
+		case done && exitErr == nil:
+			exit = &ex
+		case done || cr.s.lost() != nil:
+			ex = target.NotObserved("the device died before the app ended")
+			exit = &ex
+		default:
+			ex = target.NotObserved("stopped by hil")
+			exit = &ex
+		}
+	}
 	err := cr.dev.Close()
 	if cr.s != nil {
 		cr.s.stop()
 		cr.res.Output, cr.res.OutputDropped = cr.s.snapshot()
-		if ex, _, done := cr.s.exitStatus(); done {
-			cr.res.Exit = &ex
-		}
+		cr.res.Exit = exit
 	}
 	info := cr.dev.Info()
 	if len(info) > 0 {
@@ -556,14 +633,11 @@ func (cr *caseRun) waitReady(ctx context.Context, bootStart time.Time) (Verdict,
 		if l, ok := cr.s.firstMatchFrom(sc.Startup.Ready, &scanned); ok {
 			return Pass, fmt.Sprintf("ready after %s: %q", l.Time.Sub(bootStart).Round(time.Millisecond), l.Text)
 		}
-		if ex, err, done := cr.s.exitStatus(); done && cr.s.drained() {
-			if err != nil {
-				return InfraError, fmt.Sprintf("lost the app before it was ready: %v%s", err, cr.s.tail(15, true))
-			}
-			return Fail, fmt.Sprintf("the app ended (%s) before printing a line matching %s%s", ex, sc.Startup.Ready, cr.s.tail(15, false))
-		}
 		if v, msg, bad := cr.s.deviceFailure(); bad {
-			return v, msg
+			return v, msg + cr.s.tail(15, true)
+		}
+		if ex, _, done := cr.s.exitStatus(); done && cr.s.drained() {
+			return Fail, fmt.Sprintf("the app ended (%s) before printing a line matching %s%s", ex, sc.Startup.Ready, cr.s.tail(15, false))
 		}
 		if !time.Now().Before(deadline) {
 			return Fail, fmt.Sprintf("not ready within the startup budget of %s: no line matching %s%s", sc.Startup.Budget, sc.Startup.Ready, cr.s.tail(15, false))
@@ -611,8 +685,10 @@ func (cr *caseRun) step(ctx context.Context, st *Step, sr *StepResult) (Verdict,
 		return cr.expectCount(ctx, e.Count, e.Within, e.Settle, fmt.Sprintf("frames sent by the device matching %q", e.Filter),
 			cr.s.frameCounter(e.match, from), func() string { return fmt.Sprintf("; %d frames seen from the device in all", cr.s.frameMark()) })
 	case StepSignal:
-		if _, _, done := cr.s.exitStatus(); done {
-			ex, _, _ := cr.s.exitStatus()
+		if v, msg, bad := cr.s.deviceFailure(); bad {
+			return v, msg
+		}
+		if ex, _, done := cr.s.exitStatus(); done {
 			return Fail, fmt.Sprintf("cannot deliver %s: the app already ended (%s)%s", SignalName(st.Signal), ex, cr.s.tail(10, false))
 		}
 		if err := cr.dev.Signal(st.Signal); err != nil {
@@ -624,13 +700,21 @@ func (cr *caseRun) step(ctx context.Context, st *Step, sr *StepResult) (Verdict,
 		}
 		return Pass, ""
 	case StepWait:
+		// The wait ends early when the device is found dead meanwhile.
 		t := time.NewTimer(st.Wait)
 		defer t.Stop()
-		select {
-		case <-t.C:
-			return Pass, ""
-		case <-ctx.Done():
-			return InfraError, "interrupted: " + context.Cause(ctx).Error()
+		for {
+			ch := cr.s.changed()
+			if v, msg, bad := cr.s.deviceFailure(); bad {
+				return v, msg
+			}
+			select {
+			case <-t.C:
+				return Pass, ""
+			case <-ch:
+			case <-ctx.Done():
+				return InfraError, "interrupted: " + context.Cause(ctx).Error()
+			}
 		}
 	case StepExpectExit:
 		return cr.expectExit(ctx, st.ExpectExit)
@@ -663,7 +747,9 @@ func (cr *caseRun) replay(ctx context.Context, rp *Replay, sr *StepResult) (Verd
 	if err != nil {
 		v := classify(err)
 		if v == Fail {
-			if ex, _, done := cr.s.exitStatus(); done {
+			// The app's own exit stops a replay (its interface goes away):
+			// that is its failure. Anything else is the device's or hil's.
+			if ex, exitErr, done := cr.s.exitStatus(); done && exitErr == nil && ex.Observed {
 				return Fail, fmt.Sprintf("replay stopped after %d frames: the app ended (%s)%s", stats.FramesSent, ex, cr.s.tail(10, false))
 			}
 			v = InfraError
@@ -681,6 +767,11 @@ func (cr *caseRun) expectCount(ctx context.Context, want CountExpr, within, sett
 	var heldSince time.Time
 	for {
 		ch := cr.s.changed()
+		// A dead device proves nothing, least of all that something did
+		// not happen.
+		if v, msg, bad := cr.s.deviceFailure(); bad {
+			return v, msg
+		}
 		n := count()
 		now := time.Now()
 		if want.Holds(float64(n)) {
@@ -699,18 +790,11 @@ func (cr *caseRun) expectCount(ctx context.Context, want CountExpr, within, sett
 				return Fail, fmt.Sprintf("expected count %s of %s, saw %d%s", want, what, n, extra())
 			}
 		}
-		ex, exitErr, done := cr.s.exitStatus()
-		if done && cr.s.drained() {
+		if ex, exitErr, done := cr.s.exitStatus(); done && exitErr == nil && cr.s.drained() {
 			if want.Holds(float64(n)) {
 				return Pass, fmt.Sprintf("saw %d (the app has ended)", n)
 			}
-			if exitErr != nil {
-				return InfraError, fmt.Sprintf("lost the device while waiting for %s: %v", what, exitErr)
-			}
 			return Fail, fmt.Sprintf("expected count %s of %s, saw %d before the app ended (%s)%s", want, what, n, ex, extra())
-		}
-		if v, msg, bad := cr.s.deviceFailure(); bad {
-			return v, msg
 		}
 		if !now.Before(deadline) {
 			return Fail, fmt.Sprintf("expected count %s of %s within %s, saw %d%s", want, what, within, n, extra())
@@ -729,12 +813,15 @@ func (cr *caseRun) expectExit(ctx context.Context, e *ExpectExit) (Verdict, stri
 	deadline := time.Now().Add(e.Within)
 	for {
 		ch := cr.s.changed()
+		if v, msg, bad := cr.s.deviceFailure(); bad {
+			return v, msg + cr.s.tail(10, true)
+		}
 		if ex, err, done := cr.s.exitStatus(); done {
 			// Lines printed before the exit are still in flight: let them in,
 			// so later steps and the report see everything.
 			cr.s.waitDrained(ctx, 2*time.Second)
-			if err != nil {
-				return InfraError, fmt.Sprintf("could not learn how the app ended: %v%s", err, cr.s.tail(10, true))
+			if err != nil || !ex.Observed {
+				return InfraError, fmt.Sprintf("could not learn how the app ended: %v (%s)%s", err, ex, cr.s.tail(10, true))
 			}
 			switch {
 			case e.Signal != 0 && ex.Signal != SignalName(e.Signal):
@@ -743,9 +830,6 @@ func (cr *caseRun) expectExit(ctx context.Context, e *ExpectExit) (Verdict, stri
 				return Fail, fmt.Sprintf("expected exit %d, the app ended with %s%s", *e.Code, ex, cr.s.tail(10, false))
 			}
 			return Pass, ex.String()
-		}
-		if v, msg, bad := cr.s.deviceFailure(); bad {
-			return v, msg
 		}
 		if !time.Now().Before(deadline) {
 			return Fail, fmt.Sprintf("expected the app to end (%s) within %s, it is still running%s", e, e.Within, cr.s.tail(10, false))

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -124,7 +125,7 @@ func (d *fakeDevice) Info() map[string]string { return map[string]string{"emulat
 func (d *fakeDevice) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.closed)
-		d.end(target.Exit{Signal: "SIGKILL"}, nil)
+		d.end(target.NotObserved("stopped by hil"), nil)
 		if d.t.link != nil {
 			d.t.link.Close()
 		}
@@ -152,7 +153,7 @@ func app(n int) func(d *fakeDevice) {
 		select {
 		case <-d.sig:
 			d.say(fmt.Sprintf(`{"event":"summary","frames":%d,"counts":{"device_seen":%d}}`, n, n))
-			d.end(target.Exit{Code: 0}, nil)
+			d.end(target.Exited(0), nil)
 		case <-d.closed:
 		}
 	}
@@ -240,7 +241,7 @@ func TestRunnerCountTooFewWithinDeadline(t *testing.T) {
 func TestRunnerCrashBeforeReady(t *testing.T) {
 	tg := &fakeTarget{script: func(d *fakeDevice) {
 		d.out <- target.Line{Stream: target.Stderr, Text: "pcapwatch: boom"}
-		d.end(target.Exit{Code: 1}, nil)
+		d.end(target.Exited(1), nil)
 	}}
 	res := runOne(t, tg, head("  - wait: 1ms\n"))
 	if res.Verdict != Fail || !strings.Contains(res.Reason, "ended (exit 1) before printing a line matching regex \"^ready \"") || !strings.Contains(res.Reason, "pcapwatch: boom") {
@@ -260,7 +261,7 @@ func TestRunnerWrongExit(t *testing.T) {
 	tg := &fakeTarget{script: func(d *fakeDevice) {
 		d.say("ready iface=eth0")
 		<-d.sig
-		d.end(target.Exit{Code: 3}, nil)
+		d.end(target.Exited(3), nil)
 	}}
 	res := runOne(t, tg, head("  - signal: INT\n  - expect_exit: {code: 0, within: 1s}\n"))
 	if res.Verdict != Fail || !strings.Contains(res.Reason, "expected exit 0, the app ended with exit 3") {
@@ -273,7 +274,7 @@ func TestRunnerNoOutputOverWholeRun(t *testing.T) {
 		d.say("ready iface=eth0")
 		<-d.sig
 		d.say("panic: runtime error")
-		d.end(target.Exit{Code: 0}, nil)
+		d.end(target.Exited(0), nil)
 	}}
 	// The forbidden line comes after the expect_no_output step: it still fails.
 	res := runOne(t, tg, head("  - expect_no_output: {contains: \"panic:\"}\n  - signal: TERM\n  - expect_exit: 0\n"))
@@ -329,7 +330,7 @@ func TestRunnerUnsupportedBoot(t *testing.T) {
 func TestRunnerEmulatorGap(t *testing.T) {
 	tg := &fakeTarget{gap: "qemu-user has no SIOCETHTOOL", script: func(d *fakeDevice) {
 		d.out <- target.Line{Stream: target.Stderr, Text: "SIOCETHTOOL(ETHTOOL_GET_TS_INFO) ioctl failed: Function not implemented"}
-		d.end(target.Exit{Code: 2}, nil)
+		d.end(target.Exited(2), nil)
 	}}
 	res := runOne(t, tg, head("  - wait: 1ms\n"))
 	if res.Verdict != Unsupported || !strings.Contains(res.Reason, "qemu-user has no SIOCETHTOOL") {
@@ -415,5 +416,106 @@ func TestRunnerExpectFrames(t *testing.T) {
 `))
 	if res.Verdict != Fail || !strings.Contains(res.Reason, `expected count >= 1 of frames sent by the device matching "arp" within 100ms, saw 0`) {
 		t.Fatalf("verdict %s: %s", res.Verdict, res.Reason)
+	}
+}
+
+// liveFake is a fakeDevice with a liveness check the test controls.
+type liveFake struct {
+	*fakeDevice
+	mu   sync.Mutex
+	dead error
+}
+
+func (d *liveFake) Alive(context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dead
+}
+
+func (d *liveFake) die(err error) {
+	d.mu.Lock()
+	d.dead = err
+	d.mu.Unlock()
+}
+
+type liveTarget struct {
+	*fakeTarget
+	mu   sync.Mutex
+	devs []*liveFake
+}
+
+func (t *liveTarget) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (target.Device, error) {
+	d, err := t.fakeTarget.Boot(ctx, img, cfg)
+	if err != nil {
+		return nil, err
+	}
+	lf := &liveFake{fakeDevice: d.(*fakeDevice)}
+	t.mu.Lock()
+	t.devs = append(t.devs, lf)
+	t.mu.Unlock()
+	return lf, nil
+}
+
+func (t *liveTarget) last() *liveFake {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.devs[len(t.devs)-1]
+}
+
+// A device that dies after the last step's own check (between it and the
+// end of the case) is still caught: the case is an infra-error, with the
+// cause as the device gave it even when that is no target.DeadError. A
+// real emulator cannot be killed at exactly that point on demand.
+func TestRunnerDeathAtTheEndOfTheCase(t *testing.T) {
+	tg := &liveTarget{fakeTarget: &fakeTarget{script: app(0)}}
+	sc, err := Parse("t.yaml", []byte(head("  - expect_no_output: {contains: panic}\n")), WithKnownTargets("fake"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRunner(fakeImages{}, WithTarget(tg), WithRetries(0), WithProgress(func(e Event) {
+		if e.Kind == StepFinished && e.Step.Index == 0 {
+			tg.last().die(errors.New("the lab's power switch cut the board"))
+		}
+	}))
+	res := r.Run(context.Background(), r.Plan(sc)[0])
+	if res.Verdict != InfraError || !strings.Contains(res.Reason, "lost the device during the end of the case, after the last step: the lab's power switch cut the board") {
+		t.Fatalf("verdict %s: %s", res.Verdict, res.Reason)
+	}
+	if res.Exit == nil || res.Exit.Observed || res.Exit.String() != "not observed (the device died before the app ended)" {
+		t.Errorf("exit %v", res.Exit)
+	}
+}
+
+// A pass whose app hil stopped at teardown reports the exit as not
+// observed, never as exit 0; a death found by the poll ends a long wait
+// early, and is retried.
+func TestRunnerExitNotObservedAndEarlyDeath(t *testing.T) {
+	tg := &liveTarget{fakeTarget: &fakeTarget{script: app(0)}}
+	res := runOne(t, tg.fakeTarget, head("  - wait: 1ms\n"))
+	if res.Verdict != Pass || res.Exit == nil || res.Exit.String() != "not observed (stopped by hil)" {
+		t.Fatalf("verdict %s exit %v: %s", res.Verdict, res.Exit, res.Reason)
+	}
+	b, _ := json.Marshal(res.Exit)
+	if string(b) != `{"observed":false,"code":0,"note":"stopped by hil"}` {
+		t.Errorf("exit as JSON: %s", b)
+	}
+
+	sc, err := Parse("t.yaml", []byte(head("  - wait: 1m\n")), WithKnownTargets("fake"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var retried []string
+	// The case timeout is far below the wait: only the death ends it in time.
+	r := NewRunner(fakeImages{}, WithTarget(tg), WithRetries(1), WithCaseTimeout(20*time.Second), WithProgress(func(e Event) {
+		if e.Kind == StepStarted && e.Step.Index == 0 {
+			tg.last().die(target.Dead("the fake board", "lost power"))
+		}
+		if e.Kind == CaseRetrying {
+			retried = append(retried, e.Result.Reason)
+		}
+	}))
+	res = r.Run(context.Background(), r.Plan(sc)[0])
+	if res.Verdict != InfraError || res.Reason != "the fake board lost power during step 1 (wait 1m0s) at t.yaml:5:5" || res.Attempts != 2 || len(retried) != 1 {
+		t.Fatalf("verdict %s after %d attempts (retried %v): %s", res.Verdict, res.Attempts, retried, res.Reason)
 	}
 }

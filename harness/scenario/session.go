@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -15,13 +16,27 @@ import (
 // app cannot exhaust memory; counts past it are still exact.
 const maxKept = 1_000_000
 
+const (
+	// livenessPoll is how often the session asks the device whether it is
+	// alive while steps wait, so that a death ends the step early. The
+	// verdict does not depend on it: the runner asks again at the end of
+	// every step window.
+	livenessPoll = 250 * time.Millisecond
+	// aliveTimeout caps one liveness check; the targets bound their own
+	// checks well below it.
+	aliveTimeout = 30 * time.Second
+)
+
 // session gathers everything a booted device produces (output lines,
 // frames it sent, how it ended) and wakes waiters when any of it changes.
 type session struct {
 	dev      target.Device
 	maxLines int
 	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// stopPolling ends the liveness poller (before hil's own teardown,
+	// which no poll must mistake for a death).
+	stopPolling context.CancelFunc
+	wg          sync.WaitGroup
 
 	mu          sync.Mutex
 	ch          chan struct{}
@@ -34,6 +49,9 @@ type session struct {
 	exit        target.Exit
 	exitErr     error
 	ownShutdown bool
+	// dead is why the device is no longer alive, from the first liveness
+	// check that failed.
+	dead error
 }
 
 func newSession(dev target.Device, maxLines int) *session {
@@ -68,6 +86,15 @@ func newSession(dev target.Device, maxLines int) *session {
 		s.exited, s.exit, s.exitErr = true, ex, err
 		s.notifyLocked()
 	}()
+	pctx, stopPolling := context.WithCancel(ctx)
+	s.stopPolling = stopPolling
+	if _, ok := dev.(target.Liveness); ok {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.pollLiveness(pctx)
+		}()
+	}
 	if l := dev.Link(); l != nil {
 		s.wg.Add(1)
 		go func() {
@@ -145,19 +172,86 @@ func (s *session) drained() bool {
 	return s.outputDone
 }
 
-// deviceFailure reports a device that was lost (Wait failed) rather than an
-// app that exited.
-func (s *session) deviceFailure() (Verdict, string, bool) {
+// pollLiveness asks the device whether it is alive every livenessPoll
+// until it is found dead, the app's exit was observed, or the session
+// stops.
+func (s *session) pollLiveness(ctx context.Context) {
+	t := time.NewTicker(livenessPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.lost() != nil {
+			return
+		}
+		// Once the app's exit is seen, one last check tells whether that
+		// was its own end or a kill from outside; then nothing is left to
+		// watch.
+		_, _, exited := s.exitStatus()
+		actx, cancel := context.WithTimeout(ctx, aliveTimeout)
+		err := target.AliveOf(actx, s.dev)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			s.markDead(err)
+			return
+		}
+		if exited {
+			return
+		}
+	}
+}
+
+// markDead records the first reason the device is not alive and wakes the
+// waiters.
+func (s *session) markDead(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.exited && s.exitErr != nil {
-		v := classify(s.exitErr)
-		if v == Fail {
-			v = InfraError
-		}
-		return v, fmt.Sprintf("lost the device: %v%s", s.exitErr, s.tailLocked(15, true)), true
+	if s.dead == nil {
+		s.dead = err
+		s.notifyLocked()
 	}
-	return "", "", false
+}
+
+// lost is why the device is known to be gone: a failed liveness check,
+// or Wait failing (the device ended without the app's exit being seen).
+// A *target.DeadError is preferred: it says what died and how.
+func (s *session) lost() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var exitErr error
+	if s.exited {
+		exitErr = s.exitErr
+	}
+	var de *target.DeadError
+	switch {
+	case s.dead != nil && errors.As(s.dead, &de):
+		return s.dead
+	case exitErr != nil && errors.As(exitErr, &de):
+		return exitErr
+	case s.dead != nil:
+		return s.dead
+	}
+	return exitErr
+}
+
+// deviceFailure reports a device that was lost rather than an app that
+// exited. The runner words the final reason (see caseRun.checkAlive).
+func (s *session) deviceFailure() (Verdict, string, bool) {
+	err := s.lost()
+	if err == nil {
+		return "", "", false
+	}
+	v := classify(err)
+	if v == Fail {
+		v = InfraError
+	}
+	return v, fmt.Sprintf("lost the device: %v", err), true
 }
 
 func (s *session) lineMark() int {

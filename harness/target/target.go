@@ -3,14 +3,60 @@
 // the high-fidelity default), user (qemu-user in a network namespace),
 // container (a Docker host through testcontainers-go) and device (a real
 // board over SSH).
+//
+// # Liveness: no pass without a live device
+//
+// A step that waits for something not to happen (`count: "== 0"`,
+// expect_no_output, a wait) proves nothing if the device died under it. So
+// every Device of hil's targets also implements Liveness: Alive says
+// whether the device is still running the app, or what died and how (a
+// *DeadError). The scenario runner asks it at the end of every step window
+// and at the end of the case (and polls it while steps wait, to stop
+// early); a device found dead turns the case into an infra-error naming
+// what died, during which step, which the runner retries and never counts
+// as a pass or as the app's failure. Once the app's own exit was observed
+// the device has done its job: Alive is nil from then on (an exit that was
+// a kill from outside, see below, is no such exit).
+//
+// What each target checks:
+//
+//   - system: the QEMU process has not exited; QMP query-status answers
+//     within the liveness timeout and says "running" (a QEMU that is
+//     stopped or hung does not answer); and hil-init, PID 1 of the guest,
+//     beats: it writes "beat" on its virtio-serial report port every
+//     200 ms, and the host takes any line on that port as a sign of life.
+//     No sign for longer than the liveness timeout (3 s by default) means
+//     the guest no longer runs, even when QEMU does. The time hil itself
+//     pauses the VM (the snapshot at ready) does not count.
+//   - user: the app's process (qemu-user, or the native program) is not
+//     stopped, and did not end on a SIGKILL that hil did not send (kill -9
+//     from outside, the OOM killer): the app cannot raise SIGKILL on
+//     itself by accident, so that is the host's doing.
+//   - container: the container, through the Docker API: it exists, is not
+//     paused, was not OOM-killed and did not end on a SIGKILL hil did not
+//     send (docker kill, docker rm -f).
+//   - device (a board over SSH): the SSH connection (a keepalive round
+//     trip) and hil's agent on the board (a round trip through its frame
+//     channel: a sync marker the agent echoes after everything before
+//     it); and, as for the container, no SIGKILL of the app container
+//     that hil did not send.
+//
+// # Exit status: observed or not
+//
+// Exit.Observed says whether hil saw the app end. A device that died, or an
+// app that hil's teardown stopped, has no exit status: its Exit is not
+// observed (String says "not observed (stopped by hil)"), never exit 0.
 package target
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/link"
@@ -59,14 +105,39 @@ type Line struct {
 	Time   time.Time
 }
 
-// Exit is how the app ended.
+// Exit is how the app ended, as far as hil saw it.
 type Exit struct {
-	Code   int    // exit code when the app exited
-	Signal string // signal name ("SIGSEGV") when a signal killed it
+	// Observed is true when hil saw the app end: Code and Signal are then
+	// what its process returned. The zero Exit is not observed, so that an
+	// exit status nobody saw can never read as exit 0.
+	Observed bool `json:"observed"`
+	// Code is the exit code (128+N when signal N killed the app, where the
+	// target reports it so).
+	Code int `json:"code"`
+	// Signal names the signal that killed the app ("SIGSEGV"), if one did.
+	Signal string `json:"signal,omitempty"`
+	// Note says, when the exit was not observed, why not ("stopped by hil",
+	// "the device died first").
+	Note string `json:"note,omitempty"`
 }
 
+// Exited is the observed exit of an app that returned code.
+func Exited(code int) Exit { return Exit{Observed: true, Code: code} }
+
+// KilledBy is the observed end of an app killed by the signal named sig
+// ("SIGSEGV"); code is what the target reports with it (128+N, or 0).
+func KilledBy(sig string, code int) Exit { return Exit{Observed: true, Code: code, Signal: sig} }
+
+// NotObserved is the Exit of an app whose end hil did not see, and why.
+func NotObserved(why string) Exit { return Exit{Note: why} }
+
 func (e Exit) String() string {
-	if e.Signal != "" {
+	switch {
+	case !e.Observed && e.Note != "":
+		return "not observed (" + e.Note + ")"
+	case !e.Observed:
+		return "not observed"
+	case e.Signal != "":
 		return "killed by " + e.Signal
 	}
 	return fmt.Sprintf("exit %d", e.Code)
@@ -82,7 +153,10 @@ type Device interface {
 	Link() link.Link
 	// Signal delivers sig to the app.
 	Signal(sig syscall.Signal) error
-	// Wait blocks until the app exits or ctx is done.
+	// Wait blocks until the app exits or ctx is done. It returns the
+	// observed Exit, or an error (with an Exit that is not observed) when
+	// the device ended without the app's exit being seen: never a made-up
+	// exit status.
 	Wait(ctx context.Context) (Exit, error)
 	// Info describes the device for reports (emulator and kernel versions,
 	// boot mode, timings).
@@ -90,6 +164,62 @@ type Device interface {
 	// Close stops the app and releases every process, socket, namespace and
 	// temp dir the boot made. It is safe to call more than once.
 	Close() error
+}
+
+// Liveness is implemented by a Device that can tell whether it is still
+// alive (see the package doc). Every Device of hil's own targets
+// implements it.
+type Liveness interface {
+	// Alive returns nil while the device runs the app, and from the moment
+	// the app's own exit was observed. Otherwise it returns why the device
+	// is not alive: what died and how, as a *DeadError where the target can
+	// tell. A check that gets no answer in time (a hung emulator, a silent
+	// agent) is a death, never a pass. Alive returns within the target's
+	// liveness timeout or ctx, whichever is first, and is safe to call from
+	// several goroutines.
+	Alive(ctx context.Context) error
+}
+
+// AliveOf asks d whether it is alive. A Device that does not implement
+// Liveness is judged by what Wait and Output say alone: AliveOf is then
+// always nil.
+func AliveOf(ctx context.Context, d Device) error {
+	if l, ok := d.(Liveness); ok {
+		return l.Alive(ctx)
+	}
+	return nil
+}
+
+// DeadError says what died and how: "the emulator qemu-system-arm (pid
+// 4242) was killed by signal 9 (SIGKILL)". It is the host's or the lab's
+// failure, never the app's: IsInfra reports true for it.
+type DeadError struct {
+	What   string // "the emulator qemu-system-arm (pid 4242)"
+	How    string // "was killed by signal 9 (SIGKILL)"
+	Detail string // optional: the last console lines, the log file
+}
+
+func (e *DeadError) Error() string {
+	s := e.What + " " + e.How
+	if e.Detail != "" {
+		s += "; " + e.Detail
+	}
+	return s
+}
+
+// Dead is a *DeadError for what died and how.
+func Dead(what, how string) *DeadError { return &DeadError{What: what, How: how} }
+
+// HowEnded words how a process ended for DeadError.How: "was killed by
+// signal 9 (SIGKILL)", "exited with status 1".
+func HowEnded(ps *os.ProcessState) string {
+	if ps == nil {
+		return "ended (how is unknown)"
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return fmt.Sprintf("was killed by signal %d (%s)", int(ws.Signal()), unix.SignalName(ws.Signal()))
+	}
+	return fmt.Sprintf("exited with status %d", ps.ExitCode())
 }
 
 // InfraError marks a failure of the harness, the host or the emulator rather
@@ -107,10 +237,11 @@ func Infra(err error) error {
 	return &InfraError{Err: err}
 }
 
-// IsInfra reports whether err is (or wraps) an InfraError.
+// IsInfra reports whether err is (or wraps) an InfraError or a DeadError.
 func IsInfra(err error) bool {
 	var ie *InfraError
-	return errors.As(err, &ie)
+	var de *DeadError
+	return errors.As(err, &ie) || errors.As(err, &de)
 }
 
 // UnsupportedError says a target cannot do what a step needs (for example

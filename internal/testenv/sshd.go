@@ -6,11 +6,13 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -160,6 +162,36 @@ func (s *SSHServer) Stop() {
 	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	<-s.waitCh
 	s.waitCh = nil
+}
+
+// DropConnections kills the processes serving the server's connections, as
+// a board that reboots or drops off the network would end them, and leaves
+// sshd listening for new ones.
+func (s *SSHServer) DropConnections() error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return errors.New("sshd is not running")
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", p.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut at ')'.
+		i := bytes.LastIndexByte(b, ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(s.cmd.Process.Pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	return nil
 }
 
 // Log returns what sshd printed.

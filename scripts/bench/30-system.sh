@@ -6,7 +6,10 @@
 # at top speed and at 100,000 pps ("sent" is the replay's rate into the
 # socket; "QEMU read" counts until QEMU had read the last frame off it,
 # which it does only while the guest NIC takes frames), with the image's own arguments and with a
-# capture ring big enough for the whole burst. Go benchmarks in
+# capture ring big enough for the whole burst; what an idle guest costs the
+# host (QEMU's CPU time per second, hil-init's heartbeat included, and with
+# the runner's liveness check every 250 ms) and one liveness check. Go
+# benchmarks in
 # harness/target/system (bench_test.go), RUNS iterations each.
 # Targets on 2 cores: cold <= 5 s, warm <= 0.5 s, >= 100,000 pps with 0 loss.
 #
@@ -31,6 +34,9 @@ done
 for c in 1 2; do
 	printf '  %-52s %8s s   (target <= 0.5 s)\n' "warm restore to ready, $c vCPU" "$(metric "^BenchmarkSystemWarmRestore/cpus-$c" s-to-ready)"
 done
+printf '  %-52s %8s ms/s (QEMU CPU per second)\n' "idle guest, heartbeat every 200 ms" "$(metric "^BenchmarkSystemIdleCPU/idle" qemu-cpu-ms/s)"
+printf '  %-52s %8s ms/s\n' "idle guest, liveness checked every 250 ms" "$(metric "^BenchmarkSystemIdleCPU/alive-every-250ms" qemu-cpu-ms/s)"
+printf '  %-52s %8s ns\n' "one liveness check (QMP round trip)" "$(metric "^BenchmarkSystemAlive" ns/op)"
 echo "  100k burst into the guest (default 2 vCPUs); target >= 100000 pps, 0 lost:"
 for v in image-args ring-64MiB-snap256; do
 	for s in top 100000pps; do

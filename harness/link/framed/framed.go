@@ -59,8 +59,14 @@ type Conn struct {
 	w    *bufio.Writer
 	werr error
 
-	closer    io.Closer
-	synced    chan struct{} // an empty frame from the peer: see Drain
+	closer io.Closer
+	// Sync markers (see Drain): the peer echoes each in order, so the n-th
+	// echo answers the n-th marker and concurrent Drains each get theirs.
+	markers   atomic.Uint64
+	echoMu    sync.Mutex
+	echoes    uint64
+	echoed    chan struct{} // closed and replaced at every echo
+	readEnded chan struct{} // closed when the peer's stream ends
 	kick      chan struct{}
 	frames    chan link.Frame
 	dropped   atomic.Uint64
@@ -83,7 +89,8 @@ func New(r io.Reader, w io.Writer, closer io.Closer, opts ...Option) (*Conn, err
 		peer:         "the peer",
 		raw:          w,
 		closer:       closer,
-		synced:       make(chan struct{}, 1),
+		echoed:       make(chan struct{}),
+		readEnded:    make(chan struct{}),
 		kick:         make(chan struct{}, 1),
 		done:         make(chan struct{}),
 	}
@@ -148,8 +155,10 @@ func (c *Conn) Flush() error {
 
 // Drain waits until the peer has taken every frame written so far: it
 // sends an empty frame, which a peer that supports it (hil's board agent)
-// echoes once everything before it reached the device. Peers that never
-// echo make Drain wait for ctx.
+// echoes once everything before it reached the device. A Drain is thus
+// also a round trip through the peer: it fails at once when the peer's
+// stream has ended. Peers that never echo make Drain wait for ctx. Safe
+// for concurrent use.
 func (c *Conn) Drain(ctx context.Context) error {
 	c.mu.Lock()
 	if c.werr != nil {
@@ -157,23 +166,30 @@ func (c *Conn) Drain(ctx context.Context) error {
 		c.mu.Unlock()
 		return err
 	}
-	select {
-	case <-c.synced: // a stale echo
-	default:
-	}
+	// Counted before it is written, so that an echo can never come first.
+	n := c.markers.Add(1)
 	c.w.Write([]byte{0, 0, 0, 0})
 	err := c.flushLocked()
 	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	select {
-	case <-c.synced:
-		return nil
-	case <-c.done:
-		return errors.New("framed: link closed while draining")
-	case <-ctx.Done():
-		return fmt.Errorf("framed: waiting for %s to take the frames: %w", c.peer, ctx.Err())
+	for {
+		c.echoMu.Lock()
+		got, echoed := c.echoes, c.echoed
+		c.echoMu.Unlock()
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-echoed:
+		case <-c.readEnded:
+			return fmt.Errorf("framed: %s closed its stream", c.peer)
+		case <-c.done:
+			return errors.New("framed: link closed while draining")
+		case <-ctx.Done():
+			return fmt.Errorf("framed: waiting for %s to take the frames: %w", c.peer, ctx.Err())
+		}
 	}
 }
 
@@ -216,6 +232,7 @@ func (c *Conn) flushLoop() {
 
 func (c *Conn) readLoop(r io.Reader) {
 	defer c.wg.Done()
+	defer close(c.readEnded)
 	br := bufio.NewReaderSize(r, 256<<10)
 	var hdr [4]byte
 	for {
@@ -227,10 +244,14 @@ func (c *Conn) readLoop(r io.Reader) {
 			return
 		}
 		if n == 0 {
-			select {
-			case c.synced <- struct{}{}:
-			default:
+			c.echoMu.Lock()
+			// An echo nobody asked for answers no marker.
+			if c.echoes < c.markers.Load() {
+				c.echoes++
+				close(c.echoed)
+				c.echoed = make(chan struct{})
 			}
+			c.echoMu.Unlock()
 			continue
 		}
 		data := make([]byte, n)

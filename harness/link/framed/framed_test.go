@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -105,5 +106,50 @@ func TestDrainWaitsForThePeersEcho(t *testing.T) {
 	defer silent.Close()
 	if err := silent.Drain(short); err == nil {
 		t.Fatal("Drain returned without an echo")
+	}
+}
+
+// Several Drains at once (a replay's and a liveness check's) each get the
+// echo of their own marker, and a peer that hangs up fails a Drain at once.
+func TestConcurrentDrainsAndAPeerThatHangsUp(t *testing.T) {
+	a, b := net.Pipe()
+	c, _ := New(a, a, a)
+	defer c.Close()
+	go func() {
+		for {
+			f, err := ReadFrom(b)
+			if err != nil {
+				return
+			}
+			if len(f) == 0 {
+				WriteTo(b, nil)
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errs := make(chan error, 50)
+	for i := 0; i < 50; i++ {
+		go func() {
+			c.WriteFrame(make([]byte, 60))
+			errs <- c.Drain(ctx)
+		}()
+	}
+	for i := 0; i < 50; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("drain %d: %v", i, err)
+		}
+	}
+
+	x, y := net.Pipe()
+	gone, _ := New(x, x, x, WithName("the agent"))
+	defer gone.Close()
+	go func() {
+		ReadFrom(y) // the marker
+		y.Close()
+	}()
+	// Not ctx's deadline: the hang-up itself ends the Drain.
+	if err := gone.Drain(ctx); err == nil || !strings.Contains(err.Error(), "the agent closed its stream") {
+		t.Fatalf("Drain to a peer that hung up: %v", err)
 	}
 }

@@ -583,7 +583,7 @@ func describeContainer(info map[string]string, c dcontainer.InspectResponse) {
 
 // wait records the exit once the container stops.
 func (d *Device) wait() {
-	var exit target.Exit
+	exit := target.NotObserved("the engine did not say")
 	var werr error
 	res := d.cli.ContainerWait(d.ctx, d.id, client.ContainerWaitOptions{Condition: dcontainer.WaitConditionNotRunning})
 	select {
@@ -610,6 +610,7 @@ type Device struct {
 	link    *veth.Link
 	lines   *imgrun.Lines
 	status  *imgrun.Status
+	sent    imgrun.Sent
 	started time.Time
 	waiting bool
 	begin   time.Time
@@ -624,6 +625,7 @@ type Device struct {
 var (
 	_ target.Device             = (*Device)(nil)
 	_ target.CapabilityReporter = (*Device)(nil)
+	_ target.Liveness           = (*Device)(nil)
 )
 
 // Output streams the container's stdout and stderr lines.
@@ -646,11 +648,75 @@ func (d *Device) Capabilities() target.Capabilities { return d.status.Capabiliti
 // only because of the emulator's capture gap.
 func (d *Device) EmulatorGap() (string, bool) { return d.status.EmulatorGap() }
 
+// livenessTimeout bounds one Alive: an engine that does not answer
+// inspect within it is as good as gone for the case.
+const livenessTimeout = 10 * time.Second
+
+// Alive asks the engine about the app container: nil while it runs or once
+// it ended on its own. A container that was removed, paused or OOM-killed,
+// or killed by a SIGKILL hil did not send (docker kill, kill -9), and an
+// engine that does not answer, are a dead device, not the app's failure.
+func (d *Device) Alive(ctx context.Context) error {
+	what := "the app container " + shortID(d.id)
+	ctx, cancel := context.WithTimeout(ctx, livenessTimeout)
+	defer cancel()
+	res, err := d.cli.ContainerInspect(ctx, d.id, client.ContainerInspectOptions{})
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return target.Dead(what, "was removed from the engine (docker rm -f?) while hil ran it")
+	case err != nil:
+		return target.Dead("the Docker engine at "+d.status.Get("docker_host"), "does not answer about "+what+": "+err.Error())
+	}
+	st := res.Container.State
+	switch {
+	case st == nil:
+		return target.Dead(what, "has no state in the engine's answer")
+	case st.OOMKilled:
+		return target.Dead(what, "was killed by the kernel's OOM killer")
+	case st.Paused:
+		return target.Dead(what, "is paused (docker pause), and hil did not pause it")
+	case st.Running || st.Restarting:
+		return nil
+	case st.Status == dcontainer.StateRemoving:
+		return target.Dead(what, "is being removed from the engine (docker rm -f?) while hil runs it")
+	case st.Status == dcontainer.StateDead:
+		return target.Dead(what, "is dead in the engine (its removal failed)")
+	}
+	// It stopped: on its own, or killed from outside.
+	if how := imgrun.KilledFromOutside(imgrun.DockerExit(st.ExitCode), &d.sent); how != "" {
+		return target.Dead(what, how)
+	}
+	return nil
+}
+
+// gone waits until the engine no longer knows the app container, and
+// reports whether that happened before ctx ended.
+func (d *Device) gone(ctx context.Context) bool {
+	for {
+		if _, err := d.cli.ContainerInspect(ctx, d.id, client.ContainerInspectOptions{}); cerrdefs.IsNotFound(err) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
 // Signal sends sig to the container's main process through the engine.
 func (d *Device) Signal(sig syscall.Signal) error {
 	if err := d.status.AlreadyExited("signal " + unix.SignalName(sig)); err != nil {
 		return err
 	}
+	d.sent.Add(sig)
 	if _, err := d.cli.ContainerKill(d.ctx, d.id, client.ContainerKillOptions{Signal: unix.SignalName(sig)}); err != nil {
 		return fmt.Errorf("signal %s to container %s: %w", unix.SignalName(sig), d.id, err)
 	}
@@ -671,7 +737,10 @@ func (d *Device) Close() error {
 		defer cancel()
 		var errs []error
 		if d.app != nil {
-			if err := d.app.Terminate(ctx, testcontainers.StopTimeout(0)); err != nil && !cerrdefs.IsNotFound(err) {
+			d.sent.Add(syscall.SIGKILL)
+			// A container removed from outside meanwhile ("removal already
+			// in progress") is as good as removed once it is gone.
+			if err := d.app.Terminate(ctx, testcontainers.StopTimeout(0)); err != nil && !cerrdefs.IsNotFound(err) && !d.gone(ctx) {
 				errs = append(errs, fmt.Errorf("container target: removing the app container: %w", err))
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/scenario"
 	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/harness/target/container"
 	"github.com/hilproject/hil/harness/target/internal/targettest"
@@ -93,6 +94,50 @@ func TestContainerTarget(t *testing.T) {
 		})
 	}
 
+	// The container killed, removed or paused from outside hil under a wait
+	// or an upper-bound step is a dead device: an infra-error naming the
+	// container, never a pass, never the app's failure.
+	outside := func(do func(ctx context.Context, id string) error) func(testing.TB, target.Device) {
+		return func(t testing.TB, dev target.Device) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := do(ctx, dev.Info()["container"]); err != nil {
+				t.Errorf("fault: %v", err)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		fault targettest.Fault
+		want  string
+	}{
+		{"docker kill during wait", targettest.Fault{Step: 0, After: time.Second, Do: outside(func(ctx context.Context, id string) error {
+			_, err := cli.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "KILL"})
+			return err
+		})}, "was killed by signal 9 (SIGKILL), which hil did not send"},
+		{"docker rm -f during expect_output == 0", targettest.Fault{Step: 1, After: 300 * time.Millisecond, Do: outside(func(ctx context.Context, id string) error {
+			_, err := cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+			return err
+		})}, "removed from the engine"},
+		{"docker pause during wait", targettest.Fault{Step: 0, After: time.Second, Do: outside(func(ctx context.Context, id string) error {
+			_, err := cli.ContainerPause(ctx, id, client.ContainerPauseOptions{})
+			return err
+		})}, "is paused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := targettest.Images{Img: open(t, "pcapwatch", "linux/amd64")}
+			res := targettest.RunCase(t, tgt, img, quietSteps, &tc.fault)
+			t.Logf("%s: %s: %s", tc.name, res.Verdict, res.Reason)
+			if td := res.Steps[len(res.Steps)-1]; td.Kind != scenario.PhaseTeardown || td.Verdict != scenario.Pass {
+				t.Errorf("tear down: %s %s", td.Verdict, td.Message)
+			}
+			if res.Verdict != scenario.InfraError || !strings.Contains(res.Reason, tc.want) || !strings.Contains(res.Reason, "the app container ") {
+				t.Fatalf("verdict %s, want infra-error saying %q: %s", res.Verdict, tc.want, res.Reason)
+			}
+			assertEngineClean(t, cli)
+		})
+	}
+
 	t.Run("a user the image lacks fails before anything starts", func(t *testing.T) {
 		img := open(t, "pcapwatch", "linux/amd64")
 		cfg := targettest.RunConfig(img, "eth0")
@@ -108,6 +153,16 @@ func TestContainerTarget(t *testing.T) {
 		assertEngineClean(t, cli)
 	})
 }
+
+const quietSteps = `name: quiet
+targets: [container]
+platforms: [linux/amd64]
+startup: {budget: 60s, ready: {regex: "^ready iface=eth0$"}}
+steps:
+  - wait: 3s
+  - expect_output: {regex: error, count: "== 0", within: 3s, settle: 2s}
+  - expect_no_output: {regex: error}
+`
 
 func assertEngineClean(t *testing.T, cli *client.Client) {
 	t.Helper()

@@ -136,6 +136,24 @@ func (c *conn) run(ctx context.Context, stdin io.Reader, cmd string) (string, er
 
 func (c *conn) close() error { return c.client.Close() }
 
+// ping is one round trip on the SSH connection itself (a keepalive request;
+// any answer, even a refusal, means the board's sshd is there).
+func (c *conn) ping(timeout time.Duration) error {
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+		done <- err
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("no answer to an SSH keepalive within %s", timeout)
+	}
+}
+
 // quote makes s one word for the board's POSIX shell.
 func quote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@,+") == "" {

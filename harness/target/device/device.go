@@ -75,7 +75,12 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{conn: c, board: t.board, output: make(chan target.Line, 1024), info: map[string]string{"board": t.board.Name}}
+	d := &Device{conn: c, board: t.board, output: make(chan target.Line, 1024), info: map[string]string{"board": t.board.Name},
+		sshDone: make(chan struct{}), dialTimeout: t.dialTimeout}
+	go func() {
+		d.sshErr = c.client.Wait()
+		close(d.sshDone)
+	}()
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -244,10 +249,89 @@ type Device struct {
 	logSes  *ssh.Session
 	output  chan target.Line
 
+	// Liveness: the SSH connection's end, the app's exit once Wait saw it,
+	// the signals hil sent.
+	sshDone     chan struct{}
+	sshErr      error
+	dialTimeout time.Duration
+	exitMu      sync.Mutex
+	exit        *target.Exit
+	sent        imgrun.Sent
+
 	closeOnce sync.Once
 }
 
-var _ target.Device = (*Device)(nil)
+var (
+	_ target.Device   = (*Device)(nil)
+	_ target.Liveness = (*Device)(nil)
+)
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// agentTimeout bounds one liveness round trip through the agent: its echo
+// waits behind the frames queued before it, a few hundred milliseconds'
+// worth at most on a Pi.
+const agentTimeout = 10 * time.Second
+
+// sshPingTimeout bounds one keepalive round trip to the board's sshd.
+const sshPingTimeout = 5 * time.Second
+
+// Alive checks the channel to the board: the SSH connection is up and
+// hil's agent answers a round trip through its frame relay (a sync marker
+// it echoes after everything before it). Nil once the app's own exit was
+// seen. The app container killed by a SIGKILL hil did not send (docker
+// kill on the board) is a dead device too.
+func (d *Device) Alive(ctx context.Context) error {
+	d.exitMu.Lock()
+	exit := d.exit
+	d.exitMu.Unlock()
+	if exit != nil {
+		if how := imgrun.KilledFromOutside(*exit, &d.sent); how != "" {
+			return target.Dead(fmt.Sprintf("the app container %s on board %s", d.name, d.board.Name), how)
+		}
+		return nil
+	}
+	if err := d.sshAlive(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
+	defer cancel()
+	if err := d.link.Drain(ctx); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return err
+		}
+		// The agent's channel rides on the SSH connection: when that went,
+		// say so rather than blame the agent.
+		if serr := d.sshAlive(); serr != nil {
+			return serr
+		}
+		return target.Dead(fmt.Sprintf("hil's agent on board %s (in container %s-net)", d.board.Name, d.name), "does not answer: "+err.Error())
+	}
+	return nil
+}
+
+// sshAlive is nil while the SSH connection to the board answers.
+func (d *Device) sshAlive() error {
+	what := fmt.Sprintf("the SSH connection to board %s (%s)", d.board.Name, d.board.Addr())
+	if isClosed(d.sshDone) {
+		how := "closed"
+		if d.sshErr != nil {
+			how += ": " + d.sshErr.Error()
+		}
+		return target.Dead(what, how)
+	}
+	if err := d.conn.ping(sshPingTimeout); err != nil {
+		return target.Dead(what, "does not answer: "+err.Error())
+	}
+	return nil
+}
 
 func (d *Device) startLink(ctx context.Context, iface string) error {
 	s, err := d.conn.client.NewSession()
@@ -338,6 +422,7 @@ func (d *Device) Link() link.Link { return d.link }
 func (d *Device) Signal(sig syscall.Signal) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
+	d.sent.Add(sig)
 	_, err := d.conn.run(ctx, nil, "docker kill -s "+strconv.Itoa(int(sig))+" "+d.name)
 	return err
 }
@@ -347,15 +432,19 @@ func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
 	out, err := d.conn.run(ctx, nil, "docker wait "+d.name)
 	if err != nil {
 		if ctx.Err() != nil {
-			return target.Exit{}, err
+			return target.NotObserved("stopped waiting"), err
 		}
-		return target.Exit{}, target.Infra(err)
+		return target.NotObserved("the board did not say"), target.Infra(err)
 	}
 	code, err := strconv.Atoi(strings.TrimSpace(out))
 	if err != nil {
-		return target.Exit{}, target.Infra(fmt.Errorf("docker wait on board %s printed %q: expected an exit code", d.board.Name, out))
+		return target.NotObserved("the board did not say"), target.Infra(fmt.Errorf("docker wait on board %s printed %q: expected an exit code", d.board.Name, out))
 	}
-	return imgrun.DockerExit(code), nil
+	exit := imgrun.DockerExit(code)
+	d.exitMu.Lock()
+	d.exit = &exit
+	d.exitMu.Unlock()
+	return exit, nil
 }
 
 // Info describes the board and the run.
@@ -368,6 +457,18 @@ func (d *Device) Close() error {
 	d.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
+		conn := d.conn
+		if isClosed(d.sshDone) || d.conn.ping(sshPingTimeout) != nil {
+			// The connection dropped (the board rebooted, the network
+			// went): what hil started there must still go.
+			c, err := dial(ctx, d.board, d.dialTimeout)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("reconnecting to board %s to remove what hil started there: %w", d.board.Name, err))
+			} else {
+				conn = c
+				defer c.close()
+			}
+		}
 		if d.link != nil {
 			d.link.Close()
 		}
@@ -375,7 +476,8 @@ func (d *Device) Close() error {
 			d.linkSes.Close()
 		}
 		if d.name != "" {
-			if _, err := d.conn.run(ctx, nil, "docker rm -f "+d.name+" "+d.name+"-net >/dev/null 2>&1; true"); err != nil {
+			d.sent.Add(syscall.SIGKILL)
+			if _, err := conn.run(ctx, nil, "docker rm -f "+d.name+" "+d.name+"-net >/dev/null 2>&1; true"); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -386,14 +488,16 @@ func (d *Device) Close() error {
 			// A tag another boot removed first (both loaded it at once) is
 			// not an error; any other refusal is.
 			script := "fail=0; for t in " + quoteAll(d.untag) + `; do out=$(docker rmi "$t" 2>&1) || case $out in *"No such image"*) ;; *) echo "$out" >&2; fail=1 ;; esac; done; exit $fail`
-			if _, err := d.conn.run(ctx, nil, script); err != nil {
+			if _, err := conn.run(ctx, nil, script); err != nil {
 				errs = append(errs, err)
 			}
 		}
 		if d.logSes == nil {
 			close(d.output) // no log follower will
 		}
-		errs = append(errs, d.conn.close())
+		if err := d.conn.close(); err != nil && !isClosed(d.sshDone) {
+			errs = append(errs, err)
+		}
 	})
 	return errors.Join(errs...)
 }

@@ -32,6 +32,7 @@ import (
 type labBoard struct {
 	Board
 	dockerHost string
+	sshd       *testenv.SSHServer
 }
 
 // labEngine is one private Docker engine for the package's tests (they run
@@ -70,12 +71,12 @@ func newLabBoard(t *testing.T, opts ...testenv.SSHDOption) labBoard {
 	s := testenv.SSHD(t, append([]testenv.SSHDOption{testenv.WithSessionEnv("DOCKER_HOST=" + host)}, opts...)...)
 	h, p, _ := strings.Cut(s.Addr, ":")
 	port, _ := strconv.Atoi(p)
-	return labBoard{Board: Board{Name: "lab-1", Host: h, Port: port, User: s.User, Key: s.ClientKey, KnownHosts: s.KnownHosts}, dockerHost: host}
+	return labBoard{Board: Board{Name: "lab-1", Host: h, Port: port, User: s.User, Key: s.ClientKey, KnownHosts: s.KnownHosts}, dockerHost: host, sshd: s}
 }
 
 // docker runs the docker CLI against the board's engine directly, to look
 // at what the target left behind.
-func (b labBoard) docker(t *testing.T, args ...string) string {
+func (b labBoard) docker(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := exec.Command("docker", append([]string{"-H", b.dockerHost}, args...)...).CombinedOutput()
 	if err != nil {

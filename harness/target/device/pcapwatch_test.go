@@ -85,7 +85,7 @@ func TestBoardSampleAppCapturesThroughTheAgent(t *testing.T) {
 		t.Errorf("summary after %d frames: %s", sent, summary)
 	}
 	exit, err := dev.Wait(ctx)
-	if err != nil || exit != (target.Exit{}) {
+	if err != nil || exit != target.Exited(0) {
 		t.Fatalf("exit = %v, %v; want exit 0", exit, err)
 	}
 	dev.Close()

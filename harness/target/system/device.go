@@ -13,8 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/harness/link/qemustream"
@@ -35,6 +38,19 @@ type Device struct {
 	repMu   sync.Mutex // serialises writes to rep
 	cmd     *exec.Cmd
 	qmpPath string
+
+	// Liveness (liveness.go): a QMP monitor of the check's own, the time of
+	// the guest's last sign of life, and the windows in which hil itself
+	// paused the VM or stopped reading the report port.
+	livePath  string
+	liveMu    sync.Mutex
+	liveMon   *qmpMonitor
+	liveHung  error // sticky: QEMU once failed to answer in time
+	liveReady chan error
+	lastSign  atomic.Int64 // unix nanos
+	pausing   atomic.Int32 // > 0 while hil pauses the VM (snapshot)
+	pauses    atomic.Uint64
+	readBusy  atomic.Int32 // > 0 while the report reader waits on the host side
 
 	consoleLog  *os.File
 	consolePath string
@@ -75,12 +91,13 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 	t0 := time.Now()
 	d := &Device{
 		t: t, p: p, warm: meta != nil,
-		out:      make(chan target.Line, 4096),
-		stop:     make(chan struct{}),
-		started:  make(chan struct{}),
-		exited:   make(chan struct{}),
-		qemuDone: make(chan struct{}),
-		info:     map[string]string{},
+		out:       make(chan target.Line, 4096),
+		stop:      make(chan struct{}),
+		started:   make(chan struct{}),
+		exited:    make(chan struct{}),
+		qemuDone:  make(chan struct{}),
+		liveReady: make(chan error, 1),
+		info:      map[string]string{},
 	}
 	defer func() {
 		if err != nil {
@@ -99,6 +116,7 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 		return nil, target.Infra(fmt.Errorf("listening for the guest report port: %w", err))
 	}
 	d.qmpPath = filepath.Join(d.tmp, "qmp.sock")
+	d.livePath = filepath.Join(d.tmp, "live.sock")
 	logDir := t.o.logDir
 	if logDir == "" {
 		if logDir, err = cache.Dir("logs", "system"); err != nil {
@@ -124,6 +142,9 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 		"-chardev", "socket,id=rep,path="+repPath,
 		"-device", "virtserialport,chardev=rep,name=hil",
 		"-qmp", "unix:"+d.qmpPath+",server=on,wait=off",
+		// A second monitor for the liveness check alone: QEMU serves one
+		// client per monitor, and the snapshot code has the first.
+		"-qmp", "unix:"+d.livePath+",server=on,wait=off",
 	)
 	if meta != nil {
 		args = append(args, "-incoming", "exec:cat "+shellQuote(p.snapshot))
@@ -158,6 +179,8 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 	}
 	bootCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// Connected while the guest boots (or the snapshot loads): no wait.
+	go func() { d.liveReady <- d.connectLive(bootCtx) }()
 	stopWatch := context.AfterFunc(bootCtx, func() { d.repLn.SetDeadline(time.Unix(1, 0)) })
 	go func() {
 		<-d.qemuDone
@@ -195,6 +218,15 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 	if d.startErr != nil {
 		return nil, d.startErr
 	}
+	select {
+	case err := <-d.liveReady:
+		if err != nil {
+			return nil, d.bootFailure(bootCtx, "connecting the liveness monitor", err)
+		}
+	case <-bootCtx.Done():
+		return nil, d.bootFailure(bootCtx, "connecting the liveness monitor", bootCtx.Err())
+	}
+	d.lastSign.Store(time.Now().UnixNano())
 	mode := "cold"
 	if meta != nil {
 		mode = "warm"
@@ -204,7 +236,8 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 		"kernel_package": p.kernel.Package, "kernel_args": p.appendArgs, "init": p.initHash,
 		"boot": mode, "boot_ms": strconv.FormatInt(time.Since(t0).Milliseconds(), 10),
 		"console_log": d.consolePath, "memory_mb": strconv.Itoa(t.o.memoryMB),
-		"snapshot_key": p.snapshotKey,
+		"snapshot_key": p.snapshotKey, "pid": strconv.Itoa(d.cmd.Process.Pid),
+		"liveness": fmt.Sprintf("QEMU process, QMP query-status and hil-init's heartbeat; dead after %s without an answer", t.o.liveTimeout),
 	})
 	if meta != nil && meta.Ready != nil {
 		// The app printed its ready line before the snapshot was taken, so
@@ -296,6 +329,18 @@ func (d *Device) emit(l target.Line) {
 	}
 	select {
 	case d.out <- l:
+		return
+	default:
+	}
+	// The consumer is behind: while we wait for it, nobody reads the
+	// guest's beats, and their absence says nothing about the guest.
+	d.readBusy.Add(1)
+	defer func() {
+		d.lastSign.Store(time.Now().UnixNano())
+		d.readBusy.Add(-1)
+	}()
+	select {
+	case d.out <- l:
 	case <-d.stop:
 	}
 }
@@ -331,6 +376,8 @@ func (d *Device) readReports(c net.Conn) {
 	for sc.Scan() {
 		kind, text, _ := strings.Cut(sc.Text(), " ")
 		now := time.Now()
+		// Every line is a sign of life; "beat" says nothing else.
+		d.lastSign.Store(now.UnixNano())
 		switch kind {
 		case "hello":
 			d.send(fmt.Sprintf("time %d", now.UnixNano()))
@@ -348,16 +395,20 @@ func (d *Device) readReports(c net.Conn) {
 		case "exit":
 			code, _ := strconv.Atoi(text)
 			d.markStarted(nil)
-			d.finish(target.Exit{Code: code}, nil)
+			d.finish(target.Exited(code), nil)
 			d.send("poweroff")
 		case "signal":
+			code := 0
+			if n := unix.SignalNum(text); n != 0 {
+				code = 128 + int(n)
+			}
 			d.markStarted(nil)
-			d.finish(target.Exit{Signal: text}, nil)
+			d.finish(target.KilledBy(text, code), nil)
 			d.send("poweroff")
 		case "fail":
 			err := target.Infra(fmt.Errorf("guest init failed: %s (console log %s)", text, d.consolePath))
 			d.markStarted(err)
-			d.finish(target.Exit{}, err)
+			d.finish(target.NotObserved("hil-init failed"), err)
 		}
 	}
 }
@@ -378,7 +429,14 @@ func (d *Device) onAppLine(l target.Line) {
 		return // another boot saved it meanwhile
 	}
 	t0 := time.Now()
-	if err := d.saveSnapshot(l); err != nil {
+	// hil pauses the VM for the snapshot: that is no death (liveness.go).
+	d.pausing.Add(1)
+	d.pauses.Add(1)
+	err := d.saveSnapshot(l)
+	d.lastSign.Store(time.Now().UnixNano())
+	d.pauses.Add(1)
+	d.pausing.Add(-1)
+	if err != nil {
 		d.setInfo(map[string]string{"snapshot_error": err.Error()})
 		d.emit(target.Line{Stream: target.Console, Text: "hil: snapshot not saved: " + err.Error(), Time: time.Now()})
 		return
@@ -394,19 +452,16 @@ func (d *Device) onQEMUExit() {
 		return
 	default:
 	}
-	var err error
 	select {
 	case <-d.stop:
-		err = errors.New("device closed before the app exited")
+		err := target.Infra(errors.New("device closed before the app exited"))
+		d.markStarted(err)
+		d.finish(target.NotObserved("stopped by hil"), err)
 	default:
-		if pl := d.panic(); pl != "" {
-			err = fmt.Errorf("guest kernel panic: %s (console log %s)", pl, d.consolePath)
-		} else {
-			err = fmt.Errorf("QEMU exited (%v) before the app did; last console lines:\n%s\n(console log %s)", d.qemuErr, d.consoleTail(), d.consolePath)
-		}
+		err := target.Infra(d.qemuDeath())
+		d.markStarted(err)
+		d.finish(target.NotObserved("the emulator died first"), err)
 	}
-	d.markStarted(target.Infra(err))
-	d.finish(target.Exit{}, target.Infra(err))
 }
 
 func (d *Device) send(line string) error {
@@ -480,7 +535,8 @@ func (d *Device) Close() error {
 			}
 		}
 		d.markStarted(target.Infra(errors.New("device closed")))
-		d.finish(target.Exit{}, target.Infra(errors.New("device closed before the app exited")))
+		d.finish(target.NotObserved("stopped by hil"), target.Infra(errors.New("device closed before the app exited")))
+		d.closeLive()
 		d.repMu.Lock()
 		if d.rep != nil {
 			d.rep.Close()

@@ -5,6 +5,15 @@
 // virtio-net NIC whose backend is a qemustream link served by the harness.
 // After the first cold boot of an image reaches "ready", the VM is saved
 // over QMP and later boots of the same image and options restore it.
+//
+// A Device is alive (target.Liveness) while three things hold: the QEMU
+// process has not exited, QEMU answers QMP query-status on a monitor of
+// the liveness check's own within the liveness timeout and says the VM is
+// running, and hil-init (PID 1 of the guest) gave a sign of life within
+// that timeout: it writes "beat" on the report port every 200 ms. A
+// SIGSTOPped or hung QEMU fails the QMP check, a hung guest (QEMU fine,
+// the kernel or init not scheduled) the heartbeat. The snapshot pauses the
+// VM on purpose; the check does not count that time.
 package system
 
 import (
@@ -49,6 +58,7 @@ type options struct {
 	consoleSink io.Writer
 	bootTimeout time.Duration
 	hostname    string
+	liveTimeout time.Duration
 }
 
 // Option configures the system target.
@@ -104,6 +114,16 @@ func WithBootTimeout(d time.Duration) Option { return func(o *options) { o.bootT
 // WithHostname sets the guest's hostname ("hil" by default).
 func WithHostname(h string) Option { return func(o *options) { o.hostname = h } }
 
+// DefaultLivenessTimeout is how long a guest may give no sign of life
+// (hil-init's heartbeat, or any line on its report port) and QEMU may take
+// to answer QMP before Device.Alive calls the device dead. hil-init beats
+// every 200 ms: the margin is for a host so loaded that the emulator's
+// threads wait to be scheduled.
+const DefaultLivenessTimeout = 3 * time.Second
+
+// WithLivenessTimeout sets DefaultLivenessTimeout's value for this target.
+func WithLivenessTimeout(d time.Duration) Option { return func(o *options) { o.liveTimeout = d } }
+
 // Target boots images under qemu-system-arm.
 type Target struct {
 	o options
@@ -115,7 +135,7 @@ func New(opts ...Option) *Target {
 	if runtime.NumCPU() < 2 {
 		cpus = 1
 	}
-	o := options{memoryMB: 512, cpus: cpus, snapshots: true, bootTimeout: 30 * time.Second, hostname: "hil"}
+	o := options{memoryMB: 512, cpus: cpus, snapshots: true, bootTimeout: 30 * time.Second, hostname: "hil", liveTimeout: DefaultLivenessTimeout}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -143,9 +143,16 @@ func TestQEMUKilledIsInfra(t *testing.T) {
 		t.Fatal("capcount never ready")
 	}
 	syscall.Kill(d.(*Device).cmd.Process.Pid, syscall.SIGKILL)
-	_, err = d.Wait(ctx)
-	if err == nil || !target.IsInfra(err) || !strings.Contains(err.Error(), "QEMU exited") {
-		t.Fatalf("want an infra error saying QEMU exited, got %v", err)
+	ex, err := d.Wait(ctx)
+	var de *target.DeadError
+	if err == nil || !target.IsInfra(err) || !errors.As(err, &de) || !strings.Contains(err.Error(), "qemu-system-arm") || !strings.Contains(err.Error(), "was killed by signal 9 (SIGKILL)") {
+		t.Fatalf("want an infra error saying QEMU was killed by signal 9, got %v", err)
+	}
+	if ex.Observed || ex.String() == "exit 0" {
+		t.Errorf("exit %s: hil never saw the app end", ex)
+	}
+	if aerr := d.(*Device).Alive(ctx); aerr == nil || !strings.Contains(aerr.Error(), "was killed by signal 9") {
+		t.Errorf("Alive after the kill: %v", aerr)
 	}
 	t.Log(err)
 }

@@ -192,7 +192,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	go func() { d.lines.WaitReaders(); outR.Close(); errR.Close() }()
 	if startErr != nil {
 		d.lines.Finish()
-		d.status.RecordExit(target.Exit{}, nil)
+		d.status.RecordExit(target.NotObserved("the app did not start"), nil)
 		if target.IsInfra(startErr) {
 			return nil, startErr
 		}
@@ -249,13 +249,13 @@ func startInNetNS(nsPath string, cmd *exec.Cmd) error {
 // guest's fatal signal on itself, so a signal shows through the emulator.
 func exitOf(ps *os.ProcessState, werr error) (target.Exit, error) {
 	if ps == nil {
-		return target.Exit{}, target.Infra(fmt.Errorf("waiting for the app: %w", werr))
+		return target.NotObserved("waiting for the process failed"), target.Infra(fmt.Errorf("waiting for the app: %w", werr))
 	}
 	ws, ok := ps.Sys().(syscall.WaitStatus)
 	if ok && ws.Signaled() {
-		return target.Exit{Code: 128 + int(ws.Signal()), Signal: unix.SignalName(ws.Signal())}, nil
+		return target.KilledBy(unix.SignalName(ws.Signal()), 128+int(ws.Signal())), nil
 	}
-	return target.Exit{Code: ps.ExitCode()}, nil
+	return target.Exited(ps.ExitCode()), nil
 }
 
 // Device is a running app under the user target.
@@ -266,6 +266,7 @@ type Device struct {
 	cancel  context.CancelFunc
 	started time.Time
 	status  *imgrun.Status
+	sent    imgrun.Sent
 
 	closeOnce sync.Once
 	closeErr  error
@@ -274,10 +275,32 @@ type Device struct {
 var (
 	_ target.Device             = (*Device)(nil)
 	_ target.CapabilityReporter = (*Device)(nil)
+	_ target.Liveness           = (*Device)(nil)
 )
 
 // Output streams the app's stdout and stderr lines.
 func (d *Device) Output() <-chan target.Line { return d.lines.C() }
+
+// Alive reports whether the app's process still runs (and is not stopped),
+// or ended on its own: nil then. A process that hil could not wait for,
+// that is stopped, or that was killed by a SIGKILL hil did not send is a
+// dead device, not the app's failure.
+func (d *Device) Alive(ctx context.Context) error {
+	what := fmt.Sprintf("the app's process %s (pid %d)", filepath.Base(d.cmd.Path), d.cmd.Process.Pid)
+	if ex, err, done := d.status.Exit(); done {
+		if err != nil {
+			return &target.DeadError{What: what, How: "ended, but hil could not learn how", Detail: err.Error()}
+		}
+		if how := imgrun.KilledFromOutside(ex, &d.sent); how != "" {
+			return target.Dead(what, how)
+		}
+		return nil
+	}
+	if st := imgrun.ProcState(d.cmd.Process.Pid); strings.HasPrefix(st, "stopped") {
+		return target.Dead(what, "is "+st+", and hil did not stop it")
+	}
+	return ctx.Err()
+}
 
 // Link is the host end of the app's veth pair.
 func (d *Device) Link() link.Link { return d.link }
@@ -296,6 +319,7 @@ func (d *Device) Signal(sig syscall.Signal) error {
 	if err := d.status.AlreadyExited("signal " + unix.SignalName(sig)); err != nil {
 		return err
 	}
+	d.sent.Add(sig)
 	if err := d.cmd.Process.Signal(sig); err != nil {
 		return fmt.Errorf("signal %s to pid %d: %w", unix.SignalName(sig), d.cmd.Process.Pid, err)
 	}
@@ -316,6 +340,7 @@ func (d *Device) Close() error {
 		var errs []error
 		if d.cmd != nil && d.cmd.Process != nil {
 			// The whole group: the app's own children must not outlive it.
+			d.sent.Add(syscall.SIGKILL)
 			syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
 			select {
 			case <-d.status.Exited():

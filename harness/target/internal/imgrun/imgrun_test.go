@@ -152,12 +152,12 @@ func TestEmulatedArgv(t *testing.T) {
 
 func TestDockerExit(t *testing.T) {
 	for code, want := range map[int]target.Exit{
-		0:   {Code: 0},
-		2:   {Code: 2},
-		127: {Code: 127},
-		137: {Code: 137, Signal: "SIGKILL"},
-		139: {Code: 139, Signal: "SIGSEGV"},
-		255: {Code: 255},
+		0:   {Observed: true, Code: 0},
+		2:   {Observed: true, Code: 2},
+		127: {Observed: true, Code: 127},
+		137: {Observed: true, Code: 137, Signal: "SIGKILL"},
+		139: {Observed: true, Code: 139, Signal: "SIGSEGV"},
+		255: {Observed: true, Code: 255},
 	} {
 		if got := DockerExit(code); got != want {
 			t.Errorf("DockerExit(%d) = %+v, expected %+v", code, got, want)

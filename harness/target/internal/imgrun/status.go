@@ -1,8 +1,10 @@
 package imgrun
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
 
@@ -133,6 +135,19 @@ func (s *Status) RecordExit(exit target.Exit, err error) {
 	close(s.exited)
 }
 
+// Exit returns the app's exit once it is recorded (done), with the error
+// when hil could not tell how it ended.
+func (s *Status) Exit() (exit target.Exit, err error, done bool) {
+	select {
+	case <-s.exited:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.exit, s.waitErr, true
+	default:
+		return target.Exit{}, nil, false
+	}
+}
+
 // Exited is closed once the app's exit is recorded.
 func (s *Status) Exited() <-chan struct{} { return s.exited }
 
@@ -194,11 +209,70 @@ func FindProgram(rootfs string, cfg target.RunConfig) (Program, error) {
 // DockerExit maps an exit status as Docker reports it: 128+N is a process
 // killed by signal N (and qemu-user re-raises a guest's fatal signal).
 func DockerExit(code int) target.Exit {
-	e := target.Exit{Code: code}
+	e := target.Exited(code)
 	if code > 128 && code < 128+32 {
 		if name := unix.SignalName(syscall.Signal(code - 128)); name != "" {
 			e.Signal = name
 		}
 	}
 	return e
+}
+
+// ProcState describes a process's scheduler state from /proc when it
+// explains a device that no longer makes progress ("stopped (state T:
+// SIGSTOP or SIGTSTP)"), else "".
+func ProcState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return ""
+	}
+	switch b[i+2] {
+	case 'T':
+		return "stopped (state T: SIGSTOP or SIGTSTP)"
+	case 't':
+		return "stopped by a tracer (state t)"
+	case 'Z':
+		return "a zombie (state Z)"
+	}
+	return ""
+}
+
+// Sent remembers the signals hil delivered to an app, so that a device
+// can tell a SIGKILL of its own (a signal step, the teardown) from one
+// that came from outside (kill -9, docker kill, the OOM killer).
+type Sent struct {
+	mu   sync.Mutex
+	sigs map[syscall.Signal]bool
+}
+
+// Add records that hil is about to deliver sig.
+func (s *Sent) Add(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sigs == nil {
+		s.sigs = map[syscall.Signal]bool{}
+	}
+	s.sigs[sig] = true
+}
+
+// Has reports whether hil delivered sig.
+func (s *Sent) Has(sig syscall.Signal) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sigs[sig]
+}
+
+// KilledFromOutside returns how an app that ended with exit was killed
+// from outside hil, or "": a SIGKILL that hil did not send. An app cannot
+// raise SIGKILL on itself by accident, so that is the host's or an
+// operator's doing (kill -9, docker kill, the kernel's OOM killer).
+func KilledFromOutside(exit target.Exit, sent *Sent) string {
+	if !exit.Observed || exit.Signal != "SIGKILL" || sent.Has(syscall.SIGKILL) {
+		return ""
+	}
+	return "was killed by signal 9 (SIGKILL), which hil did not send: killed from outside (kill -9, docker kill, the OOM killer)"
 }

@@ -3,6 +3,7 @@ package imgrun
 import (
 	"context"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/hilproject/hil/harness/target"
@@ -28,7 +29,7 @@ func TestStatusExitAndGap(t *testing.T) {
 		t.Errorf("native: info %v caps %+v", info, s.Capabilities())
 	}
 
-	s.RecordExit(target.Exit{Code: 143, Signal: "SIGTERM"}, nil)
+	s.RecordExit(target.KilledBy("SIGTERM", 143), nil)
 	ex, err := s.Wait(context.Background())
 	if err != nil || ex.Code != 143 {
 		t.Errorf("Wait after exit: %v %v", ex, err)
@@ -40,5 +41,23 @@ func TestStatusExitAndGap(t *testing.T) {
 	info["target"] = "changed"
 	if s.Get("target") != "x" {
 		t.Error("Info is not a copy")
+	}
+}
+
+// A SIGKILL hil did not send is a kill from outside; hil's own, any other
+// signal, an exit code and an exit nobody saw are not.
+func TestKilledFromOutside(t *testing.T) {
+	var sent Sent
+	if how := KilledFromOutside(target.KilledBy("SIGKILL", 137), &sent); !strings.Contains(how, "which hil did not send") {
+		t.Errorf("an unsent SIGKILL: %q", how)
+	}
+	for _, ex := range []target.Exit{target.KilledBy("SIGSEGV", 139), target.Exited(137), target.NotObserved("stopped by hil")} {
+		if how := KilledFromOutside(ex, &sent); how != "" {
+			t.Errorf("%s: %q", ex, how)
+		}
+	}
+	sent.Add(syscall.SIGKILL)
+	if how := KilledFromOutside(target.KilledBy("SIGKILL", 137), &sent); how != "" {
+		t.Errorf("hil's own SIGKILL: %q", how)
 	}
 }

@@ -5,9 +5,15 @@
 //
 //	guest → harness: "hello <version>", "started <pid> <unixnano>",
 //	                 "out <text>", "err <text>", "exit <code>",
-//	                 "signal <name>", "fail <text>", "pong"
+//	                 "signal <name>", "fail <text>", "pong", "beat"
 //	harness → guest: "signal <number>", "time <unixnano>", "ping",
 //	                 "poweroff"
+//
+// "beat" comes every beatInterval from the moment the port is open: the
+// harness takes any line as a sign of life and calls a guest that gave
+// none for a few seconds dead (hung kernel, starved init), even while QEMU
+// itself still runs. The beat loop is part of the guest's memory, so a
+// snapshot restored later beats on by itself.
 //
 // It uses only the standard library so that the harness can build it on
 // demand with nothing but the Go toolchain.
@@ -29,7 +35,14 @@ import (
 	"unsafe"
 )
 
-const version = "1"
+const version = "2"
+
+// beatInterval is how often hil-init tells the harness it is alive. A
+// beat wakes the idle guest, which under TCG costs QEMU about 4 ms of host
+// CPU (measured: an idle guest costs ~120 ms/s without beats, ~145 with
+// one every 200 ms, ~165 every 100 ms); the harness calls a guest dead
+// only after 3 s without a sign, so 200 ms leaves a wide margin.
+const beatInterval = 200 * time.Millisecond
 
 // config is /.hil/config.json, written by the harness's initramfs builder.
 type config struct {
@@ -123,6 +136,7 @@ func main() {
 		fail("opening the report port: %v", err)
 	}
 	report("hello", version)
+	go heartbeat()
 	hostname := cfg.Hostname
 	if hostname == "" {
 		hostname = "hil"
@@ -134,6 +148,16 @@ func main() {
 		fail("setting up the network: %v", err)
 	}
 	run(cfg)
+}
+
+// heartbeat reports "beat" every beatInterval for as long as the guest
+// runs.
+func heartbeat() {
+	t := time.NewTicker(beatInterval)
+	defer t.Stop()
+	for range t.C {
+		report("beat", "")
+	}
 }
 
 func loadModule(path string) error {

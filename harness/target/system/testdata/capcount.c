@@ -2,12 +2,15 @@
  * they do not depend on the sample images. It captures on an interface with
  * AF_PACKET (as libpcap does underneath), prints "ready iface=NAME", and on
  * SIGTERM/SIGINT prints "summary frames=N drops=D" and exits 0.
- * Other modes: "crash" (stderr + exit 1), "hang" (never ready). */
+ * Other modes: "crash" (stderr + exit 1), "hang" (never ready), "hog"
+ * (ready, then real-time spinners on every CPU starve the rest of the
+ * guest, hil-init included, while QEMU itself runs on: a hung guest). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +28,19 @@ int main(int argc, char **argv) {
 	if (!strcmp(mode, "crash")) {
 		fprintf(stderr, "capcount: cannot open config /etc/capcount.conf\n");
 		return 1;
+	}
+	if (!strcmp(mode, "hog")) {
+		FILE *f = fopen("/proc/sys/kernel/sched_rt_runtime_us", "w");
+		if (f) { fputs("-1", f); fclose(f); } /* no RT throttling */
+		printf("ready iface=hog\n");
+		fflush(stdout);
+		usleep(500000); /* let hil-init forward the line */
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		for (long i = 1; i < n; i++)
+			if (fork() == 0) break;
+		struct sched_param sp = { .sched_priority = sched_get_priority_max(SCHED_FIFO) };
+		if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0) { perror("capcount: sched_setscheduler"); return 2; }
+		for (;;) ;
 	}
 	if (!strcmp(mode, "hang")) {
 		printf("starting\n");

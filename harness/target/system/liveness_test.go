@@ -1,0 +1,169 @@
+package system
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hilproject/hil/harness/scenario"
+	"github.com/hilproject/hil/harness/target"
+	"github.com/hilproject/hil/harness/target/internal/targettest"
+	"github.com/hilproject/hil/internal/testenv"
+)
+
+// The issue's repro: an upper-bound and absence steps after a wait, the
+// kind of scenario that passed when the emulator was killed under it.
+const absenceSteps = `name: absence
+targets: [system]
+startup: {budget: 30s, ready: {regex: "^ready iface=eth0$"}}
+steps:
+  - wait: 3s
+  - expect_frames: {filter: ip6, count: "== 0", within: 3s, settle: 2s}
+  - expect_output: {regex: error, count: "== 0", within: 3s, settle: 2s}
+  - expect_no_output: {regex: error}
+`
+
+// A replay that lasts about three seconds (294 frames at 100 pps).
+const replaySteps = `name: replay
+targets: [system]
+startup: {budget: 30s, ready: {regex: "^ready iface=eth0$"}}
+steps:
+  - replay: {fixture: arp-sweep, schedule: 100pps}
+  - expect_output: {json: {event: device_seen}, count: ">= 1", within: 5s}
+`
+
+// TestEmulatorFaultsAreInfraErrors kills (and stops) the real QEMU under
+// the real runner at every kind of step: each case must end as an
+// infra-error that names what died and how, never a pass and never an
+// app failure, and never with an exit status hil did not see.
+func TestEmulatorFaultsAreInfraErrors(t *testing.T) {
+	img, _ := sampleImage(t, "pcapwatch")
+	tg := New(WithSnapshotDir(t.TempDir()))
+	startup, err := scenario.ParseFile(filepath.Join(testenv.RepoRoot(t), "scenarios", "startup.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kill := targettest.KillDevice(syscall.SIGKILL)
+	parse := func(y string) *scenario.Scenario {
+		sc, err := scenario.Parse("fault.yaml", []byte(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sc
+	}
+	for _, tc := range []struct {
+		name  string
+		sc    *scenario.Scenario
+		fault targettest.Fault
+		// want are substrings of the reason.
+		want []string
+	}{
+		{"kill -9 during wait", parse(absenceSteps), targettest.Fault{Step: 0, After: time.Second, Do: kill},
+			[]string{"killed by signal 9 (SIGKILL)", "during step 1 (wait 3s)"}},
+		{"kill -9 during expect_frames == 0", parse(absenceSteps), targettest.Fault{Step: 1, After: 500 * time.Millisecond, Do: kill},
+			[]string{"killed by signal 9 (SIGKILL)", "during step 2 (expect frames"}},
+		{"kill -9 during expect_output == 0", parse(absenceSteps), targettest.Fault{Step: 2, After: 500 * time.Millisecond, Do: kill},
+			[]string{"killed by signal 9 (SIGKILL)", "during step 3 (expect output"}},
+		{"kill -9 during expect_no_output", parse(absenceSteps), targettest.Fault{Step: 3, Do: kill},
+			[]string{"killed by signal 9 (SIGKILL)", "during step 4 (expect no output"}},
+		{"kill -9 during a replay", parse(replaySteps), targettest.Fault{Step: 0, After: time.Second, Do: kill},
+			[]string{"killed by signal 9 (SIGKILL)", "during step 1 (replay"}},
+		{"kill -9 before ready", parse(absenceSteps), targettest.Fault{Step: targettest.BeforeReady, Do: kill},
+			[]string{"killed by signal 9 (SIGKILL)", "during the startup"}},
+		{"kill -9 in the bundled startup scenario's settle", startup, targettest.Fault{Step: 0, After: 100 * time.Millisecond, Do: kill},
+			[]string{"killed by signal 9 (SIGKILL)", "during step 1"}},
+		{"SIGSTOP during wait", parse(absenceSteps), targettest.Fault{Step: 0, After: 500 * time.Millisecond, Do: targettest.KillDevice(syscall.SIGSTOP)},
+			[]string{"the emulator", "during step 1 (wait 3s)"}},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			res := targettest.RunScenario(t, tg, targettest.Images{Img: img}, tc.sc, &tc.fault)
+			t.Logf("%s: %s: %s", tc.name, res.Verdict, firstLine(res.Reason))
+			if res.Verdict != scenario.InfraError {
+				t.Fatalf("verdict %s, want infra-error: %s", res.Verdict, res.Reason)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(res.Reason, w) {
+					t.Errorf("reason does not say %q: %s", w, res.Reason)
+				}
+			}
+			if strings.Contains(res.Reason, "exit 0") {
+				t.Errorf("reason reports an exit status hil never saw: %s", res.Reason)
+			}
+			if res.Exit != nil && res.Exit.Observed {
+				t.Errorf("result reports an observed exit (%s) of an app whose emulator was killed", res.Exit)
+			}
+		})
+	}
+}
+
+// A healthy case still passes, cold (the snapshot pauses the VM on
+// purpose) and warm (the restored hil-init beats on): the case lasts
+// longer than the liveness timeout. It reports the exit it saw.
+func TestLiveCasePasses(t *testing.T) {
+	img, _ := sampleImage(t, "pcapwatch")
+	tg := New(WithSnapshotDir(t.TempDir()))
+	for _, boot := range []string{"cold", "warm"} {
+		res := targettest.RunCase(t, tg, targettest.Images{Img: img}, absenceSteps+"  - signal: TERM\n  - expect_exit: 0\n", nil)
+		if res.Verdict != scenario.Pass || res.Device["boot"] != boot {
+			t.Fatalf("%s boot (%s): verdict %s: %s", boot, res.Device["boot"], res.Verdict, res.Reason)
+		}
+		if res.Exit == nil || !res.Exit.Observed || res.Exit.Code != 0 || res.Exit.String() != "exit 0" {
+			t.Errorf("%s boot: exit %v, want the observed exit 0", boot, res.Exit)
+		}
+	}
+}
+
+// A guest that hangs while QEMU runs on (real-time spinners starve the
+// guest's init) answers QMP "running": only the heartbeat catches it, and
+// the runner makes the case an infra-error naming it.
+func TestHungGuestFailsTheHeartbeat(t *testing.T) {
+	rootfs, img := capcountRootFS(t)
+	tg := New(WithRootFS(rootfs), WithSnapshots(false))
+	ctx := testCtx(t, 90*time.Second)
+	d, err := tg.Boot(ctx, img, target.RunConfig{Entrypoint: []string{"/bin/capcount"}, Cmd: []string{"hog"}, Ready: readyLine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { d.Close(); noLeftovers(t, d) }()
+	if _, _, ok := waitLine(t, d, 30*time.Second, readyLine); !ok {
+		t.Fatal("capcount hog never ready")
+	}
+	dev := d.(*Device)
+	if err := dev.Alive(ctx); err != nil {
+		t.Fatalf("Alive right after ready: %v", err)
+	}
+	var aerr error
+	for deadline := time.Now().Add(30 * time.Second); aerr == nil && time.Now().Before(deadline); {
+		go drain(t, d, time.Second) // keep the output flowing, as the runner does
+		time.Sleep(500 * time.Millisecond)
+		aerr = dev.Alive(ctx)
+	}
+	var de *target.DeadError
+	if !errors.As(aerr, &de) || !strings.Contains(de.What, "hil-init") || !strings.Contains(de.How, "gave no sign of life") {
+		t.Fatalf("Alive of a hung guest: %v; want the heartbeat named", aerr)
+	}
+	if st, err := dev.queryStatus(ctx, 5*time.Second); err != nil || st != "running" {
+		t.Errorf("QMP says %q, %v; the test wants a hang QEMU does not see", st, err)
+	}
+	t.Log(aerr)
+
+	res := targettest.RunCase(t, tg, targettest.Images{Img: img, RootFS: rootfs}, `name: hog
+targets: [system]
+app: {args: [hog]}
+startup: {budget: 30s, ready: {regex: "^ready"}}
+steps:
+  - wait: 10s
+`, nil)
+	t.Logf("%s: %s", res.Verdict, firstLine(res.Reason))
+	if res.Verdict != scenario.InfraError || !strings.Contains(res.Reason, "gave no sign of life") || !strings.Contains(res.Reason, "during step 1 (wait 10s)") {
+		t.Fatalf("verdict %s: %s", res.Verdict, res.Reason)
+	}
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}

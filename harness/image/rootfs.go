@@ -3,16 +3,14 @@ package image
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hilproject/hil/internal/cache"
-	"golang.org/x/sys/unix"
+	"github.com/hilproject/hil/internal/filelock"
 )
 
 // RootFS flattens the image into the cache, keyed by manifest digest, and
@@ -100,28 +98,11 @@ func readCached(final string) (*Report, bool) {
 	return &r, true
 }
 
-// lockFile takes an exclusive flock, polling so that ctx can end the wait.
+// lockFile takes an exclusive lock that can wait with ctx and leaves no
+// file behind (internal/filelock): a failed flatten used to leave an empty
+// .lock per image.
 func lockFile(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return filelock.Lock(ctx, path)
 }
 
 // removeStaleTemps deletes temp dirs of flattens that were killed (a

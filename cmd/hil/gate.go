@@ -97,11 +97,15 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 		return &exitError{2, err}
 	}
 	f.report = report
+	if err := checkWritable("--report", f.report); err != nil {
+		return &exitError{2, err}
+	}
 	f.progress = cmd.ErrOrStderr()
 	test, err := gateTester(f)
 	if err != nil {
 		return &exitError{2, err}
 	}
+	removeLeftovers(cmd.ErrOrStderr())
 	reg := registryAccess(f.insecure, 0)
 	opts := []promote.Option{
 		promote.WithRegistry(reg),

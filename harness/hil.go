@@ -203,8 +203,11 @@ type instance struct {
 func (i instance) Name() string { return i.name }
 
 // NewRunner opens the image and makes a runner with the static check, the
-// replay engine and the named targets.
+// replay engine and the named targets. It first removes what killed hil
+// processes left on the host (RemoveLeftovers; a failure there does not
+// stop the run).
 func NewRunner(ctx context.Context, cfg Config) (*scenario.Runner, *Image, error) {
+	_, _ = RemoveLeftovers()
 	img, err := OpenImage(ctx, cfg.Image, cfg.ImageOptions...)
 	if err != nil {
 		return nil, nil, err

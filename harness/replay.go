@@ -44,18 +44,7 @@ func (r *replayer) Replay(ctx context.Context, l link.Link, rp *scenario.Replay)
 	if err != nil {
 		return scenario.ReplayStats{}, err
 	}
-	var sch replay.Schedule
-	switch rp.Schedule.Kind {
-	case scenario.ScheduleMultiplier:
-		sch = replay.Schedule{Kind: replay.Multiplied, Factor: rp.Schedule.Value}
-	case scenario.SchedulePPS:
-		sch = replay.Schedule{Kind: replay.FixedRate, PPS: rp.Schedule.Value}
-	case scenario.ScheduleTopSpeed:
-		sch = replay.Schedule{Kind: replay.TopSpeed}
-	default:
-		sch = replay.Schedule{Kind: replay.Original}
-	}
-	st, err := replay.Send(ctx, l, c, replay.WithSchedule(sch), replay.WithLoops(rp.Loops))
+	st, err := replay.Send(ctx, l, c, replay.WithSchedule(rp.Schedule), replay.WithLoops(rp.Loops))
 	if d, ok := l.(drainer); ok && err == nil {
 		// The step ends when the device has the frames, not when they sit
 		// in a socket buffer: the next step judges what the app made of them.

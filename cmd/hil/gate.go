@@ -58,8 +58,11 @@ show").
 
 --promote is a tag name in the image's repository (latest) or a full
 reference (host/repo:tag). Credentials come from the Docker config and its
-credential helpers. Exit 0 promoted (or would be, with --dry-run), 1 refused,
-2 error.`,
+credential helpers. The scenarios (and every fixture they replay) and the
+--report directory are checked before anything is pinned or booted; what
+killed hil processes left on the host is removed first. SIGTERM or SIGINT
+tears down and exits without promoting. Exit 0 promoted (or would be, with
+--dry-run), 1 refused, 2 error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runGate(cmd, f) },
 	}
@@ -98,11 +101,15 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 		return &exitError{2, err}
 	}
 	f.report = report
+	if err := checkWritable("--report", f.report); err != nil {
+		return &exitError{2, err}
+	}
 	f.progress = cmd.ErrOrStderr()
 	test, err := gateTester(f)
 	if err != nil {
 		return &exitError{2, err}
 	}
+	removeLeftovers(cmd.ErrOrStderr())
 	reg := registryAccess(f.insecure)
 	opts := []promote.Option{
 		promote.WithRegistry(reg),

@@ -6,11 +6,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/hilproject/hil/harness"
 )
 
 var rootCmd = &cobra.Command{
@@ -37,10 +41,30 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// teardownGrace is how long hil waits after SIGTERM or SIGINT for the verb
+// to tear down what it made (QEMU, namespaces, veth pairs, temp dirs)
+// before it exits anyway. A second signal exits at once. Either way the
+// next hil run, gate or replay removes what was left (RemoveLeftovers).
+const teardownGrace = 10 * time.Second
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		fmt.Fprintf(os.Stderr, "hil: %s: stopping and tearing down (a second signal exits at once)\n", sigName(sig))
+		cancel(fmt.Errorf("hil got %s", sigName(sig)))
+		select {
+		case sig = <-sigs:
+			fmt.Fprintf(os.Stderr, "hil: %s again: exiting before the teardown finished (the next hil run removes what is left)\n", sigName(sig))
+		case <-time.After(teardownGrace):
+			fmt.Fprintf(os.Stderr, "hil: the teardown did not finish within %s: exiting (the next hil run removes what is left)\n", teardownGrace)
+		}
+		os.Exit(128 + int(sig.(syscall.Signal)))
+	}()
 	err := rootCmd.ExecuteContext(ctx)
-	stop()
+	signal.Stop(sigs)
 	if err == nil {
 		return
 	}
@@ -53,4 +77,40 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, "hil:", err)
 	os.Exit(code)
+}
+
+func sigName(sig os.Signal) string {
+	switch sig {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case os.Interrupt:
+		return "SIGINT"
+	}
+	return sig.String()
+}
+
+// removeLeftovers removes what killed hil processes left on this host (see
+// harness.RemoveLeftovers) and says so on w.
+func removeLeftovers(w io.Writer) {
+	removed, err := harness.RemoveLeftovers()
+	for _, r := range removed {
+		fmt.Fprintf(w, "hil: removed %s, left behind by a hil process that is gone\n", r)
+	}
+	if err != nil {
+		fmt.Fprintf(w, "hil: warning: removing what killed hil processes left: %v\n", err)
+	}
+}
+
+// checkWritable makes sure hil can write reports into dir (creating it)
+// before anything boots, rather than after a whole run.
+func checkWritable(flag, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("%s %s: cannot create the report directory: %w", flag, dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".hil-write-check-*")
+	if err != nil {
+		return fmt.Errorf("%s %s: cannot write reports there: %w", flag, dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }

@@ -23,6 +23,7 @@ func init() {
 		iface, netnsName, appIface, speed, filter, oversize string
 		loops                                               int
 		asJSON                                              bool
+		timeout                                             time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "replay FIXTURE (--iface IFACE | --netns NAME)",
@@ -39,10 +40,16 @@ side receives them as ingress.
                   such interface, create a veth pair for the replay and
                   remove it afterwards
 
-Speeds: original (as captured), xN (N times faster, x0.5 is half speed),
-Npps (fixed rate) or top (as fast as the link takes them). Frames longer
-than the interface MTU are skipped and counted (--oversize fail refuses).
-Needs root (AF_PACKET, namespaces).`,
+Speeds: original (as captured), xN (N times faster, x0.5 is half speed;
+0.001 <= N <= 1000000), Npps (fixed rate; 0.001 <= N <= 100000000) or top
+(also topspeed: as fast as the link takes them), N in plain decimal: the
+syntax of a scenario's schedule. A replay that cannot end within --timeout
+(the capture's span on the schedule, times --loop, at most 1000000) is
+refused before anything is sent; one that has not ended by then is
+stopped. Frames longer than the interface MTU are skipped and counted
+(--oversize fail refuses). SIGTERM or SIGINT stops the replay and removes
+the pair it made; at start hil removes pairs and namespaces that killed
+hil processes left. Needs root (AF_PACKET, namespaces).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (iface == "") == (netnsName == "") {
@@ -50,7 +57,10 @@ Needs root (AF_PACKET, namespaces).`,
 			}
 			sched, err := replay.ParseSchedule(speed)
 			if err != nil {
-				return &exitError{2, err}
+				return &exitError{2, fmt.Errorf("--speed: %w", err)}
+			}
+			if timeout <= 0 {
+				return &exitError{2, fmt.Errorf("--timeout %s: expected a positive duration", timeout)}
 			}
 			opts := []replay.Option{replay.WithSchedule(sched), replay.WithLoops(loops)}
 			if filter != "" {
@@ -71,7 +81,16 @@ Needs root (AF_PACKET, namespaces).`,
 			if err != nil {
 				return &exitError{2, err}
 			}
-			ctx := cmd.Context()
+			var span time.Duration
+			if n := len(capture.Frames); n > 0 {
+				span = capture.Frames[n-1].Offset
+			}
+			if err := replay.CheckBudget(sched, len(capture.Frames), span, loops, timeout); err != nil {
+				return &exitError{2, fmt.Errorf("replaying %s: %w (--timeout)", name, err)}
+			}
+			removeLeftovers(cmd.ErrOrStderr())
+			ctx, cancel := context.WithTimeoutCause(cmd.Context(), timeout, fmt.Errorf("the replay did not end within --timeout %s", timeout))
+			defer cancel()
 			l, note, err := openReplayLink(ctx, iface, netnsName, appIface)
 			if err != nil {
 				return &exitError{2, err}
@@ -93,8 +112,11 @@ Needs root (AF_PACKET, namespaces).`,
 				fmt.Fprintf(cmd.OutOrStdout(), "%s -> %s: %v\n", name, l.HostIface(), st)
 			}
 			if err != nil {
-				if ctx.Err() != nil {
+				if cmd.Context().Err() != nil {
 					return &exitError{130, fmt.Errorf("replay interrupted after %d frames", st.Frames)}
+				}
+				if ctx.Err() != nil {
+					return &exitError{1, fmt.Errorf("replay stopped after %d frames: %w", st.Frames, context.Cause(ctx))}
 				}
 				return &exitError{1, err}
 			}
@@ -105,8 +127,9 @@ Needs root (AF_PACKET, namespaces).`,
 	f.StringVar(&iface, "iface", "", "write out of this interface of the current namespace")
 	f.StringVar(&netnsName, "netns", "", "network namespace of the app (name under /run/netns or a path)")
 	f.StringVar(&appIface, "app-iface", "eth0", "with --netns: the app's capture interface in that namespace")
-	f.StringVar(&speed, "speed", "original", "original, xN (x2, x0.5), Npps (1000pps) or top")
-	f.IntVar(&loops, "loop", 1, "play the capture this many times")
+	f.StringVar(&speed, "speed", "original", "original, xN (x2, x0.5), Npps (1000pps) or top (topspeed)")
+	f.IntVar(&loops, "loop", 1, "play the capture this many times (at most 1000000)")
+	f.DurationVar(&timeout, "timeout", time.Hour, "refuse a replay that cannot end within this, stop one that has not")
 	f.StringVar(&filter, "filter", "", "only frames matching this BPF expression (tcpdump syntax)")
 	f.StringVar(&oversize, "oversize", "skip", "frames over the MTU: skip (and count) or fail")
 	f.BoolVar(&asJSON, "json", false, "print the stats as JSON")

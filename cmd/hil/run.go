@@ -43,7 +43,21 @@ A verdict per scenario × target × platform: pass, fail (the step, the
 expectation and what was seen), unsupported (the target cannot do what a
 step needs), infra-error (the harness or host failed, or the device died
 during the case: named with the step, retried --retries times, never a
-pass). With --report DIR, junit.xml, results.json and report.html go there.
+pass). With --report DIR, junit.xml, results.json and report.html go there;
+the directory is checked writable before anything boots.
+
+A scenario is refused before anything boots, with file:line:col, when it
+is malformed, when a fixture it replays is not an Ethernet pcap/pcapng or
+is broken (the record and byte offset are named), when its replays and
+waits cannot fit its timeout (default 5m), or when it is over the size
+limits (1 MiB, 100000 YAML nodes, 1000 steps, 4096 env entries, 4096
+entrypoint+args words, 64 KiB per string). See scenarios/README.md.
+
+SIGTERM or SIGINT stops the run and tears everything down (QEMU,
+namespaces, veth pairs, temp dirs) within seconds; a second signal exits
+at once. At start, hil removes what hil processes that were killed left
+behind (their QEMU socket dirs, veth pairs, namespaces, cache locks); a
+live run's are never touched.
 
 Progress is a redrawn line on a terminal and plain lines otherwise (CI).
 
@@ -60,6 +74,7 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 			if len(args) == 0 {
 				args = []string{"scenarios"}
 			}
+			removeLeftovers(cmd.ErrOrStderr())
 			iopts := []image.Option{image.WithRegistry(registryAccess(insecure))}
 			return runScenarios(cmd.Context(), cmd.OutOrStdout(), runOptions{
 				image: imageRef, scenarios: args, targets: targets, platforms: platforms,
@@ -100,6 +115,11 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 	scs, err := scenario.LoadFiles(o.scenarios)
 	if err != nil {
 		return &exitError{2, err}
+	}
+	if o.reportDir != "" {
+		if err := checkWritable("--report", o.reportDir); err != nil {
+			return &exitError{2, err}
+		}
 	}
 	mode := o.progress
 	if mode == "auto" {

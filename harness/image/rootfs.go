@@ -5,19 +5,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"golang.org/x/sys/unix"
 
 	"github.com/hilproject/hil/internal/cache"
+	"github.com/hilproject/hil/internal/filelock"
 )
 
 // RootFS flattens the image into the cache and returns the rootfs dir.
@@ -207,54 +205,11 @@ func removeTree(dir string) error {
 	return os.RemoveAll(dir)
 }
 
-// lockFile takes an exclusive flock on path, polling so that ctx can end
-// the wait. The returned unlock removes the file before it lets go, so no
-// lock file is left behind on any path. That is safe because a waiter
-// that gets the lock checks that path still names the file it locked
-// (same device and inode); if the holder removed it meanwhile, the waiter
-// starts again with a new file, so two holders can never both believe
-// they hold the lock.
+// lockFile takes an exclusive lock that can wait with ctx and leaves no
+// file behind (internal/filelock): a failed flatten used to leave an empty
+// .lock per image.
 func lockFile(ctx context.Context, path string) (func(), error) {
-	for {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
-		if err != nil {
-			return nil, err
-		}
-		if err := flockWait(ctx, f); err != nil {
-			f.Close()
-			return nil, err
-		}
-		var held, now unix.Stat_t
-		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Lstat(path, &now) == nil &&
-			held.Dev == now.Dev && held.Ino == now.Ino {
-			return func() {
-				os.Remove(path)
-				unix.Flock(int(f.Fd()), unix.LOCK_UN)
-				f.Close()
-			}, nil
-		}
-		// The holder before us removed (or replaced) the file: ours is
-		// no longer the lock.
-		unix.Flock(int(f.Fd()), unix.LOCK_UN)
-		f.Close()
-	}
-}
-
-func flockWait(ctx context.Context, f *os.File) error {
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return filelock.Lock(ctx, path)
 }
 
 // removeStaleTemps deletes temp dirs of flattens that were killed (a
@@ -277,25 +232,7 @@ func removeStaleTemps(base string) {
 		case strings.HasPrefix(e.Name(), ".tmp-"):
 			removeTree(p)
 		case strings.HasSuffix(e.Name(), ".lock") && info.Mode().IsRegular():
-			removeIdleLock(p)
+			filelock.RemoveStale(base, e.Name())
 		}
 	}
-}
-
-// removeIdleLock removes a lock file nobody holds, under its own lock
-// (see lockFile for why that is safe).
-func removeIdleLock(path string) {
-	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
-		return
-	}
-	var held, now unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &held) == nil && unix.Lstat(path, &now) == nil && held.Dev == now.Dev && held.Ino == now.Ino {
-		os.Remove(path)
-	}
-	unix.Flock(int(f.Fd()), unix.LOCK_UN)
 }

@@ -28,8 +28,6 @@ import (
 	"os"
 	"runtime"
 	"sort"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -38,63 +36,6 @@ import (
 
 	"github.com/hilproject/hil/harness/link"
 )
-
-// ScheduleKind says how frames are spaced.
-type ScheduleKind int
-
-const (
-	// Original spaces frames as their capture timestamps say.
-	Original ScheduleKind = iota
-	// Multiplied plays the capture Factor times faster (0.5: half speed).
-	Multiplied
-	// FixedRate sends PPS frames per second, evenly spaced.
-	FixedRate
-	// TopSpeed sends as fast as the link accepts.
-	TopSpeed
-)
-
-// Schedule is a replay speed.
-type Schedule struct {
-	Kind   ScheduleKind
-	Factor float64 // Multiplied
-	PPS    float64 // FixedRate
-}
-
-func (s Schedule) String() string {
-	switch s.Kind {
-	case Multiplied:
-		return "x" + strconv.FormatFloat(s.Factor, 'g', -1, 64)
-	case FixedRate:
-		return strconv.FormatFloat(s.PPS, 'g', -1, 64) + "pps"
-	case TopSpeed:
-		return "top"
-	}
-	return "original"
-}
-
-// ParseSchedule reads "original", "xN" (N > 0, e.g. x2, x0.25), "Npps"
-// (e.g. 1000pps) or "top".
-func ParseSchedule(s string) (Schedule, error) {
-	switch {
-	case s == "" || s == "original" || s == "x1":
-		return Schedule{Kind: Original}, nil
-	case s == "top" || s == "topspeed":
-		return Schedule{Kind: TopSpeed}, nil
-	case strings.HasPrefix(s, "x"):
-		f, err := strconv.ParseFloat(s[1:], 64)
-		if err != nil || !(f > 0) || math.IsInf(f, 0) {
-			return Schedule{}, fmt.Errorf("speed %q: expected xN with N a number > 0, like x2 or x0.5", s)
-		}
-		return Schedule{Kind: Multiplied, Factor: f}, nil
-	case strings.HasSuffix(s, "pps"):
-		f, err := strconv.ParseFloat(strings.TrimSuffix(s, "pps"), 64)
-		if err != nil || !(f > 0) || math.IsInf(f, 0) {
-			return Schedule{}, fmt.Errorf("speed %q: expected Npps with N a number > 0, like 1000pps", s)
-		}
-		return Schedule{Kind: FixedRate, PPS: f}, nil
-	}
-	return Schedule{}, fmt.Errorf("speed %q: expected original, xN (x2, x0.5), Npps (1000pps) or top", s)
-}
 
 // OversizePolicy says what to do with frames longer than the link's MTU
 // plus the 14-byte Ethernet header.
@@ -291,8 +232,8 @@ func Run(ctx context.Context, l link.Link, path string, opts ...Option) (Stats, 
 // stats so far with the error.
 func Send(ctx context.Context, l link.Link, c *Capture, opts ...Option) (Stats, error) {
 	cfg := newConfig(opts)
-	if cfg.loops < 1 {
-		return Stats{}, fmt.Errorf("replay: %d loops: expected at least 1", cfg.loops)
+	if err := CheckLoops(cfg.loops); err != nil {
+		return Stats{}, fmt.Errorf("replay: %w", err)
 	}
 	st := Stats{Schedule: cfg.schedule.String(), Filtered: c.Filtered, Loops: cfg.loops}
 	limit := l.MTU() + 14

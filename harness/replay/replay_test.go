@@ -273,7 +273,7 @@ func TestParseSchedule(t *testing.T) {
 			t.Errorf("ParseSchedule(%q) = %+v, %v; expected %+v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"x0", "x-1", "fast", "0pps", "xNaN", "x", "pps"} {
+	for _, bad := range []string{"x0", "x-1", "fast", "0pps", "xNaN", "xInf", "x1e308", "1e-9pps", "x", "pps"} {
 		if _, err := replay.ParseSchedule(bad); err == nil {
 			t.Errorf("ParseSchedule(%q) accepted", bad)
 		}

@@ -1,6 +1,14 @@
 package scenario
 
-import "github.com/hilproject/hil/pcapfixtures"
+import (
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/hilproject/hil/harness/replay"
+	"github.com/hilproject/hil/pcapfixtures"
+)
 
 // BundledFixtures resolves fixture names through hil's pcapfixtures
 // manifest (the files are embedded, so this works without the source tree).
@@ -26,4 +34,46 @@ func (bundled) Names() []string {
 		ns = append(ns, f.Name)
 	}
 	return ns
+}
+
+// scanned is what replay.Scan found in one version of a file.
+type scanned struct {
+	sum replay.Summary
+	err error
+}
+
+type scanKey struct {
+	path  string
+	size  int64
+	mtime int64
+	ino   uint64
+}
+
+// scans keeps Scan's answer per file version: a suite names the same few
+// fixtures in many scenarios, and the 100k-frame burst takes tens of
+// milliseconds to scan.
+var scans sync.Map // scanKey -> scanned
+
+// scanFixture opens and checks every record of the capture at path
+// (format, Ethernet link type, record bounds) with the replay package's
+// own reader, as the replay will read it.
+func scanFixture(path string) (replay.Summary, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return replay.Summary{}, err
+	}
+	if !st.Mode().IsRegular() {
+		return replay.Summary{}, fmt.Errorf("%s is not a regular file", path)
+	}
+	k := scanKey{path: path, size: st.Size(), mtime: st.ModTime().UnixNano()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		k.ino = sys.Ino
+	}
+	if v, ok := scans.Load(k); ok {
+		s := v.(scanned)
+		return s.sum, s.err
+	}
+	sum, err := replay.Scan(path)
+	scans.Store(k, scanned{sum, err})
+	return sum, err
 }

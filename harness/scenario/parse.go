@@ -1,11 +1,11 @@
 package scenario
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hilproject/hil/harness/replay"
 	"github.com/hilproject/hil/harness/target"
 )
 
@@ -49,12 +50,12 @@ func WithKnownTargets(names ...string) ParseOption {
 // Keys is every key the parser accepts, by context. scenarios/schema.json
 // must list the same ones (a test keeps them in sync).
 var Keys = map[string][]string{
-	"scenario":         {"name", "description", "tags", "app", "targets", "platforms", "startup", "steps"},
+	"scenario":         {"name", "description", "tags", "app", "targets", "platforms", "startup", "timeout", "steps"},
 	"app":              {"entrypoint", "args", "env", "workdir", "iface"},
 	"startup":          {"budget", "ready", "static_check"},
 	"matcher":          {"contains", "regex", "json", "stream"},
 	"step":             append([]string{"name"}, stepKindNames()...),
-	"replay":           {"fixture", "schedule", "loops"},
+	"replay":           {"fixture", "schedule", "loops", "within"},
 	"expect_output":    {"contains", "regex", "json", "stream", "count", "within", "settle", "from"},
 	"expect_frames":    {"filter", "count", "within", "settle", "from"},
 	"expect_exit":      {"code", "signal", "within"},
@@ -94,14 +95,29 @@ type parser struct {
 	dir          string
 	fixtures     FixtureResolver
 	knownTargets []string
+	limits       Limits
 	errs         ParseErrors
+
+	// timeout is the scenario's, known before the steps are read; the
+	// steps' least durations add up in minTime.
+	timeout time.Duration
+	minTime time.Duration
 }
 
-// ParseFile reads and parses one scenario file.
+func newParser(file string, opts []ParseOption) *parser {
+	p := &parser{file: file, dir: filepath.Dir(file), fixtures: BundledFixtures(), knownTargets: []string{"system", "user", "container", "device"}, limits: DefaultLimits, timeout: DefaultTimeout}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// ParseFile reads and parses one scenario file; a file over the size
+// limit is refused without reading it all.
 func ParseFile(path string, opts ...ParseOption) (*Scenario, error) {
-	data, err := os.ReadFile(path)
+	data, err := readLimited(path, newParser(path, opts).limits.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("reading scenario: %w", err)
+		return nil, err
 	}
 	return Parse(path, data, opts...)
 }
@@ -155,14 +171,16 @@ func LoadFiles(paths []string, opts ...ParseOption) ([]*Scenario, error) {
 }
 
 // Parse parses one scenario from data; file names it in errors and is the
-// base for relative fixture paths.
+// base for relative fixture paths. Every fixture the scenario replays is
+// opened and scanned here (see replay.Scan), so that a bad one refuses the
+// run before anything boots.
 func Parse(file string, data []byte, opts ...ParseOption) (*Scenario, error) {
-	p := &parser{file: file, dir: filepath.Dir(file), fixtures: BundledFixtures(), knownTargets: []string{"system", "user", "container", "device"}}
-	for _, o := range opts {
-		o(p)
+	p := newParser(file, opts)
+	if int64(len(data)) > p.limits.Bytes {
+		return nil, tooBig(file, nil, p.limits.Bytes)
 	}
 	var doc yaml.Node
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
 		if err == io.EOF {
 			return nil, ParseErrors{{Pos: Pos{File: file, Line: 1, Column: 1}, Msg: "empty file: want a scenario mapping with name and steps"}}
@@ -171,6 +189,9 @@ func Parse(file string, data []byte, opts ...ParseOption) (*Scenario, error) {
 	}
 	if len(doc.Content) == 0 {
 		return nil, ParseErrors{{Pos: Pos{File: file, Line: 1, Column: 1}, Msg: "empty file: want a scenario mapping with name and steps"}}
+	}
+	if !p.checkSize(&doc) {
+		return nil, p.errs
 	}
 	sc := p.scenario(doc.Content[0])
 	if len(p.errs) > 0 {
@@ -365,12 +386,17 @@ func (p *parser) boolean(n *yaml.Node, what string) (bool, bool) {
 	return b, true
 }
 
-func (p *parser) count(n *yaml.Node, what string) (CountExpr, bool) {
+// count reads a comparison; a tally (of lines or frames, not a JSON
+// number) must be a whole number, 0 or more.
+func (p *parser) count(n *yaml.Node, what string, tally bool) (CountExpr, bool) {
 	if n.Kind != yaml.ScalarNode || (n.Tag != "!!str" && n.Tag != "!!int") {
 		p.errf(n, `%s: want a count expression like "== 24" or ">= 1" (quote it), found %s`, what, kindName(n))
 		return CountExpr{}, false
 	}
 	c, err := ParseCount(n.Value)
+	if err == nil && tally {
+		err = c.checkTally()
+	}
 	if err != nil {
 		p.errf(n, "%s: %v", what, err)
 		return CountExpr{}, false
@@ -447,8 +473,16 @@ func (p *parser) scenario(n *yaml.Node) *Scenario {
 			sc.Platforms = ps
 		}
 	}
+	if v, has := f["timeout"]; has {
+		if d, ok := p.duration(v.val, "timeout"); ok {
+			sc.CaseTimeout, p.timeout = d, d
+		}
+	}
 	if v, has := f["startup"]; has {
 		p.startup(v.val, &sc.Startup)
+		if sc.Startup.Budget >= p.timeout {
+			p.errf(v.val, "startup.budget %s: the case would time out first (timeout %s); want a budget under the scenario's timeout", sc.Startup.Budget, p.timeout)
+		}
 	}
 	if v, has := f["steps"]; has {
 		sc.Steps = p.steps(v.val)
@@ -458,6 +492,15 @@ func (p *parser) scenario(n *yaml.Node) *Scenario {
 
 func (p *parser) app(n *yaml.Node, a *App) {
 	f, _ := p.mapping(n, "app", Keys["app"], nil)
+	words := 0
+	for _, k := range []string{"entrypoint", "args"} {
+		if v, has := f[k]; has && v.val.Kind == yaml.SequenceNode {
+			words += len(v.val.Content)
+		}
+	}
+	if p.tooMany(n, "app.entrypoint and app.args", words, p.limits.Args, "Args") {
+		return
+	}
 	if v, has := f["entrypoint"]; has {
 		if v.val.Kind == yaml.ScalarNode {
 			if s, ok := p.str(v.val, "app.entrypoint"); ok {
@@ -471,6 +514,13 @@ func (p *parser) app(n *yaml.Node, a *App) {
 		a.Args, _ = p.strList(v.val, "app.args", true)
 	}
 	if v, has := f["env"]; has {
+		entries := len(v.val.Content)
+		if v.val.Kind == yaml.MappingNode {
+			entries /= 2
+		}
+		if p.tooMany(v.val, "app.env", entries, p.limits.EnvKeys, "EnvKeys") {
+			return
+		}
 		switch v.val.Kind {
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(v.val.Content); i += 2 {
@@ -642,7 +692,7 @@ func (p *parser) jsonFields(n *yaml.Node, what string) ([]FieldMatcher, bool) {
 				fm.Regex, good = p.regex(f["regex"].val, fw+".regex")
 				ok = ok && good
 			default:
-				c, good := p.count(f["is"].val, fw+".is")
+				c, good := p.count(f["is"].val, fw+".is", false)
 				fm.Cmp = &c
 				ok = ok && good
 			}
@@ -663,13 +713,54 @@ func (p *parser) steps(n *yaml.Node) []Step {
 	if len(n.Content) == 0 {
 		p.errf(n, "steps: want at least one step (%s)", strings.Join(stepKindNames(), ", "))
 	}
+	if p.tooMany(n, "steps", len(n.Content), p.limits.Steps, "Steps") {
+		return nil
+	}
 	var out []Step
+	over := false
 	for i, c := range n.Content {
-		if st, ok := p.step(c, i); ok {
-			out = append(out, st)
+		st, ok := p.step(c, i)
+		if !ok {
+			continue
+		}
+		out = append(out, st)
+		// Replays and waits take at least their time, one after the other:
+		// if that alone passes the timeout, the case can only time out.
+		switch {
+		case st.Kind == StepReplay:
+			p.minTime = satAdd(p.minTime, st.Replay.Duration())
+		case st.Kind == StepWait:
+			p.minTime = satAdd(p.minTime, st.Wait)
+		default:
+			continue
+		}
+		if p.minTime > p.timeout && !over {
+			over = true
+			p.errf(c, "steps[%d]: the replays and waits up to here take at least %s: more than the scenario's timeout of %s (raise timeout, or replay faster or fewer loops)", i, roundDuration(p.minTime), p.timeout)
 		}
 	}
 	return out
+}
+
+func satAdd(a, b time.Duration) time.Duration {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// roundDuration prints a least duration readably, years included.
+func roundDuration(d time.Duration) string {
+	if d == math.MaxInt64 {
+		return "more than 292 years"
+	}
+	if d > 48*time.Hour {
+		return fmt.Sprintf("%.0f days", d.Hours()/24)
+	}
+	if d < time.Millisecond {
+		return d.Round(time.Microsecond).String()
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 func (p *parser) step(n *yaml.Node, i int) (Step, bool) {
@@ -737,16 +828,18 @@ func (p *parser) replay(n *yaml.Node, what string) *Replay {
 	if !ok {
 		return nil
 	}
-	r := &Replay{Schedule: Schedule{Kind: ScheduleOriginal}, Loops: 1}
-	if v, has := f["fixture"]; has {
-		if s, ok := p.str(v.val, what+".fixture"); ok {
-			r.Fixture = s
-			p.resolveFixture(v.val, what+".fixture", r)
-		}
+	r := &Replay{Schedule: replay.Schedule{Kind: replay.Original}, Loops: 1}
+	n0 := len(p.errs)
+	fixture := f["fixture"].val
+	if s, ok := p.str(fixture, what+".fixture"); ok {
+		r.Fixture = s
+		p.resolveFixture(fixture, what+".fixture", r)
 	}
+	timing := fixture // where a schedule that does not fit is reported
 	if v, has := f["schedule"]; has {
+		timing = v.val
 		if s, ok := p.str(v.val, what+".schedule"); ok {
-			sch, err := ParseSchedule(s)
+			sch, err := replay.ParseSchedule(s)
 			if err != nil {
 				p.errf(v.val, "%s.schedule: %v", what, err)
 			}
@@ -755,51 +848,75 @@ func (p *parser) replay(n *yaml.Node, what string) *Replay {
 	}
 	if v, has := f["loops"]; has {
 		if l, ok := p.integer(v.val, what+".loops"); ok {
-			if l < 1 {
-				p.errf(v.val, "%s.loops: want 1 or more, found %d", what, l)
+			if err := replay.CheckLoops(l); err != nil {
+				p.errf(v.val, "%s.loops: %v", what, err)
+			} else if _, sched := f["schedule"]; !sched {
+				timing = v.val
 			}
 			r.Loops = l
+		}
+	}
+	budget, limit := p.timeout, "the scenario's timeout"
+	if v, has := f["within"]; has {
+		if d, ok := p.duration(v.val, what+".within"); ok {
+			r.Within = d
+			if d > p.timeout {
+				p.errf(v.val, "%s.within: %s is more than the scenario's timeout of %s, which ends the case first", what, d, p.timeout)
+			}
+			budget, limit, timing = d, "within", v.val
+		}
+	}
+	if len(p.errs) == n0 {
+		if err := replay.CheckBudget(r.Schedule, r.Records, r.Span, r.Loops, budget); err != nil {
+			p.errf(timing, "%s: replaying %s: %v (%s)", what, r.Fixture, err, limit)
 		}
 	}
 	return r
 }
 
 func (p *parser) resolveFixture(n *yaml.Node, what string, r *Replay) {
+	known := ""
 	if p.fixtures != nil {
 		if path, sum, ok := p.fixtures.Fixture(r.Fixture); ok {
 			r.Path, r.SHA256 = path, sum
+			p.scanFixture(n, what, r)
 			return
 		}
+		known = "known fixtures: " + strings.Join(p.fixtures.Names(), ", ")
+	} else {
+		known = "no fixture manifest configured"
 	}
 	path := r.Fixture
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(p.dir, path)
 	}
-	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
-		r.Path = path
-		if sum, err := fileSHA256(path); err == nil {
-			r.SHA256 = sum
-		}
+	if _, err := os.Stat(path); err != nil {
+		p.errf(n, "%s: unknown fixture %q: not in the pcapfixtures manifest (%s) and no file %s", what, r.Fixture, known, path)
 		return
 	}
-	known := "no fixture manifest configured"
-	if p.fixtures != nil {
-		known = "known fixtures: " + strings.Join(p.fixtures.Names(), ", ")
-	}
-	p.errf(n, "%s: unknown fixture %q: not in the pcapfixtures manifest (%s) and no file %s", what, r.Fixture, known, path)
+	r.Path = path
+	p.scanFixture(n, what, r)
 }
 
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
+// scanFixture reads the whole capture now, so that a file that is not a
+// capture, is cut short, has a broken record or a link type other than
+// Ethernet refuses the run before any boot, and so that the replay's
+// duration is known to check it against the timeout.
+func (p *parser) scanFixture(n *yaml.Node, what string, r *Replay) {
+	sum, err := scanFixture(r.Path)
 	if err != nil {
-		return "", err
+		p.errf(n, "%s: fixture %q cannot be replayed: %v", what, r.Fixture, err)
+		return
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
+	if sum.Records == 0 {
+		p.errf(n, "%s: fixture %q (%s) holds no frames: nothing to replay", what, r.Fixture, r.Path)
+		return
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	if r.SHA256 != "" && r.SHA256 != sum.SHA256 {
+		p.errf(n, "%s: fixture %q (%s) has sha256 %s, but its manifest says %s: the file changed", what, r.Fixture, r.Path, sum.SHA256, r.SHA256)
+		return
+	}
+	r.SHA256, r.Records, r.Span = sum.SHA256, sum.Records, sum.Span
 }
 
 // expectCommon reads count, within, settle and from.
@@ -808,7 +925,7 @@ func (p *parser) expectCommon(f map[string]field, what string, count *CountExpr,
 	*within = DefaultWithin
 	*settle = DefaultSettle
 	if v, has := f["count"]; has {
-		if c, ok := p.count(v.val, what+".count"); ok {
+		if c, ok := p.count(v.val, what+".count", true); ok {
 			*count = c
 		}
 	}

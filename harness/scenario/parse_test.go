@@ -10,14 +10,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hilproject/hil/harness/replay"
 	"github.com/hilproject/hil/harness/target"
+	"github.com/hilproject/hil/pcapfixtures"
 )
 
+// mapFixtures resolves names to files; its sha256 is sum (none when empty).
 type mapFixtures map[string]string
 
 func (m mapFixtures) Fixture(name string) (string, string, bool) {
 	p, ok := m[name]
-	return p, "abc123", ok
+	return p, m["sha256:"+name], ok
 }
 
 func (m mapFixtures) Names() []string {
@@ -28,7 +31,63 @@ func (m mapFixtures) Names() []string {
 	return ns
 }
 
-var testFixtures = mapFixtures{"arp-sweep": "/fixtures/arp-sweep.pcap", "burst-100k": "/fixtures/burst.pcap"}
+// testFixtures are two bundled fixtures under other paths (the parser
+// scans what it is given).
+var testFixtures = func() mapFixtures {
+	m := mapFixtures{}
+	for _, n := range []string{"arp-sweep", "burst-100k"} {
+		f, err := pcapfixtures.Lookup(n)
+		if err != nil {
+			panic(err)
+		}
+		p, err := f.Path()
+		if err != nil {
+			panic(err)
+		}
+		m[n] = p
+	}
+	return m
+}()
+
+// bundledSHA256 is the manifest's sha256 of a bundled fixture.
+func bundledSHA256(t *testing.T, name string) string {
+	t.Helper()
+	f, err := pcapfixtures.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.SHA256
+}
+
+// copyFixture copies a bundled fixture into dir as name.
+func copyFixture(t *testing.T, fixture, dir, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(testFixtures.path(t, fixture))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (m mapFixtures) path(t *testing.T, name string) string {
+	t.Helper()
+	if p, ok := m[name]; ok {
+		return p
+	}
+	f, err := pcapfixtures.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.Path()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 const fullScenario = `name: arp-sweep
 description: every device of the sweep is reported once
@@ -88,7 +147,7 @@ func TestParseFull(t *testing.T) {
 		t.Fatalf("want 8 steps, got %d", len(sc.Steps))
 	}
 	r := sc.Steps[0].Replay
-	if r.Path != "/fixtures/arp-sweep.pcap" || r.SHA256 != "abc123" || r.Schedule != (Schedule{ScheduleMultiplier, 2}) || r.Loops != 3 {
+	if r.Path != testFixtures["arp-sweep"] || r.SHA256 != bundledSHA256(t, "arp-sweep") || r.Schedule != (replay.Schedule{Kind: replay.Multiplied, Factor: 2}) || r.Loops != 3 || r.Records != 294 {
 		t.Errorf("replay %+v", r)
 	}
 	if sc.Steps[0].Pos.Line != 16 || sc.Steps[0].Pos.Column != 5 {
@@ -128,7 +187,7 @@ func TestParseFull(t *testing.T) {
 	if ef.match(arp) {
 		t.Error("BPF filter matches an ARP frame from another MAC")
 	}
-	if sc.Steps[3].Replay.Fixture != "burst-100k" || sc.Steps[3].Replay.Schedule.Kind != ScheduleOriginal {
+	if sc.Steps[3].Replay.Fixture != "burst-100k" || sc.Steps[3].Replay.Schedule.Kind != replay.Original {
 		t.Errorf("replay shorthand %+v", sc.Steps[3].Replay)
 	}
 	if sc.Steps[4].Signal != syscall.SIGTERM || sc.Steps[5].Wait != 100*time.Millisecond || *sc.Steps[6].ExpectExit.Code != 0 {
@@ -174,7 +233,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad count", "name: a\nsteps:\n  - expect_output: {contains: x, count: \"about 3\"}\n", []string{"x.yaml:3:41:", `count "about 3": want an operator`}},
 		{"unquoted count", "name: a\nsteps:\n  - expect_output: {contains: x}\n  - expect_output:\n      contains: y\n      count: >= 1\n", []string{"x.yaml:6:", "YAML syntax", "must be quoted"}},
 		{"unknown fixture", "name: a\nsteps:\n  - replay: {fixture: nope}\n", []string{"x.yaml:3:23:", `unknown fixture "nope"`, "known fixtures:", "arp-sweep"}},
-		{"bad schedule", "name: a\nsteps:\n  - replay: {fixture: arp-sweep, schedule: fast}\n", []string{"x.yaml:3:44:", `schedule "fast": want original, topspeed, xN`}},
+		{"bad schedule", "name: a\nsteps:\n  - replay: {fixture: arp-sweep, schedule: fast}\n", []string{"x.yaml:3:44:", `schedule "fast": expected original, top (or topspeed), xN`}},
 		{"bad signal", "name: a\nsteps:\n  - signal: TREM\n", []string{"x.yaml:3:13:", `signal "TREM": want one of TERM`}},
 		{"two step kinds", "name: a\nsteps:\n  - wait: 1s\n    signal: TERM\n", []string{"x.yaml:3:5:", "want exactly one step kind", "found signal and wait"}},
 		{"no step kind", "name: a\nsteps:\n  - name: x\n", []string{"x.yaml:3:5:", "want exactly one step kind", "found none"}},
@@ -230,9 +289,7 @@ func TestParseErrorsAll(t *testing.T) {
 
 func TestFixturePathRelativeToScenario(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "mine.pcap"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	copyFixture(t, "dns", dir, "mine.pcap")
 	f := filepath.Join(dir, "s.yaml")
 	if err := os.WriteFile(f, []byte("name: s\nsteps:\n  - replay: mine.pcap\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -242,7 +299,7 @@ func TestFixturePathRelativeToScenario(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := sc.Steps[0].Replay
-	if r.Path != filepath.Join(dir, "mine.pcap") || r.SHA256 != "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881" {
+	if r.Path != filepath.Join(dir, "mine.pcap") || r.SHA256 != bundledSHA256(t, "dns") || r.Records != 12 {
 		t.Errorf("replay %+v", r)
 	}
 }

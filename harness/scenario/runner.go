@@ -106,8 +106,9 @@ func WithProgress(fn func(Event)) Option { return func(r *Runner) { r.progress =
 // WithPlatforms replaces every scenario's platform list.
 func WithPlatforms(ps ...string) Option { return func(r *Runner) { r.platforms = ps } }
 
-// WithCaseTimeout bounds one attempt of one case (default 5 minutes): a
-// hung target becomes an infra error, never a stuck suite.
+// WithCaseTimeout caps one attempt of one case below the scenario's own
+// Timeout (its timeout:, default 5 minutes): a hung target becomes an
+// infra error, never a stuck suite.
 func WithCaseTimeout(d time.Duration) Option { return func(r *Runner) { r.caseTimeout = d } }
 
 // WithMaxOutputLines caps the output lines kept per case (default 20000;
@@ -129,7 +130,7 @@ type Runner struct {
 
 // NewRunner makes a runner for the image from images.
 func NewRunner(images ImageSource, opts ...Option) *Runner {
-	r := &Runner{images: images, targets: map[string]target.Target{}, retries: 1, caseTimeout: 5 * time.Minute, maxLines: 20000}
+	r := &Runner{images: images, targets: map[string]target.Target{}, retries: 1, maxLines: 20000}
 	for _, o := range opts {
 		o(r)
 	}
@@ -286,7 +287,11 @@ func (r *Runner) attempt(ctx context.Context, c Case, attempt int) (res Result) 
 	cr := &caseRun{r: r, c: c, res: &res, start: res.Start, att: attempt}
 	r.emit(Event{Kind: CaseStarted, Scenario: sc.Name, Target: c.Target, Platform: c.Platform, Attempt: attempt})
 
-	ctx, cancel := context.WithTimeout(ctx, r.caseTimeout)
+	timeout := sc.Timeout()
+	if r.caseTimeout > 0 && r.caseTimeout < timeout {
+		timeout = r.caseTimeout
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("the case did not finish within its timeout of %s (the scenario's timeout:)", timeout))
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
@@ -294,7 +299,7 @@ func (r *Runner) attempt(ctx context.Context, c Case, attempt int) (res Result) 
 		}
 		cr.teardown()
 		if ctx.Err() == context.DeadlineExceeded && res.Verdict == "" {
-			cr.decide(-1, InfraError, fmt.Sprintf("case did not finish within %s", r.caseTimeout))
+			cr.decide(-1, InfraError, fmt.Sprintf("case did not finish within %s", timeout))
 		}
 		if res.Verdict == "" {
 			res.Verdict = Pass
@@ -568,18 +573,26 @@ func runConfig(img *image.Image, sc *Scenario) target.RunConfig {
 	return cfg
 }
 
+// mergeEnv sets every KEY=VALUE of over in base, replacing each entry of
+// the same key (an image env may repeat one) or appending, in one pass
+// over each list (it used to compare every pair: 17 s for 40k keys).
 func mergeEnv(base, over []string) []string {
 	out := append([]string(nil), base...)
+	at := make(map[string][]int, len(out))
+	key := func(kv string) string { k, _, _ := strings.Cut(kv, "="); return k }
+	for i, kv := range out {
+		at[key(kv)] = append(at[key(kv)], i)
+	}
 	for _, kv := range over {
-		k := kv[:strings.IndexByte(kv+"=", '=')]
-		replaced := false
-		for i, b := range out {
-			if strings.HasPrefix(b, k+"=") {
-				out[i], replaced = kv, true
-			}
-		}
-		if !replaced {
+		k := key(kv)
+		idx, ok := at[k]
+		if !ok {
+			at[k] = []int{len(out)}
 			out = append(out, kv)
+			continue
+		}
+		for _, i := range idx {
+			out[i] = kv
 		}
 	}
 	return out
@@ -741,9 +754,21 @@ func (cr *caseRun) replay(ctx context.Context, rp *Replay, sr *StepResult) (Verd
 		cr.res.Fixtures = map[string]string{}
 	}
 	cr.res.Fixtures[rp.Fixture] = rp.SHA256
-	stats, err := cr.r.replayer.Replay(ctx, cr.dev.Link(), rp)
+	// The step's own bound (within, or the schedule's duration and room);
+	// the case timeout caps it through ctx.
+	stepCtx := ctx
+	if d := rp.Deadline(); d > 0 {
+		var cancel context.CancelFunc
+		stepCtx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	stats, err := cr.r.replayer.Replay(stepCtx, cr.dev.Link(), rp)
 	stats.Fixture, stats.SHA256, stats.Schedule = rp.Fixture, rp.SHA256, rp.Schedule.String()
 	sr.Replay = &stats
+	if err != nil && ctx.Err() == nil && stepCtx.Err() == context.DeadlineExceeded {
+		return InfraError, fmt.Sprintf("replay of %s did not end within %s (%d frames sent; the schedule needs %s): the link or the host is too slow; a replay step's within raises the bound",
+			rp.Fixture, rp.Deadline(), stats.FramesSent, roundDuration(rp.Duration()))
+	}
 	if err != nil {
 		v := classify(err)
 		if v == Fail {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -338,10 +336,7 @@ func TestRunnerEmulatorGap(t *testing.T) {
 	}
 
 	tg = &fakeTarget{caps: &target.Capabilities{Capture: false, Reason: "PACKET_RX_RING rejected"}, script: app(0)}
-	fixture := filepath.Join(t.TempDir(), "f.pcap")
-	if err := os.WriteFile(fixture, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fixture := copyFixture(t, "dns", t.TempDir(), "f.pcap")
 	sc := head("  - replay: {fixture: " + fixture + "}\n")
 	res = runOne(t, tg, sc)
 	if res.Verdict != Unsupported || !strings.Contains(res.Reason, "does not support packet capture, which replay needs: PACKET_RX_RING rejected") {

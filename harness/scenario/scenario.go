@@ -11,11 +11,14 @@ package scenario
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hilproject/hil/harness/replay"
 )
 
 // Defaults applied by the parser when a scenario leaves a field out.
@@ -26,6 +29,9 @@ const (
 	DefaultStartupBudget = 20 * time.Second
 	DefaultReadyRegex    = `^ready `
 	DefaultWithin        = 10 * time.Second
+	// DefaultTimeout bounds one attempt of a case unless the scenario's
+	// timeout says otherwise.
+	DefaultTimeout = 5 * time.Minute
 	// DefaultSettle is how long an upper-bounded count (== N, <= N, < N)
 	// must hold once reached before the step passes: long enough to catch
 	// a late extra line, short enough to keep suites fast.
@@ -57,6 +63,18 @@ type Scenario struct {
 	Platforms   []string
 	Startup     Startup
 	Steps       []Step
+	// CaseTimeout bounds one attempt of each case of this scenario (the
+	// YAML's timeout); zero means DefaultTimeout. Use Timeout.
+	CaseTimeout time.Duration
+}
+
+// Timeout is how long one attempt of a case of this scenario may take,
+// boot to teardown.
+func (sc *Scenario) Timeout() time.Duration {
+	if sc.CaseTimeout > 0 {
+		return sc.CaseTimeout
+	}
+	return DefaultTimeout
 }
 
 // App holds the overrides of the image config. A nil slice means "keep the
@@ -143,60 +161,43 @@ func (s Step) Describe() string {
 type Replay struct {
 	// Fixture is the name as written (a manifest name or a path).
 	Fixture string
-	// Path is the resolved file, SHA256 its digest when the manifest has it.
+	// Path is the resolved file, SHA256 its digest.
 	Path     string
 	SHA256   string
-	Schedule Schedule
+	Schedule replay.Schedule
 	Loops    int
+	// Within bounds the step (zero: Deadline derives one).
+	Within time.Duration
+	// Records and Span are what the load-time scan of the fixture found:
+	// its record count and the last record's offset from the first.
+	Records int
+	Span    time.Duration
 }
 
-// ScheduleKind is how replay times the frames.
-type ScheduleKind string
-
-const (
-	ScheduleOriginal   ScheduleKind = "original"
-	ScheduleMultiplier ScheduleKind = "multiplier"
-	SchedulePPS        ScheduleKind = "pps"
-	ScheduleTopSpeed   ScheduleKind = "topspeed"
-)
-
-// Schedule is a replay timing: original, xN, Npps or topspeed.
-type Schedule struct {
-	Kind  ScheduleKind
-	Value float64 // the multiplier or the rate
+// Duration is the least time the replay takes on its schedule (the
+// schedule's time for the last frame).
+func (r *Replay) Duration() time.Duration {
+	return r.Schedule.Duration(r.Records, r.Span, r.Loops)
 }
 
-func (s Schedule) String() string {
-	switch s.Kind {
-	case ScheduleMultiplier:
-		return "x" + strconv.FormatFloat(s.Value, 'g', -1, 64)
-	case SchedulePPS:
-		return strconv.FormatFloat(s.Value, 'g', -1, 64) + "pps"
+// Deadline is how long the step may take: Within when the scenario says,
+// else the replay's Duration plus room for a slow link and host (10 s,
+// a tenth more, and 50 µs a frame). Zero when the fixture was never
+// scanned (a Replay made in Go): the case timeout is then the only bound.
+func (r *Replay) Deadline() time.Duration {
+	if r.Within > 0 {
+		return r.Within
 	}
-	return string(s.Kind)
-}
-
-// ParseSchedule reads "original", "topspeed", "x2", "x0.5" or "1000pps".
-func ParseSchedule(s string) (Schedule, error) {
-	switch {
-	case s == "original" || s == "":
-		return Schedule{Kind: ScheduleOriginal}, nil
-	case s == "topspeed":
-		return Schedule{Kind: ScheduleTopSpeed}, nil
-	case strings.HasPrefix(s, "x"):
-		v, err := strconv.ParseFloat(s[1:], 64)
-		if err != nil || v <= 0 {
-			return Schedule{}, fmt.Errorf("schedule %q: want a positive multiplier after x, like x2 or x0.5", s)
-		}
-		return Schedule{Kind: ScheduleMultiplier, Value: v}, nil
-	case strings.HasSuffix(s, "pps"):
-		v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(s, "pps")), 64)
-		if err != nil || v <= 0 {
-			return Schedule{}, fmt.Errorf("schedule %q: want a positive rate before pps, like 1000pps", s)
-		}
-		return Schedule{Kind: SchedulePPS, Value: v}, nil
+	if r.Records == 0 {
+		return 0
 	}
-	return Schedule{}, fmt.Errorf("schedule %q: want original, topspeed, xN (e.g. x2, x0.5) or Npps (e.g. 1000pps)", s)
+	d := r.Duration()
+	frames := time.Duration(r.Records) * time.Duration(max(r.Loops, 1))
+	slack := 10*time.Second + d/10 + frames*50*time.Microsecond
+	if d > math.MaxInt64-slack {
+		return math.MaxInt64
+	}
+	return d + slack
 }
 
 // ExpectOutput waits for lines matching Match until Count holds.
@@ -297,12 +298,32 @@ func ParseCount(s string) (CountExpr, error) {
 	if m == nil {
 		return CountExpr{}, fmt.Errorf("count %q: want an operator (==, !=, >=, <=, >, <) and a number, like \"== 24\" or \">= 1\"", s)
 	}
-	n, _ := strconv.ParseFloat(m[2], 64)
+	n, err := strconv.ParseFloat(m[2], 64)
+	if err != nil || math.IsInf(n, 0) {
+		return CountExpr{}, fmt.Errorf("count %q: the number is too large", s)
+	}
 	op := CmpOp(m[1])
 	if op == "" {
 		op = "=="
 	}
 	return CountExpr{Op: op, N: n}, nil
+}
+
+// maxTally bounds the number of a count of lines or frames: far beyond
+// what a case can produce, exact as a float64.
+const maxTally = 1 << 53
+
+// checkTally refuses what a count of lines or frames can never be
+// compared with: a negative or fractional number (counts are whole and
+// start at 0).
+func (c CountExpr) checkTally() error {
+	if c.N < 0 {
+		return fmt.Errorf("count %q: a count of lines or frames is never negative; want 0 or more", c)
+	}
+	if c.N != math.Trunc(c.N) || c.N > maxTally {
+		return fmt.Errorf("count %q: want a whole number of lines or frames (0 to %d)", c, int64(maxTally))
+	}
+	return nil
 }
 
 var signals = map[string]syscall.Signal{

@@ -16,7 +16,7 @@ import (
 
 // A small JSON Schema checker covering the keywords scenarios/schema.json
 // uses ($ref, type, properties, additionalProperties, required, oneOf,
-// enum, items, minItems, min/maxProperties, minLength, maxLength, minimum,
+// enum, items, min/maxItems, min/maxProperties, minLength, maxLength, minimum,
 // maximum, pattern): enough to prove that an editor using the schema
 // accepts every bundled scenario and flags the usual mistakes.
 type schemaChecker struct{ root map[string]any }
@@ -92,6 +92,9 @@ func (c schemaChecker) check(s map[string]any, v any, path string) []string {
 	case []any:
 		if n, ok := s["minItems"].(float64); ok && float64(len(x)) < n {
 			errs = append(errs, fmt.Sprintf("%s: fewer than %v items", path, n))
+		}
+		if n, ok := s["maxItems"].(float64); ok && float64(len(x)) > n {
+			errs = append(errs, fmt.Sprintf("%s: more than %v items", path, n))
 		}
 		if it, ok := s["items"].(map[string]any); ok {
 			for i, e := range x {
@@ -228,6 +231,10 @@ func TestSchemaRejectsMistakes(t *testing.T) {
 		"bad duration":    "name: a\nsteps: [{wait: soon}]\n",
 		"bad signal":      "name: a\nsteps: [{signal: TREM}]\n",
 		"json value keys": "name: a\nsteps: [{expect_output: {json: {n: {is: \"== 1\", regex: x}}}}]\n",
+		"negative count":  "name: a\nsteps: [{expect_output: {contains: x, count: \"== -1\"}}]\n",
+		"schedule exp":    "name: a\nsteps: [{replay: {fixture: dns, schedule: x1e308}}]\n",
+		"schedule NaN":    "name: a\nsteps: [{replay: {fixture: dns, schedule: xNaN}}]\n",
+		"too many loops":  "name: a\nsteps: [{replay: {fixture: dns, loops: 1000000000}}]\n",
 	} {
 		if errs := sc.check(sc.root, yamlToJSON(t, []byte(doc)), name); len(errs) == 0 {
 			t.Errorf("%s: schema accepts it", name)

@@ -22,10 +22,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hilproject/hil/internal/cache"
+	"github.com/hilproject/hil/internal/filelock"
 )
 
 // Package is one binary package version as the archive's Packages index
@@ -618,26 +618,8 @@ func Extract(ctx context.Context, debPath, dir string) error {
 }
 
 // lockDir serialises apt runs on one private tree across processes (tests
-// of several packages may fetch at the same time).
+// of several packages may fetch at the same time); the lock file goes with
+// the lock.
 func lockDir(ctx context.Context, dir string) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(dir, ".hil-lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", dir, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for the apt lock on %s: %w", dir, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return filelock.Lock(ctx, filepath.Join(dir, ".hil-lock"))
 }

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hilproject/hil/harness/link"
+	"github.com/hilproject/hil/internal/owner"
 )
 
 // DefaultMTU is the MTU of both ends unless WithMTU says otherwise.
@@ -71,6 +72,13 @@ type Link struct {
 	readDone  chan struct{}
 	reading   bool
 	attached  bool // Attach: the interface is not ours to delete
+
+	// The owner records (internal/owner claims) made before the namespace
+	// and the pair were created, released once they are gone, so that the
+	// next hil removes what a killed one left. linkMade: the pair exists
+	// (a non-empty nsName says the same of the namespace).
+	nsClaim, linkClaim string
+	linkMade           bool
 }
 
 var _ link.Link = (*Link)(nil)
@@ -120,6 +128,10 @@ func New(ctx context.Context, opts ...Option) (_ *Link, err error) {
 		l.nsPath = cfg.nsPath
 	} else {
 		name := "hil-" + id
+		if err := owner.Claim(claimNetNS, name); err != nil {
+			return nil, fmt.Errorf("veth: %w", err)
+		}
+		l.nsClaim = name
 		ns, err = newNamedNS(name)
 		if err != nil {
 			return nil, fmt.Errorf("veth: create network namespace %s: %w", name, err)
@@ -287,6 +299,10 @@ func (l *Link) makePair(ns netns.NsHandle) error {
 			return fmt.Errorf("veth: %w", err)
 		}
 	}
+	if err := owner.Claim(claimVeth, l.hostIface); err != nil {
+		return fmt.Errorf("veth: %w", err)
+	}
+	l.linkClaim = l.hostIface
 	v := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: l.hostIface, MTU: l.mtu, TxQLen: 1000},
 		PeerName:      l.appIface,
@@ -295,6 +311,7 @@ func (l *Link) makePair(ns netns.NsHandle) error {
 	if err := netlink.LinkAdd(v); err != nil {
 		return fmt.Errorf("veth: create pair %s <-> %s in %s: %w", l.hostIface, l.appIface, l.nsPath, err)
 	}
+	l.linkMade = true
 	app, err := h.LinkByName(l.appIface)
 	if err != nil {
 		return fmt.Errorf("veth: find %s in %s after creating it: %w", l.appIface, l.nsPath, err)
@@ -437,15 +454,23 @@ func (l *Link) Close() error {
 		if l.tx >= 0 {
 			errs = append(errs, unix.Close(l.tx))
 		}
-		if host, err := netlink.LinkByName(l.hostIface); err == nil && !l.attached {
-			if err := netlink.LinkDel(host); err != nil {
+		var err error
+		if l.linkMade {
+			if err = deleteLink(l.hostIface); err != nil {
 				errs = append(errs, fmt.Errorf("veth: delete %s: %w", l.hostIface, err))
 			}
 		}
+		if l.linkClaim != "" && err == nil {
+			errs = append(errs, owner.Release(claimVeth, l.linkClaim))
+		}
+		err = nil
 		if l.nsName != "" {
-			if err := deleteNamedNS(l.nsName); err != nil {
+			if err = deleteNamedNS(l.nsName); err != nil {
 				errs = append(errs, fmt.Errorf("veth: delete namespace %s: %w", l.nsName, err))
 			}
+		}
+		if l.nsClaim != "" && err == nil {
+			errs = append(errs, owner.Release(claimNetNS, l.nsClaim))
 		}
 		l.closeErr = errors.Join(errs...)
 	})
@@ -515,3 +540,54 @@ func PeerOf(nsPath, iface string) (string, error) {
 // write(2)), for a sender that runs outside the Go scheduler (the replay
 // engine's C loop). Valid until Close.
 func (l *Link) WriteFD() int { return l.tx }
+
+// The kinds of owner records (internal/owner) of this package.
+const (
+	claimVeth  = "veth"
+	claimNetNS = "netns"
+)
+
+// deleteLink deletes a link by name; one already gone is not an error.
+func deleteLink(name string) error {
+	lk, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return err
+	}
+	return netlink.LinkDel(lk)
+}
+
+// RemoveStale deletes the veth pairs and network namespaces that a hil
+// process made and that outlived it (it was killed before its Close): the
+// ones whose owner record names a process that is gone. A live run's are
+// never touched, nor interfaces and namespaces without a record (made by
+// someone else, or by a hil older than the records). It returns what it
+// removed, as "veth NAME" and "netns NAME".
+func RemoveStale() ([]string, error) {
+	var out []string
+	links, err1 := owner.SweepClaims(claimVeth, func(name string) error {
+		lk, err := netlink.LinkByName(name)
+		if err != nil {
+			var nf netlink.LinkNotFoundError
+			if errors.As(err, &nf) {
+				return nil // never made, or deleted before the record
+			}
+			return err
+		}
+		if lk.Type() != "veth" {
+			return nil // the name went to another interface since: not ours
+		}
+		return netlink.LinkDel(lk)
+	})
+	for _, n := range links {
+		out = append(out, "veth "+n)
+	}
+	nss, err2 := owner.SweepClaims(claimNetNS, deleteNamedNS)
+	for _, n := range nss {
+		out = append(out, "netns "+n)
+	}
+	return out, errors.Join(err1, err2)
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/hilproject/hil/harness/link/qemustream"
 	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/internal/cache"
+	"github.com/hilproject/hil/internal/owner"
 )
 
 // Device is one running guest.
@@ -104,8 +105,10 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 			d.Close()
 		}
 	}()
-	// Short paths: unix socket names are limited to 108 bytes.
-	if d.tmp, err = os.MkdirTemp("", "hil-vm-"); err != nil {
+	// Short paths: unix socket names are limited to 108 bytes. The name
+	// records this process as the owner, so that the next hil removes the
+	// dir if this one is killed (internal/owner).
+	if d.tmp, err = owner.MkdirTemp("", TempPrefix); err != nil {
 		return nil, target.Infra(err)
 	}
 	if d.net, err = qemustream.Listen(filepath.Join(d.tmp, "net.sock")); err != nil {

@@ -42,15 +42,7 @@ func (s Images) Image(ctx context.Context, _ string) (*image.Image, string, erro
 
 // Replayer replays fixtures with harness/replay, as hil does.
 var Replayer = scenario.ReplayFunc(func(ctx context.Context, l link.Link, rp *scenario.Replay) (scenario.ReplayStats, error) {
-	var opts []replay.Option
-	switch rp.Schedule.Kind {
-	case scenario.ScheduleMultiplier:
-		opts = append(opts, replay.WithSchedule(replay.Schedule{Kind: replay.Multiplied, Factor: rp.Schedule.Value}))
-	case scenario.SchedulePPS:
-		opts = append(opts, replay.WithSchedule(replay.Schedule{Kind: replay.FixedRate, PPS: rp.Schedule.Value}))
-	case scenario.ScheduleTopSpeed:
-		opts = append(opts, replay.WithSchedule(replay.Schedule{Kind: replay.TopSpeed}))
-	}
+	opts := []replay.Option{replay.WithSchedule(rp.Schedule)}
 	st, err := replay.Run(ctx, l, rp.Path, append(opts, replay.WithLoops(rp.Loops))...)
 	return scenario.ReplayStats{FramesSent: int64(st.Frames), BytesSent: st.Bytes, Elapsed: st.Duration, PPS: st.PPS}, err
 })

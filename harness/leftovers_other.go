@@ -1,0 +1,5 @@
+//go:build !linux
+
+package harness
+
+func removeStaleLinks() ([]string, error) { return nil, nil }

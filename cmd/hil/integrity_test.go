@@ -20,17 +20,6 @@ import (
 	"github.com/hilproject/hil/internal/testenv"
 )
 
-// TestMain lets a test run the CLI as a process of its own: the test
-// binary re-executed with HIL_TEST_MAIN=1 is hil (for example inside a
-// network namespace of its own).
-func TestMain(m *testing.M) {
-	if os.Getenv("HIL_TEST_MAIN") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
 // The sample's arm/v7 app layer (opt/pcapwatch), fixed by the reproducible
 // image build.
 const sampleArmAppLayer = "sha256:5b89b9179a7f77d167463e38455cf54f24d8edfd06274aabe236415194d2685a"

@@ -29,7 +29,13 @@ var hilBin struct {
 	err  error
 }
 
+// TestMain runs hil itself when HIL_TEST_MAIN=1 (tests that need a
+// separate hil process re-execute the test binary), else the tests.
 func TestMain(m *testing.M) {
+	if os.Getenv("HIL_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
 	code := m.Run()
 	if hilBin.dir != "" {
 		os.RemoveAll(hilBin.dir)

@@ -67,7 +67,9 @@ Needs root (AF_PACKET, namespaces).`,
 			if err != nil {
 				return &exitError{2, err}
 			}
-			capture, err := replay.Load(path, opts...)
+			// A scan, not a load: the frames stream from disk while they
+			// are sent, so a capture of any size needs little memory.
+			capture, err := replay.Open(path, opts...)
 			if err != nil {
 				return &exitError{2, err}
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/google/gopacket/layers"
@@ -47,6 +48,8 @@ type Packet struct {
 	Length    int // original length on the wire (>= len(Data))
 	Index     int // 1-based record index
 	Interface int // pcapng interface id; 0 for pcap
+
+	size int // captured bytes (also when Data was skipped)
 }
 
 // Reader reads pcap (micro- or nanosecond, either byte order) and pcapng
@@ -140,40 +143,58 @@ func newNgReader(br *bufio.Reader) (*Reader, error) {
 func (r *Reader) Format() string { return r.format }
 
 // Next returns the next record, io.EOF after the last one, or a
-// *FormatError.
+// *FormatError. Its Data is the record's own copy.
 func (r *Reader) Next() (Packet, error) {
-	if r.br != nil {
-		return r.nextPcap()
-	}
-	return r.nextNg()
+	p, _, err := r.appendNext(nil, true)
+	return p, err
 }
 
-func (r *Reader) nextPcap() (Packet, error) {
+// appendNext reads the next record and, when keep is set, appends its bytes
+// to buf (Packet.Data is then the appended part, valid while buf is).
+// Without keep the bytes are skipped: a scan of the record bounds reads no
+// frame into memory. Streaming replay reads frames straight into its send
+// window this way, with no allocation per frame.
+func (r *Reader) appendNext(buf []byte, keep bool) (Packet, []byte, error) {
+	if r.br != nil {
+		return r.nextPcap(buf, keep)
+	}
+	return r.nextNg(buf, keep)
+}
+
+func (r *Reader) nextPcap(buf []byte, keep bool) (Packet, []byte, error) {
 	idx := r.records + 1
 	start := r.offset
 	n, err := io.ReadFull(r.br, r.hdr[:])
 	if err == io.EOF {
-		return Packet{}, io.EOF
+		return Packet{}, buf, io.EOF
 	}
 	if err != nil {
-		return Packet{}, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("truncated record header: %d of 16 bytes before the end of the file", n)}
+		return Packet{}, buf, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("truncated record header: %d of 16 bytes before the end of the file", n)}
 	}
 	caplen, length := r.bo.Uint32(r.hdr[8:12]), r.bo.Uint32(r.hdr[12:16])
 	if caplen > r.snaplen {
-		return Packet{}, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("capture length %d exceeds the file's snapshot length %d", caplen, r.snaplen)}
+		return Packet{}, buf, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("capture length %d exceeds the file's snapshot length %d", caplen, r.snaplen)}
 	}
 	if err := checkRecord(idx, start, int64(caplen), int64(length)); err != nil {
-		return Packet{}, err
+		return Packet{}, buf, err
 	}
-	data := make([]byte, caplen)
-	if n, err := io.ReadFull(r.br, data); err != nil {
-		return Packet{}, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("truncated record: header says %d bytes, file ends after %d", caplen, n)}
+	var data []byte
+	if keep {
+		n0 := len(buf)
+		buf = slices.Grow(buf, int(caplen))[:n0+int(caplen)]
+		data = buf[n0:]
+		n, err = io.ReadFull(r.br, data)
+	} else {
+		n, err = r.br.Discard(int(caplen))
+	}
+	if err != nil {
+		return Packet{}, buf, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("truncated record: header says %d bytes, file ends after %d", caplen, n)}
 	}
 	r.records++
 	r.offset += 16 + int64(caplen)
 	sec, frac := int64(r.bo.Uint32(r.hdr[0:4])), int64(r.bo.Uint32(r.hdr[4:8]))
 	ts := time.Unix(sec, frac*r.nanos).UTC()
-	return Packet{Data: data, Time: ts, Length: int(length), Index: idx}, nil
+	return Packet{Data: data, Time: ts, Length: int(length), Index: idx, size: int(caplen)}, buf, nil
 }
 
 func checkRecord(idx int, off int64, caplen, length int64) error {
@@ -192,7 +213,7 @@ func checkRecord(idx int, off int64, caplen, length int64) error {
 	return nil
 }
 
-func (r *Reader) nextNg() (Packet, error) {
+func (r *Reader) nextNg(buf []byte, keep bool) (Packet, []byte, error) {
 	idx := r.records + 1
 	var data []byte
 	var ci = struct {
@@ -202,6 +223,8 @@ func (r *Reader) nextNg() (Packet, error) {
 		lt     layers.LinkType
 	}{}
 	_, err := safeNg(func() (*pcapgo.NgReader, error) {
+		// Not ZeroCopyReadPacketData: it sizes its buffer by the
+		// interface's snapshot length, which a hostile file sets to 4 GiB.
 		d, c, err := r.ng.ReadPacketData()
 		data, ci.ts, ci.length, ci.iface = d, c.Timestamp, c.Length, c.InterfaceIndex
 		if len(c.AncillaryData) > 0 {
@@ -210,20 +233,29 @@ func (r *Reader) nextNg() (Packet, error) {
 		return nil, err
 	})
 	if err == io.EOF && r.guard.err == nil {
-		return Packet{}, io.EOF
+		return Packet{}, buf, io.EOF
 	}
 	if err != nil {
-		return Packet{}, r.guard.explain(err, idx)
+		return Packet{}, buf, r.guard.explain(err, idx)
 	}
 	r.records++
 	off := r.guard.recordOffset(idx)
+	r.guard.forget(idx)
 	if err := checkRecord(idx, off, int64(len(data)), int64(ci.length)); err != nil {
-		return Packet{}, err
+		return Packet{}, buf, err
 	}
 	if ci.lt != layers.LinkTypeEthernet {
-		return Packet{}, &FormatError{Record: idx, Offset: off, Msg: fmt.Sprintf("interface %d has link type %d (%s): expected 1 (EN10MB, Ethernet)", ci.iface, ci.lt, ci.lt)}
+		return Packet{}, buf, &FormatError{Record: idx, Offset: off, Msg: fmt.Sprintf("interface %d has link type %d (%s): expected 1 (EN10MB, Ethernet)", ci.iface, ci.lt, ci.lt)}
 	}
-	return Packet{Data: data, Time: ci.ts, Length: ci.length, Index: idx, Interface: ci.iface}, nil
+	size := len(data)
+	if keep {
+		n0 := len(buf)
+		buf = append(buf, data...)
+		data = buf[n0:]
+	} else {
+		data = nil
+	}
+	return Packet{Data: data, Time: ci.ts, Length: ci.length, Index: idx, Interface: ci.iface, size: size}, buf, nil
 }
 
 // errInternal marks a panic inside the parser that the guard should have

@@ -274,3 +274,53 @@ func TestGateDecidesFromResults(t *testing.T) {
 		t.Fatalf("latest = %s, want the tested %s", got, digest)
 	}
 }
+
+// A sharded gate end to end on the sample image and the system target:
+// each shard pins the candidate, tests its part and promotes nothing; the
+// merged reports let hil gate --results promote exactly the tested digest.
+func TestGateShardsThenResults(t *testing.T) {
+	images := testenv.ImagesDir(t)
+	root := testenv.RepoRoot(t)
+	reg := testenv.Registry(t)
+	scen := t.TempDir()
+	for _, n := range []string{"startup.yaml", "graceful-stop.yaml"} {
+		b, err := os.ReadFile(filepath.Join(root, "scenarios", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(scen, n), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cand := reg.Host + "/pcapwatch:candidate"
+	if _, errOut, code := runHilStderr(t, "registry", "push", filepath.Join(images, "pcapwatch"), cand); code != 0 {
+		t.Fatalf("push: %s", errOut)
+	}
+	var dirs []string
+	for i := 1; i <= 2; i++ {
+		d := filepath.Join(t.TempDir(), "shard")
+		dirs = append(dirs, d)
+		out, errOut, code := runHilStderr(t, "gate", "--image", cand, "--scenarios", scen, "--target", "system", "--shard", fmt.Sprintf("%d/2", i), "--report", d)
+		if code != 0 || !strings.Contains(out, fmt.Sprintf("gate: shard %d/2 PASSED (a shard promotes nothing)", i)) || !strings.Contains(out, "1 pass") {
+			t.Fatalf("shard %d/2: exit %d\n%s\n%s", i, code, out, errOut)
+		}
+	}
+	if out, _, _ := runHilStderr(t, "registry", "digest", reg.Host+"/pcapwatch:latest"); strings.HasPrefix(strings.TrimSpace(out), "sha256:") {
+		t.Fatalf("a shard wrote latest: %s", out)
+	}
+	merged := filepath.Join(t.TempDir(), "merged")
+	if out, errOut, code := runHilStderr(t, append([]string{"report", "merge", "--out", merged}, dirs...)...); code != 0 {
+		t.Fatalf("merge: exit %d\n%s\n%s", code, out, errOut)
+	}
+	out, errOut, code := runHilStderr(t, "gate", "--image", cand, "--scenarios", scen, "--target", "system", "--results", merged, "--promote", "latest", "--report", t.TempDir())
+	if code != 0 || !strings.Contains(out, "gate: PROMOTED") || !strings.Contains(out, "2 pass") {
+		t.Fatalf("gate --results: exit %d\n%s\n%s", code, out, errOut)
+	}
+	rep, err := report.ReadDir(merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _, _ := runHilStderr(t, "registry", "digest", reg.Host+"/pcapwatch:latest"); strings.TrimSpace(out) != rep.ImageDigest {
+		t.Fatalf("latest = %s; the shards tested %s", out, rep.ImageDigest)
+	}
+}

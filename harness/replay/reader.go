@@ -67,7 +67,6 @@ type Reader struct {
 	nanos   int64 // nanoseconds per timestamp fraction unit
 	snaplen uint32
 	offset  int64 // of the next record
-	hdr     [16]byte
 
 	// pcapng
 	ng    *pcapgo.NgReader
@@ -145,7 +144,8 @@ func (r *Reader) Format() string { return r.format }
 // Next returns the next record, io.EOF after the last one, or a
 // *FormatError. Its Data is the record's own copy.
 func (r *Reader) Next() (Packet, error) {
-	p, _, err := r.appendNext(nil, true)
+	var p Packet
+	_, err := r.appendNext(&p, nil, true)
 	return p, err
 }
 
@@ -154,47 +154,62 @@ func (r *Reader) Next() (Packet, error) {
 // Without keep the bytes are skipped: a scan of the record bounds reads no
 // frame into memory. Streaming replay reads frames straight into its send
 // window this way, with no allocation per frame.
-func (r *Reader) appendNext(buf []byte, keep bool) (Packet, []byte, error) {
+//
+// p is filled in place (not returned): on the hot path of a streamed
+// replay, copying the record struct twice a frame showed in profiles.
+func (r *Reader) appendNext(p *Packet, buf []byte, keep bool) ([]byte, error) {
 	if r.br != nil {
-		return r.nextPcap(buf, keep)
+		return r.nextPcap(p, buf, keep)
 	}
-	return r.nextNg(buf, keep)
+	return r.nextNg(p, buf, keep)
 }
 
-func (r *Reader) nextPcap(buf []byte, keep bool) (Packet, []byte, error) {
+func (r *Reader) nextPcap(p *Packet, buf []byte, keep bool) ([]byte, error) {
 	idx := r.records + 1
 	start := r.offset
-	n, err := io.ReadFull(r.br, r.hdr[:])
-	if err == io.EOF {
-		return Packet{}, buf, io.EOF
+	// Peek and Discard rather than ReadFull: a streamed replay reads
+	// millions of records, and these read from the buffer without a copy
+	// loop in the common case.
+	hdr, err := r.br.Peek(16)
+	if err == io.EOF && len(hdr) == 0 {
+		return buf, io.EOF
 	}
 	if err != nil {
-		return Packet{}, buf, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("truncated record header: %d of 16 bytes before the end of the file", n)}
+		return buf, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("truncated record header: %d of 16 bytes before the end of the file", len(hdr))}
 	}
-	caplen, length := r.bo.Uint32(r.hdr[8:12]), r.bo.Uint32(r.hdr[12:16])
+	caplen, length := r.bo.Uint32(hdr[8:12]), r.bo.Uint32(hdr[12:16])
+	sec, frac := int64(r.bo.Uint32(hdr[0:4])), int64(r.bo.Uint32(hdr[4:8]))
 	if caplen > r.snaplen {
-		return Packet{}, buf, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("capture length %d exceeds the file's snapshot length %d", caplen, r.snaplen)}
+		return buf, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("capture length %d exceeds the file's snapshot length %d", caplen, r.snaplen)}
 	}
 	if err := checkRecord(idx, start, int64(caplen), int64(length)); err != nil {
-		return Packet{}, buf, err
+		return buf, err
 	}
+	r.br.Discard(16)
 	var data []byte
-	if keep {
+	var n int
+	switch {
+	case !keep:
+		n, err = r.br.Discard(int(caplen))
+	case r.br.Buffered() >= int(caplen):
+		b, _ := r.br.Peek(int(caplen))
+		n0 := len(buf)
+		buf = append(buf, b...)
+		data = buf[n0:]
+		n, err = r.br.Discard(int(caplen))
+	default:
 		n0 := len(buf)
 		buf = slices.Grow(buf, int(caplen))[:n0+int(caplen)]
 		data = buf[n0:]
 		n, err = io.ReadFull(r.br, data)
-	} else {
-		n, err = r.br.Discard(int(caplen))
 	}
 	if err != nil {
-		return Packet{}, buf, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("truncated record: header says %d bytes, file ends after %d", caplen, n)}
+		return buf, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("truncated record: header says %d bytes, file ends after %d", caplen, n)}
 	}
 	r.records++
 	r.offset += 16 + int64(caplen)
-	sec, frac := int64(r.bo.Uint32(r.hdr[0:4])), int64(r.bo.Uint32(r.hdr[4:8]))
-	ts := time.Unix(sec, frac*r.nanos).UTC()
-	return Packet{Data: data, Time: ts, Length: int(length), Index: idx, size: int(caplen)}, buf, nil
+	*p = Packet{Data: data, Time: time.Unix(sec, frac*r.nanos).UTC(), Length: int(length), Index: idx, size: int(caplen)}
+	return buf, nil
 }
 
 func checkRecord(idx int, off int64, caplen, length int64) error {
@@ -213,7 +228,7 @@ func checkRecord(idx int, off int64, caplen, length int64) error {
 	return nil
 }
 
-func (r *Reader) nextNg(buf []byte, keep bool) (Packet, []byte, error) {
+func (r *Reader) nextNg(p *Packet, buf []byte, keep bool) ([]byte, error) {
 	idx := r.records + 1
 	var data []byte
 	var ci = struct {
@@ -233,19 +248,19 @@ func (r *Reader) nextNg(buf []byte, keep bool) (Packet, []byte, error) {
 		return nil, err
 	})
 	if err == io.EOF && r.guard.err == nil {
-		return Packet{}, buf, io.EOF
+		return buf, io.EOF
 	}
 	if err != nil {
-		return Packet{}, buf, r.guard.explain(err, idx)
+		return buf, r.guard.explain(err, idx)
 	}
 	r.records++
 	off := r.guard.recordOffset(idx)
 	r.guard.forget(idx)
 	if err := checkRecord(idx, off, int64(len(data)), int64(ci.length)); err != nil {
-		return Packet{}, buf, err
+		return buf, err
 	}
 	if ci.lt != layers.LinkTypeEthernet {
-		return Packet{}, buf, &FormatError{Record: idx, Offset: off, Msg: fmt.Sprintf("interface %d has link type %d (%s): expected 1 (EN10MB, Ethernet)", ci.iface, ci.lt, ci.lt)}
+		return buf, &FormatError{Record: idx, Offset: off, Msg: fmt.Sprintf("interface %d has link type %d (%s): expected 1 (EN10MB, Ethernet)", ci.iface, ci.lt, ci.lt)}
 	}
 	size := len(data)
 	if keep {
@@ -255,7 +270,8 @@ func (r *Reader) nextNg(buf []byte, keep bool) (Packet, []byte, error) {
 	} else {
 		data = nil
 	}
-	return Packet{Data: data, Time: ci.ts, Length: ci.length, Index: idx, Interface: ci.iface, size: size}, buf, nil
+	*p = Packet{Data: data, Time: ci.ts, Length: ci.length, Index: idx, Interface: ci.iface, size: size}
+	return buf, nil
 }
 
 // errInternal marks a panic inside the parser that the guard should have

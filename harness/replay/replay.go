@@ -236,11 +236,11 @@ func read(r io.Reader, cfg config) (*Capture, error) {
 			return nil, err
 		}
 		if match != nil && !match(p.Data) {
-			offs.skip(p)
+			offs.skip(&p)
 			c.Filtered++
 			continue
 		}
-		c.Frames = append(c.Frames, Frame{Data: p.Data, Offset: offs.next(p), Record: p.Index})
+		c.Frames = append(c.Frames, Frame{Data: p.Data, Offset: offs.next(&p), Record: p.Index})
 	}
 	return c, nil
 }

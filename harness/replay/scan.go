@@ -111,8 +111,9 @@ func summarizeOver(r io.Reader, match func([]byte) bool, limit int, stopAtOver b
 	over := 0
 	var firstOver *oversize
 	var offs offsets
+	var p Packet
 	for {
-		p, b, err := rd.appendNext(buf[:0], match != nil)
+		b, err := rd.appendNext(&p, buf[:0], match != nil)
 		buf = b
 		if err == io.EOF {
 			break
@@ -122,11 +123,11 @@ func summarizeOver(r io.Reader, match func([]byte) bool, limit int, stopAtOver b
 		}
 		s.Records++
 		if match != nil && !match(p.Data) {
-			offs.skip(p)
+			offs.skip(&p)
 			s.Filtered++
 			continue
 		}
-		off := offs.next(p)
+		off := offs.next(&p)
 		if limit > 0 && p.size > limit {
 			over++
 			if firstOver == nil {
@@ -178,14 +179,14 @@ type offsets struct {
 
 // skip notes a record that is not a frame of the replay (filtered out):
 // only its timestamp may matter, as the first record's.
-func (o *offsets) skip(p Packet) {
+func (o *offsets) skip(p *Packet) {
 	if !o.started {
 		o.first, o.started = p.Time, true
 	}
 }
 
 // next is the offset of a frame of the replay.
-func (o *offsets) next(p Packet) time.Duration {
+func (o *offsets) next(p *Packet) time.Duration {
 	o.skip(p)
 	off := max(p.Time.Sub(o.first), o.prev)
 	o.prev = off

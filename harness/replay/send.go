@@ -88,21 +88,22 @@ type fileStream struct {
 	rd    *Reader
 	match func([]byte) bool
 	offs  offsets
+	p     Packet
 }
 
 func (s *fileStream) next(buf []byte) (streamFrame, []byte, error) {
 	for {
 		n0 := len(buf)
-		p, b, err := s.rd.appendNext(buf, true)
+		b, err := s.rd.appendNext(&s.p, buf, true)
 		if err != nil {
 			return streamFrame{}, b[:n0], err
 		}
-		if s.match != nil && !s.match(p.Data) {
-			s.offs.skip(p)
+		if s.match != nil && !s.match(s.p.Data) {
+			s.offs.skip(&s.p)
 			buf = b[:n0]
 			continue
 		}
-		return streamFrame{off: s.offs.next(p), record: p.Index, size: p.size}, b, nil
+		return streamFrame{off: s.offs.next(&s.p), record: s.p.Index, size: s.p.size}, b, nil
 	}
 }
 
@@ -165,6 +166,7 @@ const (
 	windowBatches = 4
 	batchBytes    = 1 << 20
 	defaultWindow = 4 * 8192
+	readerNice    = 10
 )
 
 // batch is frames of one loop, contiguous in buf, with their schedule.
@@ -244,6 +246,14 @@ func Send(ctx context.Context, l link.Link, src Source, opts ...Option) (Stats, 
 	go func() {
 		defer readerDone.Done()
 		defer close(full)
+		// The reader needs a fraction of the sender's CPU (it reads
+		// frames ten times faster than they go out) but, woken when a
+		// batch comes back, it would preempt the sender on a busy host.
+		// A lower priority for its thread keeps the sender first; the
+		// thread ends with the goroutine (never unlocked), so the
+		// priority goes with it.
+		runtime.LockOSThread()
+		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), readerNice)
 		readAhead(src, cfg.loops, n, limit, perBatch, plan, free, full, quit)
 	}()
 	stopReader := func() {

@@ -35,13 +35,14 @@ func main() {
 	big := flag.String("big", "", "also replay generated captures of these many frames at top speed, comparing max RSS (e.g. 2000000,20000000)")
 	onlyBig := flag.Bool("only-big", false, "run only the --big comparison")
 	hilBefore := flag.String("hil-before", "", "with --big: another hil binary (an older build) to compare with")
+	bigRuns := flag.Int("big-runs", 3, "with --big: runs per tool and capture (highest RSS, best rate count)")
 	flag.Parse()
 	sizes, err := parseSizes(*big)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "replaybench:", err)
 		os.Exit(2)
 	}
-	if err := run(*hil, *tcpreplay, *burstRuns, *skipTiming, sizes, *onlyBig, *hilBefore); err != nil {
+	if err := run(*hil, *tcpreplay, *burstRuns, *skipTiming, sizes, *bigRuns, *onlyBig, *hilBefore); err != nil {
 		fmt.Fprintln(os.Stderr, "replaybench:", err)
 		os.Exit(1)
 	}
@@ -71,7 +72,7 @@ func fixture(name string) (string, *replay.Capture, error) {
 	return p, c, err
 }
 
-func run(hil, tcpreplay string, burstRuns int, skipTiming bool, big []int, onlyBig bool, hilBefore string) (err error) {
+func run(hil, tcpreplay string, burstRuns int, skipTiming bool, big []int, bigRuns int, onlyBig bool, hilBefore string) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (network namespace, AF_PACKET)")
 	}
@@ -86,12 +87,12 @@ func run(hil, tcpreplay string, burstRuns int, skipTiming bool, big []int, onlyB
 	defer l.Close()
 	fmt.Printf("veth pair %s <-> %s:eth0 (MTU %d); hil = %s; tcpreplay = %s\n", l.HostIface(), l.NetNSName(), l.MTU(), hil, tcpreplay)
 	if onlyBig {
-		return runBig(ctx, l, big, bigTools(l, hil, tcpreplay, hilBefore))
+		return runBig(ctx, l, big, bigRuns, bigTools(l, hil, tcpreplay, hilBefore))
 	}
 	if len(big) > 0 {
 		defer func() {
 			if err == nil {
-				err = runBig(ctx, l, big, bigTools(l, hil, tcpreplay, hilBefore))
+				err = runBig(ctx, l, big, bigRuns, bigTools(l, hil, tcpreplay, hilBefore))
 			}
 		}()
 	}

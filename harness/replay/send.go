@@ -323,8 +323,12 @@ func Send(ctx context.Context, l link.Link, src Source, opts ...Option) (Stats, 
 	if timed && cfg.realtime {
 		restorePrio = realtime()
 	}
+	// The schedule starts when the first batch is ready, not before: the
+	// reader may take a while to open the file on a busy host, and that
+	// wait must not make every frame late.
+	first, ok := <-full
 	t0 := monotonic() + int64(50*time.Microsecond) // a little lead for the first frame
-	var prevSent, prevPlan, first, last int64
+	var prevSent, prevPlan, firstAt, last int64
 	i := 0
 	// record books the next frame (planned at offset p, size bytes) as
 	// released at time at.
@@ -341,7 +345,7 @@ func Send(ctx context.Context, l link.Link, src Source, opts ...Option) (Stats, 
 			st.Drift = time.Duration(late)
 		}
 		if i == 0 {
-			first = at
+			firstAt = at
 		}
 		last = at
 		st.Frames++
@@ -352,7 +356,7 @@ func Send(ctx context.Context, l link.Link, src Source, opts ...Option) (Stats, 
 		return fmt.Errorf("replay %s: frame %d (record %d, loop %d): write to the link: %w", src.name(), i+1, b.records[j], b.loop, err)
 	}
 batches:
-	for b := range full {
+	for b := first; ok; b, ok = <-full {
 		if b.err != nil {
 			sendErr = b.err
 			break
@@ -417,7 +421,7 @@ batches:
 		sendErr = fmt.Errorf("replay %s: sent %d frames, expected %d", src.name(), st.Frames, total)
 	}
 
-	st.Duration = time.Duration(last - first)
+	st.Duration = time.Duration(last - firstAt)
 	if st.Frames > 1 && st.Duration > 0 {
 		st.PPS = float64(st.Frames) / st.Duration.Seconds()
 		st.Mbps = float64(st.Bytes) * 8 / st.Duration.Seconds() / 1e6

@@ -548,3 +548,36 @@ func TestStreamMemoryIsFlat(t *testing.T) {
 		t.Errorf("heap grew by %d MB while streaming; expected a bounded window (under 24 MB)", grew>>20)
 	}
 }
+
+// A replay ends none of the process's threads: a child started with a
+// parent-death signal (the system target starts QEMU so) is killed when
+// the thread that started it exits, which a reader that locked its thread
+// and ended with it did to QEMU mid-scenario.
+func TestReplayEndsNoThread(t *testing.T) {
+	requireRoot(t)
+	_, path := fixturePath(t, "dns")
+	l := newLink(t)
+	threads := func() map[string]bool {
+		ents, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]bool{}
+		for _, e := range ents {
+			m[e.Name()] = true
+		}
+		return m
+	}
+	before := threads()
+	for range 20 {
+		if _, err := replay.Run(context.Background(), l, path, replay.WithSchedule(replay.Schedule{Kind: replay.TopSpeed})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := threads()
+	for tid := range before {
+		if !after[tid] {
+			t.Errorf("thread %s ended during the replays", tid)
+		}
+	}
+}

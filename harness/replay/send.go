@@ -249,11 +249,10 @@ func Send(ctx context.Context, l link.Link, src Source, opts ...Option) (Stats, 
 		// The reader needs a fraction of the sender's CPU (it reads
 		// frames ten times faster than they go out) but, woken when a
 		// batch comes back, it would preempt the sender on a busy host.
-		// A lower priority for its thread keeps the sender first; the
-		// thread ends with the goroutine (never unlocked), so the
-		// priority goes with it.
+		// A lower priority for its thread keeps the sender first.
 		runtime.LockOSThread()
-		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), readerNice)
+		defer runtime.UnlockOSThread()
+		defer lowerPriority()()
 		readAhead(src, cfg.loops, n, limit, perBatch, plan, free, full, quit)
 	}()
 	stopReader := func() {
@@ -430,6 +429,27 @@ batches:
 		st.GapErrP50, st.GapErrP99, st.GapErrMax = gaps.quantile(0.5), gaps.quantile(0.99), gaps.max
 	}
 	return st, sendErr
+}
+
+// lowerPriority raises the calling (locked) thread's nice value by
+// readerNice and returns how to put it back. It does so only when it can
+// put it back (root, or an RLIMIT_NICE that allows it): the thread must
+// return to Go's pool as it was. It must never end with the goroutine
+// instead: a child process started from that thread with a parent-death
+// signal (QEMU) would be killed when the thread exits.
+func lowerPriority() (restore func()) {
+	tid := unix.Gettid()
+	raw, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+	if err != nil {
+		return func() {}
+	}
+	old := 20 - raw // the system call returns 20 - nice
+	var lim unix.Rlimit
+	canRestore := unix.Geteuid() == 0 || unix.Getrlimit(unix.RLIMIT_NICE, &lim) == nil && 20-int(lim.Cur) <= old
+	if !canRestore || unix.Setpriority(unix.PRIO_PROCESS, tid, min(old+readerNice, 19)) != nil {
+		return func() {}
+	}
+	return func() { _ = unix.Setpriority(unix.PRIO_PROCESS, tid, old) }
 }
 
 // readAhead reads loops passes of src into batches of at most perBatch

@@ -21,6 +21,10 @@
 //	HIL_INSECURE    non-empty: plain HTTP for a loopback registry in HIL_IMAGE
 //	HIL_DEVICES     board inventory for HIL_TARGETS=device (default devices.yaml)
 //	HIL_DEVICE      the board to run on, by name in HIL_DEVICES
+//	HIL_SHARD       i/n: only the i-th of n parts of the specs (CI matrices);
+//	                merge the shards' HIL_REPORT_DIRs with hil report merge
+//	HIL_TIMINGS     with HIL_SHARD: balance by the durations in this
+//	                results.json (or report directory) of an earlier run
 package hil_test
 
 import (
@@ -76,7 +80,58 @@ var (
 
 	// Loaded while the spec tree is built, so that every case is a spec.
 	bundled, loadErr = scenario.LoadDir("scenarios")
+
+	// shardOf says which specs this process's shard runs (HIL_SHARD).
+	shard, inShard, shardErr = shardFromEnv()
 )
+
+// specKey names a spec for sharding: a bundled case by its case key; a
+// broken-variant spec with the variant before the scenario's name.
+func specKey(c scenario.Case, variant string) scenario.CaseKey {
+	k := c.Key()
+	if variant != "" {
+		k.Scenario = variant + "/" + k.Scenario
+	}
+	return k
+}
+
+// shardFromEnv splits every spec of the suite (bundled cases and broken
+// variants) by HIL_SHARD, balanced by HIL_TIMINGS, the way hil run
+// --shard splits cases: each spec is in exactly one shard.
+func shardFromEnv() (*scenario.Shard, func(scenario.CaseKey) bool, error) {
+	all := func(scenario.CaseKey) bool { return true }
+	v := os.Getenv("HIL_SHARD")
+	if v == "" {
+		if os.Getenv("HIL_TIMINGS") != "" {
+			return nil, all, fmt.Errorf("HIL_TIMINGS balances shards: set HIL_SHARD=i/n too")
+		}
+		return nil, all, nil
+	}
+	s, err := scenario.ParseShard(v)
+	if err != nil {
+		return nil, all, fmt.Errorf("HIL_SHARD: %w", err)
+	}
+	var t scenario.Timings
+	if p := os.Getenv("HIL_TIMINGS"); p != "" {
+		if t, err = scenario.ReadTimings(p); err != nil {
+			return nil, all, fmt.Errorf("HIL_TIMINGS: %w", err)
+		}
+	}
+	var keys []scenario.CaseKey
+	for _, c := range cases(bundled) {
+		keys = append(keys, specKey(c, ""))
+	}
+	for _, bc := range brokenCases() {
+		keys = append(keys, specKey(bc.c, bc.b.variant))
+	}
+	mine := map[scenario.CaseKey]bool{}
+	for i, sh := range scenario.Split(keys, s.Count, t) {
+		if sh == s.Index-1 {
+			mine[keys[i]] = true
+		}
+	}
+	return &s, func(k scenario.CaseKey) bool { return mine[k] }, nil
+}
 
 // labelOf turns a platform into a Ginkgo label (no slashes allowed).
 func labelOf(platform string) string { return strings.ReplaceAll(platform, "/", "-") }
@@ -177,8 +232,15 @@ var _ = Describe("scenarios", Label("scenarios"), func() {
 		It("parse", func() { Fail(loadErr.Error()) })
 		return
 	}
+	if shardErr != nil {
+		It("shard", func() { Fail(shardErr.Error()) })
+		return
+	}
 	for _, c := range cases(bundled) {
 		c := c
+		if !inShard(specKey(c, "")) {
+			continue
+		}
 		It(fmt.Sprintf("%s on %s %s", c.Scenario.Name, c.Target, c.Platform), labels(c), NodeTimeout(timeoutOf(c.Scenario)), func(ctx SpecContext) {
 			res := run(ctx, imageRef, c)
 			if res.Verdict == scenario.Unsupported {
@@ -190,6 +252,28 @@ var _ = Describe("scenarios", Label("scenarios"), func() {
 		})
 	}
 })
+
+// digestOf is the digest of the image under test: from its results, or,
+// in a shard that ran only broken variants, by opening it.
+func digestOf(results []scenario.Result, ref string) string {
+	for _, r := range results {
+		if r.ImageRef == ref {
+			return r.ImageDigest
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var opts []image.Option
+	if os.Getenv("HIL_INSECURE") != "" {
+		opts = append(opts, image.WithRegistry(registry.New(registry.WithInsecure())))
+	}
+	img, err := harness.OpenImage(ctx, ref, opts...)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hil reports: %v\n", err)
+		return ""
+	}
+	return img.Digest()
+}
 
 func lastSteps(res scenario.Result) string {
 	var b strings.Builder
@@ -220,48 +304,65 @@ var brokenVariants = []brokenCase{
 	{"slow-start", []string{"startup"}, scenario.PhaseReady, regexp.MustCompile(`not ready within the startup budget of 10s`), 10 * time.Second},
 }
 
-var _ = Describe("broken variants", Label("broken"), func() {
+type brokenSpec struct {
+	b brokenCase
+	c scenario.Case
+}
+
+// brokenCases lists the broken-variant specs of this run.
+func brokenCases() []brokenSpec {
 	if loadErr != nil {
-		return
+		return nil
 	}
 	byName := map[string]*scenario.Scenario{}
 	for _, sc := range bundled {
 		byName[sc.Name] = sc
 	}
+	var out []brokenSpec
 	for _, b := range brokenVariants {
-		var scs []*scenario.Scenario
 		for _, n := range b.scenarios {
-			if sc := byName[n]; sc != nil {
-				if b.budget != 0 {
-					cp := *sc
-					cp.Startup.Budget = b.budget
-					sc = &cp
-				}
-				scs = append(scs, sc)
+			sc := byName[n]
+			if sc == nil {
+				continue
 			}
-		}
-		// One target is enough to prove the teeth: the first of this run, on
-		// the platform the variants are built for.
-		for _, sc := range scs {
+			if b.budget != 0 {
+				cp := *sc
+				cp.Startup.Budget = b.budget
+				sc = &cp
+			}
+			// One target is enough to prove the teeth: the first of this run,
+			// on the platform the variants are built for.
 			if !contains(sc.Targets, targets[0]) {
 				continue
 			}
-			c := scenario.Case{Scenario: sc, Target: targets[0], Platform: scenario.DefaultPlatform}
-			b, c := b, c
-			It(fmt.Sprintf("%s fails %s on %s %s", b.variant, c.Scenario.Name, c.Target, c.Platform), labels(c, b.variant), NodeTimeout(timeoutOf(c.Scenario)), func(ctx SpecContext) {
-				ref := "oci:" + filepath.Join(imagesDir, b.variant)
-				res := run(ctx, ref, c)
-				Expect(res.Verdict).To(Equal(scenario.Fail), "%s must fail, got %s: %s", b.variant, res.Verdict, res.Reason)
-				Expect(res.FailedStep).To(BeNumerically(">=", 0))
-				Expect(res.Steps[res.FailedStep].Kind).To(Equal(b.phase), "decided at the wrong step: %s", res.Reason)
-				Expect(res.Reason).To(MatchRegexp(b.reason.String()))
-				if b.phase == scenario.PhaseStaticCheck {
-					for _, st := range res.Steps {
-						Expect(st.Kind).NotTo(Equal(scenario.PhaseBoot), "a failed static check must not boot")
-					}
-				}
-			})
+			out = append(out, brokenSpec{b, scenario.Case{Scenario: sc, Target: targets[0], Platform: scenario.DefaultPlatform}})
 		}
+	}
+	return out
+}
+
+var _ = Describe("broken variants", Label("broken"), func() {
+	if loadErr != nil || shardErr != nil {
+		return
+	}
+	for _, bc := range brokenCases() {
+		b, c := bc.b, bc.c
+		if !inShard(specKey(c, b.variant)) {
+			continue
+		}
+		It(fmt.Sprintf("%s fails %s on %s %s", b.variant, c.Scenario.Name, c.Target, c.Platform), labels(c, b.variant), NodeTimeout(timeoutOf(c.Scenario)), func(ctx SpecContext) {
+			ref := "oci:" + filepath.Join(imagesDir, b.variant)
+			res := run(ctx, ref, c)
+			Expect(res.Verdict).To(Equal(scenario.Fail), "%s must fail, got %s: %s", b.variant, res.Verdict, res.Reason)
+			Expect(res.FailedStep).To(BeNumerically(">=", 0))
+			Expect(res.Steps[res.FailedStep].Kind).To(Equal(b.phase), "decided at the wrong step: %s", res.Reason)
+			Expect(res.Reason).To(MatchRegexp(b.reason.String()))
+			if b.phase == scenario.PhaseStaticCheck {
+				for _, st := range res.Steps {
+					Expect(st.Kind).NotTo(Equal(scenario.PhaseBoot), "a failed static check must not boot")
+				}
+			}
+		})
 	}
 })
 
@@ -288,12 +389,21 @@ var _ = ReportAfterSuite("hil reports", func(r Report) {
 			results = append(results, res)
 		}
 	}
-	if len(results) == 0 {
+	if len(results) == 0 && shard == nil {
 		return
 	}
 	// The image under test first, then the broken variants.
 	sort.SliceStable(results, func(i, j int) bool { return results[i].ImageRef == imageRef && results[j].ImageRef != imageRef })
-	rep := report.New(results, report.WithTitle("hil suite"), report.WithMeta("targets", strings.Join(targets, ",")))
+	opts := []report.Option{report.WithTitle("hil suite"), report.WithMeta("targets", strings.Join(targets, ","))}
+	if digest := digestOf(results, imageRef); digest != "" {
+		opts = append(opts, report.WithImage(imageRef, digest))
+	}
+	if shard != nil {
+		// Every shard reports, even one without a spec: the merge checks
+		// all are there and tested one image.
+		opts = append(opts, report.WithShard(*shard, len(cases(bundled))+len(brokenCases())))
+	}
+	rep := report.New(results, opts...)
 	paths, err := rep.WriteDir(reportDir)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "hil reports: %v\n", err)

@@ -10,9 +10,11 @@ import (
 )
 
 // Replayer is hil's replay engine (harness/replay) as the runner's
-// Replayer. Fixtures are read once per process and kept: a suite replays
-// the same few files into many boots.
-func Replayer() scenario.Replayer { return &replayer{loaded: map[string]*replay.Capture{}} }
+// Replayer. Each fixture is scanned once per process; every replay streams
+// it from disk (the page cache, for the few files a suite replays into
+// many boots), so a capture of any size needs no more memory than a small
+// one. A fixture that changed after its scan is refused.
+func Replayer() scenario.Replayer { return &replayer{scanned: map[string]*replay.File{}} }
 
 // drainer is a link that can wait until the device has taken every frame
 // written (qemustream: until QEMU has read its socket).
@@ -21,21 +23,21 @@ type drainer interface {
 }
 
 type replayer struct {
-	mu     sync.Mutex
-	loaded map[string]*replay.Capture
+	mu      sync.Mutex
+	scanned map[string]*replay.File
 }
 
-func (r *replayer) capture(path string) (*replay.Capture, error) {
+func (r *replayer) capture(path string) (*replay.File, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if c, ok := r.loaded[path]; ok {
+	if c, ok := r.scanned[path]; ok {
 		return c, nil
 	}
-	c, err := replay.Load(path)
+	c, err := replay.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	r.loaded[path] = c
+	r.scanned[path] = c
 	return c, nil
 }
 

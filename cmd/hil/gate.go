@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -38,6 +39,14 @@ type gateFlags struct {
 	asJSON    bool
 	noAttest  bool
 	devices   string
+	// shard, when set, tests only this part of the cases and decides
+	// nothing (--shard, --timings); results, when set, decides from a
+	// merged results directory instead of running (--results).
+	shard      *scenario.Shard
+	shardText  string
+	timingFile string
+	timings    scenario.Timings
+	results    string
 	// progress receives one line per finished case (stderr).
 	progress io.Writer
 }
@@ -62,7 +71,18 @@ credential helpers. The scenarios (and every fixture they replay) and the
 --report directory are checked before anything is pinned or booted; what
 killed hil processes left on the host is removed first. SIGTERM or SIGINT
 tears down and exits without promoting. Exit 0 promoted (or would be, with
---dry-run), 1 refused, 2 error.`,
+--dry-run), 1 refused, 2 error.
+
+
+A sharded gate (a CI matrix, a Kubernetes Indexed Job): each shard runs
+"hil gate --shard i/n --report DIR_i" with the same --image, --scenarios,
+--target and --platforms; it pins the digest, tests its part of the cases
+and promotes nothing (exit 0 when its part passed, 1 when not). Then "hil
+report merge DIR_1 ... --out MERGED" and "hil gate --results MERGED
+--promote TAG" decide from the merged results without running anything:
+the candidate is pinned again and must be the digest the results are for;
+every case the scenarios plan must have a result, and every one must pass.
+The candidate tag is checked again before the write, as always.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runGate(cmd, f) },
 	}
@@ -80,8 +100,10 @@ tears down and exits without promoting. Exit 0 promoted (or would be, with
 	fl.BoolVar(&f.insecure, "insecure", false, insecureUsage)
 	fl.BoolVar(&f.asJSON, "json", false, "print the decision as JSON instead of text")
 	fl.BoolVar(&f.noAttest, "no-attest", false, "do not attach the test result to the digest (for registries that refuse OCI artifacts)")
+	fl.StringVar(&f.shardText, "shard", "", "test only part i of n of the cases (i/n) and promote nothing; decide later with --results over the merged reports")
+	fl.StringVar(&f.timingFile, "timings", "", "with --shard: balance the shards by the case durations in this results.json (or report directory) of an earlier run")
+	fl.StringVar(&f.results, "results", "", "decide from this merged report directory (hil report merge) instead of running the scenarios")
 	_ = cmd.MarkFlagRequired("image")
-	_ = cmd.MarkFlagRequired("promote")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -96,6 +118,19 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 	if f.target == "device" && f.device == "" {
 		return &exitError{2, fmt.Errorf("--target device needs --device NAME (the board to test on)")}
 	}
+	if f.shard, f.timings, err = shardFlags(f.shardText, f.timingFile); err != nil {
+		return &exitError{2, err}
+	}
+	switch {
+	case f.results != "" && f.shard != nil:
+		return &exitError{2, errors.New("--results decides from the merged shards; --shard runs one: give one of them")}
+	case f.results != "" && f.target == staticgate.Target:
+		return &exitError{2, errors.New("--results holds scenario results; --target static runs no scenario")}
+	case f.shard != nil && f.target == staticgate.Target:
+		return &exitError{2, errors.New("--target static runs no scenario to shard")}
+	case f.tag == "" && f.shard == nil:
+		return &exitError{2, errors.New(`--promote is required: the tag to move to the tested digest (a shard, --shard, promotes nothing and needs none)`)}
+	}
 	report, err := filepath.Abs(f.report)
 	if err != nil {
 		return &exitError{2, err}
@@ -105,12 +140,20 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 		return &exitError{2, err}
 	}
 	f.progress = cmd.ErrOrStderr()
-	test, err := gateTester(f)
+	var test promote.TestFunc
+	if f.results != "" {
+		test, err = resultsTester(f)
+	} else {
+		test, err = gateTester(f)
+	}
 	if err != nil {
 		return &exitError{2, err}
 	}
 	removeLeftovers(cmd.ErrOrStderr())
 	reg := registryAccess(f.insecure)
+	if f.shard != nil {
+		return runGateShard(cmd, f, test, reg, platforms)
+	}
 	opts := []promote.Option{
 		promote.WithRegistry(reg),
 		promote.WithPlatforms(platforms...),
@@ -301,7 +344,15 @@ func scenarioTester(f *gateFlags) (promote.TestFunc, error) {
 		if err != nil {
 			return res, err
 		}
-		results := runner.RunAll(ctx, scs)
+		var cases []scenario.Case
+		for _, sc := range scs {
+			cases = append(cases, runner.Plan(sc)...)
+		}
+		planned := len(cases)
+		if f.shard != nil {
+			cases = f.shard.Select(cases, f.timings)
+		}
+		results := runner.RunCases(ctx, cases, nil)
 		res.Finished = time.Now()
 		res.Targets = runner.Targets()
 		res.Fixtures = map[string]string{}
@@ -314,10 +365,10 @@ func scenarioTester(f *gateFlags) (promote.TestFunc, error) {
 				res.Fixtures[k] = v
 			}
 		}
-		if len(results) == 0 {
+		if planned == 0 {
 			return res, fmt.Errorf("no scenario in %s runs on target %s", f.scenarios, f.target)
 		}
-		if err := writeGateReports(f.report, pin, f, results); err != nil {
+		if err := writeGateReports(f.report, pin, f, results, planned); err != nil {
 			return res, fmt.Errorf("writing the reports: %w", err)
 		}
 		res.Report = attestationReport(results)
@@ -374,15 +425,21 @@ func gateProgress(f *gateFlags) func(scenario.Event) {
 
 // writeGateReports writes the runner's JUnit XML, JSON and HTML reports
 // into dir.
-func writeGateReports(dir string, pin promote.Pinned, f *gateFlags, results []scenario.Result) error {
-	rep := report.New(results,
-		report.WithTitle("hil gate: "+pin.Ref),
+func writeGateReports(dir string, pin promote.Pinned, f *gateFlags, results []scenario.Result, planned int) error {
+	opts := []report.Option{
+		report.WithTitle("hil gate: " + pin.Ref),
 		report.WithVersion(hilVersion()),
+		report.WithImage(pin.Ref, pin.Digest.DigestStr()),
 		report.WithMeta("tested digest", pin.Digest.String()),
-		report.WithMeta("promote", f.tag),
 		report.WithMeta("target", f.target),
-	)
-	_, err := rep.WriteDir(dir)
+	}
+	if f.tag != "" {
+		opts = append(opts, report.WithMeta("promote", f.tag))
+	}
+	if f.shard != nil {
+		opts = append(opts, report.WithShard(*f.shard, planned))
+	}
+	_, err := report.New(results, opts...).WriteDir(dir)
 	return err
 }
 

@@ -30,6 +30,7 @@ func init() {
 		allowUnsupported bool
 		progressMode     string
 		devices, board   string
+		shard, timings   string
 	)
 	cmd := &cobra.Command{
 		Use:   "run [SCENARIO...] --image REF",
@@ -65,6 +66,14 @@ The device target runs on a real board over SSH: --target device
 --devices devices.yaml --device pi-lab-1 (see the README's "Testing on a
 real Pi").
 
+--shard i/n runs only the i-th of n parts of the cases (scenario × target
+× platform), for CI matrices and Kubernetes Indexed Jobs: every process
+plans the same cases and takes its part, so each case runs in exactly one
+shard. The parts have equal counts, or equal expected time with --timings
+(a results.json of an earlier run, or its report directory). Put each
+shard's --report in its own directory and join them with "hil report
+merge"; "hil gate --results" decides from the merged results.
+
 Exit status: 0 every case passed, 1 a case failed (or was unsupported,
 unless --allow-unsupported), 2 infra errors or the run could not start.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -76,12 +85,17 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 			}
 			removeLeftovers(cmd.ErrOrStderr())
 			iopts := []image.Option{image.WithRegistry(registryAccess(insecure))}
-			return runScenarios(cmd.Context(), cmd.OutOrStdout(), runOptions{
+			o := runOptions{
 				image: imageRef, scenarios: args, targets: targets, platforms: platforms,
 				reportDir: reportDir, retries: retries, imageOpts: iopts,
 				allowUnsupported: allowUnsupported, progress: progressMode,
 				devices: devices, device: board,
-			})
+			}
+			var err error
+			if o.shard, o.timings, err = shardFlags(shard, timings); err != nil {
+				return &exitError{2, err}
+			}
+			return runScenarios(cmd.Context(), cmd.OutOrStdout(), o)
 		},
 	}
 	f := cmd.Flags()
@@ -95,7 +109,30 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 	f.BoolVar(&insecure, "insecure", false, insecureUsage)
 	f.BoolVar(&allowUnsupported, "allow-unsupported", false, "exit 0 when every case passed or was unsupported")
 	f.StringVar(&progressMode, "progress", "auto", "progress output: auto (line on a terminal, plain otherwise), line, plain, none (verdicts only)")
+	f.StringVar(&shard, "shard", "", "run only part i of n of the cases (i/n, like 2/3); merge the shards' reports with hil report merge")
+	f.StringVar(&timings, "timings", "", "with --shard: balance the shards by the case durations in this results.json (or report directory) of an earlier run")
 	rootCmd.AddCommand(cmd)
+}
+
+// shardFlags reads --shard and --timings (HIL_SHARD is the Ginkgo suite's).
+func shardFlags(shard, timings string) (*scenario.Shard, scenario.Timings, error) {
+	if shard == "" {
+		if timings != "" {
+			return nil, nil, errors.New("--timings balances shards: give --shard i/n too")
+		}
+		return nil, nil, nil
+	}
+	s, err := scenario.ParseShard(shard)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--shard: %w", err)
+	}
+	var t scenario.Timings
+	if timings != "" {
+		if t, err = scenario.ReadTimings(timings); err != nil {
+			return nil, nil, fmt.Errorf("--timings: %w", err)
+		}
+	}
+	return &s, t, nil
 }
 
 type runOptions struct {
@@ -109,6 +146,8 @@ type runOptions struct {
 	allowUnsupported bool
 	progress         string
 	devices, device  string
+	shard            *scenario.Shard
+	timings          scenario.Timings
 }
 
 func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
@@ -145,7 +184,13 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 	if len(cases) == 0 {
 		return &exitError{2, fmt.Errorf("no case to run: none of the %d scenarios lists a target of %s", len(scs), strings.Join(o.targets, ", "))}
 	}
-	fmt.Fprintf(out, "hil run: %s (%s), %d scenario(s), %d case(s) on %s\n", img.Ref(), img.Digest(), len(scs), len(cases), strings.Join(runner.Targets(), ", "))
+	planned := len(cases)
+	shardNote := ""
+	if o.shard != nil {
+		cases = o.shard.Select(cases, o.timings)
+		shardNote = fmt.Sprintf(", shard %s: %d of %d case(s)", o.shard, len(cases), planned)
+	}
+	fmt.Fprintf(out, "hil run: %s (%s), %d scenario(s), %d case(s) on %s%s\n", img.Ref(), img.Digest(), len(scs), planned, strings.Join(runner.Targets(), ", "), shardNote)
 	pr.total = len(cases)
 	start := time.Now()
 	results := runner.RunCases(ctx, cases, nil)
@@ -154,7 +199,13 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 	fmt.Fprintf(out, "%d case(s) in %s: %d pass, %d fail, %d unsupported, %d infra-error\n",
 		sum.Total, time.Since(start).Round(10*time.Millisecond), sum.Pass, sum.Fail, sum.Unsupported, sum.InfraError)
 	if o.reportDir != "" {
-		rep := report.New(results, report.WithVersion(version))
+		ropts := []report.Option{report.WithVersion(version), report.WithImage(img.Ref(), img.Digest())}
+		if o.shard != nil {
+			// An empty shard still reports: the merge checks every shard
+			// is there, and which image it tested.
+			ropts = append(ropts, report.WithShard(*o.shard, planned))
+		}
+		rep := report.New(results, ropts...)
 		paths, err := rep.WriteDir(o.reportDir)
 		if err != nil {
 			return &exitError{2, err}

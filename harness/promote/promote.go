@@ -250,22 +250,13 @@ func Gate(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (
 	d := &Decision{Candidate: ref, Tag: tagRef.String(), DryRun: g.dryRun}
 
 	// Pin once: from here on only the digest is used.
-	desc, err := remote.Get(candidate, reg.Remote(ctx)...)
+	pin, desc, err := g.pin(ctx, candidate, ref)
 	if err != nil {
-		return nil, fmt.Errorf("resolving candidate %s: %w", ref, registry.Explain(err))
+		return nil, err
 	}
-	if err := checkDigest(desc); err != nil {
-		return nil, fmt.Errorf("resolving candidate %s: %w", ref, err)
-	}
-	pinned := candidate.Context().Digest(desc.Digest.String())
+	pinned := pin.Digest
 	d.Tested = pinned.String()
-	g.logf("pinned %s to %s", ref, pinned)
-
-	present, err := platformsOf(desc)
-	if err != nil {
-		return nil, fmt.Errorf("reading the platforms of %s: %w", pinned, err)
-	}
-	for _, p := range present {
+	for _, p := range pin.Platforms {
 		d.Platforms = append(d.Platforms, p.String())
 	}
 	if old, err := currentDigest(ctx, reg, tagRef); err != nil {
@@ -273,27 +264,12 @@ func Gate(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (
 	} else {
 		d.OldDigest, d.NewDigest = old, old
 	}
-
-	var missing []string
-	for _, want := range g.platforms {
-		if !hasPlatform(present, want) {
-			missing = append(missing, want.String())
-		}
-	}
-	if len(missing) > 0 {
+	if missing := missingPlatforms(pin.Platforms, g.platforms); len(missing) > 0 {
 		d.Reason = fmt.Sprintf("refused: %s lacks required platform %s; it has %s",
 			pinned, strings.Join(missing, ", "), listOrNone(d.Platforms))
 		return d, nil
 	}
 
-	pin := Pinned{
-		Ref:        ref,
-		Digest:     pinned,
-		Descriptor: desc.Descriptor,
-		Platforms:  present,
-		Required:   g.platforms,
-		Registry:   reg,
-	}
 	var res Result
 	var failures []Outcome
 	for attempt := 1; ; attempt++ {
@@ -391,6 +367,72 @@ func Gate(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (
 	d.Promoted = true
 	d.Reason = fmt.Sprintf("promoted: every required platform (%s) passed; %s now points at the tested digest", platformList(g.platforms), tagRef)
 	return d, nil
+}
+
+// Pin resolves ref to a digest once, as Gate does, and checks that every
+// required platform (WithPlatforms) is in it; only WithRegistry and
+// WithPlatforms matter. A shard of a sharded gate pins this way, tests its
+// part, and leaves the decision to a gate over the merged results.
+func Pin(ctx context.Context, ref string, opts ...Option) (Pinned, error) {
+	g := &gate{platforms: []v1.Platform{DefaultPlatform}, logf: func(string, ...any) {}}
+	for _, o := range opts {
+		o(g)
+	}
+	if g.registry == nil {
+		g.registry = registry.New()
+	}
+	candidate, err := g.registry.ParseReference(ref)
+	if err != nil {
+		return Pinned{}, err
+	}
+	pin, _, err := g.pin(ctx, candidate, ref)
+	if err != nil {
+		return Pinned{}, err
+	}
+	if missing := missingPlatforms(pin.Platforms, g.platforms); len(missing) > 0 {
+		var has []string
+		for _, p := range pin.Platforms {
+			has = append(has, p.String())
+		}
+		return Pinned{}, fmt.Errorf("%s lacks required platform %s; it has %s", pin.Digest, strings.Join(missing, ", "), listOrNone(has))
+	}
+	return pin, nil
+}
+
+// pin resolves candidate to its digest and reads its platforms.
+func (g *gate) pin(ctx context.Context, candidate name.Reference, ref string) (Pinned, *remote.Descriptor, error) {
+	reg := g.registry
+	desc, err := remote.Get(candidate, reg.Remote(ctx)...)
+	if err != nil {
+		return Pinned{}, nil, fmt.Errorf("resolving candidate %s: %w", ref, registry.Explain(err))
+	}
+	if err := checkDigest(desc); err != nil {
+		return Pinned{}, nil, fmt.Errorf("resolving candidate %s: %w", ref, err)
+	}
+	pinned := candidate.Context().Digest(desc.Digest.String())
+	g.logf("pinned %s to %s", ref, pinned)
+	present, err := platformsOf(desc)
+	if err != nil {
+		return Pinned{}, nil, fmt.Errorf("reading the platforms of %s: %w", pinned, err)
+	}
+	return Pinned{
+		Ref:        ref,
+		Digest:     pinned,
+		Descriptor: desc.Descriptor,
+		Platforms:  present,
+		Required:   g.platforms,
+		Registry:   reg,
+	}, desc, nil
+}
+
+func missingPlatforms(present, required []v1.Platform) []string {
+	var missing []string
+	for _, want := range required {
+		if !hasPlatform(present, want) {
+			missing = append(missing, want.String())
+		}
+	}
+	return missing
 }
 
 // judge returns the outcomes that refuse promotion, plus a synthetic one per

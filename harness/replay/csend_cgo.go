@@ -73,29 +73,14 @@ type fdWriter interface{ WriteFD() int }
 const haveCSend = true
 
 type cSender struct {
-	ctl    *C.hil_ctl
-	stop   func() bool
-	arena  []byte
-	offs   []int64
-	sentAt []int64
+	ctl  *C.hil_ctl
+	stop func() bool
 }
 
-func newCSender(ctx context.Context, frames []Frame) *cSender {
+func newCSender(ctx context.Context) *cSender {
 	s := &cSender{ctl: (*C.hil_ctl)(C.calloc(1, C.size_t(unsafe.Sizeof(C.hil_ctl{}))))}
 	cancel := (*int32)(unsafe.Pointer(&s.ctl.cancel))
 	s.stop = context.AfterFunc(ctx, func() { atomic.StoreInt32(cancel, 1) })
-	size := 0
-	for _, f := range frames {
-		size += len(f.Data)
-	}
-	s.arena = make([]byte, 0, size)
-	s.offs = make([]int64, 0, len(frames)+1)
-	for _, f := range frames {
-		s.offs = append(s.offs, int64(len(s.arena)))
-		s.arena = append(s.arena, f.Data...)
-	}
-	s.offs = append(s.offs, int64(len(s.arena)))
-	s.sentAt = make([]int64, len(frames))
 	return s
 }
 
@@ -104,15 +89,18 @@ func (s *cSender) sent() int64 {
 	return atomic.LoadInt64((*int64)(unsafe.Pointer(&s.ctl.sent)))
 }
 
-// send writes all frames once; it returns how many went out and the error.
-func (s *cSender) send(fd int, targets []int64, spin int64) (int, error) {
+// send writes one batch: frame i is buf[offs[i]:offs[i+1]], released not
+// before targets[i] (0: at once); sentAt[i] gets when it went out. It
+// returns how many went out and the error. The slices are Go memory
+// without pointers, which cgo lets C read for the duration of the call.
+func (s *cSender) send(fd int, buf []byte, offs, targets, sentAt []int64, spin int64) (int, error) {
 	atomic.StoreInt64((*int64)(unsafe.Pointer(&s.ctl.sent)), 0)
 	n := len(targets)
 	if n == 0 {
 		return 0, nil
 	}
-	rc := C.hil_send(C.int(fd), (*C.uint8_t)(unsafe.Pointer(&s.arena[0])), (*C.int64_t)(unsafe.Pointer(&s.offs[0])),
-		(*C.int64_t)(unsafe.Pointer(&targets[0])), C.int64_t(n), C.int64_t(spin), (*C.int64_t)(unsafe.Pointer(&s.sentAt[0])), s.ctl)
+	rc := C.hil_send(C.int(fd), (*C.uint8_t)(unsafe.Pointer(&buf[0])), (*C.int64_t)(unsafe.Pointer(&offs[0])),
+		(*C.int64_t)(unsafe.Pointer(&targets[0])), C.int64_t(n), C.int64_t(spin), (*C.int64_t)(unsafe.Pointer(&sentAt[0])), s.ctl)
 	done := int(s.sent())
 	switch {
 	case rc == 0:

@@ -14,6 +14,10 @@ import (
 // gigabytes, read across blocks or divide by zero), and only then lets
 // pcapgo see the block. Its own count of packet blocks gives the record
 // index of an error even though pcapgo reads ahead.
+//
+// Its memory does not grow with the file: one block buffer, reused, and
+// the offsets of only the records pcapgo has read ahead (a streamed
+// capture may hold tens of millions).
 type ngGuard struct {
 	r      *bufio.Reader
 	bo     binary.ByteOrder
@@ -22,8 +26,11 @@ type ngGuard struct {
 	pos    int
 	err    error
 	ifaces []ngIface
-	// records[i] is the byte offset of packet record i+1.
+	// records[i] is the byte offset of packet record base+i (1-based);
+	// the reader forgets the ones it is done with.
 	records []int64
+	base    int
+	hdr     [12]byte
 	started bool
 }
 
@@ -61,8 +68,11 @@ func (g *ngGuard) fail(record int, off int64, format string, args ...any) error 
 
 func (g *ngGuard) next() error {
 	start := g.off
-	rec := len(g.records) + 1 // the record this block would be
-	hdr := make([]byte, 12)
+	if g.base == 0 {
+		g.base = 1
+	}
+	rec := g.base + len(g.records) // the record this block would be
+	hdr := g.hdr[:]
 	n, err := io.ReadFull(g.r, hdr[:8])
 	g.off += int64(n)
 	if err == io.EOF {
@@ -103,14 +113,15 @@ func (g *ngGuard) next() error {
 		rec = 0
 	}
 	length := g.bo.Uint32(hdr[4:8])
-	min := map[uint32]uint32{ngSHB: 28, ngIDB: 20, ngPB: 32, ngSPB: 16, ngISB: 24, ngEPB: 32}[typ]
-	if min == 0 {
-		min = 12
-	}
+	min := minBlockLen(typ)
 	if length < min || length%4 != 0 || length > maxBlock {
 		return g.fail(rec, start, "block type %#x with total length %d: expected a multiple of 4 in %d..%d", typ, length, min, maxBlock)
 	}
-	b := make([]byte, length)
+	// pcapgo has read the previous block whole (pos == len): reuse it.
+	if cap(g.block) < int(length) {
+		g.block = make([]byte, length)
+	}
+	b := g.block[:length]
 	copy(b, hdr)
 	n, err = io.ReadFull(g.r, b[len(hdr):])
 	g.off += int64(n)
@@ -227,11 +238,38 @@ func (g *ngGuard) options(body []byte, off int, start int64, rec int, check func
 	return nil
 }
 
+func minBlockLen(typ uint32) uint32 {
+	switch typ {
+	case ngSHB:
+		return 28
+	case ngIDB:
+		return 20
+	case ngPB, ngEPB:
+		return 32
+	case ngSPB:
+		return 16
+	case ngISB:
+		return 24
+	}
+	return 12
+}
+
 func (g *ngGuard) recordOffset(idx int) int64 {
-	if idx >= 1 && idx <= len(g.records) {
-		return g.records[idx-1]
+	if i := idx - g.base; i >= 0 && i < len(g.records) {
+		return g.records[i]
 	}
 	return g.off
+}
+
+// forget drops the offsets of records before idx: the reader has them.
+// The slice is compacted only now and then, so this costs O(1) a record.
+func (g *ngGuard) forget(idx int) {
+	n := idx - g.base
+	if n < 1024 || n > len(g.records) {
+		return
+	}
+	g.records = append(g.records[:0], g.records[n:]...)
+	g.base = idx
 }
 
 // explain turns an error from pcapgo into a FormatError, preferring the

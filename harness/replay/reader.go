@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/google/gopacket/layers"
@@ -47,6 +48,8 @@ type Packet struct {
 	Length    int // original length on the wire (>= len(Data))
 	Index     int // 1-based record index
 	Interface int // pcapng interface id; 0 for pcap
+
+	size int // captured bytes (also when Data was skipped)
 }
 
 // Reader reads pcap (micro- or nanosecond, either byte order) and pcapng
@@ -64,7 +67,6 @@ type Reader struct {
 	nanos   int64 // nanoseconds per timestamp fraction unit
 	snaplen uint32
 	offset  int64 // of the next record
-	hdr     [16]byte
 
 	// pcapng
 	ng    *pcapgo.NgReader
@@ -140,40 +142,74 @@ func newNgReader(br *bufio.Reader) (*Reader, error) {
 func (r *Reader) Format() string { return r.format }
 
 // Next returns the next record, io.EOF after the last one, or a
-// *FormatError.
+// *FormatError. Its Data is the record's own copy.
 func (r *Reader) Next() (Packet, error) {
-	if r.br != nil {
-		return r.nextPcap()
-	}
-	return r.nextNg()
+	var p Packet
+	_, err := r.appendNext(&p, nil, true)
+	return p, err
 }
 
-func (r *Reader) nextPcap() (Packet, error) {
+// appendNext reads the next record and, when keep is set, appends its bytes
+// to buf (Packet.Data is then the appended part, valid while buf is).
+// Without keep the bytes are skipped: a scan of the record bounds reads no
+// frame into memory. Streaming replay reads frames straight into its send
+// window this way, with no allocation per frame.
+//
+// p is filled in place (not returned): on the hot path of a streamed
+// replay, copying the record struct twice a frame showed in profiles.
+func (r *Reader) appendNext(p *Packet, buf []byte, keep bool) ([]byte, error) {
+	if r.br != nil {
+		return r.nextPcap(p, buf, keep)
+	}
+	return r.nextNg(p, buf, keep)
+}
+
+func (r *Reader) nextPcap(p *Packet, buf []byte, keep bool) ([]byte, error) {
 	idx := r.records + 1
 	start := r.offset
-	n, err := io.ReadFull(r.br, r.hdr[:])
-	if err == io.EOF {
-		return Packet{}, io.EOF
+	// Peek and Discard rather than ReadFull: a streamed replay reads
+	// millions of records, and these read from the buffer without a copy
+	// loop in the common case.
+	hdr, err := r.br.Peek(16)
+	if err == io.EOF && len(hdr) == 0 {
+		return buf, io.EOF
 	}
 	if err != nil {
-		return Packet{}, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("truncated record header: %d of 16 bytes before the end of the file", n)}
+		return buf, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("truncated record header: %d of 16 bytes before the end of the file", len(hdr))}
 	}
-	caplen, length := r.bo.Uint32(r.hdr[8:12]), r.bo.Uint32(r.hdr[12:16])
+	caplen, length := r.bo.Uint32(hdr[8:12]), r.bo.Uint32(hdr[12:16])
+	sec, frac := int64(r.bo.Uint32(hdr[0:4])), int64(r.bo.Uint32(hdr[4:8]))
 	if caplen > r.snaplen {
-		return Packet{}, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("capture length %d exceeds the file's snapshot length %d", caplen, r.snaplen)}
+		return buf, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("capture length %d exceeds the file's snapshot length %d", caplen, r.snaplen)}
 	}
 	if err := checkRecord(idx, start, int64(caplen), int64(length)); err != nil {
-		return Packet{}, err
+		return buf, err
 	}
-	data := make([]byte, caplen)
-	if n, err := io.ReadFull(r.br, data); err != nil {
-		return Packet{}, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("truncated record: header says %d bytes, file ends after %d", caplen, n)}
+	r.br.Discard(16)
+	var data []byte
+	var n int
+	switch {
+	case !keep:
+		n, err = r.br.Discard(int(caplen))
+	case r.br.Buffered() >= int(caplen):
+		b, _ := r.br.Peek(int(caplen))
+		n0 := len(buf)
+		buf = append(buf, b...)
+		data = buf[n0:]
+		n, err = r.br.Discard(int(caplen))
+	default:
+		n0 := len(buf)
+		buf = slices.Grow(buf, int(caplen))[:n0+int(caplen)]
+		data = buf[n0:]
+		n, err = io.ReadFull(r.br, data)
+	}
+	if err != nil {
+		return buf, &FormatError{Record: idx, Offset: start, Msg: fmt.Sprintf("truncated record: header says %d bytes, file ends after %d", caplen, n)}
 	}
 	r.records++
 	r.offset += 16 + int64(caplen)
-	sec, frac := int64(r.bo.Uint32(r.hdr[0:4])), int64(r.bo.Uint32(r.hdr[4:8]))
-	ts := time.Unix(sec, frac*r.nanos).UTC()
-	return Packet{Data: data, Time: ts, Length: int(length), Index: idx}, nil
+	*p = Packet{Data: data, Time: time.Unix(sec, frac*r.nanos).UTC(), Length: int(length), Index: idx, size: int(caplen)}
+	return buf, nil
 }
 
 func checkRecord(idx int, off int64, caplen, length int64) error {
@@ -192,7 +228,7 @@ func checkRecord(idx int, off int64, caplen, length int64) error {
 	return nil
 }
 
-func (r *Reader) nextNg() (Packet, error) {
+func (r *Reader) nextNg(p *Packet, buf []byte, keep bool) ([]byte, error) {
 	idx := r.records + 1
 	var data []byte
 	var ci = struct {
@@ -202,6 +238,8 @@ func (r *Reader) nextNg() (Packet, error) {
 		lt     layers.LinkType
 	}{}
 	_, err := safeNg(func() (*pcapgo.NgReader, error) {
+		// Not ZeroCopyReadPacketData: it sizes its buffer by the
+		// interface's snapshot length, which a hostile file sets to 4 GiB.
 		d, c, err := r.ng.ReadPacketData()
 		data, ci.ts, ci.length, ci.iface = d, c.Timestamp, c.Length, c.InterfaceIndex
 		if len(c.AncillaryData) > 0 {
@@ -210,20 +248,30 @@ func (r *Reader) nextNg() (Packet, error) {
 		return nil, err
 	})
 	if err == io.EOF && r.guard.err == nil {
-		return Packet{}, io.EOF
+		return buf, io.EOF
 	}
 	if err != nil {
-		return Packet{}, r.guard.explain(err, idx)
+		return buf, r.guard.explain(err, idx)
 	}
 	r.records++
 	off := r.guard.recordOffset(idx)
+	r.guard.forget(idx)
 	if err := checkRecord(idx, off, int64(len(data)), int64(ci.length)); err != nil {
-		return Packet{}, err
+		return buf, err
 	}
 	if ci.lt != layers.LinkTypeEthernet {
-		return Packet{}, &FormatError{Record: idx, Offset: off, Msg: fmt.Sprintf("interface %d has link type %d (%s): expected 1 (EN10MB, Ethernet)", ci.iface, ci.lt, ci.lt)}
+		return buf, &FormatError{Record: idx, Offset: off, Msg: fmt.Sprintf("interface %d has link type %d (%s): expected 1 (EN10MB, Ethernet)", ci.iface, ci.lt, ci.lt)}
 	}
-	return Packet{Data: data, Time: ci.ts, Length: ci.length, Index: idx, Interface: ci.iface}, nil
+	size := len(data)
+	if keep {
+		n0 := len(buf)
+		buf = append(buf, data...)
+		data = buf[n0:]
+	} else {
+		data = nil
+	}
+	*p = Packet{Data: data, Time: ci.ts, Length: ci.length, Index: idx, Interface: ci.iface, size: size}
+	return buf, nil
 }
 
 // errInternal marks a panic inside the parser that the guard should have

@@ -197,6 +197,15 @@ func FuzzReader(f *testing.F) {
 	f.Add(cat(pcapHeader(65535), pcapRecord(60, 60, frame60), pcapRecord(0, 0, nil)))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c, err := replay.ReadCapture(bytes.NewReader(in))
+		// The scan that streaming replay relies on must judge the bytes
+		// exactly as a full read does.
+		s, serr := replay.ScanReader(bytes.NewReader(in))
+		if (err == nil) != (serr == nil) || err != nil && err.Error() != serr.Error() {
+			t.Fatalf("read: %v; scan: %v", err, serr)
+		}
+		if err == nil && s != c.Summary() {
+			t.Fatalf("scan %+v; read %+v", s, c.Summary())
+		}
 		if err != nil {
 			var fe *replay.FormatError
 			if !errors.As(err, &fe) {

@@ -8,13 +8,16 @@
 // a frame is a coarse absolute sleep (clock_nanosleep on CLOCK_MONOTONIC
 // with a 1 ns timer slack on a locked thread) to about 200 µs before its
 // time, then a spin, on a thread raised to SCHED_FIFO when allowed. On a
-// link that exposes its write descriptor (veth) the loop runs in C through
-// one cgo call, out of reach of the Go scheduler's preemption; on other
-// links (qemustream) it runs in Go and calls WriteFrame.
+// link that exposes its write descriptor (veth) the loop runs in C, one cgo
+// call per batch of frames, out of reach of the Go scheduler's preemption;
+// on other links (qemustream) it runs in Go and calls WriteFrame.
 //
-// The whole capture is read into memory and checked before the first frame
-// goes out, so a malformed file never produces half a replay (and a capture
-// needs as much RAM as its size).
+// A capture file is scanned first (Open, Scan: every record header checked,
+// no frame kept), so a malformed file never produces half a replay. Then
+// the frames stream from disk: a reader fills a bounded window of batches
+// while earlier batches go out, so memory stays flat whatever the
+// capture's size, and every loop reads the file again. Load reads a whole
+// capture into memory instead (small files, tests); Send plays either.
 //
 // BPF filters (WithFilter) are compiled by libpcap's pcap_compile through
 // gopacket/pcap, so they need a cgo build; they run in x/net/bpf's VM.
@@ -26,15 +29,11 @@ import (
 	"io"
 	"math"
 	"os"
-	"runtime"
 	"sort"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/hilproject/hil/harness/link"
 )
 
 // OversizePolicy says what to do with frames longer than the link's MTU
@@ -65,6 +64,7 @@ type config struct {
 	progressEvery time.Duration
 	spin          time.Duration
 	realtime      bool
+	window        int
 }
 
 // Option configures Run, Load and Send.
@@ -101,15 +101,22 @@ func WithSpin(d time.Duration) Option { return func(c *config) { c.spin = d } }
 // skipped without it). Top speed never does.
 func WithRealtime(on bool) Option { return func(c *config) { c.realtime = on } }
 
+// WithWindow sets how many frames are read ahead of the sender at most
+// (default 32768, in 4 batches; a batch also ends at about 1 MiB of frame
+// bytes). Memory does not grow with the capture either way; a smaller
+// window only means more, smaller batches.
+func WithWindow(frames int) Option { return func(c *config) { c.window = frames } }
+
 func newConfig(opts []Option) config {
-	c := config{loops: 1, spin: 200 * time.Microsecond, progressEvery: time.Second, realtime: true}
+	c := config{loops: 1, spin: 200 * time.Microsecond, progressEvery: time.Second, realtime: true, window: defaultWindow}
 	for _, o := range opts {
 		o(&c)
 	}
 	return c
 }
 
-// Capture is a capture file read into memory, filtered.
+// Capture is a capture file read into memory, filtered (Load). For files of
+// any size, Open scans one and Send streams it instead.
 type Capture struct {
 	Path     string
 	Format   string
@@ -125,7 +132,8 @@ type Frame struct {
 	Record int // 1-based record index in the file
 }
 
-// Load reads and checks a whole capture file.
+// Load reads and checks a whole capture file into memory: it needs as
+// much RAM as the file (Open and Send stream instead).
 func Load(path string, opts ...Option) (*Capture, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -159,7 +167,7 @@ func read(r io.Reader, cfg config) (*Capture, error) {
 		return nil, err
 	}
 	c := &Capture{Format: rd.Format()}
-	var first time.Time
+	var offs offsets
 	for {
 		p, err := rd.Next()
 		if err == io.EOF {
@@ -168,20 +176,12 @@ func read(r io.Reader, cfg config) (*Capture, error) {
 		if err != nil {
 			return nil, err
 		}
-		if p.Index == 1 {
-			first = p.Time
-		}
 		if match != nil && !match(p.Data) {
+			offs.skip(&p)
 			c.Filtered++
 			continue
 		}
-		off := p.Time.Sub(first)
-		if n := len(c.Frames); n > 0 && off < c.Frames[n-1].Offset {
-			// Captures are not always in order (pcapng with several
-			// interfaces, merged files): never schedule backwards.
-			off = c.Frames[n-1].Offset
-		}
-		c.Frames = append(c.Frames, Frame{Data: p.Data, Offset: off, Record: p.Index})
+		c.Frames = append(c.Frames, Frame{Data: p.Data, Offset: offs.next(&p), Record: p.Index})
 	}
 	return c, nil
 }
@@ -217,235 +217,6 @@ func (s Stats) String() string {
 		out += fmt.Sprintf("; gap error p50 %v p99 %v max %v; drift %v, max late %v", s.GapErrP50, s.GapErrP99, s.GapErrMax, s.Drift, s.MaxLate)
 	}
 	return out
-}
-
-// Run loads the capture at path and sends it to l.
-func Run(ctx context.Context, l link.Link, path string, opts ...Option) (Stats, error) {
-	c, err := Load(path, opts...)
-	if err != nil {
-		return Stats{}, err
-	}
-	return Send(ctx, l, c, opts...)
-}
-
-// Send replays a loaded capture to l. On error or cancel it returns the
-// stats so far with the error.
-func Send(ctx context.Context, l link.Link, c *Capture, opts ...Option) (Stats, error) {
-	cfg := newConfig(opts)
-	if err := CheckLoops(cfg.loops); err != nil {
-		return Stats{}, fmt.Errorf("replay: %w", err)
-	}
-	st := Stats{Schedule: cfg.schedule.String(), Filtered: c.Filtered, Loops: cfg.loops}
-	limit := l.MTU() + 14
-	frames := make([]Frame, 0, len(c.Frames))
-	for _, f := range c.Frames {
-		if len(f.Data) > limit {
-			if cfg.oversize == FailOversize {
-				return st, fmt.Errorf("replay %s: record %d is %d bytes, over the link's MTU %d (%d with the Ethernet header); use the skip policy to leave such frames out", c.Path, f.Record, len(f.Data), l.MTU(), limit)
-			}
-			st.Skipped++
-			continue
-		}
-		frames = append(frames, f)
-	}
-	st.Skipped *= cfg.loops
-	if len(frames) == 0 {
-		return st, nil
-	}
-	plan, err := planner(cfg.schedule, frames)
-	if err != nil {
-		return st, err
-	}
-	total := len(frames) * cfg.loops
-
-	var sent atomic.Int64 // frames out, Go path; C path: sentBefore + cs.sent()
-	var sentBefore atomic.Int64
-	sentNow := func() int { return int(sent.Load()) }
-	fdw, useC := l.(fdWriter)
-	useC = useC && haveCSend
-	var cs *cSender
-	wfd := -1
-	if useC {
-		// Our own descriptor: if the link is closed mid-replay (its context
-		// ended), the C loop must not write to a number that has since been
-		// reused for another file.
-		var err error
-		if wfd, err = unix.Dup(fdw.WriteFD()); err != nil {
-			return st, fmt.Errorf("replay: dup the link's socket: %w", err)
-		}
-		defer unix.Close(wfd)
-		cs = newCSender(ctx, frames)
-		defer cs.close()
-		sentNow = func() int { return int(sentBefore.Load() + cs.sent()) }
-	}
-	done := make(chan struct{})
-	progressDone := make(chan struct{})
-	if cfg.progress != nil {
-		planned := time.Duration(0)
-		if cfg.schedule.Kind != TopSpeed {
-			planned = plan(total - 1)
-		}
-		go func() {
-			defer close(progressDone)
-			t := time.NewTicker(cfg.progressEvery)
-			defer t.Stop()
-			startWall := time.Now()
-			for {
-				select {
-				case <-done:
-					cfg.progress(Progress{Sent: st.Frames, Total: total, Elapsed: time.Since(startWall), Planned: planned})
-					return
-				case <-t.C:
-					cfg.progress(Progress{Sent: sentNow(), Total: total, Elapsed: time.Since(startWall), Planned: planned})
-				}
-			}
-		}()
-	} else {
-		close(progressDone)
-	}
-
-	timed := cfg.schedule.Kind != TopSpeed
-	gaps := newSampler(total)
-	var sendErr error
-
-	// A locked thread with a 1 ns timer slack makes clock_nanosleep wake
-	// within microseconds instead of the default 50 µs slack; real-time
-	// priority (when allowed) keeps a busy host from delaying the wake-up.
-	runtime.LockOSThread()
-	oldSlack, _ := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
-	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
-	restorePrio := func() {}
-	if timed && cfg.realtime {
-		restorePrio = realtime()
-	}
-	t0 := monotonic() + int64(50*time.Microsecond) // a little lead for the first frame
-	var prevSent, prevPlan, first, last int64
-	i := 0
-	// record books frame i (planned at offset p) as released at time at.
-	record := func(at, p int64, size int) {
-		if timed {
-			late := at - (t0 + p)
-			if time.Duration(late) > st.MaxLate {
-				st.MaxLate = time.Duration(late)
-			}
-			if i > 0 {
-				gaps.add(abs((at - prevSent) - (p - prevPlan)))
-			}
-			prevSent, prevPlan = at, p
-			st.Drift = time.Duration(late)
-		}
-		if i == 0 {
-			first = at
-		}
-		last = at
-		st.Frames++
-		st.Bytes += int64(len(frames[i%len(frames)].Data))
-		i++
-	}
-	if useC {
-		targets := make([]int64, len(frames))
-		plans := make([]int64, len(frames))
-		for k := 0; k < cfg.loops && sendErr == nil; k++ {
-			for j := range frames {
-				plans[j] = int64(plan(k*len(frames) + j))
-				targets[j] = t0 + plans[j]
-				if !timed {
-					targets[j] = 0
-				}
-			}
-			n, err := cs.send(wfd, targets, int64(cfg.spin))
-			for j := 0; j < n; j++ {
-				record(cs.sentAt[j], plans[j], len(frames[j].Data))
-			}
-			sentBefore.Add(int64(n))
-			if err != nil {
-				if ctx.Err() != nil {
-					sendErr = ctx.Err()
-				} else {
-					f := frames[n]
-					sendErr = fmt.Errorf("replay %s: frame %d (record %d, loop %d): write to the link: %w", c.Path, i+1, f.Record, k+1, err)
-				}
-			}
-		}
-	} else {
-	loop:
-		for k := 0; k < cfg.loops; k++ {
-			for _, f := range frames {
-				if i&63 == 0 {
-					select {
-					case <-ctx.Done():
-						sendErr = ctx.Err()
-						break loop
-					default:
-					}
-				}
-				p := int64(plan(i))
-				if timed {
-					if err := waitUntil(ctx, t0+p, int64(cfg.spin)); err != nil {
-						sendErr = err
-						break loop
-					}
-				}
-				at := monotonic()
-				if err := l.WriteFrame(f.Data); err != nil {
-					sendErr = fmt.Errorf("replay %s: frame %d (record %d, loop %d): %w", c.Path, i+1, f.Record, k+1, err)
-					break loop
-				}
-				record(at, p, len(f.Data))
-				sent.Store(int64(st.Frames))
-			}
-		}
-	}
-	restorePrio()
-	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(oldSlack), 0, 0, 0)
-	runtime.UnlockOSThread()
-	close(done)
-	<-progressDone
-
-	st.Duration = time.Duration(last - first)
-	if st.Frames > 1 && st.Duration > 0 {
-		st.PPS = float64(st.Frames) / st.Duration.Seconds()
-		st.Mbps = float64(st.Bytes) * 8 / st.Duration.Seconds() / 1e6
-	}
-	if timed {
-		st.GapErrP50, st.GapErrP99, st.GapErrMax = gaps.quantile(0.5), gaps.quantile(0.99), gaps.max
-	}
-	return st, sendErr
-}
-
-// planner returns the offset from the replay's start of frame i (counting
-// across loops).
-func planner(s Schedule, frames []Frame) (func(i int) time.Duration, error) {
-	n := len(frames)
-	span := frames[n-1].Offset
-	var loopLen time.Duration
-	if n > 1 {
-		loopLen = span + span/time.Duration(n-1)
-	} else {
-		loopLen = time.Millisecond
-	}
-	switch s.Kind {
-	case Original, Multiplied:
-		factor := 1.0
-		if s.Kind == Multiplied {
-			if !(s.Factor > 0) {
-				return nil, fmt.Errorf("replay: multiplier %v: expected > 0", s.Factor)
-			}
-			factor = s.Factor
-		}
-		return func(i int) time.Duration {
-			k, j := i/n, i%n
-			return time.Duration(float64(time.Duration(k)*loopLen+frames[j].Offset) / factor)
-		}, nil
-	case FixedRate:
-		if !(s.PPS > 0) {
-			return nil, fmt.Errorf("replay: rate %v pps: expected > 0", s.PPS)
-		}
-		return func(i int) time.Duration { return time.Duration(float64(i) * 1e9 / s.PPS) }, nil
-	case TopSpeed:
-		return func(int) time.Duration { return 0 }, nil
-	}
-	return nil, fmt.Errorf("replay: unknown schedule kind %d", s.Kind)
 }
 
 // realtime puts the calling (locked) thread in SCHED_FIFO and returns how

@@ -1,11 +1,15 @@
 package replay_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"math"
 	"os"
+	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -357,6 +361,223 @@ func TestProgress(t *testing.T) {
 	for i := 1; i < len(calls); i++ {
 		if calls[i].Sent < calls[i-1].Sent {
 			t.Errorf("progress went backwards: %+v then %+v", calls[i-1], calls[i])
+		}
+	}
+}
+
+// A streamed replay reads the capture in batches: with a window of a few
+// frames, every frame of every loop still arrives once, in order, byte for
+// byte, on the C sender (veth's descriptor) and on the Go sender alike,
+// for pcap and pcapng.
+func TestStreamAcrossBatchesAndLoops(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	for _, tc := range []struct {
+		fixture string
+		goPath  bool
+		sched   replay.Schedule
+	}{
+		{"arp-sweep", false, replay.Schedule{Kind: replay.TopSpeed}},
+		{"arp-sweep", true, replay.Schedule{Kind: replay.TopSpeed}},
+		{"two-interfaces", false, replay.Schedule{Kind: replay.Multiplied, Factor: 4}},
+		{"dns", true, replay.Schedule{Kind: replay.FixedRate, PPS: 2000}},
+	} {
+		name := tc.fixture + "/" + tc.sched.String()
+		if tc.goPath {
+			name += "/go"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, path := fixturePath(t, tc.fixture)
+			all, err := replay.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const loops = 3
+			var want [][]byte
+			for range loops {
+				for _, f := range all.Frames {
+					want = append(want, f.Data)
+				}
+			}
+			l := newLink(t)
+			var target link.Link = l
+			if tc.goPath {
+				target = struct{ link.Link }{l}
+			}
+			rx := receive(t, l, len(want), 500*time.Millisecond)
+			f, err := replay.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Batches of one or two frames: many batch boundaries, and
+			// loops ending in the middle of a batch's room.
+			st, err := replay.Send(context.Background(), target, f, replay.WithSchedule(tc.sched), replay.WithLoops(loops), replay.WithWindow(6))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := rx.wait()
+			if st.Frames != len(want) || len(got) != len(want) {
+				t.Fatalf("sent %d, received %d; expected %d", st.Frames, len(got), len(want))
+			}
+			for i := range want {
+				if !bytes.Equal(got[i].Data, want[i]) {
+					t.Fatalf("frame %d differs: got %d bytes, expected %d", i+1, len(got[i].Data), len(want[i]))
+				}
+			}
+		})
+	}
+}
+
+// The scan of a file counts what Load reads: the same frames, span and
+// sizes, with and without a filter, for every fixture; and a streamed
+// replay schedules exactly what a loaded one does.
+func TestScanAgreesWithLoad(t *testing.T) {
+	t.Parallel()
+	for _, fx := range pcapfixtures.Manifest() {
+		_, path := fixturePath(t, fx.Name)
+		for _, filter := range []string{"", "arp or udp port 53"} {
+			var opts []replay.Option
+			if filter != "" {
+				opts = append(opts, replay.WithFilter(filter))
+			}
+			c, err := replay.Load(path, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := replay.Scan(path, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := c.Summary()
+			want.Path = path
+			if s != want {
+				t.Errorf("%s filter %q: scan %+v; load %+v", fx.Name, filter, s, want)
+			}
+			if s.Records != fx.Frames && fx.Frames != 0 {
+				t.Errorf("%s: scan counted %d records; the manifest says %d", fx.Name, s.Records, fx.Frames)
+			}
+		}
+	}
+}
+
+// A file that changed after its scan is refused before any frame: its
+// frames are no longer the ones that were checked and counted.
+func TestStreamRefusesAChangedFile(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "dns.pcap")
+	if err := os.WriteFile(path, fixtureBytes(t, "dns"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := replay.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, fixtureBytes(t, "arp-sweep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := newLink(t)
+	st, err := replay.Send(context.Background(), l, f, replay.WithSchedule(replay.Schedule{Kind: replay.TopSpeed}))
+	if err == nil || !strings.Contains(err.Error(), "changed after it was scanned") || st.Frames != 0 {
+		t.Fatalf("sent %d frames, error %v; expected none and a changed-file error", st.Frames, err)
+	}
+}
+
+// writeSynthetic writes a pcap of n 60-byte frames, 1 µs apart.
+func writeSynthetic(t *testing.T, path string, n int) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<20)
+	w.Write(pcapHeader(65535))
+	rec := pcapRecord(60, 60, frame60)
+	for i := 0; i < n; i++ {
+		binary.LittleEndian.PutUint32(rec[4:], uint32(i%1000000))
+		binary.LittleEndian.PutUint32(rec[0:], uint32(i/1000000))
+		binary.LittleEndian.PutUint32(rec[16+42:], uint32(i))
+		w.Write(rec)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Streaming keeps memory flat: replaying a 76 MB capture of a million
+// frames (twice: loops re-read the file) never has more than a few MB of
+// Go heap, where loading it took more than the file's size. Not parallel,
+// so that no other test's heap is counted.
+func TestStreamMemoryIsFlat(t *testing.T) {
+	requireRoot(t)
+	if testing.Short() {
+		t.Skip("writes and replays a 76 MB capture")
+	}
+	path := filepath.Join(t.TempDir(), "million.pcap")
+	const n = 1000000
+	writeSynthetic(t, path, n)
+	runtime.GC()
+	var peak uint64
+	sample := func() {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapAlloc)
+	}
+	sample()
+	base := peak
+	f, err := replay.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample()
+	l := newLink(t)
+	st, err := replay.Send(context.Background(), l, f, replay.WithSchedule(replay.Schedule{Kind: replay.TopSpeed}), replay.WithLoops(2),
+		replay.WithProgress(5*time.Millisecond, func(replay.Progress) { sample() }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Frames != 2*n {
+		t.Fatalf("sent %d frames; expected %d", st.Frames, 2*n)
+	}
+	grew := peak - base
+	fi, _ := os.Stat(path)
+	t.Logf("heap grew by at most %.1f MB over a %.0f MB capture played twice: %v", float64(grew)/(1<<20), float64(fi.Size())/(1<<20), st)
+	if grew > 24<<20 {
+		t.Errorf("heap grew by %d MB while streaming; expected a bounded window (under 24 MB)", grew>>20)
+	}
+}
+
+// A replay ends none of the process's threads: a child started with a
+// parent-death signal (the system target starts QEMU so) is killed when
+// the thread that started it exits, which a reader that locked its thread
+// and ended with it did to QEMU mid-scenario.
+func TestReplayEndsNoThread(t *testing.T) {
+	requireRoot(t)
+	_, path := fixturePath(t, "dns")
+	l := newLink(t)
+	threads := func() map[string]bool {
+		ents, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]bool{}
+		for _, e := range ents {
+			m[e.Name()] = true
+		}
+		return m
+	}
+	before := threads()
+	for range 20 {
+		if _, err := replay.Run(context.Background(), l, path, replay.WithSchedule(replay.Schedule{Kind: replay.TopSpeed})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := threads()
+	for tid := range before {
+		if !after[tid] {
+			t.Errorf("thread %s ended during the replays", tid)
 		}
 	}
 }

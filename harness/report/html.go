@@ -119,7 +119,7 @@ h2 { font-size: 16px; margin: 20px 0 6px; } h3 { font-size: 13px; margin: 12px 0
 <header>
 <h1>{{.Title}}</h1>
 <div class="meta">{{if .MultiImage}}several images: see the table{{else}}image {{.ImageRef}}{{if .ImageDigest}} @ {{.ImageDigest}}{{end}}{{end}}</div>
-<div class="meta">{{when .Start}} · {{dur .Duration}}{{if .HilVersion}} · hil {{.HilVersion}}{{end}}{{range $k, $v := .Meta}} · {{$k}}: {{$v}}{{end}}</div>
+<div class="meta">{{when .Start}} · {{dur .Duration}}{{if .HilVersion}} · hil {{.HilVersion}}{{end}}{{range $k, $v := .Meta}} · {{$k}}: {{$v}}{{end}}{{if .Shard}} · shard {{.Shard}} of {{.Planned}} planned cases{{end}}{{if .MergedFrom}} · merged from {{len .MergedFrom}} shards{{end}}</div>
 </header>
 <main>
 <div class="totals" id="totals">

@@ -35,6 +35,12 @@ type Report struct {
 	Summary     scenario.Summary  `json:"summary"`
 	Results     []scenario.Result `json:"results"`
 	Meta        map[string]string `json:"meta,omitempty"`
+	// Shard is "i/n" when the run was one shard of a sharded run, and
+	// Planned the number of cases all n shards together plan; a merged
+	// report has Planned and MergedFrom (the shards' report directories).
+	Shard      string   `json:"shard,omitempty"`
+	Planned    int      `json:"planned,omitempty"`
+	MergedFrom []string `json:"merged_from,omitempty"`
 }
 
 // Option configures New.
@@ -45,6 +51,18 @@ func WithTitle(t string) Option { return func(r *Report) { r.Title = t } }
 
 // WithVersion records the hil version.
 func WithVersion(v string) Option { return func(r *Report) { r.HilVersion = v } }
+
+// WithImage names the image under test (otherwise the first result's):
+// a report of a shard that ran no case still says what it tested.
+func WithImage(ref, digest string) Option {
+	return func(r *Report) { r.ImageRef, r.ImageDigest = ref, digest }
+}
+
+// WithShard marks the report as shard s of a sharded run whose shards
+// together plan planned cases.
+func WithShard(s scenario.Shard, planned int) Option {
+	return func(r *Report) { r.Shard, r.Planned = s.String(), planned }
+}
 
 // WithMeta adds a key/value shown in the report header and JSON.
 func WithMeta(k, v string) Option {
@@ -129,6 +147,20 @@ func ReadJSON(rd io.Reader) (*Report, error) {
 		return nil, fmt.Errorf("reading JSON report: %w", err)
 	}
 	return &r, nil
+}
+
+// ReadDir reads the results.json of a report directory.
+func ReadDir(dir string) (*Report, error) {
+	f, err := os.Open(filepath.Join(dir, JSONFile))
+	if err != nil {
+		return nil, fmt.Errorf("reading the report in %s: %w", dir, err)
+	}
+	defer f.Close()
+	r, err := ReadJSON(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	return r, nil
 }
 
 // WriteDir writes junit.xml, results.json and report.html into dir

@@ -1,7 +1,10 @@
 package scenario
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"syscall"
@@ -38,7 +41,7 @@ func (bundled) Names() []string {
 
 // scanned is what replay.Scan found in one version of a file.
 type scanned struct {
-	sum replay.Summary
+	sum fixtureScan
 	err error
 }
 
@@ -57,13 +60,20 @@ var scans sync.Map // scanKey -> scanned
 // scanFixture opens and checks every record of the capture at path
 // (format, Ethernet link type, record bounds) with the replay package's
 // own reader, as the replay will read it.
-func scanFixture(path string) (replay.Summary, error) {
+// fixtureScan is what loading learns of a fixture: the replay's scan and
+// the file's sha256 (checked against the manifest).
+type fixtureScan struct {
+	replay.Summary
+	SHA256 string
+}
+
+func scanFixture(path string) (fixtureScan, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return replay.Summary{}, err
+		return fixtureScan{}, err
 	}
 	if !st.Mode().IsRegular() {
-		return replay.Summary{}, fmt.Errorf("%s is not a regular file", path)
+		return fixtureScan{}, fmt.Errorf("%s is not a regular file", path)
 	}
 	k := scanKey{path: path, size: st.Size(), mtime: st.ModTime().UnixNano()}
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
@@ -73,7 +83,29 @@ func scanFixture(path string) (replay.Summary, error) {
 		s := v.(scanned)
 		return s.sum, s.err
 	}
-	sum, err := replay.Scan(path)
+	sum, err := hashAndScan(path)
 	scans.Store(k, scanned{sum, err})
 	return sum, err
+}
+
+// hashAndScan scans the capture at path with the replay's own reader and
+// hashes it in the same read.
+func hashAndScan(path string) (fixtureScan, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return fixtureScan{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	tee := io.TeeReader(f, h)
+	sum, err := replay.ScanReader(tee)
+	if err != nil {
+		return fixtureScan{}, fmt.Errorf("%s: %w", path, err)
+	}
+	// Bytes after the last record belong to the file's hash too.
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return fixtureScan{}, fmt.Errorf("%s: %w", path, err)
+	}
+	sum.Path = path
+	return fixtureScan{Summary: sum, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }

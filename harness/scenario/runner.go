@@ -149,18 +149,27 @@ type Case struct {
 // instance of it the runner has, named T@INSTANCE (several boards of the
 // device target: "device@pi-lab-1", "device@pi-lab-2").
 func (r *Runner) Plan(sc *Scenario) []Case {
-	ps := sc.Platforms
-	if len(r.platforms) > 0 {
-		ps = r.platforms
-	}
+	return PlanCases([]*Scenario{sc}, r.Targets(), r.platforms)
+}
+
+// PlanCases lists the cases of scs on targets (names; T@INSTANCE matches a
+// scenario's T) × each scenario's platforms, or platforms when given: what
+// a runner with those targets and WithPlatforms(platforms...) would run.
+func PlanCases(scs []*Scenario, targets, platforms []string) []Case {
 	var out []Case
-	for _, t := range sc.Targets {
-		for _, n := range r.Targets() {
-			if n != t && !strings.HasPrefix(n, t+"@") {
-				continue
-			}
-			for _, p := range ps {
-				out = append(out, Case{Scenario: sc, Target: n, Platform: p})
+	for _, sc := range scs {
+		ps := sc.Platforms
+		if len(platforms) > 0 {
+			ps = platforms
+		}
+		for _, t := range sc.Targets {
+			for _, n := range targets {
+				if n != t && !strings.HasPrefix(n, t+"@") {
+					continue
+				}
+				for _, p := range ps {
+					out = append(out, Case{Scenario: sc, Target: n, Platform: p})
+				}
 			}
 		}
 	}

@@ -38,15 +38,6 @@ func readSnapshotMeta(path string) (*snapshotMeta, error) {
 	return &m, nil
 }
 
-// maxSnapshots bounds the snapshot dir: each is up to the guest's RAM
-// (~50 MB for an idle 512 MB guest).
-const maxSnapshots = 16
-
-func removeSnapshot(path string) {
-	os.Remove(path + ".json")
-	os.Remove(path)
-}
-
 func (d *Device) qmp() (*qmp.SocketMonitor, error) {
 	mon, err := qmp.NewSocketMonitor("unix", d.qmpPath, 2*time.Second)
 	if err != nil {
@@ -120,7 +111,11 @@ func (d *Device) saveSnapshot(ready target.Line) (err error) {
 			if err := os.Rename(d.p.snapshot+".json.tmp", d.p.snapshot+".json"); err != nil {
 				return err
 			}
-			pruneOldest(filepath.Dir(d.p.snapshot), "*.vmstate", maxSnapshots, removeSnapshot)
+			// Over the cap, the least recently used snapshots that no
+			// other process holds make room (snapcache.go).
+			if err := d.t.capSnapshots(filepath.Dir(d.p.snapshot)); err != nil {
+				d.emit(target.Line{Stream: target.Console, Text: "hil: snapshot cache cap: " + err.Error(), Time: time.Now()})
+			}
 			return nil
 		case "failed", "cancelled":
 			return fmt.Errorf("migration to %s %s: %s", tmp, st.Status, st.ErrorDesc)

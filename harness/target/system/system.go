@@ -59,6 +59,9 @@ type options struct {
 	bootTimeout time.Duration
 	hostname    string
 	liveTimeout time.Duration
+
+	// snapshotCacheMax: see WithSnapshotCacheMax (snapcache.go).
+	snapshotCacheMax int64
 }
 
 // Option configures the system target.
@@ -364,14 +367,15 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		return nil, err
 	}
 	if p.snapshot != "" {
-		if meta, err := readSnapshotMeta(p.snapshot); err == nil {
-			now := time.Now()
-			os.Chtimes(p.snapshot, now, now) // in use: keep it when pruning
+		// Held (and marked used) until the restore is done: no other
+		// process removes it meanwhile (snapcache.go).
+		if meta, release, err := holdSnapshot(p.snapshot); err == nil {
 			// A failed restore must not delete a private initramfs that
 			// the cold fallback still needs.
 			warm := *p
 			warm.ownInitramfs = false
 			d, err := t.start(ctx, &warm, meta)
+			release()
 			if err == nil {
 				warm.ownInitramfs = p.ownInitramfs
 				return d, nil
@@ -383,7 +387,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 				return nil, err
 			}
 			// A snapshot that does not restore is stale: drop it, boot cold.
-			removeSnapshot(p.snapshot)
+			dropSnapshot(p.snapshot)
 		}
 	}
 	return t.start(ctx, p, nil)

@@ -3,7 +3,9 @@
 // 100k burst (frames counted on the receiving end) and the inter-frame gap
 // error at x1 on the home-minute fixture, measured the same way for both
 // tools: kernel receive timestamps on the app end against the fixture's
-// own gaps.
+// own gaps. With --big, it also generates captures of millions of frames
+// (in a temp dir, removed after) and compares the tools' memory (max RSS)
+// and rate at top speed on them.
 package main
 
 import (
@@ -14,8 +16,10 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hilproject/hil/harness/link/veth"
@@ -28,8 +32,17 @@ func main() {
 	tcpreplay := flag.String("tcpreplay", "tcpreplay", "the tcpreplay binary")
 	burstRuns := flag.Int("burst-runs", 3, "top-speed runs per tool (best counts)")
 	skipTiming := flag.Bool("skip-timing", false, "skip the ~2 minute x1 timing comparison")
+	big := flag.String("big", "", "also replay generated captures of these many frames at top speed, comparing max RSS (e.g. 2000000,20000000)")
+	onlyBig := flag.Bool("only-big", false, "run only the --big comparison")
+	hilBefore := flag.String("hil-before", "", "with --big: another hil binary (an older build) to compare with")
+	bigRuns := flag.Int("big-runs", 3, "with --big: runs per tool and capture (highest RSS, best rate count)")
 	flag.Parse()
-	if err := run(*hil, *tcpreplay, *burstRuns, *skipTiming); err != nil {
+	sizes, err := parseSizes(*big)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "replaybench:", err)
+		os.Exit(2)
+	}
+	if err := run(*hil, *tcpreplay, *burstRuns, *skipTiming, sizes, *bigRuns, *onlyBig, *hilBefore); err != nil {
 		fmt.Fprintln(os.Stderr, "replaybench:", err)
 		os.Exit(1)
 	}
@@ -59,17 +72,30 @@ func fixture(name string) (string, *replay.Capture, error) {
 	return p, c, err
 }
 
-func run(hil, tcpreplay string, burstRuns int, skipTiming bool) error {
+func run(hil, tcpreplay string, burstRuns int, skipTiming bool, big []int, bigRuns int, onlyBig bool, hilBefore string) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (network namespace, AF_PACKET)")
 	}
-	ctx := context.Background()
+	// An interrupt ends the run through its defers: the veth pair and the
+	// generated captures (gigabytes) are removed on every path.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	l, err := veth.New(ctx)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
 	fmt.Printf("veth pair %s <-> %s:eth0 (MTU %d); hil = %s; tcpreplay = %s\n", l.HostIface(), l.NetNSName(), l.MTU(), hil, tcpreplay)
+	if onlyBig {
+		return runBig(ctx, l, big, bigRuns, bigTools(l, hil, tcpreplay, hilBefore))
+	}
+	if len(big) > 0 {
+		defer func() {
+			if err == nil {
+				err = runBig(ctx, l, big, bigRuns, bigTools(l, hil, tcpreplay, hilBefore))
+			}
+		}()
+	}
 
 	burstPath, burst, err := fixture("burst-100k")
 	if err != nil {
@@ -145,6 +171,21 @@ func run(hil, tcpreplay string, burstRuns int, skipTiming bool) error {
 	}
 	fmt.Printf("p99 gap error hil/tcpreplay: %v vs %v: %s\n", timed[0].gapP99.Round(100*time.Nanosecond), timed[1].gapP99.Round(100*time.Nanosecond), verdict)
 	return nil
+}
+
+func bigTools(l *veth.Link, hil, tcpreplay, hilBefore string) []bigTool {
+	hilTool := func(name, bin string) bigTool {
+		return bigTool{name, func(p string) *exec.Cmd {
+			return exec.Command(bin, "replay", p, "--iface", l.HostIface(), "--speed", "top")
+		}, parseRate(hilRate)}
+	}
+	tools := []bigTool{hilTool("hil replay", hil)}
+	if hilBefore != "" {
+		tools = append(tools, hilTool("hil replay (before)", hilBefore))
+	}
+	return append(tools, bigTool{"tcpreplay", func(p string) *exec.Cmd {
+		return exec.Command(tcpreplay, "--topspeed", "-i", l.HostIface(), p)
+	}, parseRate(tcpreplayRate)})
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }

@@ -1,0 +1,107 @@
+package system
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hilproject/hil/internal/cache"
+)
+
+// The snapshot cache's bookkeeping. A snapshot is KEY.vmstate (QEMU's
+// migration stream, up to the guest's RAM) with KEY.vmstate.json beside it.
+// Several processes share the directory (ginkgo -p, parallel hil runs):
+//   - a boot that restores a snapshot holds it (a shared flock, see
+//     cache.Hold) from before QEMU opens it until the restore is done;
+//   - the cache is capped in bytes (and count): after a snapshot is saved,
+//     the least recently used ones go until the rest fit, skipping any
+//     another process holds (cache.CapDir); a boot marks its snapshot used;
+//   - hil cache rm and prune use the same locks.
+
+// DefaultSnapshotCacheMax caps the snapshot cache: about 16 snapshots of a
+// 512 MB guest running a small app.
+const DefaultSnapshotCacheMax = 1 << 30
+
+// maxSnapshots also bounds the number of snapshots.
+const maxSnapshots = 16
+
+// WithSnapshotCacheMax caps the bytes the snapshot directory holds
+// (default: $HIL_SNAPSHOT_CACHE_MAX, like 2GiB or 500MB, else
+// DefaultSnapshotCacheMax). The least recently used snapshots not in use
+// by another process are removed after each new one; the newest is kept
+// even when it alone is larger.
+func WithSnapshotCacheMax(bytes int64) Option { return func(o *options) { o.snapshotCacheMax = bytes } }
+
+// snapshotCacheMax is the cap in effect.
+func (t *Target) snapshotCacheMax() (int64, error) {
+	if t.o.snapshotCacheMax > 0 {
+		return t.o.snapshotCacheMax, nil
+	}
+	if v := os.Getenv("HIL_SNAPSHOT_CACHE_MAX"); v != "" {
+		n, err := ParseSize(v)
+		if err != nil {
+			return 0, fmt.Errorf("HIL_SNAPSHOT_CACHE_MAX: %w", err)
+		}
+		return n, nil
+	}
+	return DefaultSnapshotCacheMax, nil
+}
+
+// ParseSize reads a byte count: a number with an optional unit B, KB, MB,
+// GB (powers of 1000) or KiB, MiB, GiB (powers of 1024).
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f <= 0 || f*float64(mult) > 1<<62 {
+		return 0, fmt.Errorf("size %q: expected a number > 0 with an optional unit (B, KB, MB, GB, KiB, MiB, GiB), like 2GiB", s)
+	}
+	return int64(f * float64(mult)), nil
+}
+
+// holdSnapshot takes the snapshot at path for a restore: its metadata,
+// marked as used (for the LRU), held against removal until release.
+func holdSnapshot(path string) (*snapshotMeta, func(), error) {
+	release, err := cache.Hold(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	meta, err := readSnapshotMeta(path)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	now := time.Now()
+	os.Chtimes(path, now, now)
+	return meta, release, nil
+}
+
+// dropSnapshot removes a snapshot that did not restore, unless another
+// process is using it right now (then it restores there, or that process
+// drops it).
+func dropSnapshot(path string) {
+	_ = cache.Remove(cache.Entry{Path: path, Sidecars: []string{path + ".json"}})
+}
+
+// capSnapshots applies the cache cap to the snapshot directory.
+func (t *Target) capSnapshots(dir string) error {
+	maxBytes, err := t.snapshotCacheMax()
+	if err != nil {
+		return err
+	}
+	_, err = cache.CapDir(filepath.Clean(dir), maxBytes, maxSnapshots)
+	return err
+}

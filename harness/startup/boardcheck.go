@@ -47,40 +47,70 @@ type isaGroup struct {
 // checkBoard holds every ELF of every closure to the board's instruction
 // set: the 32-bit ones through their build attributes, Go programs through
 // the GOARM/GOARM64 they were built with.
+//
+// Build attributes record the most any object of the file was allowed to
+// use, which for a distribution's library includes code it only runs after
+// checking the CPU (Debian's armhf libgcrypt says ARMv8-A for its
+// crypto-extension paths, libc.so.6 says NEON for its memcpy). So an ELF
+// that asks for more than the board has is refused unless both: the
+// loader, built with the distribution's baseline, fits the board, and the
+// ELF shows that it picks code at run time (it imports getauxval or
+// defines GNU indirect functions). Then it is a note: the emulation
+// targets are the judge.
 func (c *checker) checkBoard() {
 	b := c.board
-	var groups []*isaGroup
-	byNeed := map[string]*isaGroup{}
+	type seen struct {
+		u     elfUse
+		attrs armAttributes
+	}
+	var arm []seen
+	baselineFits := true
 	for _, u := range c.elfs {
 		if c.ctx.Err() != nil {
 			return
 		}
+		if u.info.Machine != elf.EM_ARM {
+			continue
+		}
 		c.prefix = u.prefix
-		if u.info.Machine == elf.EM_ARM {
-			attrs, err := c.armAttributes(u.obj, u.info)
-			switch {
-			case err != nil:
-				c.note("%s: %v: what instruction set it needs is not known", base(u.obj), err)
-			case !attrs.Present:
-				if !u.program {
-					c.note("%s has no build attributes (.ARM.attributes): what instruction set it needs is not known", base(u.obj))
-				}
-			default:
-				u.obj.ISA = attrs.Need.Summary()
-				if miss := b.ISA.Missing(attrs.Need); len(miss) > 0 {
-					g, ok := byNeed[u.obj.ISA]
-					if !ok {
-						g = &isaGroup{need: u.obj.ISA}
-						byNeed[u.obj.ISA] = g
-						groups = append(groups, g)
-					}
-					g.objs = append(g.objs, u.obj)
-				}
+		attrs, err := c.armAttributes(u.obj, u.info)
+		switch {
+		case err != nil:
+			c.note("%s: %v: what instruction set it needs is not known", base(u.obj), err)
+			continue
+		case !attrs.Present:
+			if u.role != roleProgram { // Go programs say it with GOARM
+				c.note("%s has no build attributes (.ARM.attributes): what instruction set it needs is not known", base(u.obj))
+			}
+			continue
+		}
+		u.obj.ISA = attrs.Need.Summary()
+		arm = append(arm, seen{u, attrs})
+		if u.role == roleLoader && len(b.ISA.Missing(attrs.Need)) > 0 {
+			baselineFits = false
+		}
+	}
+	var groups []*isaGroup
+	byNeed := map[string]*isaGroup{}
+	for _, s := range arm {
+		if len(b.ISA.Missing(s.attrs.Need)) == 0 {
+			continue
+		}
+		c.prefix = s.u.prefix
+		if baselineFits && s.u.role != roleLoader {
+			if why, err := s.u.info.runtimeDispatch(); err == nil && why != "" {
+				c.note("%s says it may use %s, more than a %s has (%s), but %s: not refused, as its loader fits the board; the emulation targets are the judge",
+					displayName(s.u.obj), s.u.obj.ISA, b.Describe(), b.ISA.CPUSummary(b.CPU), why)
+				continue
 			}
 		}
-		if u.program {
-			c.checkGoBuild(u.obj, u.info)
+		g, ok := byNeed[s.u.obj.ISA]
+		if !ok {
+			g = &isaGroup{need: s.u.obj.ISA}
+			byNeed[s.u.obj.ISA] = g
+			groups = append(groups, g)
 		}
+		g.objs = append(g.objs, s.u.obj)
 	}
 	c.prefix = ""
 	has := b.ISA.CPUSummary(b.CPU)
@@ -96,6 +126,13 @@ func (c *checker) checkBoard() {
 			Message: fmt.Sprintf("%s %s %s; a %s has %s: the board kills %s with SIGILL", names, verb, g.need, b.Describe(), has, them),
 		})
 	}
+	for _, u := range c.elfs {
+		if u.role == roleProgram && c.ctx.Err() == nil {
+			c.prefix = u.prefix
+			c.checkGoBuild(u.obj, u.info)
+		}
+	}
+	c.prefix = ""
 }
 
 // objectNames is "a, b, c and 9 more" of the objects' file names.
@@ -105,7 +142,7 @@ func objectNames(objs []*Object) (string, []string) {
 	for _, o := range objs {
 		paths = append(paths, o.RealPath)
 		if len(names) < show {
-			names = append(names, path.Base(o.RealPath))
+			names = append(names, displayName(o))
 		}
 	}
 	s := strings.Join(names, ", ")
@@ -113,6 +150,16 @@ func objectNames(objs []*Object) (string, []string) {
 		s += fmt.Sprintf(" and %d more", more)
 	}
 	return s, paths
+}
+
+// displayName is the name a person knows a file by: the DT_NEEDED name of
+// a library (libpcap.so.0.8, not the file it links to), the program's or
+// loader's file name.
+func displayName(o *Object) string {
+	if o.Name != "" {
+		return path.Base(o.Name)
+	}
+	return path.Base(o.RealPath)
 }
 
 // armAttributes reads an ELF's build attributes, once per check.

@@ -203,7 +203,7 @@ func TestBoardISA(t *testing.T) {
 		// The shell (v7) fits a Pi 2; the program the string runs does not.
 		wantProblem(t, r, KindISA, "armv8 needs ARMv8-A")
 		r = run("pi0w", "linux/arm/v7", "/bin/sh", "-c", "/opt/armv8")
-		if len(r.Problems) != 2 || !strings.HasPrefix(r.Problems[0].Message, "dash needs ARMv7") || !strings.HasPrefix(r.Problems[1].Message, "armv8 needs ARMv8-A") {
+		if len(r.Problems) != 2 || !strings.HasPrefix(r.Problems[0].Message, "sh needs ARMv7") || !strings.HasPrefix(r.Problems[1].Message, "armv8 needs ARMv8-A") {
 			t.Errorf("want one problem per need, the shell's first:\n%s", text(t, r))
 		}
 	})
@@ -213,6 +213,35 @@ func TestBoardISA(t *testing.T) {
 	t.Run("AArch64 on a 32-bit-only Pi", func(t *testing.T) {
 		wantProblem(t, run("pi2", "linux/arm64", "/opt/aarch64"), KindWrongArch, "has a 32-bit CPU (Cortex-A7)")
 	})
+}
+
+// Build attributes are the most a file may use: a distribution library
+// that checks the CPU at run time is not refused when its loader fits the
+// board; one that does not check is.
+func TestBoardISARuntimeDispatch(t *testing.T) {
+	rootWith := func(lib string) string {
+		return mkroot(t, with(armhfBase(), map[string]file{
+			"/opt/app": elfFile("app-bar"),
+			"/usr/lib/arm-linux-gnueabihf/libbar.so.2": elfFile(lib),
+		}))
+	}
+	cfg := func(b string) Config {
+		return Config{Platform: "linux/arm/v7", Entrypoint: []string{"/opt/app"}, Board: lookupBoard(t, b)}
+	}
+	plain, dispatch := rootWith("libbar-armv8.so"), rootWith("libbar-armv8-dispatch.so")
+
+	wantProblem(t, check(t, plain, cfg("pi2")), KindISA, "libbar.so.2 needs ARMv8-A", "a pi2 (Raspberry Pi 2 Model B) has ARMv7")
+	r := check(t, dispatch, cfg("pi2"))
+	wantOK(t, r)
+	if !strings.Contains(strings.Join(r.Notes, "\n"), "libbar.so.2 says it may use ARMv8-A") || !strings.Contains(strings.Join(r.Notes, "\n"), "imports getauxval") {
+		t.Errorf("no note about the run-time dispatch: %v", r.Notes)
+	}
+	wantOK(t, check(t, plain, cfg("pi3b+/32")))
+	// On a Pi Zero the loader itself does not fit: no benefit of the doubt.
+	r = check(t, dispatch, cfg("pi0w"))
+	if len(r.Problems) != 2 || !strings.Contains(r.Problems[1].Message, "libbar.so.2 needs ARMv8-A") {
+		t.Errorf("pi0w:\n%s", text(t, r))
+	}
 }
 
 func TestGOARMNeeds(t *testing.T) {

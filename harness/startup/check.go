@@ -116,13 +116,23 @@ type checker struct {
 	elfSeen map[string]bool
 }
 
-// elfUse is one ELF a program loads and why.
+// elfUse is one ELF a program loads and its role there.
 type elfUse struct {
-	obj     *Object
-	info    *elfInfo
-	program bool // the executable itself (GOARM is read from programs only)
-	prefix  string
+	obj    *Object
+	info   *elfInfo
+	role   elfRole
+	prefix string
 }
+
+type elfRole int
+
+const (
+	roleLibrary elfRole = iota
+	// roleProgram is the executable itself (GOARM is read from programs).
+	roleProgram
+	// roleLoader is ld.so: built with the distribution's baseline flags.
+	roleLoader
+)
 
 // node is an object in ld.so's link map while the closure is built.
 type node struct {
@@ -381,7 +391,7 @@ func (c *checker) checkELF(prog *Object) {
 	if info.Interp == "" {
 		c.cur.Static = true
 		c.note("%s is statically linked: it needs no loader and no libraries", prog.RealPath)
-		c.useELF(prog, info, true)
+		c.useELF(prog, info, roleProgram)
 		return
 	}
 	// The kernel maps the interpreter; nothing else happens without it.
@@ -470,17 +480,24 @@ func (c *checker) link(prog *Object, info *elfInfo, ld *Object, ldInfo *elfInfo)
 	}
 	for _, n := range loaded {
 		c.checkVersions(n, byName)
-		c.useELF(n.obj, n.info, n == mainNode)
+		role := roleLibrary
+		switch n {
+		case mainNode:
+			role = roleProgram
+		case ldNode:
+			role = roleLoader
+		}
+		c.useELF(n.obj, n.info, role)
 	}
 }
 
 // useELF records an ELF of a closure for the board check, once.
-func (c *checker) useELF(o *Object, info *elfInfo, program bool) {
+func (c *checker) useELF(o *Object, info *elfInfo, role elfRole) {
 	if c.board == nil || c.elfSeen[o.RealPath] {
 		return
 	}
 	c.elfSeen[o.RealPath] = true
-	c.elfs = append(c.elfs, elfUse{obj: o, info: info, program: program, prefix: c.prefix})
+	c.elfs = append(c.elfs, elfUse{obj: o, info: info, role: role, prefix: c.prefix})
 }
 
 func repeatOf(name string, prev *node) *Object {

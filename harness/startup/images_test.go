@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/startup"
 	"github.com/hilproject/hil/internal/testenv"
@@ -121,6 +122,81 @@ func TestBrokenVariants(t *testing.T) {
 			t.Errorf("object = %q", p.Object)
 		}
 	})
+}
+
+// The sample's armv7 image on boards: Debian's armhf binaries carry build
+// attributes (ARMv7, Thumb-2, VFPv3-D16; libc.so.6 VFPv3 + NEON), the Go
+// program says GOARM=7. A Pi Zero W is refused naming the library and the
+// board; a Pi 2 and a Pi 3 take it.
+func TestSampleImageOnBoards(t *testing.T) {
+	dir, cfg := sampleRootFS(t, "pcapwatch", "linux/arm/v7")
+	check := func(name string) *startup.Report {
+		t.Helper()
+		b, err := board.Builtin().Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Board = &b
+		r, err := startup.Check(context.Background(), dir, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s strings.Builder
+		r.Text(&s)
+		t.Logf("%s:\n%s", name, s.String())
+		return r
+	}
+
+	r := check("pi0w")
+	var libc, goarm *startup.Problem
+	for i, p := range r.Problems {
+		if p.Kind != startup.KindISA {
+			t.Errorf("unexpected %s problem: %s", p.Kind, p.Message)
+		}
+		switch {
+		case strings.HasPrefix(p.Message, "libc.so.6 needs "):
+			libc = &r.Problems[i]
+		case strings.Contains(p.Message, "GOARM=7"):
+			goarm = &r.Problems[i]
+		}
+	}
+	want := "libc.so.6 needs ARMv7 (Thumb-2, VFPv3, NEON); a pi0w (Raspberry Pi Zero W) has ARMv6 (ARM1176JZF-S, VFPv2): the board kills it with SIGILL"
+	if libc == nil || libc.Message != want {
+		t.Errorf("libc problem %+v, want %q", libc, want)
+	}
+	if goarm == nil || !strings.Contains(goarm.Message, "pcapwatch is a Go program built with GOARM=7") {
+		t.Errorf("GOARM problem %+v", goarm)
+	}
+	if r.Interpreter == nil || r.Interpreter.ISA != "ARMv7 (Thumb-2, VFPv3-D16)" {
+		t.Errorf("the loader's build attributes: %+v", r.Interpreter)
+	}
+	if r.Program == nil || !strings.HasSuffix(r.Program.ISA, "GOARM=7") {
+		t.Errorf("the program's ISA: %+v", r.Program)
+	}
+	for _, name := range []string{"pi2", "pi3b+", "pi3b+/32", "pi4/64", "pi5"} {
+		if r := check(name); !r.OK() {
+			t.Errorf("%s refuses the sample image: %v", name, r.Problems)
+		}
+	}
+}
+
+// BenchmarkCheckBoard is BenchmarkCheck holding every ELF to a Pi 3's ISA
+// (build attributes of each file, the Go build info of the program).
+func BenchmarkCheckBoard(b *testing.B) {
+	dir, cfg := sampleRootFS(b, "pcapwatch", "linux/arm/v7")
+	pi3, err := board.Builtin().Lookup("pi3b+")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Board = &pi3
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r, err := startup.Check(ctx, dir, cfg)
+		if err != nil || !r.OK() {
+			b.Fatalf("check: %v %v", err, r)
+		}
+	}
 }
 
 // BenchmarkCheck times the check on the sample image's arm/v7 rootfs (the

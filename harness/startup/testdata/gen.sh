@@ -37,3 +37,7 @@ $CC -march=armv8-a+crc -mfpu=neon-fp-armv8 -mfloat-abi=hard $STATIC -o $out/app-
 $CC -march=armv5te -marm -mfloat-abi=soft $SO -Wl,-soname,ld-linux.so.3 -o $out/ld-armel-stub.so $src/ld_stub.c
 $CC -march=armv5te -marm -mfloat-abi=soft -nostdlib -O2 -Wl,--build-id=none -s -Wl,--hash-style=gnu \
 	-Wl,-dynamic-linker,/lib/ld-linux.so.3 -o $out/app-armel $src/app_static.c
+# libbar.so.2 built for ARMv8 AArch32, once plain and once reading AT_HWCAP
+# (runtime CPU dispatch, the way Debian's libgcrypt carries ARMv8 code).
+$CC -march=armv8-a -mfpu=neon-fp-armv8 $SO -Wl,-soname,libbar.so.2 -o $out/libbar-armv8.so $src/libbar.c
+$CC -march=armv8-a -mfpu=neon-fp-armv8 $SO -Wl,-soname,libbar.so.2 -o $out/libbar-armv8-dispatch.so $src/libbar_dispatch.c

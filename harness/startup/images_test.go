@@ -16,6 +16,7 @@ import (
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/startup"
 	"github.com/hilproject/hil/internal/testenv"
+	"github.com/hilproject/hil/internal/testimage"
 )
 
 // sampleRootFS opens a built sample image (make images) and flattens one
@@ -199,6 +200,41 @@ func BenchmarkCheckBoard(b *testing.B) {
 	}
 }
 
+// Issue 12, repro 4, against the real loader: the shell-form image whose
+// program lacks libgcc_s.so.1. The check names the library and the
+// program; the image's own ld.so agrees that it is missing.
+func TestShellFormMatchesRealLoader(t *testing.T) {
+	layout := testimage.ShellImage(t, testimage.Spec{Entrypoint: []string{"/bin/sh", "-c", testimage.Program}})
+	ctx := context.Background()
+	art, err := image.Open(ctx, "oci:"+layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := art.Image("linux/arm/v7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := img.RootFS(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := startup.Check(ctx, dir, startup.ConfigFor("linux/arm/v7", img.Config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := onlyProblem(t, r, startup.KindMissingLibrary, `^sh -c runs /opt/program: program needs libgcc_s\.so\.1 but the image does not have it`)
+	if p.NeededBy != testimage.Program || p.Object != "libgcc_s.so.1" {
+		t.Errorf("problem %+v", p)
+	}
+	if r.Program == nil || r.Program.RealPath != "/bin/dash" || r.Program.Missing {
+		t.Errorf("the shell itself: %+v", r.Program)
+	}
+	libs, stderr := realLoaderListOf(t, dir, "opt/program")
+	if _, found := libs["libgcc_s.so.1"]; found || !strings.Contains(stderr, "libgcc_s.so.1: cannot open shared object file") {
+		t.Errorf("ld.so --list: %v %s", libs, stderr)
+	}
+}
+
 // BenchmarkCheck times the check on the sample image's arm/v7 rootfs (the
 // rootfs is flattened once, outside the timing).
 func BenchmarkCheck(b *testing.B) {
@@ -216,12 +252,16 @@ func BenchmarkCheck(b *testing.B) {
 // realLoaderList runs the image's own ld.so with --list under qemu-user on
 // the rootfs: the dynamic equivalent of the check.
 func realLoaderList(t *testing.T, rootfs string) (map[string]string, string) {
+	return realLoaderListOf(t, rootfs, "opt/pcapwatch")
+}
+
+func realLoaderListOf(t *testing.T, rootfs, program string) (map[string]string, string) {
 	t.Helper()
 	testenv.RequireCommand(t, "/usr/bin/qemu-arm-static", "qemu-user-static")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/usr/bin/qemu-arm-static", "-L", rootfs,
-		filepath.Join(rootfs, "lib/ld-linux-armhf.so.3"), "--list", filepath.Join(rootfs, "opt/pcapwatch"))
+		filepath.Join(rootfs, "lib/ld-linux-armhf.so.3"), "--list", filepath.Join(rootfs, program))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	_ = cmd.Run() // exits non-zero when something is missing; stderr says what

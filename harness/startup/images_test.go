@@ -235,6 +235,33 @@ func TestShellFormMatchesRealLoader(t *testing.T) {
 	}
 }
 
+// BenchmarkCheckShellForm times the check of `/bin/sh -c /opt/program`
+// on the sample's layers (dash, then the program the string runs).
+func BenchmarkCheckShellForm(b *testing.B) {
+	layout := testimage.ShellImage(b, testimage.Spec{Entrypoint: []string{"/bin/sh", "-c", "cd /opt && exec ./program"}, KeepLibgccS: true})
+	ctx := context.Background()
+	art, err := image.Open(ctx, "oci:"+layout)
+	if err != nil {
+		b.Fatal(err)
+	}
+	img, err := art.Image("linux/arm/v7")
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir, err := img.RootFS(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := startup.ConfigFor("linux/arm/v7", img.Config)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r, err := startup.Check(ctx, dir, cfg)
+		if err != nil || !r.OK() || !r.Complete() {
+			b.Fatalf("check: %v %v", err, r)
+		}
+	}
+}
+
 // BenchmarkCheck times the check on the sample image's arm/v7 rootfs (the
 // rootfs is flattened once, outside the timing).
 func BenchmarkCheck(b *testing.B) {

@@ -100,13 +100,15 @@ finds no manifest it accepts is refused, listing what the index has.
 'docker run --platform' would. "hil boards" lists the profiles.
 
 Limits of the ISA check: build attributes say what the compiler and
-assembler were allowed to use, not what the code executes. Code that picks
-its instructions at run time (glibc's NEON memcpy, which is why Debian's
-armhf libc.so.6 says NEON; libraries with CPU dispatch) is held to the most
-the file allows, and JIT compilers and code loaded later (dlopen) are not
-seen. A file without attributes is noted, not refused. The emulation
-targets (hil run --target user with the board's qemu-user CPU) are the
-second opinion.
+assembler were allowed to use, not what the code executes. A library that
+shows it picks code by the CPU at run time (it imports getauxval or defines
+GNU indirect functions, as Debian's armhf libgcrypt.so.20, whose
+attributes say ARMv8-A, and libc.so.6, NEON, do) is noted instead of
+refused when its loader fits the board. Dispatch that leaves no such trace
+(reading /proc/cpuinfo, probing for SIGILL), JIT compilers and code loaded
+later (dlopen) are not seen; a file without attributes is noted, not
+refused. Running the image on the board, or on an emulator modelling it,
+is the second opinion.
 
 IMAGE is oci:DIR, docker-archive:FILE[:TAG], docker-daemon:NAME[:TAG], a
 registry reference, or a path to an OCI layout dir or docker archive.

@@ -109,6 +109,9 @@ type checker struct {
 	env    map[string]string
 	cwd    string
 	prefix string
+	// cwdUnknown is set while checking what a shell runs after a cd to a
+	// directory known only at run time.
+	cwdUnknown bool
 
 	// elfs is every ELF of every closure, once, in the order met: what the
 	// board check reads.

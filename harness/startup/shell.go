@@ -166,8 +166,12 @@ func (c *checker) checkShell(inv shellInvocation, depth int) error {
 		return nil
 	}
 	w := &shellWalker{c: c, inv: inv, script: inv.script, out: out, depth: depth, seen: map[string]bool{}}
+	cwd := c.cwd
+	if c.cwdUnknown {
+		cwd = ""
+	}
 	st := &shellState{
-		vars: map[string]shellVar{}, cwd: c.cwd, pos: inv.args, posKnown: true, arg0: inv.arg0,
+		vars: map[string]shellVar{}, cwd: cwd, pos: inv.args, posKnown: true, arg0: inv.arg0,
 		allexport: inv.allexport, noglob: inv.noglob, funcs: map[string]bool{},
 	}
 	for k, v := range c.env {
@@ -598,12 +602,15 @@ func (c *checker) withRunEnv(st *shellState, f func() error) error {
 			env[k] = v.val
 		}
 	}
-	c.env, c.cwd = env, st.cwd
-	if c.cwd == "" {
+	savedUnknown := c.cwdUnknown
+	c.env, c.cwd, c.cwdUnknown = env, st.cwd, st.cwd == ""
+	if c.cwdUnknown {
+		// Only absolute paths get resolved then (checkRun refuses the
+		// rest); a nested shell starts with the directory unknown.
 		c.cwd = savedCwd
 	}
 	err := f()
-	c.env, c.cwd = savedEnv, savedCwd
+	c.env, c.cwd, c.cwdUnknown = savedEnv, savedCwd, savedUnknown
 	return err
 }
 

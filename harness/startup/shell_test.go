@@ -151,6 +151,7 @@ func TestShellFormUnresolved(t *testing.T) {
 		{"positional unknown", Config{Entrypoint: []string{"/bin/sh", "-c", `exec "$@"`}, Cmd: nil}, nil},
 		{"parse error", shellCfg("exec /opt/app (("), []string{"does not parse"}},
 		{"pipeline into a variable", shellCfg("/bin/dash | $FILTER"), []string{"$FILTER"}},
+		{"nested shell after cd unknown", shellCfg(`cd "$DIR" && sh -c ./app`), []string{"./app", "relative path after cd"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := check(t, root, tc.cfg)

@@ -9,7 +9,7 @@
 // A board is named by its profile name or an alias, optionally followed by
 // the OS word size: "pi3b+" (Raspberry Pi OS's default for that model),
 // "pi3b+/32", "pi4/64". Profiles for boards not in the table come from a
-// YAML file (LoadFile).
+// YAML file (Catalog.WithFile).
 package board
 
 import (

@@ -1,6 +1,7 @@
 package board
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -321,5 +322,22 @@ func TestProfileFileErrorsHaveFileAndLine(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestISAJSONRoundTrip(t *testing.T) {
+	for _, p := range Builtin().Profiles() {
+		b, err := json.Marshal(p.ISA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back ISA
+		if err := json.Unmarshal(b, &back); err != nil || back != p.ISA {
+			t.Errorf("%s: %s gives %+v, %v", p.Name, b, back, err)
+		}
+	}
+	b, _ := json.Marshal(isaARM1176)
+	if string(b) != `{"arch":"v6KZ","fp":"VFPv2","simd":"none","thumb":"Thumb-1"}` {
+		t.Errorf("JSON %s", b)
 	}
 }

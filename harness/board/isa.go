@@ -372,3 +372,30 @@ func (has ISA) Missing(need ISA) []string {
 	}
 	return miss
 }
+
+// Text forms, so that profiles read well as JSON ("v6KZ", "VFPv2").
+
+func (a Arch) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+func (a *Arch) UnmarshalText(b []byte) (err error) {
+	*a, err = ParseArch(string(b))
+	return err
+}
+func (f FP) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
+func (f *FP) UnmarshalText(b []byte) (err error) {
+	*f, err = ParseFP(string(b))
+	return err
+}
+func (s SIMD) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+func (s *SIMD) UnmarshalText(b []byte) (err error) {
+	*s, err = ParseSIMD(string(b))
+	return err
+}
+func (t Thumb) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+func (t *Thumb) UnmarshalText(b []byte) (err error) {
+	if string(b) == ThumbArch.String() {
+		*t = ThumbArch
+		return nil
+	}
+	*t, err = ParseThumb(string(b))
+	return err
+}

@@ -24,8 +24,8 @@ var (
 	isaCortexA76 = ISA{Arch: ArchV82A, FP: FPARMv8, SIMD: SIMDARMv81, Thumb: Thumb2, IDiv: true, AArch64: "v8.2"}
 )
 
-const arm1176Unsupported = "QEMU's virt machine refuses the ARM1176 (\"mach-virt: CPU type arm1176-arm-cpu not supported\") " +
-	"and no other QEMU machine boots Debian's kernels; the user and container targets run this board under qemu-arm -cpu arm1176"
+const arm1176Unsupported = "QEMU's virt machine refuses the ARM1176 (\"mach-virt: CPU type arm1176-arm-cpu not supported\"), " +
+	"the only machine the system target boots Debian's kernels on; the user and container targets run this board under qemu-arm -cpu arm1176"
 
 const qemuArmNoA53 = "qemu-arm 7.2 has no Cortex-A53/A72/A76 model: max is an ARMv8 AArch32 CPU with more extensions than the board's"
 

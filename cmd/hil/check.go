@@ -10,32 +10,63 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/startup"
 )
 
-// checkResult is one platform's outcome in `hil check --json`.
+// checkResult is one platform's (or one board's) outcome in `hil check
+// --json`.
 type checkResult struct {
+	// Board is set with --board: the board whose engine pulls Platform.
+	Board      string `json:"board,omitempty"`
+	BoardModel string `json:"boardModel,omitempty"`
+	// Refused says why the board pulls nothing (no manifest it accepts).
+	Refused string `json:"refused,omitempty"`
+	// Note says how the manifest was chosen when that is worth knowing.
+	Note           string          `json:"note,omitempty"`
 	Platform       string          `json:"platform"`
-	ManifestDigest string          `json:"manifestDigest"`
-	RootFS         string          `json:"rootfs"`
+	ManifestDigest string          `json:"manifestDigest,omitempty"`
+	RootFS         string          `json:"rootfs,omitempty"`
 	CheckSeconds   float64         `json:"checkSeconds"`
-	Report         *startup.Report `json:"report"`
+	Report         *startup.Report `json:"report,omitempty"`
+}
+
+func (r checkResult) ok(allowUnresolved bool) bool {
+	return r.Refused == "" && r.Report != nil && r.Report.OK() && (allowUnresolved || r.Report.Complete())
+}
+
+func (r checkResult) name() string {
+	if r.Board != "" {
+		return r.Board
+	}
+	return r.Platform
 }
 
 type checkOutput struct {
-	Ref     string        `json:"ref"`
-	Digest  string        `json:"digest"`
+	Ref    string `json:"ref"`
+	Digest string `json:"digest"`
+	// OK is true when the exit status is 0.
 	OK      bool          `json:"ok"`
 	Results []checkResult `json:"results"`
 }
 
+// checkOptions are the flags of `hil check`.
+type checkOptions struct {
+	platforms       []string
+	boards          []string
+	boardProfiles   string
+	asJSON          bool
+	allowUnresolved bool
+	image           []image.Option
+}
+
 func init() {
-	var platforms []string
-	var asJSON, insecure bool
+	var o checkOptions
+	var insecure bool
 	cmd := &cobra.Command{
 		Use:   "check IMAGE",
-		Short: "Check statically that the image's entrypoint can start (loader, libraries, glibc versions, arch)",
+		Short: "Check statically that the image's entrypoint can start (loader, libraries, glibc versions, arch, the board's ISA)",
 		Long: `check resolves the image's entrypoint inside its flattened rootfs the way
 the kernel and ld.so would (PATH, #! scripts, ELF machine/class/float ABI,
 PT_INTERP, DT_NEEDED through RPATH/LD_LIBRARY_PATH/RUNPATH/ld.so.cache and
@@ -43,60 +74,125 @@ the default dirs, and every symbol version against the providing library)
 without running anything. Every platform of an index is checked unless
 --platform is given.
 
+Shell form. An entrypoint or command such as ["/bin/sh", "-c", "STRING"]
+(what a Dockerfile's ENTRYPOINT /opt/app becomes; also bash -c, sh -ec …)
+is parsed with a real shell parser, and every program the string runs is
+checked like the entrypoint, besides the shell itself: simple commands,
+exec, VAR=value prefixes, export, cd, && || ; lists, pipelines, subshells,
+command substitutions in arguments, nested sh -c, env/nohup/tini/gosu-style
+wrappers. Builtins (echo, test, :, cd …) are not programs. What cannot be
+known without running the shell (a variable or command substitution in the
+command word, if/case/loops, functions, eval, . FILE) is listed as "not
+checked: …" with the reason, and check exits 1 unless --allow-unresolved.
+A #! script file is followed to its interpreter; what the script runs is
+not read.
+
+Boards. --board pi0w,pi3b+ (or --boards) checks, for each board, the
+manifest its container engine pulls from the index (containerd's matcher,
+with the fallbacks arm64 -> arm/v8 -> v7 -> v6 -> v5; a single-manifest
+image is pulled whatever its platform), and holds every ELF the command
+loads (program, loader, each library) to the board's instruction set: the
+ARM build attributes (.ARM.attributes: Tag_CPU_arch, Tag_FP_arch,
+Tag_Advanced_SIMD_arch, Tag_THUMB_ISA_use, Tag_DIV_use) and, for Go
+programs, the GOARM/GOARM64 they were built with. A board whose engine
+finds no manifest it accepts is refused, listing what the index has.
+--platform with --board checks that platform's manifest on the board, as
+'docker run --platform' would. "hil boards" lists the profiles.
+
+Limits of the ISA check: build attributes say what the compiler and
+assembler were allowed to use, not what the code executes. A library that
+shows it picks code by the CPU at run time (it imports getauxval or defines
+GNU indirect functions, as Debian's armhf libgcrypt.so.20, whose
+attributes say ARMv8-A, and libc.so.6, NEON, do) is noted instead of
+refused when its loader fits the board. Dispatch that leaves no such trace
+(reading /proc/cpuinfo, probing for SIGILL), JIT compilers and code loaded
+later (dlopen) are not seen; a file without attributes is noted, not
+refused. Running the image on the board, or on an emulator modelling it,
+is the second opinion.
+
 IMAGE is oci:DIR, docker-archive:FILE[:TAG], docker-daemon:NAME[:TAG], a
 registry reference, or a path to an OCI layout dir or docker archive.
 
-Exit status: 0 the image can start, 1 problems found, 2 the check could not
-run (bad reference, unreadable image).`,
+Exit status: 0 the image can start (on every board given), 1 problems
+found, a board refused, or something not checked (without
+--allow-unresolved), 2 the check could not run (bad reference, unreadable
+image, unknown board).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCheck(cmd, args[0], platforms, asJSON, []image.Option{image.WithRegistry(registryAccess(insecure))})
+			o.image = append(o.image, image.WithRegistry(registryAccess(insecure)))
+			return runCheck(cmd, args[0], o)
 		},
 	}
-	cmd.Flags().StringSliceVar(&platforms, "platform", nil, "platform(s) to check, e.g. linux/arm/v7 (default: every platform of the image)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the reports as JSON")
-	cmd.Flags().BoolVar(&insecure, "insecure", false, insecureUsage)
+	f := cmd.Flags()
+	f.SetNormalizeFunc(boardsFlagNormalize)
+	f.StringSliceVar(&o.platforms, "platform", nil, "platform(s) to check, e.g. linux/arm/v7 (default: every platform of the image, or with --board what each board pulls)")
+	f.StringSliceVar(&o.boards, "board", nil, "board(s) to check for, e.g. pi0w,pi3b+/32 (also --boards; see hil boards)")
+	f.StringVar(&o.boardProfiles, "board-profiles", "", "a YAML file of board profiles to add to the table")
+	f.BoolVar(&o.allowUnresolved, "allow-unresolved", false, "exit 0 even when part of a shell-form command could not be checked statically")
+	f.BoolVar(&o.asJSON, "json", false, "print the reports as JSON")
+	f.BoolVar(&insecure, "insecure", false, insecureUsage)
 	rootCmd.AddCommand(cmd)
 }
 
-func runCheck(cmd *cobra.Command, ref string, platforms []string, asJSON bool, opts []image.Option) error {
+// checkJob is one check to run: a platform, for a board or not.
+type checkJob struct {
+	platform string
+	board    *board.Board
+	refused  string
+	note     string
+}
+
+func runCheck(cmd *cobra.Command, ref string, o checkOptions) error {
 	ctx := cmd.Context()
-	art, err := image.Open(ctx, ref, opts...)
-	if err != nil {
-		return &exitError{2, fmt.Errorf("check: opening %s: %w", ref, err)}
-	}
-	if len(platforms) == 0 {
-		for _, p := range art.Platforms() {
-			platforms = append(platforms, startup.PlatformString(p))
-		}
-		if len(platforms) == 0 {
-			return &exitError{2, fmt.Errorf("check: %s names no platform", ref)}
-		}
-	}
-	out := checkOutput{Ref: ref, Digest: art.Digest.String(), OK: true}
-	for _, p := range platforms {
-		img, err := art.Image(p)
+	var boards []board.Board
+	if len(o.boards) > 0 {
+		cat, err := boardCatalog(o.boardProfiles)
 		if err != nil {
 			return &exitError{2, fmt.Errorf("check: %w", err)}
 		}
-		dir, err := img.RootFS(ctx)
-		if err != nil {
-			return &exitError{2, fmt.Errorf("check: flattening %s for %s: %w", ref, p, err)}
+		if boards, err = cat.LookupList(o.boards...); err != nil {
+			return &exitError{2, fmt.Errorf("check: %w", err)}
 		}
-		start := time.Now()
-		rep, err := startup.Check(ctx, dir, startup.ConfigFor(p, img.Config))
-		if err != nil {
-			return &exitError{2, fmt.Errorf("check: %s for %s: %w", ref, p, err)}
+	}
+	art, err := image.Open(ctx, ref, o.image...)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("check: opening %s: %w", ref, err)}
+	}
+	jobs, err := checkJobs(art, ref, o.platforms, boards)
+	if err != nil {
+		return err
+	}
+	out := checkOutput{Ref: ref, Digest: art.Digest.String(), OK: true}
+	for _, j := range jobs {
+		res := checkResult{Platform: j.platform, Refused: j.refused, Note: j.note}
+		if j.board != nil {
+			res.Board, res.BoardModel = j.board.String(), j.board.Model
 		}
-		elapsed := time.Since(start)
-		out.OK = out.OK && rep.OK()
-		out.Results = append(out.Results, checkResult{
-			Platform: p, ManifestDigest: img.ManifestDigest.String(), RootFS: dir,
-			CheckSeconds: elapsed.Seconds(), Report: rep,
-		})
+		if j.refused == "" {
+			img, err := art.Image(j.platform)
+			if err != nil {
+				return &exitError{2, fmt.Errorf("check: %w", err)}
+			}
+			res.Platform = startup.PlatformString(img.Platform)
+			dir, err := img.RootFS(ctx)
+			if err != nil {
+				return &exitError{2, fmt.Errorf("check: flattening %s for %s: %w", ref, j.platform, err)}
+			}
+			cfg := startup.ConfigFor(res.Platform, img.Config)
+			cfg.Board = j.board
+			start := time.Now()
+			rep, err := startup.Check(ctx, dir, cfg)
+			if err != nil {
+				return &exitError{2, fmt.Errorf("check: %s for %s: %w", ref, res.name(), err)}
+			}
+			res.CheckSeconds = time.Since(start).Seconds()
+			res.ManifestDigest, res.RootFS, res.Report = img.ManifestDigest.String(), dir, rep
+		}
+		out.OK = out.OK && res.ok(o.allowUnresolved)
+		out.Results = append(out.Results, res)
 	}
 	w := cmd.OutOrStdout()
-	if asJSON {
+	if o.asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
@@ -106,21 +202,104 @@ func runCheck(cmd *cobra.Command, ref string, platforms []string, asJSON bool, o
 		return &exitError{2, err}
 	}
 	if !out.OK {
-		var failed []string
-		for _, r := range out.Results {
-			if !r.Report.OK() {
-				failed = append(failed, r.Platform)
-			}
-		}
-		return &exitError{1, errors.New("check: the image cannot start on " + strings.Join(failed, ", "))}
+		return &exitError{1, checkFailure(out, o.allowUnresolved)}
 	}
 	return nil
+}
+
+// checkJobs is what to check: each platform given (or each of the image),
+// or for each board the manifest its engine pulls.
+func checkJobs(art *image.Artifact, ref string, platforms []string, boards []board.Board) ([]checkJob, error) {
+	if len(platforms) == 0 && len(boards) == 0 {
+		for _, p := range art.Platforms() {
+			platforms = append(platforms, startup.PlatformString(p))
+		}
+		if len(platforms) == 0 {
+			return nil, &exitError{2, fmt.Errorf("check: %s names no platform", ref)}
+		}
+	}
+	if len(boards) == 0 {
+		var jobs []checkJob
+		for _, p := range platforms {
+			jobs = append(jobs, checkJob{platform: p})
+		}
+		return jobs, nil
+	}
+	var jobs []checkJob
+	for i := range boards {
+		b := &boards[i]
+		if len(platforms) > 0 {
+			for _, p := range platforms {
+				jobs = append(jobs, checkJob{platform: p, board: b, note: "--platform: the board runs this manifest as `docker run --platform " + p + "` would"})
+			}
+			continue
+		}
+		if art.Index() == nil {
+			// A single manifest is pulled whatever its platform (Docker
+			// only warns); the static check then says whether it runs.
+			p := startup.PlatformString(art.Platforms()[0])
+			note := "a single-platform image: the engine pulls it whatever it asks for"
+			if _, err := b.Pick(art.Platforms()); err != nil {
+				note += fmt.Sprintf(" (%s asks for %s; Docker warns that the platforms differ)", b, b.Platform())
+			}
+			jobs = append(jobs, checkJob{platform: p, board: b, note: note})
+			continue
+		}
+		p, err := b.Pick(art.Platforms())
+		var none *board.NoManifestError
+		switch {
+		case errors.As(err, &none):
+			jobs = append(jobs, checkJob{platform: b.Platform(), board: b, refused: err.Error()})
+		case err != nil:
+			return nil, &exitError{2, fmt.Errorf("check: %w", err)}
+		default:
+			jobs = append(jobs, checkJob{platform: startup.PlatformString(p), board: b})
+		}
+	}
+	return jobs, nil
+}
+
+func checkFailure(out checkOutput, allowUnresolved bool) error {
+	var failed, unresolved, refused []string
+	for _, r := range out.Results {
+		switch {
+		case r.Refused != "":
+			refused = append(refused, r.name())
+		case !r.Report.OK():
+			failed = append(failed, r.name())
+		case !allowUnresolved && !r.Report.Complete():
+			unresolved = append(unresolved, fmt.Sprintf("%s (%v)", r.name(), r.Report.Unresolved()))
+		}
+	}
+	var parts []string
+	if len(failed) > 0 {
+		parts = append(parts, "the image cannot start on "+strings.Join(failed, ", "))
+	}
+	if len(refused) > 0 {
+		parts = append(parts, "no manifest for "+strings.Join(refused, ", "))
+	}
+	if len(unresolved) > 0 {
+		parts = append(parts, "part of the command could not be checked statically on "+strings.Join(unresolved, ", ")+"; --allow-unresolved accepts that")
+	}
+	return errors.New("check: " + strings.Join(parts, "; "))
 }
 
 func writeCheckText(w io.Writer, out checkOutput) error {
 	fmt.Fprintf(w, "image %s\ndigest %s\n", out.Ref, out.Digest)
 	for _, r := range out.Results {
-		fmt.Fprintf(w, "\n== %s (manifest %s, checked in %s)\n", r.Platform, r.ManifestDigest, time.Duration(r.CheckSeconds*float64(time.Second)).Round(10*time.Microsecond))
+		took := time.Duration(r.CheckSeconds * float64(time.Second)).Round(10 * time.Microsecond)
+		switch {
+		case r.Board != "" && r.Refused != "":
+			fmt.Fprintf(w, "\n== board %s: REFUSED\n%s\n", r.Board, r.Refused)
+			continue
+		case r.Board != "":
+			fmt.Fprintf(w, "\n== board %s (%s) pulls %s (manifest %s, checked in %s)\n", r.Board, r.BoardModel, r.Platform, r.ManifestDigest, took)
+		default:
+			fmt.Fprintf(w, "\n== %s (manifest %s, checked in %s)\n", r.Platform, r.ManifestDigest, took)
+		}
+		if r.Note != "" {
+			fmt.Fprintf(w, "note: %s\n", r.Note)
+		}
 		if err := r.Report.Text(w); err != nil {
 			return err
 		}

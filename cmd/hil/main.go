@@ -23,7 +23,7 @@ var rootCmd = &cobra.Command{
 	Long: `hil is a hardware-in-the-loop test harness for IoT apps shipped as ARM
 container images. It pins an image by digest, checks statically that its
 entrypoint can start (ELF arch, float ABI, loader, libraries, glibc symbol
-versions), boots it on an ARM target (qemu-system-arm, qemu-user, Docker or a
+versions, shell-form commands, each board's instruction set), boots it on an ARM target (qemu-system-arm, qemu-user, Docker or a
 real board), replays pcap fixtures into the app's capture interface, asserts
 what the app does, reports, and only when everything passed promotes a tag to
 exactly the digest that was tested.`,

@@ -3,7 +3,11 @@
 // ld.so would (PATH, #! scripts, ELF machine/class/float ABI, PT_INTERP, the
 // DT_NEEDED closure through RPATH/LD_LIBRARY_PATH/RUNPATH/ld.so.cache/the
 // default dirs, and every DT_VERNEED version against the provider's
-// DT_VERDEF) without running anything from the image.
+// DT_VERDEF) without running anything from the image. A shell-form command
+// (`sh -c STRING`) is parsed with a real shell parser and every program the
+// string runs is checked the same way; what cannot be resolved statically
+// is reported as not checked. With a board, every ELF of every closure is
+// also held to the board's instruction set (.ARM.attributes, GOARM).
 package startup
 
 //go:generate bash testdata/gen.sh
@@ -19,6 +23,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/hilproject/hil/harness/board"
 )
 
 // DefaultPath is what Docker sets when the image env has no PATH.
@@ -36,6 +42,9 @@ type Config struct {
 	// Env is KEY=VALUE pairs; PATH and LD_LIBRARY_PATH are used.
 	Env        []string
 	WorkingDir string
+	// Board, when set, holds every ELF the command loads to the board's
+	// instruction set (build attributes, GOARM) and word size.
+	Board *board.Board
 }
 
 // Check resolves the command of cfg inside the flattened image at rootfs
@@ -55,12 +64,19 @@ func Check(ctx context.Context, rootfs string, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("startup check: rootfs %s is not a directory", rootfs)
 	}
 	c := &checker{
-		ctx: ctx, root: rootFS{dir: rootfs}, arch: a, cfg: cfg,
-		parsed: map[string]parsedELF{},
-		rep:    &Report{Platform: cfg.Platform, Problems: []Problem{}},
+		ctx: ctx, root: rootFS{dir: rootfs}, arch: a, cfg: cfg, board: cfg.Board,
+		parsed:  map[string]parsedELF{},
+		rep:     &Report{Platform: cfg.Platform, Problems: []Problem{}},
+		elfSeen: map[string]bool{},
+	}
+	if c.board != nil {
+		c.rep.Board = c.board.String()
 	}
 	if err := c.run(); err != nil {
 		return nil, err
+	}
+	if c.board != nil {
+		c.checkBoard()
 	}
 	// The closure walk stops early when ctx ends: never return a partial
 	// report as if it were complete.
@@ -76,15 +92,50 @@ type parsedELF struct {
 }
 
 type checker struct {
-	ctx    context.Context
-	root   rootFS
-	arch   arch
-	cfg    Config
-	rep    *Report
-	parsed map[string]parsedELF // by real in-root path
-	cache  *ldCache
+	ctx         context.Context
+	root        rootFS
+	arch        arch
+	cfg         Config
+	board       *board.Board
+	rep         *Report
+	parsed      map[string]parsedELF // by real in-root path
+	cache       *ldCache
+	cacheLoaded bool
+
+	// The program being checked: the entrypoint's, or one a shell string
+	// runs. env is the environment it starts with, cwd its working
+	// directory, and prefix goes before its problems ("sh -c runs X: ").
+	cur    *Run
 	env    map[string]string
+	cwd    string
+	prefix string
+	// cwdUnknown is set while checking what a shell runs after a cd to a
+	// directory known only at run time.
+	cwdUnknown bool
+
+	// elfs is every ELF of every closure, once, in the order met: what the
+	// board check reads.
+	elfs    []elfUse
+	elfSeen map[string]bool
 }
+
+// elfUse is one ELF a program loads and its role there.
+type elfUse struct {
+	obj    *Object
+	info   *elfInfo
+	role   elfRole
+	prefix string
+}
+
+type elfRole int
+
+const (
+	roleLibrary elfRole = iota
+	// roleProgram is the executable itself (GOARM is read from programs).
+	roleProgram
+	// roleLoader is ld.so: built with the distribution's baseline flags.
+	roleLoader
+)
 
 // node is an object in ld.so's link map while the closure is built.
 type node struct {
@@ -96,8 +147,12 @@ type node struct {
 
 func (c *checker) problem(kind Kind, neededBy, object, format string, args ...any) {
 	c.rep.Problems = append(c.rep.Problems, Problem{
-		Kind: kind, NeededBy: neededBy, Object: object, Message: fmt.Sprintf(format, args...),
+		Kind: kind, NeededBy: neededBy, Object: object, Message: c.prefix + fmt.Sprintf(format, args...),
 	})
+}
+
+func (c *checker) note(format string, args ...any) {
+	c.rep.Notes = append(c.rep.Notes, c.prefix+fmt.Sprintf(format, args...))
 }
 
 func (c *checker) run() error {
@@ -107,13 +162,38 @@ func (c *checker) run() error {
 			c.env[k] = v
 		}
 	}
+	c.cwd = "/"
+	if c.cfg.WorkingDir != "" {
+		c.cwd = path.Clean("/" + c.cfg.WorkingDir)
+	}
 	argv := append(append([]string{}, c.cfg.Entrypoint...), c.cfg.Cmd...)
 	c.rep.Command = argv
 	if len(argv) == 0 || argv[0] == "" {
 		c.problem(KindNoCommand, "", "", "the image config has neither Entrypoint nor Cmd: there is nothing to start")
 		return nil
 	}
-	prog, ok := c.findCommand(argv[0])
+	root := &Run{Command: argv}
+	c.cur = root
+	err := c.checkProgram(argv[0])
+	c.rep.Scripts, c.rep.Program, c.rep.Interpreter, c.rep.Static = root.Scripts, root.Program, root.Interpreter, root.Static
+	if err != nil {
+		return err
+	}
+	if sh, ok := shellCommand(argv); ok {
+		// Docker's shell form ["/bin/sh", "-c", "STRING"]: the shell is
+		// checked above; now what the string runs.
+		return c.checkShell(sh, 0)
+	}
+	return nil
+}
+
+// checkProgram checks one program start into c.cur: the command looked up
+// like execvp, #! scripts followed to the ELF, the ELF and its closure.
+func (c *checker) checkProgram(command string) error {
+	// The program's float ABI may pick the ABI of the platform (arm/v6);
+	// the next program picks its own.
+	defer func(a arch) { c.arch = a }(c.arch)
+	prog, ok := c.findCommand(command)
 	if !ok {
 		return nil
 	}
@@ -143,7 +223,7 @@ func (c *checker) run() error {
 			c.problem(KindNotExecutable, "", prog.Path, "%s starts with #! but names no interpreter", prog.Path)
 			return nil
 		}
-		c.rep.Scripts = append(c.rep.Scripts, Script{Path: prog.Path, Interpreter: interp, Arg: arg})
+		c.cur.Scripts = append(c.cur.Scripts, Script{Path: prog.Path, Interpreter: interp, Arg: arg})
 		r, err := c.resolveExec(interp)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -219,12 +299,8 @@ func (c *checker) findCommand(cmd string) (*Object, bool) {
 	return nil, false
 }
 
-func (c *checker) workdir() string {
-	if c.cfg.WorkingDir == "" {
-		return "/"
-	}
-	return path.Clean("/" + c.cfg.WorkingDir)
-}
+// workdir is the directory the current program starts in.
+func (c *checker) workdir() string { return c.cwd }
 
 // resolveExec resolves a path the kernel would open (interpreters are
 // relative to the working directory when not absolute).
@@ -300,18 +376,25 @@ func (c *checker) checkELF(prog *Object) {
 		return
 	}
 	prog.Arch = describe(info)
-	c.rep.Program = prog
+	c.cur.Program = prog
 	if info.Type != elf.ET_EXEC && info.Type != elf.ET_DYN {
 		c.problem(KindNotExecutable, "", prog.RealPath, "%s is an ELF %v, not an executable", prog.RealPath, info.Type)
 		return
+	}
+	if c.arch.armelOK && info.Machine == elf.EM_ARM && armFloat(info.Flags) == FloatSoft {
+		c.arch = c.arch.asArmel()
 	}
 	if ok, why := c.arch.compatible(info, info.Interp != ""); !ok {
 		c.problem(KindWrongArch, "", prog.RealPath, "%s cannot run on %s: %s", prog.RealPath, c.arch.Platform, why)
 		return
 	}
+	if c.board != nil && !c.boardRuns(prog, info) {
+		return
+	}
 	if info.Interp == "" {
-		c.rep.Static = true
-		c.rep.Notes = append(c.rep.Notes, fmt.Sprintf("%s is statically linked: it needs no loader and no libraries", prog.RealPath))
+		c.cur.Static = true
+		c.note("%s is statically linked: it needs no loader and no libraries", prog.RealPath)
+		c.useELF(prog, info, roleProgram)
 		return
 	}
 	// The kernel maps the interpreter; nothing else happens without it.
@@ -326,7 +409,7 @@ func (c *checker) checkELF(prog *Object) {
 		return
 	}
 	ld := &Object{Name: info.Interp, Path: info.Interp, RealPath: lr.Path, Links: lr.Links, Via: "PT_INTERP"}
-	c.rep.Interpreter = ld
+	c.cur.Interpreter = ld
 	if !lr.Info.Mode().IsRegular() {
 		c.problem(KindMissingLoader, prog.RealPath, info.Interp, "%s needs the loader %s but %s is not a regular file", base(prog), info.Interp, lr.Path)
 		return
@@ -400,7 +483,24 @@ func (c *checker) link(prog *Object, info *elfInfo, ld *Object, ldInfo *elfInfo)
 	}
 	for _, n := range loaded {
 		c.checkVersions(n, byName)
+		role := roleLibrary
+		switch n {
+		case mainNode:
+			role = roleProgram
+		case ldNode:
+			role = roleLoader
+		}
+		c.useELF(n.obj, n.info, role)
 	}
+}
+
+// useELF records an ELF of a closure for the board check, once.
+func (c *checker) useELF(o *Object, info *elfInfo, role elfRole) {
+	if c.board == nil || c.elfSeen[o.RealPath] {
+		return
+	}
+	c.elfSeen[o.RealPath] = true
+	c.elfs = append(c.elfs, elfUse{obj: o, info: info, role: role, prefix: c.prefix})
 }
 
 func repeatOf(name string, prev *node) *Object {
@@ -408,6 +508,10 @@ func repeatOf(name string, prev *node) *Object {
 }
 
 func (c *checker) loadCache() {
+	if c.cacheLoaded {
+		return
+	}
+	c.cacheLoaded = true
 	// Resolved inside the root first: an absolute symlink must not reach
 	// the host's own cache.
 	r, err := c.root.resolve("/etc/ld.so.cache")

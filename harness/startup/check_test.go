@@ -376,7 +376,7 @@ func TestRealGlibc(t *testing.T) {
 func TestExpandTokens(t *testing.T) {
 	root := mkroot(t, map[string]file{"/lib/arm-linux-gnueabihf/.keep": {data: ""}})
 	a, _ := parsePlatform("linux/arm/v7")
-	c := &checker{root: rootFS{dir: root}, arch: a, cfg: Config{WorkingDir: "/srv"}}
+	c := &checker{root: rootFS{dir: root}, arch: a, cfg: Config{WorkingDir: "/srv"}, cwd: "/srv"}
 	n := &node{origin: "/opt/app/bin"}
 	for in, want := range map[string]string{
 		"$ORIGIN/../lib":         "/opt/app/lib",

@@ -553,33 +553,14 @@ func (in *elfInfo) symbolForVersion(index uint16) (name string, err error) {
 	if in.Data == elf.ELFDATA2MSB {
 		bo = binary.BigEndian
 	}
-	syment := in.syment
-	if syment == 0 {
-		syment = 16
-		if in.Class == elf.ELFCLASS64 {
-			syment = 24
-		}
-	}
-	// The hash tables may undercount (DT_GNU_HASH leaves out undefined
-	// symbols, which are exactly the ones that need versions). Linkers put
-	// .dynstr right after .dynsym, so that distance is the better count.
-	n, err := in.symbolCount(bo)
-	if in.strtabAddr > in.symtab {
-		if m := (in.strtabAddr - in.symtab) / syment; m > n || err != nil {
-			n, err = m, nil
-		}
-	}
+	syms, n, syment, err := in.dynsymTable(bo)
 	if err != nil {
 		return "", err
 	}
-	if n*2 > uint64(in.size) || n*syment > uint64(in.size) {
+	if n*2 > uint64(in.size) {
 		return "", fmt.Errorf("%d symbols cannot fit in a %d-byte file", n, in.size)
 	}
 	versym, err := in.readVaddr(in.versym, n*2, uint64(in.size))
-	if err != nil {
-		return "", err
-	}
-	syms, err := in.readVaddr(in.symtab, n*syment, uint64(in.size))
 	if err != nil {
 		return "", err
 	}
@@ -596,4 +577,89 @@ func (in *elfInfo) symbolForVersion(index uint16) (name string, err error) {
 		}
 	}
 	return "", fmt.Errorf("no symbol uses version index %d", index)
+}
+
+// dynsymTable reads the dynamic symbol table: its bytes, the number of
+// entries and the entry size. in.r must be set.
+func (in *elfInfo) dynsymTable(bo binary.ByteOrder) (syms []byte, n, syment uint64, err error) {
+	syment = in.syment
+	if syment == 0 {
+		syment = 16
+		if in.Class == elf.ELFCLASS64 {
+			syment = 24
+		}
+	}
+	// The hash tables may undercount (DT_GNU_HASH leaves out undefined
+	// symbols, which are exactly the ones that need versions). Linkers put
+	// .dynstr right after .dynsym, so that distance is the better count.
+	n, err = in.symbolCount(bo)
+	if in.strtabAddr > in.symtab {
+		if m := (in.strtabAddr - in.symtab) / syment; m > n || err != nil {
+			n, err = m, nil
+		}
+	}
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if n*syment > uint64(in.size) {
+		return nil, 0, 0, fmt.Errorf("%d symbols cannot fit in a %d-byte file", n, in.size)
+	}
+	syms, err = in.readVaddr(in.symtab, n*syment, uint64(in.size))
+	return syms, n, syment, err
+}
+
+// runtimeDispatch says whether the object picks instructions at run time
+// by the CPU it finds: it imports getauxval (how libraries read AT_HWCAP,
+// e.g. libgcrypt, OpenSSL) or defines GNU indirect functions (glibc's
+// memcpy variants). It returns the evidence, or "".
+func (in *elfInfo) runtimeDispatch() (evidence string, err error) {
+	if !in.hasSymtab {
+		return "", nil
+	}
+	if in.r == nil {
+		f, err := os.Open(in.hostPath)
+		if err != nil {
+			return "", err
+		}
+		defer func() { f.Close(); in.r = nil }()
+		in.r = f
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			evidence, err = "", fmt.Errorf("damaged symbol table (%v)", p)
+		}
+	}()
+	bo := binary.ByteOrder(binary.LittleEndian)
+	if in.Data == elf.ELFDATA2MSB {
+		bo = binary.BigEndian
+	}
+	syms, n, syment, err := in.dynsymTable(bo)
+	if err != nil {
+		return "", err
+	}
+	ifuncs := 0
+	for i := uint64(1); i < n; i++ {
+		e := syms[i*syment:]
+		var info byte
+		var shndx uint16
+		if in.Class == elf.ELFCLASS64 {
+			info, shndx = e[4], bo.Uint16(e[6:])
+		} else {
+			info, shndx = e[12], bo.Uint16(e[14:])
+		}
+		if elf.SymType(info&0xf) == elf.STT_GNU_IFUNC && shndx != uint16(elf.SHN_UNDEF) {
+			ifuncs++
+			continue
+		}
+		if shndx == uint16(elf.SHN_UNDEF) {
+			name, err := in.str(uint64(bo.Uint32(e)))
+			if err == nil && (name == "getauxval" || name == "__getauxval") {
+				return "it reads the CPU's features at run time (imports " + name + ")", nil
+			}
+		}
+	}
+	if ifuncs > 0 {
+		return fmt.Sprintf("it picks code by the CPU at run time (%d GNU indirect functions)", ifuncs), nil
+	}
+	return "", nil
 }

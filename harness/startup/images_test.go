@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/startup"
 	"github.com/hilproject/hil/internal/testenv"
+	"github.com/hilproject/hil/internal/testimage"
 )
 
 // sampleRootFS opens a built sample image (make images) and flattens one
@@ -123,6 +125,143 @@ func TestBrokenVariants(t *testing.T) {
 	})
 }
 
+// The sample's armv7 image on boards: Debian's armhf binaries carry build
+// attributes (ARMv7, Thumb-2, VFPv3-D16; libc.so.6 VFPv3 + NEON), the Go
+// program says GOARM=7. A Pi Zero W is refused naming the library and the
+// board; a Pi 2 and a Pi 3 take it.
+func TestSampleImageOnBoards(t *testing.T) {
+	dir, cfg := sampleRootFS(t, "pcapwatch", "linux/arm/v7")
+	check := func(name string) *startup.Report {
+		t.Helper()
+		b, err := board.Builtin().Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Board = &b
+		r, err := startup.Check(context.Background(), dir, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s strings.Builder
+		r.Text(&s)
+		t.Logf("%s:\n%s", name, s.String())
+		return r
+	}
+
+	r := check("pi0w")
+	var libc, goarm *startup.Problem
+	for i, p := range r.Problems {
+		if p.Kind != startup.KindISA {
+			t.Errorf("unexpected %s problem: %s", p.Kind, p.Message)
+		}
+		switch {
+		case strings.HasPrefix(p.Message, "libc.so.6 needs "):
+			libc = &r.Problems[i]
+		case strings.Contains(p.Message, "GOARM=7"):
+			goarm = &r.Problems[i]
+		}
+	}
+	want := "libc.so.6 needs ARMv7 (Thumb-2, VFPv3, NEON); a pi0w (Raspberry Pi Zero W) has ARMv6 (ARM1176JZF-S, VFPv2): the board kills it with SIGILL"
+	if libc == nil || libc.Message != want {
+		t.Errorf("libc problem %+v, want %q", libc, want)
+	}
+	if goarm == nil || !strings.Contains(goarm.Message, "pcapwatch is a Go program built with GOARM=7") {
+		t.Errorf("GOARM problem %+v", goarm)
+	}
+	if r.Interpreter == nil || r.Interpreter.ISA != "ARMv7 (Thumb-2, VFPv3-D16)" {
+		t.Errorf("the loader's build attributes: %+v", r.Interpreter)
+	}
+	if r.Program == nil || !strings.HasSuffix(r.Program.ISA, "GOARM=7") {
+		t.Errorf("the program's ISA: %+v", r.Program)
+	}
+	for _, name := range []string{"pi2", "pi3b+", "pi3b+/32", "pi4/64", "pi5"} {
+		if r := check(name); !r.OK() {
+			t.Errorf("%s refuses the sample image: %v", name, r.Problems)
+		}
+	}
+}
+
+// BenchmarkCheckBoard is BenchmarkCheck holding every ELF to a Pi 3's ISA
+// (build attributes of each file, the Go build info of the program).
+func BenchmarkCheckBoard(b *testing.B) {
+	dir, cfg := sampleRootFS(b, "pcapwatch", "linux/arm/v7")
+	pi3, err := board.Builtin().Lookup("pi3b+")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Board = &pi3
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r, err := startup.Check(ctx, dir, cfg)
+		if err != nil || !r.OK() {
+			b.Fatalf("check: %v %v", err, r)
+		}
+	}
+}
+
+// Issue 12, repro 4, against the real loader: the shell-form image whose
+// program lacks libgcc_s.so.1. The check names the library and the
+// program; the image's own ld.so agrees that it is missing.
+func TestShellFormMatchesRealLoader(t *testing.T) {
+	layout := testimage.ShellImage(t, testimage.Spec{Entrypoint: []string{"/bin/sh", "-c", testimage.Program}})
+	ctx := context.Background()
+	art, err := image.Open(ctx, "oci:"+layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := art.Image("linux/arm/v7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := img.RootFS(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := startup.Check(ctx, dir, startup.ConfigFor("linux/arm/v7", img.Config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := onlyProblem(t, r, startup.KindMissingLibrary, `^sh -c runs /opt/program: program needs libgcc_s\.so\.1 but the image does not have it`)
+	if p.NeededBy != testimage.Program || p.Object != "libgcc_s.so.1" {
+		t.Errorf("problem %+v", p)
+	}
+	if r.Program == nil || r.Program.RealPath != "/bin/dash" || r.Program.Missing {
+		t.Errorf("the shell itself: %+v", r.Program)
+	}
+	libs, stderr := realLoaderListOf(t, dir, "opt/program")
+	if _, found := libs["libgcc_s.so.1"]; found || !strings.Contains(stderr, "libgcc_s.so.1: cannot open shared object file") {
+		t.Errorf("ld.so --list: %v %s", libs, stderr)
+	}
+}
+
+// BenchmarkCheckShellForm times the check of `/bin/sh -c /opt/program`
+// on the sample's layers (dash, then the program the string runs).
+func BenchmarkCheckShellForm(b *testing.B) {
+	layout := testimage.ShellImage(b, testimage.Spec{Entrypoint: []string{"/bin/sh", "-c", "cd /opt && exec ./program"}, KeepLibgccS: true})
+	ctx := context.Background()
+	art, err := image.Open(ctx, "oci:"+layout)
+	if err != nil {
+		b.Fatal(err)
+	}
+	img, err := art.Image("linux/arm/v7")
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir, err := img.RootFS(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := startup.ConfigFor("linux/arm/v7", img.Config)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r, err := startup.Check(ctx, dir, cfg)
+		if err != nil || !r.OK() || !r.Complete() {
+			b.Fatalf("check: %v %v", err, r)
+		}
+	}
+}
+
 // BenchmarkCheck times the check on the sample image's arm/v7 rootfs (the
 // rootfs is flattened once, outside the timing).
 func BenchmarkCheck(b *testing.B) {
@@ -140,12 +279,16 @@ func BenchmarkCheck(b *testing.B) {
 // realLoaderList runs the image's own ld.so with --list under qemu-user on
 // the rootfs: the dynamic equivalent of the check.
 func realLoaderList(t *testing.T, rootfs string) (map[string]string, string) {
+	return realLoaderListOf(t, rootfs, "opt/pcapwatch")
+}
+
+func realLoaderListOf(t *testing.T, rootfs, program string) (map[string]string, string) {
 	t.Helper()
 	testenv.RequireCommand(t, "/usr/bin/qemu-arm-static", "qemu-user-static")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/usr/bin/qemu-arm-static", "-L", rootfs,
-		filepath.Join(rootfs, "lib/ld-linux-armhf.so.3"), "--list", filepath.Join(rootfs, "opt/pcapwatch"))
+		filepath.Join(rootfs, "lib/ld-linux-armhf.so.3"), "--list", filepath.Join(rootfs, program))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	_ = cmd.Run() // exits non-zero when something is missing; stderr says what

@@ -29,6 +29,11 @@ type arch struct {
 	atPlatform string
 	lib64      bool
 	bigEndian  bool
+	// armelOK is linux/arm/v6: both Debian's armel (soft-float EABI5,
+	// loader /lib/ld-linux.so.3, built for ARMv5TE) and armhf built for
+	// ARMv6 (Raspbian) are that platform; the program's own float ABI
+	// decides which one ld.so is.
+	armelOK bool
 }
 
 // ld.so.cache flag values from glibc's sysdeps/generic/ldconfig.h.
@@ -67,10 +72,10 @@ func parsePlatform(p string) (arch, error) {
 		switch variant {
 		case "", "v7":
 		case "v6":
-			a.atPlatform = "v6l"
+			a.atPlatform, a.armelOK = "v6l", true
 		case "v5":
-			// Debian armel: soft-float, no arch bits in ld.so.cache.
-			a.Float, a.Triplet, a.cacheFlags, a.atPlatform = FloatSoft, "arm-linux-gnueabi", flagELFLibc6, "v5l"
+			a = a.asArmel()
+			a.atPlatform = "v5l"
 		default:
 			return arch{}, fmt.Errorf("platform %q: unknown arm variant %q (want v5, v6 or v7)", p, variant)
 		}
@@ -89,6 +94,13 @@ func parsePlatform(p string) (arch, error) {
 			cacheFlags: flagELFLibc6 | flagS390Lib64, atPlatform: "z13", lib64: true, bigEndian: true}, nil
 	}
 	return arch{}, fmt.Errorf("platform %q: architecture %q is not supported (amd64, arm64, arm, 386, riscv64, ppc64le, s390x are)", p, parts[1])
+}
+
+// asArmel is the ABI of Debian armel: soft-float, the arm-linux-gnueabi
+// multiarch dirs, no arch bits in ld.so.cache.
+func (a arch) asArmel() arch {
+	a.Float, a.Triplet, a.cacheFlags, a.armelOK = FloatSoft, "arm-linux-gnueabi", flagELFLibc6, false
+	return a
 }
 
 // describe names an ELF's architecture the way a person would say it.

@@ -29,6 +29,9 @@ const (
 	KindMissingVersion Kind = "missing-version"
 	// KindBadELF: a file ld.so or the kernel would read is damaged.
 	KindBadELF Kind = "bad-elf"
+	// KindISA: code the board's CPU cannot execute (its build attributes
+	// or GOARM ask for more than the board's instruction set).
+	KindISA Kind = "isa"
 )
 
 // Problem is one reason the program would not start.
@@ -39,6 +42,9 @@ type Problem struct {
 	NeededBy string `json:"neededBy,omitempty"`
 	// Object is what is missing or wrong: a library name, a path, a version.
 	Object string `json:"object,omitempty"`
+	// Objects lists every file a problem is about when there are several
+	// (an ISA problem shared by many libraries), in-image real paths.
+	Objects []string `json:"objects,omitempty"`
 }
 
 func (p Problem) String() string { return fmt.Sprintf("%s: %s", p.Kind, p.Message) }
@@ -70,6 +76,51 @@ type Object struct {
 	Repeat bool `json:"repeat,omitempty"`
 	// Missing marks a library that was not found (or none fit).
 	Missing bool `json:"missing,omitempty"`
+	// ISA is what its build attributes (and GOARM for a Go program) say it
+	// needs, when the check had a board: "ARMv7 (Thumb-2, VFPv3-D16)".
+	ISA string `json:"isa,omitempty"`
+}
+
+// Run is one program start the check followed: the entrypoint's own, or
+// one that a shell string runs.
+type Run struct {
+	// Command is the argv as the shell would run it (words expanded).
+	Command []string `json:"command"`
+	// Pos is where the command is in the shell string (line:col).
+	Pos         string   `json:"pos,omitempty"`
+	Scripts     []Script `json:"scripts,omitempty"`
+	Program     *Object  `json:"program,omitempty"`
+	Interpreter *Object  `json:"interpreter,omitempty"`
+	Static      bool     `json:"static,omitempty"`
+}
+
+// ShellScript is a `sh -c STRING` command resolved statically.
+type ShellScript struct {
+	// Shell is the shell's argv[0]; Script the string it runs.
+	Shell  string `json:"shell"`
+	Script string `json:"script"`
+	// Runs are the programs the string runs, in order, each checked like
+	// an entrypoint (nested `sh -c` strings included).
+	Runs []*Run `json:"runs"`
+}
+
+// NotChecked is something a shell string runs that cannot be known without
+// running it: a command word from a variable, a command substitution, a
+// branch, a function, eval.
+type NotChecked struct {
+	// What is the text in the string ("$APP", "if …").
+	What string `json:"what"`
+	// Pos is line:col in the string.
+	Pos    string `json:"pos,omitempty"`
+	Reason string `json:"reason"`
+}
+
+func (n NotChecked) String() string {
+	at := ""
+	if n.Pos != "" {
+		at = " (" + n.Pos + ")"
+	}
+	return fmt.Sprintf("%s%s: %s", n.What, at, n.Reason)
 }
 
 // Report is the result of a startup check.
@@ -84,14 +135,39 @@ type Report struct {
 	// Interpreter is the dynamic loader (PT_INTERP); nil for static ELFs.
 	Interpreter *Object `json:"interpreter,omitempty"`
 	Static      bool    `json:"static"`
+	// Shell is set for a shell-form command (`sh -c STRING`).
+	Shell *ShellScript `json:"shell,omitempty"`
+	// NotChecked lists what the check could not resolve statically. The
+	// check is complete only when it is empty.
+	NotChecked []NotChecked `json:"notChecked,omitempty"`
+	// Board is the board whose instruction set every ELF was held to.
+	Board string `json:"board,omitempty"`
 	// LDCache says which ld.so.cache was used ("" when the image has none).
 	LDCache  string    `json:"ldCache,omitempty"`
 	Problems []Problem `json:"problems"`
 	Notes    []string  `json:"notes,omitempty"`
 }
 
-// OK reports whether nothing would stop the program from starting.
+// OK reports whether nothing the check saw would stop the program from
+// starting. It says nothing about what was not checked: see Complete.
 func (r *Report) OK() bool { return len(r.Problems) == 0 }
+
+// Complete reports whether everything the command runs was resolved
+// statically (no NotChecked entries).
+func (r *Report) Complete() bool { return len(r.NotChecked) == 0 }
+
+// Unresolved returns nil when Complete, else an error saying what was not
+// checked and why.
+func (r *Report) Unresolved() error {
+	if r.Complete() {
+		return nil
+	}
+	s := make([]string, len(r.NotChecked))
+	for i, n := range r.NotChecked {
+		s[i] = n.String()
+	}
+	return fmt.Errorf("not checked: %s", strings.Join(s, "; "))
+}
 
 // Err returns nil when OK, else an error listing the problems.
 func (r *Report) Err() error {
@@ -128,15 +204,45 @@ func (r *Report) Text(w io.Writer) error {
 		fmt.Fprintf(&b, "program: ")
 		writeObject(&b, r.Program, "", true, true)
 	}
+	if r.Shell != nil {
+		fmt.Fprintf(&b, "%s -c runs %d program(s):\n", r.Shell.Shell, len(r.Shell.Runs))
+		for _, run := range r.Shell.Runs {
+			at := ""
+			if run.Pos != "" {
+				at = " (at " + run.Pos + ")"
+			}
+			fmt.Fprintf(&b, "  %s%s\n", strings.Join(run.Command, " "), at)
+			for _, s := range run.Scripts {
+				fmt.Fprintf(&b, "    script %s runs %s\n", s.Path, strings.TrimSpace(s.Interpreter+" "+s.Arg))
+			}
+			if run.Interpreter != nil {
+				fmt.Fprintf(&b, "    loader: ")
+				writeObject(&b, run.Interpreter, "    ", true, true)
+			}
+			if run.Program != nil {
+				fmt.Fprintf(&b, "    program: ")
+				writeObject(&b, run.Program, "    ", true, true)
+			}
+		}
+	}
+	if r.Board != "" {
+		fmt.Fprintf(&b, "board: every ELF above held to %s's instruction set\n", r.Board)
+	}
 	if r.LDCache != "" {
 		fmt.Fprintf(&b, "ld.so.cache: %s\n", r.LDCache)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
-	if r.OK() {
+	for _, n := range r.NotChecked {
+		fmt.Fprintf(&b, "not checked: %s\n", n)
+	}
+	switch {
+	case r.OK() && r.Complete():
 		fmt.Fprintf(&b, "OK: the program can start\n")
-	} else {
+	case r.OK():
+		fmt.Fprintf(&b, "UNRESOLVED: no problem in what was checked, but %d thing(s) the command runs could not be checked statically (above)\n", len(r.NotChecked))
+	default:
 		fmt.Fprintf(&b, "%d problem(s):\n", len(r.Problems))
 		for _, p := range r.Problems {
 			fmt.Fprintf(&b, "  - [%s] %s\n", p.Kind, p.Message)
@@ -162,6 +268,9 @@ func writeObject(b *strings.Builder, o *Object, indent string, root, last bool) 
 	var tags []string
 	if o.Arch != "" && root {
 		tags = append(tags, o.Arch)
+	}
+	if o.ISA != "" && !o.Repeat {
+		tags = append(tags, "needs "+o.ISA)
 	}
 	if o.Via != "" && !root && !o.Repeat {
 		tags = append(tags, "via "+o.Via)

@@ -2,7 +2,9 @@
 // startup check (harness/startup) on every required platform of the pinned
 // digest, without booting anything. It catches a missing loader or library,
 // a too-old glibc and the wrong architecture; it cannot catch an app that
-// starts and then misbehaves (that needs the scenario runner).
+// starts and then misbehaves (that needs the scenario runner). A shell-form
+// command whose programs cannot all be resolved statically is unsupported,
+// never a pass: the static check did not see everything that runs.
 package staticgate
 
 import (
@@ -84,6 +86,11 @@ func checkOne(ctx context.Context, art *image.Artifact, platform string) promote
 			msgs = append(msgs, p.Message)
 		}
 		o.Verdict, o.Reason = promote.Fail, strings.Join(msgs, "; ")
+		return o
+	}
+	if err := rep.Unresolved(); err != nil {
+		o.Verdict = promote.Unsupported
+		o.Reason = fmt.Sprintf("the static check cannot vouch for this image: %v; a target that runs it (system, user, container, device) can", err)
 		return o
 	}
 	o.Verdict = promote.Pass

@@ -14,6 +14,7 @@ import (
 	"github.com/hilproject/hil/harness/promote/staticgate"
 	"github.com/hilproject/hil/harness/registry"
 	"github.com/hilproject/hil/internal/testenv"
+	"github.com/hilproject/hil/internal/testimage"
 )
 
 // The sample images through the gate with the static check: the good one is
@@ -125,5 +126,50 @@ func TestChecksThePinnedDigestNotTheTag(t *testing.T) {
 		if o.Verdict != promote.Pass {
 			t.Errorf("the check saw the image pushed after pinning: %s", o)
 		}
+	}
+}
+
+// A shell-form entrypoint: what the string runs is checked (its missing
+// library refuses the gate), and what cannot be resolved statically is
+// unsupported, never a pass; latest stays where it was.
+func TestShellFormThroughTheStaticGate(t *testing.T) {
+	reg := testenv.Registry(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r := registry.New()
+	cand, err := name.ParseReference(reg.Host + "/shellform:candidate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := func(layout string) *promote.Decision {
+		t.Helper()
+		if _, err := promote.PushLayout(ctx, r, layout, cand); err != nil {
+			t.Fatal(err)
+		}
+		d, err := promote.Gate(ctx, cand.String(), "latest", staticgate.Test(), promote.WithRegistry(r))
+		if err != nil {
+			t.Fatalf("Gate: %v", err)
+		}
+		return d
+	}
+
+	good := gate(testimage.ShellImage(t, testimage.Spec{Entrypoint: []string{"/bin/sh", "-c", testimage.Program}, KeepLibgccS: true}))
+	if !good.Promoted {
+		t.Fatalf("the shell-form image with its library: %+v", good)
+	}
+	d := gate(testimage.ShellImage(t, testimage.Spec{Entrypoint: []string{"/bin/sh", "-c", testimage.Program}}))
+	if d.Promoted || !strings.Contains(d.Reason, "libgcc_s.so.1") || !strings.Contains(d.Reason, "/opt/program") {
+		t.Errorf("missing library: %+v", d)
+	}
+	d = gate(testimage.ShellImage(t, testimage.Spec{Entrypoint: []string{"/bin/sh", "-c", "exec $APP"}, KeepLibgccS: true}))
+	if d.Promoted || len(d.Result.Outcomes) != 1 || d.Result.Outcomes[0].Verdict != promote.Unsupported || !strings.Contains(d.Reason, "not checked: $APP") {
+		t.Errorf("unresolved: %+v", d)
+	}
+	head, err := remote.Head(mustTag(t, reg.Host+"/shellform:latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head.Digest.String() != good.Tested[strings.LastIndex(good.Tested, "@")+1:] {
+		t.Errorf("latest moved to %s, want the first promotion %s", head.Digest, good.Tested)
 	}
 }

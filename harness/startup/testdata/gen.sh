@@ -27,3 +27,17 @@ $CC $APP -o $out/app-runpath $src/app_foo.c $out/libfoo-v2.so -Wl,--enable-new-d
 $CC $APP -o $out/app-bar $src/app_bar.c $out/libbar-armhf.so
 $CC $APP -o $out/app-rpath $src/app_bar.c $out/libbar-armhf.so -Wl,--disable-new-dtags -Wl,-rpath,/opt/bar/lib
 $CC -nostdlib -static -O2 -Wl,--build-id=none -s -o $out/app-static $src/app_static.c
+
+# ISA variants for the board check: ARMv6 (a Pi Zero's ARM1176), ARMv8
+# AArch32 (runs on a Pi 3, not on a Pi 2), and armel (ARMv5TE soft-float,
+# Debian's linux/arm/v5 ABI, with its own loader /lib/ld-linux.so.3).
+STATIC="-nostdlib -static -O2 -Wl,--build-id=none -s"
+$CC -march=armv6kz+fp -mfpu=vfp -marm -mfloat-abi=hard $STATIC -o $out/app-armv6 $src/app_static.c
+$CC -march=armv8-a+crc -mfpu=neon-fp-armv8 -mfloat-abi=hard $STATIC -o $out/app-armv8 $src/app_static.c
+$CC -march=armv5te -marm -mfloat-abi=soft $SO -Wl,-soname,ld-linux.so.3 -o $out/ld-armel-stub.so $src/ld_stub.c
+$CC -march=armv5te -marm -mfloat-abi=soft -nostdlib -O2 -Wl,--build-id=none -s -Wl,--hash-style=gnu \
+	-Wl,-dynamic-linker,/lib/ld-linux.so.3 -o $out/app-armel $src/app_static.c
+# libbar.so.2 built for ARMv8 AArch32, once plain and once reading AT_HWCAP
+# (runtime CPU dispatch, the way Debian's libgcrypt carries ARMv8 code).
+$CC -march=armv8-a -mfpu=neon-fp-armv8 $SO -Wl,-soname,libbar.so.2 -o $out/libbar-armv8.so $src/libbar.c
+$CC -march=armv8-a -mfpu=neon-fp-armv8 $SO -Wl,-soname,libbar.so.2 -o $out/libbar-armv8-dispatch.so $src/libbar_dispatch.c

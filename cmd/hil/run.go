@@ -136,7 +136,7 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 	fmt.Fprintf(out, "%d case(s) in %s: %d pass, %d fail, %d unsupported, %d infra-error\n",
 		sum.Total, time.Since(start).Round(10*time.Millisecond), sum.Pass, sum.Fail, sum.Unsupported, sum.InfraError)
 	if o.reportDir != "" {
-		rep := report.New(results, report.WithVersion(version))
+		rep := report.New(results, report.WithVersion(hilVersion()))
 		paths, err := rep.WriteDir(o.reportDir)
 		if err != nil {
 			return &exitError{2, err}

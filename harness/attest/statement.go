@@ -85,7 +85,7 @@ type Run struct {
 	// URL is the CI run that tested (RunURLFromEnv, or given).
 	URL string
 	// Tool describes the tester (hil, its version and binary digest); it
-	// leads the configuration.
+	// leads the configuration. Without it: "hil" at the decision's version.
 	Tool *promote.Resource
 }
 
@@ -214,10 +214,16 @@ func uniq(s []string) []string {
 // any replayed fixture the runner did not list, each once, in a stable
 // order.
 func configuration(d *promote.Decision, run Run) ([]*intoto.ResourceDescriptor, error) {
-	var rs []promote.Resource
+	// The tester leads; without a description of its own it is hil's
+	// gate at the decision's version.
+	tool := promote.Resource{Name: "hil", Kind: "hil", Annotations: map[string]string{"version": d.Version}}
 	if run.Tool != nil {
-		rs = append(rs, *run.Tool)
+		tool = *run.Tool
 	}
+	if tool.Annotations["version"] == "" && d.Version == "" {
+		delete(tool.Annotations, "version")
+	}
+	rs := []promote.Resource{tool}
 	rest := append([]promote.Resource(nil), d.Result.Configuration...)
 	listed := map[string]bool{}
 	for _, r := range rest {

@@ -265,6 +265,9 @@ func Find(ctx context.Context, reg *promote.Registry, ref string) (name.Digest, 
 		}
 		at := subject.Context().Digest(md.Digest.String())
 		rd, err := remote.Get(at, reg.Remote(ctx)...)
+		if isNotFound(err) {
+			continue // deleted since the referrers tag schema listed it
+		}
 		if err != nil {
 			return subject, *desc, nil, fmt.Errorf("fetching attestation %s: %w", at, err)
 		}

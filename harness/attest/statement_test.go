@@ -145,8 +145,10 @@ func TestParseTestResultRejects(t *testing.T) {
 		"a lower-case result": func(s string) string { return strings.Replace(s, `"PASSED"`, `"pass"`, 1) },
 		"an unknown field":    func(s string) string { return strings.Replace(s, `"result":`, `"verdict":"ok", "result":`, 1) },
 		"no configuration":    func(s string) string { return strings.Replace(s, `"configuration":`, `"ignored":`, 1) },
-		"no subject digest":   func(s string) string { return strings.Replace(s, `"digest":{"sha256":"`+strings.Repeat("12", 32)+`"}`, `"digest":{}`, 1) },
-		"a short digest":      func(s string) string { return strings.Replace(s, strings.Repeat("12", 32), "1212", 1) },
+		"no subject digest": func(s string) string {
+			return strings.Replace(s, `"digest":{"sha256":"`+strings.Repeat("12", 32)+`"}`, `"digest":{}`, 1)
+		},
+		"a short digest": func(s string) string { return strings.Replace(s, strings.Repeat("12", 32), "1212", 1) },
 	} {
 		edited := edit(strings.ReplaceAll(string(raw), ", ", ","))
 		if edited == strings.ReplaceAll(string(raw), ", ", ",") {

@@ -119,6 +119,18 @@ func TestCosignAcceptsGateAttestation(t *testing.T) {
 			if out, code := verify(pub, badRef); code != 0 {
 				t.Fatalf("cosign rejects the genuine FAILED attestation (it should accept the signature; the policy judges the result): exit %d\n%s", code, out)
 			}
+			// The example policy (examples/policy/hil-pass.rego, the rule of
+			// the ClusterImagePolicy) admits the pass and refuses the FAIL.
+			rego := filepath.Join(testenv.RepoRoot(t), "examples", "policy", "hil-pass.rego")
+			policy := func(ref string) (string, int) {
+				return run(nil, "verify-attestation", "--key", pub, "--type", TestResultPredicateType, "--insecure-ignore-tlog=true", "--policy", rego, ref)
+			}
+			if out, code := policy(img); code != 0 {
+				t.Errorf("cosign with hil-pass.rego refused the passing digest: exit %d\n%s", code, out)
+			}
+			if out, code := policy(badRef); code == 0 || !strings.Contains(out, "policy") {
+				t.Errorf("cosign with hil-pass.rego admitted the FAILED digest: exit %d\n%s", code, out)
+			}
 			rewriteAttestations(t, host, badRef)
 			if out, code := verify(pub, badRef); code == 0 {
 				t.Errorf("cosign accepted a tampered payload:\n%s", out)

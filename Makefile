@@ -9,8 +9,10 @@ HIL_CACHE  ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/hil
 BUILD      := $(CURDIR)/build
 IMAGES     := $(BUILD)/images
 HIL        := $(BUILD)/hil
-# The version hil reports and records in its attestations.
-VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# The commit hil stamps into its version (cmd/hil/version.go's baseVersion
+# plus +g<commit>, ".dirty" with uncommitted changes), which reports and
+# attestations record.
+COMMIT     ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo .dirty)
 export HIL_CACHE
 
 .PHONY: all deps hil images kernel demo test vet bench fmt clean
@@ -21,7 +23,7 @@ deps:
 	@scripts/install-deps.sh
 
 hil:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(HIL) ./cmd/hil
+	$(GO) build -ldflags "-X main.commit=$(COMMIT)" -o $(HIL) ./cmd/hil
 
 # The sample app and its images (good and broken variants), built without
 # Docker; a rebuild with nothing changed does nothing.

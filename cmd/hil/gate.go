@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hilproject/hil/harness"
+	"github.com/hilproject/hil/harness/attest"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/promote/staticgate"
@@ -38,6 +40,8 @@ type gateFlags struct {
 	insecure  bool
 	asJSON    bool
 	noAttest  bool
+	signKey   string
+	runURL    string
 	devices   string
 	// shard, when set, tests only this part of the cases and decides
 	// nothing (--shard, --timings); results, when set, decides from a
@@ -61,9 +65,16 @@ it, runs the static startup check and every scenario of --scenarios on
 --target for each required platform (infra-errors are retried --retries
 times), and only when everything passed re-resolves --image (refusing if it
 moved meanwhile) and points --promote at the tested digest, pushing the
-manifest or index as-is so the digest and every platform go along. The test
-result is attached to the digest as an in-toto OCI referrer (see "hil attest
-show").
+manifest or index as-is so the digest and every platform go along.
+
+The result is attached to the tested digest as in-toto statements (the
+standard test-result predicate https://in-toto.io/attestation/test-result/v0.1
+and hil's detail predicate) in DSSE envelopes, signed with --sign-key (a
+cosign key pair file, password in COSIGN_PASSWORD, or a PKCS#8 PEM key),
+stored as an OCI referrer and at cosign's tag sha256-<hex>.att, where
+cosign verify-attestation, Kyverno and policy-controller find them. Without
+--sign-key the attestation is stored unsigned and no verifier accepts it.
+See "hil attest".
 
 --promote is a tag name in the image's repository (latest) or a full
 reference (host/repo:tag). Credentials come from the Docker config and its
@@ -103,6 +114,8 @@ The candidate tag is checked again before the write, as always.`,
 	fl.StringVar(&f.shardText, "shard", "", "test only part i of n of the cases (i/n) and promote nothing; decide later with --results over the merged reports")
 	fl.StringVar(&f.timingFile, "timings", "", "with --shard: balance the shards by the case durations in this results.json (or report directory) of an earlier run")
 	fl.StringVar(&f.results, "results", "", "decide from this merged report directory (hil report merge) instead of running the scenarios")
+	fl.StringVar(&f.signKey, "sign-key", "", "private key that signs the attestation: a cosign key pair file (password in $COSIGN_PASSWORD) or a PKCS#8 PEM key; KMS URIs are not supported. Without it the attestation is UNSIGNED")
+	fl.StringVar(&f.runURL, "run-url", "", "URL of the CI run, recorded in the attestation (default: the GitHub Actions run from $GITHUB_SERVER_URL/$GITHUB_REPOSITORY/$GITHUB_RUN_ID)")
 	_ = cmd.MarkFlagRequired("image")
 	rootCmd.AddCommand(cmd)
 }
@@ -140,6 +153,12 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 		return &exitError{2, err}
 	}
 	f.progress = cmd.ErrOrStderr()
+	// The key is input: a missing or unreadable one stops the gate before
+	// anything is pinned, tested or written.
+	attester, err := gateAttester(f)
+	if err != nil {
+		return &exitError{2, err}
+	}
 	var test promote.TestFunc
 	if f.results != "" {
 		test, err = resultsTester(f)
@@ -168,8 +187,11 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 	if f.dryRun {
 		opts = append(opts, promote.WithDryRun())
 	}
-	if f.noAttest {
-		opts = append(opts, promote.WithoutAttestation())
+	if attester != nil {
+		opts = append(opts, promote.WithAttester(attester))
+		if !attester.Signed() && !f.dryRun {
+			fmt.Fprintln(cmd.ErrOrStderr(), "hil gate: WARNING: no --sign-key: the attestation will be stored UNSIGNED; cosign, policy engines and \"hil attest verify\" will not accept it")
+		}
 	}
 	d, gerr := promote.Gate(cmd.Context(), f.image, f.tag, test, opts...)
 	if d != nil {
@@ -303,7 +325,39 @@ func orNone(s string) string {
 	return s
 }
 
-func hilVersion() string { return version }
+// gateAttester is the attester the flags ask for: nil with --no-attest,
+// else one that signs with --sign-key (or stores unsigned without it).
+func gateAttester(f *gateFlags) (*attest.Attester, error) {
+	if f.noAttest {
+		if f.signKey != "" {
+			return nil, errors.New("--sign-key and --no-attest contradict each other: drop one")
+		}
+		return nil, nil
+	}
+	runURL := f.runURL
+	if runURL != "" {
+		u, err := url.Parse(runURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("--run-url %q: want an http(s) URL of the CI run", runURL)
+		}
+	} else {
+		runURL = attest.RunURLFromEnv()
+	}
+	tool, err := attest.ExecutableResource("hil", hilVersion())
+	if err != nil {
+		// The version still names the tester; only the digest is missing.
+		tool = promote.Resource{Name: "hil", Kind: "hil", Annotations: map[string]string{"version": hilVersion()}}
+	}
+	opts := []attest.Option{attest.WithRunURL(runURL), attest.WithTool(tool)}
+	if f.signKey != "" {
+		s, err := attest.LoadSigner(f.signKey, attest.PasswordFromEnv)
+		if err != nil {
+			return nil, fmt.Errorf("--sign-key: %w", err)
+		}
+		opts = append(opts, attest.WithSigner(s))
+	}
+	return attest.NewAttester(opts...), nil
+}
 
 // gateTester builds the test the gate runs on the pinned digest (a variable
 // so that the CLI's tests can gate with a test of their own).
@@ -356,22 +410,24 @@ func scenarioTester(f *gateFlags) (promote.TestFunc, error) {
 		res.Finished = time.Now()
 		res.Targets = runner.Targets()
 		res.Fixtures = map[string]string{}
+		roots := gateRoots(f)
 		for _, r := range results {
 			res.Outcomes = append(res.Outcomes, promote.Outcome{
-				Platform: r.Platform, Target: r.Target, Scenario: r.Scenario,
-				Verdict: promote.Verdict(r.Verdict), Reason: r.Reason, Attempts: r.Attempts,
+				Platform: r.Platform, Target: r.Target, Board: boardOf(r.Target), Scenario: r.Scenario,
+				Verdict: promote.Verdict(r.Verdict), Reason: attest.ScrubString(r.Reason, roots), Attempts: r.Attempts,
 			})
 			for k, v := range r.Fixtures {
-				res.Fixtures[k] = v
+				res.Fixtures[attest.ScrubString(k, roots)] = v
 			}
 		}
+		res.Configuration = attest.RunConfiguration(f.scenarios, scs, results)
 		if planned == 0 {
 			return res, fmt.Errorf("no scenario in %s runs on target %s", f.scenarios, f.target)
 		}
 		if err := writeGateReports(f.report, pin, f, results, planned); err != nil {
 			return res, fmt.Errorf("writing the reports: %w", err)
 		}
-		res.Report = attestationReport(results)
+		res.Report = attestationReport(results, roots)
 		return res, nil
 	}, nil
 }
@@ -445,8 +501,8 @@ func writeGateReports(dir string, pin promote.Pinned, f *gateFlags, results []sc
 
 // attestationReport is the runner's results without the app's output (the
 // attestation says what was tested and how it went; the full log stays in
-// the report directory).
-func attestationReport(results []scenario.Result) json.RawMessage {
+// the report directory) and without this host's directories.
+func attestationReport(results []scenario.Result, roots []attest.Root) json.RawMessage {
 	slim := make([]scenario.Result, len(results))
 	for i, r := range results {
 		r.Output, r.StaticCheck = nil, ""
@@ -456,7 +512,33 @@ func attestationReport(results []scenario.Result) json.RawMessage {
 	if err != nil {
 		return nil
 	}
+	b, err = attest.ScrubJSON(b, roots)
+	if err != nil {
+		return nil
+	}
 	return b
+}
+
+// gateRoots are the host directories a gate's attestation must not name:
+// the scenario and report directories, hil's cache, the working directory.
+func gateRoots(f *gateFlags) []attest.Root {
+	roots := attest.HostRoots()
+	if abs, err := filepath.Abs(f.scenarios); err == nil {
+		roots = append(roots, attest.Root{Path: abs, Label: "."})
+	}
+	if f.report != "" {
+		roots = append(roots, attest.Root{Path: f.report, Label: "$REPORT"})
+	}
+	return roots
+}
+
+// boardOf is the board a case ran as. Until board profiles name boards,
+// the system target's QEMU machine is "virt" and other targets model none.
+func boardOf(target string) string {
+	if target == "system" {
+		return "virt"
+	}
+	return ""
 }
 
 func gateRetries(f *gateFlags) int {

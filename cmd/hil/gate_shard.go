@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/hilproject/hil/harness/attest"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/report"
 	"github.com/hilproject/hil/harness/scenario"
@@ -111,6 +112,7 @@ func resultsTester(f *gateFlags) (promote.TestFunc, error) {
 		}
 		var used []scenario.Result
 		res.Fixtures = map[string]string{}
+		roots := gateRoots(f)
 		for _, c := range plan {
 			k := c.Key()
 			r, ok := byKey[k]
@@ -121,10 +123,10 @@ func resultsTester(f *gateFlags) (promote.TestFunc, error) {
 			}
 			delete(byKey, k)
 			used = append(used, r)
-			res.Outcomes = append(res.Outcomes, promote.Outcome{Platform: r.Platform, Target: r.Target, Scenario: r.Scenario,
-				Verdict: promote.Verdict(r.Verdict), Reason: r.Reason, Attempts: r.Attempts})
+			res.Outcomes = append(res.Outcomes, promote.Outcome{Platform: r.Platform, Target: r.Target, Board: boardOf(r.Target), Scenario: r.Scenario,
+				Verdict: promote.Verdict(r.Verdict), Reason: attest.ScrubString(r.Reason, roots), Attempts: r.Attempts})
 			for k, v := range r.Fixtures {
-				res.Fixtures[k] = v
+				res.Fixtures[attest.ScrubString(k, roots)] = v
 			}
 		}
 		if len(byKey) > 0 && f.progress != nil {
@@ -135,7 +137,8 @@ func resultsTester(f *gateFlags) (promote.TestFunc, error) {
 			sort.Strings(extra)
 			fmt.Fprintf(f.progress, "hil gate: %d result(s) in %s are not cases of these scenarios on %s and are not judged: %s\n", len(extra), f.results, f.target, strings.Join(extra, ", "))
 		}
-		res.Report = attestationReport(used)
+		res.Configuration = attest.RunConfiguration(f.scenarios, scs, used)
+		res.Report = attestationReport(used, roots)
 		return res, nil
 	}, nil
 }

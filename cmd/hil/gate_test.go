@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/hilproject/hil/harness"
+	"github.com/hilproject/hil/harness/attest"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/internal/testenv"
 )
@@ -29,7 +30,7 @@ func fakeTester(verdict promote.Verdict, reason string) func(*gateFlags) (promot
 			res := promote.Result{Targets: []string{f.target}, Started: time.Now(), ReportDir: f.report}
 			for _, pl := range p.Platforms {
 				res.Outcomes = append(res.Outcomes, promote.Outcome{
-					Platform: pl.String(), Target: f.target, Scenario: "dhcp-basic", Verdict: verdict, Reason: reason})
+					Platform: pl.String(), Target: f.target, Board: boardOf(f.target), Scenario: "dhcp-basic", Verdict: verdict, Reason: reason})
 			}
 			res.Finished = time.Now()
 			return res, nil
@@ -88,14 +89,20 @@ func TestGateCLIPromotesRefusesAndAttestShowRoundTrips(t *testing.T) {
 	}
 
 	out, errOut, code = runHilStderr(t, "attest", "show", reg.Host+"/pcapwatch:latest")
-	if code != 0 || !strings.Contains(out, "@"+good.String()) || !strings.Contains(out, "PASS") || !strings.Contains(out, "dhcp-basic") {
+	if code != 0 || !strings.Contains(out, "@"+good.String()) || !strings.Contains(out, "PASSED") || !strings.Contains(out, "dhcp-basic") || !strings.Contains(out, "UNSIGNED") {
 		t.Fatalf("attest show exit %d:\n%s\n%s", code, out, errOut)
 	}
 	out, errOut, code = runHilStderr(t, "attest", "show", "--json", reg.Host+"/pcapwatch@"+good.String())
-	var sts []promote.Statement
-	if code != 0 || errOut != "" || json.Unmarshal([]byte(out), &sts) != nil || len(sts) != 1 || sts[0].Subject[0].Digest["sha256"] != good.Hex ||
-		sts[0].Predicate.Outcomes[0].Scenario != "dhcp-basic" {
-		t.Fatalf("attest show --json exit %d: %s\n%s", code, out, errOut)
+	var entries []entryJSON
+	if code != 0 || json.Unmarshal([]byte(out), &entries) != nil || len(entries) != 2 {
+		t.Fatalf("attest show --json exit %d, want 2 entries: %s\n%s", code, out, errOut)
+	}
+	st, err := attest.ParseStatement(entries[0].Statement)
+	if err != nil || st.GetSubject()[0].GetDigest()["sha256"] != good.Hex || st.GetPredicateType() != attest.TestResultPredicateType {
+		t.Fatalf("attest show --json: first statement %v, %v", st, err)
+	}
+	if tr, err := attest.ParseTestResult(st); err != nil || tr.GetResult() != attest.Passed || len(tr.GetPassedTests()) != 1 || tr.GetPassedTests()[0] != "dhcp-basic/system/virt/linux/arm/v7" {
+		t.Fatalf("test result %v, %v", tr, err)
 	}
 
 	// A failing candidate: exit 1, the reason names the scenario, latest stays.

@@ -199,7 +199,7 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 	fmt.Fprintf(out, "%d case(s) in %s: %d pass, %d fail, %d unsupported, %d infra-error\n",
 		sum.Total, time.Since(start).Round(10*time.Millisecond), sum.Pass, sum.Fail, sum.Unsupported, sum.InfraError)
 	if o.reportDir != "" {
-		ropts := []report.Option{report.WithVersion(version), report.WithImage(img.Ref(), img.Digest())}
+		ropts := []report.Option{report.WithVersion(hilVersion()), report.WithImage(img.Ref(), img.Digest())}
 		if o.shard != nil {
 			// An empty shard still reports: the merge checks every shard
 			// is there, and which image it tested.

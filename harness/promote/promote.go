@@ -1,9 +1,8 @@
 // Package promote is hil's gate: it pins a candidate image by digest, has it
 // tested, and moves a tag (the one the fleet pulls) to exactly that digest,
 // only when every required platform passed and nobody pushed a new candidate
-// meanwhile. It also attaches the test result to the digest as an OCI
-// referrer (an in-toto statement), so anyone can later ask "what tested this
-// digest?".
+// meanwhile. An Attester (harness/attest) records the test result about the
+// digest, so anyone can later ask "what tested this digest?".
 //
 // The gate does not know how testing is done: it calls a TestFunc with the
 // pinned digest and judges the verdicts it returns. hil's CLI plugs in the
@@ -59,8 +58,12 @@ type Pinned struct {
 
 // Outcome is one verdict.
 type Outcome struct {
-	Platform string  `json:"platform"`
-	Target   string  `json:"target"`
+	Platform string `json:"platform"`
+	Target   string `json:"target"`
+	// Board is the board profile the case ran as ("virt" for the system
+	// target's QEMU machine until board profiles name it; "" when the
+	// target models no board).
+	Board    string  `json:"board,omitempty"`
 	Scenario string  `json:"scenario"`
 	Verdict  Verdict `json:"verdict"`
 	// Reason says why it did not pass (what was expected, what was found).
@@ -87,6 +90,9 @@ type Result struct {
 	Targets []string `json:"targets,omitempty"`
 	// Fixtures maps each replayed fixture to its sha256.
 	Fixtures map[string]string `json:"fixtures,omitempty"`
+	// Configuration is every input the test ran with, by digest (scenario
+	// files, fixtures, kernel, init, emulator, board profiles).
+	Configuration []Resource `json:"configuration,omitempty"`
 	// ReportDir is where the runner wrote its JUnit/JSON/HTML reports.
 	ReportDir string `json:"reportDir,omitempty"`
 	// Report is the runner's JSON report, embedded in the attestation.
@@ -119,9 +125,11 @@ type Decision struct {
 	// not exist); NewDigest after (equal to OldDigest when refused).
 	OldDigest   string `json:"oldDigest"`
 	NewDigest   string `json:"newDigest"`
-	Attestation string `json:"attestation,omitempty"` // repo@sha256: of the referrer
+	Attestation string `json:"attestation,omitempty"` // where the Attester stored the result
 	Attempts    int    `json:"attempts,omitempty"`
-	Result      Result `json:"result"`
+	// Version is the tester's version (WithVersion), for the attestation.
+	Version string `json:"version,omitempty"`
+	Result  Result `json:"result"`
 }
 
 // Option configures Gate.
@@ -132,7 +140,7 @@ type gate struct {
 	registry  *Registry
 	retries   int
 	dryRun    bool
-	attest    bool
+	attester  Attester
 	version   string
 	logf      func(format string, args ...any)
 	// beforeWrite runs just before the tag is written; tests use it to make
@@ -163,12 +171,19 @@ func WithDryRun() Option {
 	return func(g *gate) { g.dryRun = true }
 }
 
-// WithoutAttestation skips attaching the result to the digest.
-func WithoutAttestation() Option {
-	return func(g *gate) { g.attest = false }
+// WithAttester records the result about the tested digest (see
+// harness/attest). Without one the gate attests nothing.
+func WithAttester(a Attester) Option {
+	return func(g *gate) { g.attester = a }
 }
 
-// WithVersion records hil's version in the attestation.
+// WithoutAttestation drops an Attester set before it.
+func WithoutAttestation() Option {
+	return func(g *gate) { g.attester = nil }
+}
+
+// WithVersion records the tester's version in the decision (and so in the
+// attestation).
 func WithVersion(v string) Option {
 	return func(g *gate) { g.version = v }
 }
@@ -224,7 +239,6 @@ func ResolveTag(r *Registry, candidate name.Reference, tag string) (name.Tag, er
 func Gate(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (*Decision, error) {
 	g := &gate{
 		platforms: []v1.Platform{DefaultPlatform},
-		attest:    true,
 		version:   "dev",
 		logf:      func(string, ...any) {},
 	}
@@ -247,7 +261,7 @@ func Gate(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (
 	if err != nil {
 		return nil, err
 	}
-	d := &Decision{Candidate: ref, Tag: tagRef.String(), DryRun: g.dryRun}
+	d := &Decision{Candidate: ref, Tag: tagRef.String(), DryRun: g.dryRun, Version: g.version}
 
 	// Pin once: from here on only the digest is used.
 	pin, desc, err := g.pin(ctx, candidate, ref)
@@ -312,15 +326,15 @@ func Gate(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (
 		return d, nil
 	}
 
-	if g.attest {
-		att, err := Attach(ctx, reg, pin, statementFor(pin, d, g.version))
+	if g.attester != nil {
+		att, err := g.attester.Attest(ctx, pin, d)
 		if err != nil {
 			if passed {
 				return d, fmt.Errorf("attaching the test result to %s (the tag was not touched): %w", pinned, err)
 			}
 			g.logf("warning: could not attach the refusal to %s: %v", pinned, err)
 		} else {
-			d.Attestation = att.String()
+			d.Attestation = att
 		}
 	}
 	if !passed {

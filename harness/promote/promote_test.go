@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +17,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -153,7 +150,8 @@ func TestPassPromotesExactDigestAndAttaches(t *testing.T) {
 
 	var rec recorder
 	var log bytes.Buffer
-	d, err := Gate(ctx, cand, "latest", rec.test(nil), WithRegistry(fastRegistry()), WithVersion("test-1"),
+	att := &recAttester{}
+	d, err := Gate(ctx, cand, "latest", rec.test(nil), WithRegistry(fastRegistry()), WithVersion("test-1"), WithAttester(att),
 		WithLog(func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) }))
 	if err != nil {
 		t.Fatalf("Gate: %v\nregistry log: %s", err, reg.Log())
@@ -182,40 +180,39 @@ func TestPassPromotesExactDigestAndAttaches(t *testing.T) {
 	if len(im.Manifests) != 2 {
 		t.Errorf("latest index lists %d manifests, want 2", len(im.Manifests))
 	}
-	if d.Attestation == "" {
-		t.Fatal("no attestation attached")
+	// The attester was asked once, about the tested digest, with the
+	// passing decision; where it stored the result is in the decision.
+	if len(att.calls) != 1 || att.calls[0].pin.Digest.DigestStr() != want.String() || !att.calls[0].passed || att.calls[0].version != "test-1" {
+		t.Fatalf("attester calls = %+v, want one about %s with a pass", att.calls, want)
 	}
+	if d.Attestation != att.where {
+		t.Errorf("decision attestation %q, attester stored at %q", d.Attestation, att.where)
+	}
+}
 
-	subject, atts, err := Find(ctx, fastRegistry(), reg.Host+"/app:latest")
-	if err != nil {
-		t.Fatalf("Find: %v", err)
+// recAttester records what the gate asked it to attest.
+type recAttester struct {
+	mu    sync.Mutex
+	calls []attestCall
+	where string
+	err   error
+}
+
+type attestCall struct {
+	pin     Pinned
+	passed  bool
+	version string
+}
+
+func (a *recAttester) Attest(_ context.Context, pin Pinned, d *Decision) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls = append(a.calls, attestCall{pin, d.Passed, d.Version})
+	if a.err != nil {
+		return "", a.err
 	}
-	if subject.DigestStr() != want.String() {
-		t.Errorf("Find resolved latest to %s, want %s", subject.DigestStr(), want)
-	}
-	if len(atts) != 1 {
-		t.Fatalf("found %d attestations, want 1", len(atts))
-	}
-	st := atts[0].Statement
-	if st.Type != StatementType || st.PredicateType != PredicateType {
-		t.Errorf("statement type %q / predicate %q", st.Type, st.PredicateType)
-	}
-	if len(st.Subject) != 1 || st.Subject[0].Digest["sha256"] != want.Hex || st.Subject[0].Name != reg.Host+"/app" {
-		t.Errorf("subject = %+v, want %s/app sha256:%s", st.Subject, reg.Host, want.Hex)
-	}
-	p := st.Predicate
-	if p.Result != "pass" || p.HIL.Version != "test-1" || len(p.Outcomes) != 2 || p.Fixtures["dhcp.pcap"] != "ab12" ||
-		len(p.Scenarios) != 1 || p.Scenarios[0] != "dhcp" || len(p.PlatformsPresent) != 2 {
-		t.Errorf("predicate does not round-trip: %+v", p)
-	}
-	if atts[0].Digest.String() != d.Attestation {
-		t.Errorf("found attestation %s, gate attached %s", atts[0].Digest, d.Attestation)
-	}
-	// The registry (docker-registry 2.8) has no referrers API: the fallback
-	// tag must exist.
-	if tagDigest(t, reg.Host+"/app:sha256-"+want.Hex) == "" {
-		t.Errorf("referrers fallback tag sha256-%s missing", want.Hex)
-	}
+	a.where = pin.Digest.Context().String() + "@sha256:" + strings.Repeat("ab", 32)
+	return a.where, nil
 }
 
 func mustRef(t *testing.T, s string) name.Reference {
@@ -234,10 +231,11 @@ func TestFailRefusesAndLeavesTag(t *testing.T) {
 	cand := pushIndex(t, reg.Host+"/app:candidate", armv7)
 
 	var rec recorder
+	att := &recAttester{}
 	d, err := Gate(ctx, reg.Host+"/app:candidate", "latest", rec.test(map[string]Outcome{
 		"linux/arm/v7": {Platform: "linux/arm/v7", Target: "system", Scenario: "dns-burst", Verdict: Fail,
 			Reason: "expected 40 dns_query lines within 10s, saw 12"},
-	}), WithRegistry(fastRegistry()))
+	}), WithRegistry(fastRegistry()), WithAttester(att))
 	if err != nil {
 		t.Fatalf("Gate: %v", err)
 	}
@@ -256,9 +254,8 @@ func TestFailRefusesAndLeavesTag(t *testing.T) {
 		t.Errorf("decision old/new = %s/%s, want both %s", d.OldDigest, d.NewDigest, old)
 	}
 	// The refusal is on record too.
-	_, atts, err := Find(ctx, fastRegistry(), reg.Host+"/app@"+cand.String())
-	if err != nil || len(atts) != 1 || atts[0].Statement.Predicate.Result != "fail" {
-		t.Errorf("Find on the refused digest = %d attestations, %v; want one with result fail", len(atts), err)
+	if len(att.calls) != 1 || att.calls[0].passed || att.calls[0].pin.Digest.DigestStr() != cand.String() {
+		t.Errorf("attester calls = %+v; want one about the refused %s", att.calls, cand)
 	}
 }
 
@@ -485,12 +482,8 @@ func TestHtpasswdAuthNeverLeaksPassword(t *testing.T) {
 	if got := tagDigest(t, reg.Host+"/app:latest"); got != want.String() {
 		t.Fatalf("latest = %s, want %s", got, want)
 	}
-	_, atts, err := Find(ctx, fastRegistry(), cand)
-	if err != nil || len(atts) != 1 {
-		t.Fatalf("Find: %d, %v", len(atts), err)
-	}
 	decision, _ := json.Marshal(d)
-	for what, b := range map[string][]byte{"log": log.Bytes(), "decision": decision, "attestation": atts[0].Raw} {
+	for what, b := range map[string][]byte{"log": log.Bytes(), "decision": decision} {
 		for _, secret := range []string{pass, auth} {
 			if bytes.Contains(b, []byte(secret)) {
 				t.Errorf("the %s contains the password: %s", what, b)
@@ -531,28 +524,6 @@ func TestBadInputErrors(t *testing.T) {
 	}
 	if ps, err := ParsePlatforms("linux/arm/v7, linux/amd64"); err != nil || len(ps) != 2 {
 		t.Errorf("ParsePlatforms = %v, %v", ps, err)
-	}
-}
-
-// The embedded registry of the demo has the referrers API (docker-registry
-// 2.8 in the other tests has not): the attestation must be found both ways.
-func TestAttestationViaReferrersAPI(t *testing.T) {
-	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)), ggcrregistry.WithReferrersSupport(true)))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	ctx := testCtx(t)
-	cand := host + "/app:candidate"
-	want := pushIndex(t, cand, armv7)
-	d, err := Gate(ctx, cand, "latest", (&recorder{}).test(nil), WithRegistry(fastRegistry()))
-	if err != nil || !d.Promoted {
-		t.Fatalf("Gate: %+v, %v", d, err)
-	}
-	if tagDigest(t, host+"/app:sha256-"+want.Hex) != "" {
-		t.Error("a fallback tag was written although the registry has the referrers API")
-	}
-	_, atts, err := Find(ctx, fastRegistry(), host+"/app:latest")
-	if err != nil || len(atts) != 1 || atts[0].Statement.Subject[0].Digest["sha256"] != want.Hex {
-		t.Fatalf("Find via the referrers API: %d, %v", len(atts), err)
 	}
 }
 
@@ -639,15 +610,45 @@ func TestWithoutAttestationAttachesNothing(t *testing.T) {
 	ctx := testCtx(t)
 	cand := reg.Host + "/app:candidate"
 	want := pushIndex(t, cand, armv7)
-	d, err := Gate(ctx, cand, "latest", (&recorder{}).test(nil), WithRegistry(fastRegistry()), WithoutAttestation())
+	att := &recAttester{}
+	d, err := Gate(ctx, cand, "latest", (&recorder{}).test(nil), WithRegistry(fastRegistry()), WithAttester(att), WithoutAttestation())
 	if err != nil || !d.Promoted || d.Attestation != "" {
 		t.Fatalf("Gate: %+v, %v", d, err)
 	}
 	if tagDigest(t, reg.Host+"/app:latest") != want.String() {
 		t.Fatal("latest not promoted")
 	}
-	if _, atts, err := Find(ctx, fastRegistry(), cand); err != nil || len(atts) != 0 {
-		t.Fatalf("Find: %d attestations, %v; want none", len(atts), err)
+	if len(att.calls) != 0 {
+		t.Fatalf("attester called %d times after WithoutAttestation", len(att.calls))
+	}
+	// A dry run attests nothing either.
+	if _, err := Gate(ctx, cand, "latest", (&recorder{}).test(nil), WithRegistry(fastRegistry()), WithAttester(att), WithDryRun()); err != nil || len(att.calls) != 0 {
+		t.Fatalf("dry run: %v, %d attester calls", err, len(att.calls))
+	}
+}
+
+// A pass whose result cannot be recorded is not promoted (a fleet policy
+// would refuse the digest anyway); a refusal that cannot be recorded is
+// still a refusal.
+func TestAttesterFailure(t *testing.T) {
+	reg := testenv.Registry(t)
+	ctx := testCtx(t)
+	old := pushIndex(t, reg.Host+"/app:latest", armv7)
+	cand := reg.Host + "/app:candidate"
+	pushIndex(t, cand, armv7)
+	att := &recAttester{err: errors.New("registry refused the artifact")}
+	d, err := Gate(ctx, cand, "latest", (&recorder{}).test(nil), WithRegistry(fastRegistry()), WithAttester(att))
+	if err == nil || !strings.Contains(err.Error(), "registry refused the artifact") || !strings.Contains(err.Error(), "tag was not touched") || d.Promoted {
+		t.Fatalf("Gate = %+v, %v; want an error saying the tag was not touched", d, err)
+	}
+	if got := tagDigest(t, reg.Host+"/app:latest"); got != old.String() {
+		t.Fatalf("latest moved to %s", got)
+	}
+	var log bytes.Buffer
+	d, err = Gate(ctx, cand, "latest", (&recorder{}).test(map[string]Outcome{"linux/arm/v7": {Platform: "linux/arm/v7", Target: "system", Scenario: "dhcp", Verdict: Fail}}),
+		WithRegistry(fastRegistry()), WithAttester(att), WithLog(func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) }))
+	if err != nil || d.Promoted || !strings.Contains(log.String(), "could not attach the refusal") {
+		t.Fatalf("refusal with a failing attester: %+v, %v, log %q", d, err, log.String())
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/hilproject/hil/harness/attest"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/registry"
@@ -94,8 +95,8 @@ func TestInsecureOffLoopbackIsRefusedBeforeAnyRequest(t *testing.T) {
 		wantPlainHTTPRefusal(t, "promote.Gate", err, host)
 		_, err = promote.ResolveTag(c, mustParse(t, "127.0.0.1:5000/hil/app:1"), ref)
 		wantPlainHTTPRefusal(t, "promote.ResolveTag", err, host)
-		_, _, err = promote.Find(ctxT(t), c, ref)
-		wantPlainHTTPRefusal(t, "promote.Find", err, host)
+		_, _, _, err = attest.Find(ctxT(t), c, ref)
+		wantPlainHTTPRefusal(t, "attest.Find", err, host)
 		if got := rec.urls(); len(got) > 0 {
 			t.Errorf("%s: expected no request before the refusal, found %v", host, got)
 		}

@@ -39,6 +39,10 @@ type Problem struct {
 	NeededBy string `json:"neededBy,omitempty"`
 	// Object is what is missing or wrong: a library name, a path, a version.
 	Object string `json:"object,omitempty"`
+	// Chain is, for a missing library, how the program came to need it:
+	// the program, each library that needed the next (where it was found),
+	// then the missing name.
+	Chain []string `json:"chain,omitempty"`
 }
 
 func (p Problem) String() string { return fmt.Sprintf("%s: %s", p.Kind, p.Message) }

@@ -10,6 +10,8 @@
 // with the reason; infra errors (after a retry) and failures fail the spec.
 // A second table runs the broken sample variants and asserts that the
 // right scenarios fail for the right reason: the gate's teeth are tested.
+// With the bundled sample, the Rust build (pcapwatch-rs) and late-crash
+// must pass every case too.
 //
 // Environment:
 //
@@ -120,6 +122,11 @@ func shardFromEnv() (*scenario.Shard, func(scenario.CaseKey) bool, error) {
 	var keys []scenario.CaseKey
 	for _, c := range cases(bundled) {
 		keys = append(keys, specKey(c, ""))
+		if os.Getenv("HIL_IMAGE") == "" {
+			for _, v := range alsoPassing {
+				keys = append(keys, specKey(c, v))
+			}
+		}
 	}
 	for _, bc := range brokenCases() {
 		keys = append(keys, specKey(bc.c, bc.b.variant))
@@ -236,13 +243,41 @@ var _ = Describe("scenarios", Label("scenarios"), func() {
 		It("shard", func() { Fail(shardErr.Error()) })
 		return
 	}
+	passingTable(imageRef, "")
+})
+
+// alsoPassing are sample images that must pass every bundled scenario too
+// when the suite runs on the bundled sample (HIL_IMAGE unset): the Rust
+// build of the app, and late-crash, which passes them all and panics 10 s
+// after ready, later than any bundled scenario looks (the health window
+// after a promotion is what catches it).
+var alsoPassing = []string{"pcapwatch-rs", "late-crash"}
+
+var _ = Describe("other sample images", Label("scenarios"), func() {
+	if loadErr != nil || shardErr != nil || os.Getenv("HIL_IMAGE") != "" {
+		return
+	}
+	for _, name := range alsoPassing {
+		passingTable("oci:"+filepath.Join(imagesDir, name), name)
+	}
+})
+
+// passingTable is one spec per bundled case that ref must pass; variant,
+// when set, labels the specs and names them.
+func passingTable(ref, variant string) {
 	for _, c := range cases(bundled) {
 		c := c
-		if !inShard(specKey(c, "")) {
+		if !inShard(specKey(c, variant)) {
 			continue
 		}
-		It(fmt.Sprintf("%s on %s %s", c.Scenario.Name, c.Target, c.Platform), labels(c), NodeTimeout(timeoutOf(c.Scenario)), func(ctx SpecContext) {
-			res := run(ctx, imageRef, c)
+		title := fmt.Sprintf("%s on %s %s", c.Scenario.Name, c.Target, c.Platform)
+		var extra []string
+		if variant != "" {
+			title = variant + " passes " + title
+			extra = append(extra, variant)
+		}
+		It(title, labels(c, extra...), NodeTimeout(timeoutOf(c.Scenario)), func(ctx SpecContext) {
+			res := run(ctx, ref, c)
 			if res.Verdict == scenario.Unsupported {
 				// Honest, not a failure of the app: e.g. capture under
 				// qemu-user. It shows as skipped, with the reason.
@@ -251,7 +286,7 @@ var _ = Describe("scenarios", Label("scenarios"), func() {
 			Expect(res.Verdict).To(Equal(scenario.Pass), "%s\n%s", res.Reason, lastSteps(res))
 		})
 	}
-})
+}
 
 // digestOf is the digest of the image under test: from its results, or,
 // in a shard that ran only broken variants, by opening it.
@@ -302,6 +337,7 @@ var brokenVariants = []brokenCase{
 	{"no-loader", []string{"startup"}, scenario.PhaseStaticCheck, regexp.MustCompile(`needs the loader /lib/ld-linux-armhf\.so\.3`), 0},
 	{"crash-on-start", []string{"startup", "arp-sweep"}, scenario.PhaseReady, regexp.MustCompile(`(?s)the app ended \(exit 1\) before printing a line matching.*\[stderr\] pcapwatch: `), 0},
 	{"slow-start", []string{"startup"}, scenario.PhaseReady, regexp.MustCompile(`not ready within the startup budget of 10s`), 10 * time.Second},
+	{"rs-no-deps", []string{"startup"}, scenario.PhaseStaticCheck, regexp.MustCompile(`libpcap\.so\.0\.8 needs libdbus-1\.so\.3 but the image does not have it.*chain: /usr/local/bin/pcapwatch-rs → /lib/libpcap\.so\.0\.8 → libdbus-1\.so\.3`), 0},
 }
 
 type brokenSpec struct {

@@ -15,7 +15,7 @@ import (
 
 // Every bundled scenario on the device target: a "board" made of a real
 // sshd and a private Docker engine on this machine, running the amd64
-// sample image natively, fixtures relayed by the agent over SSH.
+// sample images (Go and Rust) natively, fixtures relayed by the agent over SSH.
 func TestBundledScenariosOnALabBoard(t *testing.T) {
 	testenv.RequireRoot(t)
 	images := testenv.ImagesDir(t)
@@ -28,10 +28,17 @@ func TestBundledScenariosOnALabBoard(t *testing.T) {
 	if err := os.WriteFile(inv, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The Go sample and its Rust twin pass the same cases.
+	for _, sample := range []string{"pcapwatch", "pcapwatch-rs"} {
+		t.Run(sample, func(t *testing.T) { bundledOnLabBoard(t, images, inv, sample) })
+	}
+}
+
+func bundledOnLabBoard(t *testing.T, images, inv, sample string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	results, err := RunScenarios(ctx, Config{
-		Image:     "oci:" + filepath.Join(images, "pcapwatch"),
+		Image:     "oci:" + filepath.Join(images, sample),
 		Scenarios: []string{filepath.Join(testenv.RepoRoot(t), "scenarios")},
 		Targets:   []string{"device"},
 		Platforms: []string{"linux/amd64"},

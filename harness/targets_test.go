@@ -12,7 +12,7 @@ import (
 )
 
 // Every bundled scenario on the user and container targets, on both
-// platforms of the sample image, with a private Docker engine on this x86
+// platforms of the sample images (Go and Rust), with a private Docker engine on this x86
 // host: the amd64 image passes everything natively, capture included; the
 // arm/v7 image runs under qemu-user (directly, or bind-mounted into the
 // container), where libpcap cannot capture, so its cases are unsupported
@@ -23,10 +23,17 @@ func TestBundledScenariosOnUserAndContainer(t *testing.T) {
 	// testcontainers reads DOCKER_HOST once per process: no other test of
 	// this package uses the container target.
 	t.Setenv("DOCKER_HOST", testenv.Dockerd(t))
+	// The Go sample and its Rust twin pass the same cases.
+	for _, sample := range []string{"pcapwatch", "pcapwatch-rs"} {
+		t.Run(sample, func(t *testing.T) { bundledOnUserAndContainer(t, images, sample) })
+	}
+}
+
+func bundledOnUserAndContainer(t *testing.T, images, sample string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	results, err := RunScenarios(ctx, Config{
-		Image:     "oci:" + filepath.Join(images, "pcapwatch"),
+		Image:     "oci:" + filepath.Join(images, sample),
 		Scenarios: []string{filepath.Join(testenv.RepoRoot(t), "scenarios")},
 		Targets:   []string{"user", "container"},
 		Platforms: []string{"linux/arm/v7", "linux/amd64"},

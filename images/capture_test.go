@@ -82,7 +82,20 @@ type app struct {
 
 func startApp(t *testing.T, ns, root string, args ...string) *app {
 	t.Helper()
-	cmdArgs := append([]string{"netns", "exec", ns, "chroot", root, "/opt/pcapwatch"}, args...)
+	return startProg(t, ns, root, "/opt/pcapwatch", args...)
+}
+
+// sampleApps are the two builds of the sample app and where each image
+// keeps it: the amd64 tests run against both.
+var sampleApps = []struct{ image, prog string }{
+	{"pcapwatch", "/opt/pcapwatch"},
+	{"pcapwatch-rs", "/usr/local/bin/pcapwatch-rs"},
+}
+
+// startProg is startApp for the program at prog in the rootfs.
+func startProg(t *testing.T, ns, root, prog string, args ...string) *app {
+	t.Helper()
+	cmdArgs := append([]string{"netns", "exec", ns, "chroot", root, prog}, args...)
 	a := &app{cmd: exec.Command("ip", cmdArgs...), newLn: make(chan struct{}, 1), done: make(chan struct{})}
 	a.cmd.Stderr = &syncWriter{b: &a.stderr, mu: &a.mu}
 	out, err := a.cmd.StdoutPipe()
@@ -271,10 +284,16 @@ func dnsFrame(t *testing.T, qname string, qtype layers.DNSType, response bool) [
 // ready, then one event per ARP sender / DHCPREQUEST / DNS query, nothing
 // for the decoys, and on SIGTERM a summary and exit 0.
 func TestAmd64PcapwatchCaptures(t *testing.T) {
+	for _, sa := range sampleApps {
+		t.Run(sa.image, func(t *testing.T) { testAmd64Captures(t, sa.image, sa.prog) })
+	}
+}
+
+func testAmd64Captures(t *testing.T, image, prog string) {
 	_, imgs := built(t)
 	ns, host := netnsVeth(t)
-	root := rootfs(t, imgs["pcapwatch"].Layout, "linux/amd64")
-	a := startApp(t, ns, root, "--iface", "eth0")
+	root := rootfs(t, imgs[image].Layout, "linux/amd64")
+	a := startProg(t, ns, root, prog, "--iface", "eth0")
 	a.waitFor(t, "ready line", 10*time.Second, hasReady("eth0"))
 
 	in := newInjector(t, host)
@@ -328,8 +347,14 @@ func TestAmd64PcapwatchCaptures(t *testing.T) {
 // pcapwatch agrees with the fixtures' manifest (what the other tests of
 // hil assert through the targets) when the frames come straight in.
 func TestAmd64PcapwatchMatchesFixtureManifest(t *testing.T) {
+	for _, sa := range sampleApps {
+		t.Run(sa.image, func(t *testing.T) { testAmd64MatchesFixtureManifest(t, sa.image, sa.prog) })
+	}
+}
+
+func testAmd64MatchesFixtureManifest(t *testing.T, image, prog string) {
 	_, imgs := built(t)
-	root := rootfs(t, imgs["pcapwatch"].Layout, "linux/amd64")
+	root := rootfs(t, imgs[image].Layout, "linux/amd64")
 	for _, name := range []string{"arp-sweep", "dhcp", "dns", "home-minute", "malformed", "burst-100k"} {
 		t.Run(name, func(t *testing.T) {
 			fx, err := pcapfixtures.Lookup(name)
@@ -346,7 +371,7 @@ func TestAmd64PcapwatchMatchesFixtureManifest(t *testing.T) {
 				t.Fatal(err)
 			}
 			ns, host := netnsVeth(t)
-			a := startApp(t, ns, root, "--iface", "eth0")
+			a := startProg(t, ns, root, prog, "--iface", "eth0")
 			a.waitFor(t, "ready line", 10*time.Second, hasReady("eth0"))
 			in := newInjector(t, host)
 			sent := 0
@@ -437,9 +462,15 @@ func TestAmd64FaultyVariantsBehave(t *testing.T) {
 
 // A capture error (no such interface) is a message on stderr and exit 2.
 func TestAmd64CaptureErrorExits2(t *testing.T) {
+	for _, sa := range sampleApps {
+		t.Run(sa.image, func(t *testing.T) { testAmd64CaptureErrorExits2(t, sa.image, sa.prog) })
+	}
+}
+
+func testAmd64CaptureErrorExits2(t *testing.T, image, prog string) {
 	_, imgs := built(t)
 	ns, _ := netnsVeth(t)
-	a := startApp(t, ns, rootfs(t, imgs["pcapwatch"].Layout, "linux/amd64"), "--iface", "nosuch0")
+	a := startProg(t, ns, rootfs(t, imgs[image].Layout, "linux/amd64"), prog, "--iface", "nosuch0")
 	select {
 	case <-a.done:
 	case <-time.After(10 * time.Second):
@@ -457,9 +488,15 @@ func TestAmd64CaptureErrorExits2(t *testing.T) {
 // SIGTERM in the middle of traffic that never pauses still ends with a
 // summary and exit 0 (the drain after the signal is bounded).
 func TestAmd64StopsDuringContinuousTraffic(t *testing.T) {
+	for _, sa := range sampleApps {
+		t.Run(sa.image, func(t *testing.T) { testAmd64StopsDuringContinuousTraffic(t, sa.image, sa.prog) })
+	}
+}
+
+func testAmd64StopsDuringContinuousTraffic(t *testing.T, image, prog string) {
 	_, imgs := built(t)
 	ns, host := netnsVeth(t)
-	a := startApp(t, ns, rootfs(t, imgs["pcapwatch"].Layout, "linux/amd64"), "--iface", "eth0")
+	a := startProg(t, ns, rootfs(t, imgs[image].Layout, "linux/amd64"), prog, "--iface", "eth0")
 	a.waitFor(t, "ready line", 10*time.Second, hasReady("eth0"))
 	in := newInjector(t, host)
 	frame := arpFrame(t, macA, "192.168.77.10", layers.ARPRequest)

@@ -28,14 +28,16 @@ func TestDockerLoadsAndRunsTheTarballs(t *testing.T) {
 		out, err := exec.CommandContext(ctx, dockerBin, append([]string{"-H", host}, args...)...).CombinedOutput()
 		return strings.TrimSpace(string(out)), err
 	}
-	for _, img := range []string{"pcapwatch", "crash-on-start"} {
+	for _, img := range []string{"pcapwatch", "crash-on-start", "pcapwatch-rs"} {
 		if out, err := docker("load", "-i", filepath.Join(dir, img+".tar")); err != nil {
 			t.Fatalf("docker load %s.tar: %v\n%s", img, err, out)
 		}
 	}
 	for tag, want := range map[string]string{
-		"hil.local/pcapwatch:arm-v7": `linux arm v7 ["/opt/pcapwatch"]`,
-		"hil.local/pcapwatch:amd64":  `linux amd64  ["/opt/pcapwatch"]`,
+		"hil.local/pcapwatch:arm-v7":    `linux arm v7 ["/opt/pcapwatch"]`,
+		"hil.local/pcapwatch:amd64":     `linux amd64  ["/opt/pcapwatch"]`,
+		"hil.local/pcapwatch-rs:arm-v7": `linux arm v7 ["/usr/local/bin/pcapwatch-rs"]`,
+		"hil.local/pcapwatch-rs:amd64":  `linux amd64  ["/usr/local/bin/pcapwatch-rs"]`,
 	} {
 		got, err := docker("image", "inspect", "-f", "{{.Os}} {{.Architecture}} {{.Variant}} {{json .Config.Entrypoint}}", tag)
 		if err != nil || got != want {
@@ -49,8 +51,16 @@ func TestDockerLoadsAndRunsTheTarballs(t *testing.T) {
 		t.Errorf("crash-on-start under Docker: expected exit 1 and the fatal message, found %v: %q", err, out)
 	}
 
+	for _, img := range []string{"pcapwatch", "pcapwatch-rs"} {
+		t.Run(img, func(t *testing.T) { runUntilStopped(t, docker, dockerBin, host, img) })
+	}
+}
+
+// runUntilStopped runs the amd64 image detached, waits for ready, stops it
+// the way Docker (and Watchtower) do and expects a summary and exit 0.
+func runUntilStopped(t *testing.T, docker func(...string) (string, error), dockerBin, host, img string) {
 	name := "hil-pcapwatch-" + strings.ReplaceAll(t.Name(), "/", "-")
-	if out, err := docker("run", "-d", "--name", name, "hil.local/pcapwatch:amd64", "--iface", "lo"); err != nil {
+	if out, err := docker("run", "-d", "--name", name, "hil.local/"+img+":amd64", "--iface", "lo"); err != nil {
 		t.Fatalf("docker run: %v\n%s", err, out)
 	}
 	t.Cleanup(func() { exec.Command(dockerBin, "-H", host, "rm", "-f", name).Run() })

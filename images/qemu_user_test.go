@@ -23,26 +23,33 @@ func TestArmImagesStartOrBreakAsAdvertised(t *testing.T) {
 		image string
 		code  int    // expected exit status, -1: any non-zero
 		want  string // in stdout+stderr
+		prog  string // "" is /opt/pcapwatch
 	}{
-		{"pcapwatch", -1, "capture on lo"},
-		{"no-libpcap", -1, "libpcap.so.0.8: cannot open shared object file"},
-		{"old-glibc", -1, "version `GLIBC_2.34' not found"},
-		{"no-loader", -1, "Could not open '/lib/ld-linux-armhf.so.3'"},
-		{"wrong-arch", -1, "Invalid ELF image for this architecture"},
-		{"crash-on-start", 1, "pcapwatch: fatal: reading /etc/pcapwatch/config.toml"},
+		{"pcapwatch", -1, "capture on lo", ""},
+		{"no-libpcap", -1, "libpcap.so.0.8: cannot open shared object file", ""},
+		{"old-glibc", -1, "version `GLIBC_2.34' not found", ""},
+		{"no-loader", -1, "Could not open '/lib/ld-linux-armhf.so.3'", ""},
+		{"wrong-arch", -1, "Invalid ELF image for this architecture", ""},
+		{"crash-on-start", 1, "pcapwatch: fatal: reading /etc/pcapwatch/config.toml", ""},
+		{"pcapwatch-rs", -1, "capture on lo", rustProg},
+		{"rs-no-deps", -1, "libdbus-1.so.3: cannot open shared object file", rustProg},
 	}
 	for _, c := range cases {
 		t.Run(c.image, func(t *testing.T) {
 			root := rootfs(t, imgs[c.image].Layout, "linux/arm/v7")
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, "/usr/bin/qemu-arm-static", "-L", root, root+"/opt/pcapwatch", "--iface", "lo")
+			prog := c.prog
+			if prog == "" {
+				prog = "/opt/pcapwatch"
+			}
+			cmd := exec.CommandContext(ctx, "/usr/bin/qemu-arm-static", "-L", root, root+prog, "--iface", "lo")
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			err := cmd.Run()
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) {
-				if err == nil && strings.Contains(out.String(), "ready iface=lo") && c.image == "pcapwatch" {
+				if err == nil && strings.Contains(out.String(), "ready iface=lo") && c.prog == "" && c.image == "pcapwatch" {
 					return // a QEMU that can capture: better still
 				}
 				t.Fatalf("expected a non-zero exit, found %v; output %q", err, out.String())
@@ -54,7 +61,7 @@ func TestArmImagesStartOrBreakAsAdvertised(t *testing.T) {
 			if !strings.Contains(out.String(), c.want) {
 				t.Errorf("expected %q in the output, found %q", c.want, out.String())
 			}
-			if c.image == "pcapwatch" && strings.Contains(out.String(), "error while loading shared libraries") {
+			if (c.image == "pcapwatch" || c.image == "pcapwatch-rs") && strings.Contains(out.String(), "error while loading shared libraries") {
 				t.Errorf("the good image failed to load: %q", out.String())
 			}
 		})

@@ -6,9 +6,12 @@
 #  2. push the sample image as :candidate, gate it on the full-system ARM
 #     target with scenarios/, and promote :latest to the tested digest;
 #  3. push the old-glibc variant as the next :candidate and show the gate
-#     refusing it with the reason, :latest unchanged.
+#     refusing it with the reason, :latest unchanged;
+#  4. the same for the Rust build of the app in a repository of its own:
+#     pcapwatch-rs promoted, then rs-no-deps (libpcap.so.0.8 copied without
+#     the libraries it needs) refused naming the chain, :latest unchanged.
 #
-# Exits 0 when both outcomes are as expected. The registry is stopped on
+# Exits 0 when all four outcomes are as expected. The registry is stopped on
 # every path. Env: HIL (default build/hil), HIL_IMAGES (default
 # build/images), DEMO_REPORTS (default build/demo).
 set -euo pipefail
@@ -21,7 +24,7 @@ TARGET=${DEMO_TARGET:-system}
 
 die() { echo "demo: $*" >&2; exit 2; }
 [[ -x $HIL ]] || die "$HIL is not built: run make hil"
-for v in pcapwatch old-glibc; do
+for v in pcapwatch old-glibc pcapwatch-rs rs-no-deps; do
   [[ -f $IMAGES/$v/index.json ]] || die "$IMAGES/$v is not an OCI layout: run make images"
 done
 [[ -d scenarios ]] || die "no scenarios/ directory"
@@ -98,6 +101,31 @@ set -e
 latest_bad=$(digest_of "$repo:latest")
 echo "latest after:  $latest_bad"
 
+banner "part 3: the Rust build, pcapwatch-rs, in its own repository"
+rsrepo="$(head -n1 "$work/addr")/pcapwatch-rs"
+rscand=$("$HIL" registry push "$IMAGES/pcapwatch-rs" "$rsrepo:candidate")
+echo "pushed $IMAGES/pcapwatch-rs as $rsrepo:candidate ($rscand)"
+rm -rf "$REPORTS/pcapwatch-rs"
+set +e
+run "$HIL" gate --image "$rsrepo:candidate" --scenarios scenarios --target "$TARGET" \
+  --platforms linux/arm/v7 --promote latest --report "$REPORTS/pcapwatch-rs"
+rc_rs=$?
+set -e
+rs_latest=$(digest_of "$rsrepo:latest")
+echo "latest after:  $rs_latest"
+
+banner "part 4: rs-no-deps as the next Rust candidate"
+rsbad=$("$HIL" registry push "$IMAGES/rs-no-deps" "$rsrepo:candidate")
+echo "pushed $IMAGES/rs-no-deps as $rsrepo:candidate ($rsbad)"
+rm -rf "$REPORTS/rs-no-deps"
+set +e
+run "$HIL" gate --image "$rsrepo:candidate" --scenarios scenarios --target "$TARGET" \
+  --platforms linux/arm/v7 --promote latest --report "$REPORTS/rs-no-deps"
+rc_rsbad=$?
+set -e
+rs_latest_bad=$(digest_of "$rsrepo:latest")
+echo "latest after:  $rs_latest_bad"
+
 banner "what tested the digest latest points at"
 "$HIL" attest show "$repo:latest" || true
 
@@ -115,7 +143,19 @@ else
   echo "FAIL old-glibc: gate exit $rc_bad (want 1, refused for GLIBC_2.34), latest = $latest_bad (want unchanged $latest_good)"
   ok=0
 fi
-for d in good old-glibc; do
+if [[ $rc_rs -eq 0 && $rs_latest == "${rscand#*@}" ]]; then
+  echo "OK   pcapwatch-rs promoted: $rsrepo:latest = ${rscand#*@}"
+else
+  echo "FAIL pcapwatch-rs: gate exit $rc_rs (want 0), latest = $rs_latest (want ${rscand#*@})"
+  ok=0
+fi
+if [[ $rc_rsbad -eq 1 && $rs_latest_bad == "$rs_latest" ]] && grep -q 'libpcap.so.0.8 → libdbus-1.so.3' "$REPORTS/rs-no-deps/decision.json"; then
+  echo "OK   rs-no-deps refused (libpcap.so.0.8 → libdbus-1.so.3 missing): latest unchanged at $rs_latest_bad"
+else
+  echo "FAIL rs-no-deps: gate exit $rc_rsbad (want 1, refused for libdbus-1.so.3), latest = $rs_latest_bad (want unchanged $rs_latest)"
+  ok=0
+fi
+for d in good old-glibc pcapwatch-rs rs-no-deps; do
   html=$(ls "$REPORTS/$d"/*.html 2>/dev/null | head -n1 || true)
   echo "     report ($d): ${html:-$REPORTS/$d/decision.json}"
 done

@@ -618,7 +618,9 @@ func (c *checker) search(n *node, name string) (*Object, *elfInfo) {
 	if n.info.NoDefLib {
 		msg += "; it is linked with -z nodeflib, so ld.so.cache and the default dirs are not searched"
 	}
-	c.problem(KindMissingLibrary, n.obj.RealPath, name, "%s", msg)
+	chain := chainOf(n, name)
+	c.problem(KindMissingLibrary, n.obj.RealPath, name, "%s%s", msg, chainText(chain))
+	c.rep.Problems[len(c.rep.Problems)-1].Chain = chain
 	return obj, nil
 }
 

@@ -282,13 +282,14 @@ func realLoaderList(t *testing.T, rootfs string) (map[string]string, string) {
 	return realLoaderListOf(t, rootfs, "opt/pcapwatch")
 }
 
-func realLoaderListOf(t *testing.T, rootfs, program string) (map[string]string, string) {
+// realLoaderListOf is realLoaderList for the program at prog in the rootfs.
+func realLoaderListOf(t *testing.T, rootfs, prog string) (map[string]string, string) {
 	t.Helper()
 	testenv.RequireCommand(t, "/usr/bin/qemu-arm-static", "qemu-user-static")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/usr/bin/qemu-arm-static", "-L", rootfs,
-		filepath.Join(rootfs, "lib/ld-linux-armhf.so.3"), "--list", filepath.Join(rootfs, program))
+		filepath.Join(rootfs, "lib/ld-linux-armhf.so.3"), "--list", filepath.Join(rootfs, prog))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	_ = cmd.Run() // exits non-zero when something is missing; stderr says what

@@ -45,6 +45,10 @@ type Problem struct {
 	// Objects lists every file a problem is about when there are several
 	// (an ISA problem shared by many libraries), in-image real paths.
 	Objects []string `json:"objects,omitempty"`
+	// Chain is, for a missing library, how the program came to need it:
+	// the program, each library that needed the next (where it was found),
+	// then the missing name.
+	Chain []string `json:"chain,omitempty"`
 }
 
 func (p Problem) String() string { return fmt.Sprintf("%s: %s", p.Kind, p.Message) }

@@ -33,6 +33,11 @@ var debSets = []debSet{
 	{Name: "sysroot-armhf", Suite: "bookworm", Arch: "armhf", Roots: []string{"libpcap0.8-dev"}},
 	{Name: "runtime-arm64", Suite: "bookworm", Arch: "arm64", Roots: []string{"libc6", "libpcap0.8"}, Closure: true},
 	{Name: "sysroot-arm64", Suite: "bookworm", Arch: "arm64", Roots: []string{"libpcap0.8-dev"}},
+	// pcapwatch-rs: a distroless/cc-style runtime base, and the armhf
+	// standard library for Debian's rustc (see rust.go).
+	{Name: "runtime-armhf-cc", Suite: "bookworm", Arch: "armhf", Roots: []string{"libc6"}, Closure: true},
+	{Name: "runtime-amd64-cc", Suite: "bookworm", Arch: "amd64", Roots: []string{"libc6"}, Closure: true},
+	{Name: "rust-std-armhf", Suite: "bookworm", Arch: "armhf", Roots: []string{"libstd-rust-dev"}},
 }
 
 func setByName(n string) debSet {

@@ -253,6 +253,11 @@ func run(ctx context.Context, out, lockPath string, relock, fetchOnly, force boo
 		bi.Breaks, bi.Binaries, bi.Packages = v.Breaks, bins, pkgsUsed
 		built = append(built, bi)
 	}
+	rs, err := buildRustImages(ctx, repo, out, sets, sysroots)
+	if err != nil {
+		return err
+	}
+	built = append(built, rs...)
 	mb, _ := json.MarshalIndent(built, "", "  ")
 	if err := os.WriteFile(manifestPath, append(mb, '\n'), 0o644); err != nil {
 		return err
@@ -330,7 +335,7 @@ func printTable(w io.Writer, built []*builtImage) {
 func readManifest(p string) ([]*builtImage, error) { return images.ReadRecord(p) }
 
 func allPresent(built []*builtImage) bool {
-	if len(built) != len(variants) {
+	if len(built) != len(variants)+len(rustVariants) {
 		return false
 	}
 	for _, b := range built {
@@ -360,7 +365,7 @@ func inputHash(repo, lockPath string) (string, error) {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && (strings.HasSuffix(p, ".go") || strings.HasSuffix(p, ".lock")) && !strings.HasSuffix(p, "_test.go") {
+		if !d.IsDir() && (strings.HasSuffix(p, ".go") || strings.HasSuffix(p, ".rs") || strings.HasSuffix(p, ".lock")) && !strings.HasSuffix(p, "_test.go") {
 			files = append(files, p)
 		}
 		return nil
@@ -379,7 +384,7 @@ func inputHash(repo, lockPath string) (string, error) {
 		fmt.Fprintf(h, "%s %d\n", rel, len(b))
 		h.Write(b)
 	}
-	for _, tool := range [][]string{{"go", "version"}, {"arm-linux-gnueabihf-gcc", "-dumpfullversion"}, {"aarch64-linux-gnu-gcc", "-dumpfullversion"}, {"gcc", "-dumpfullversion"}} {
+	for _, tool := range [][]string{{"go", "version"}, {"arm-linux-gnueabihf-gcc", "-dumpfullversion"}, {"aarch64-linux-gnu-gcc", "-dumpfullversion"}, {"gcc", "-dumpfullversion"}, {rustc, "--version"}} {
 		o, _ := exec.Command(tool[0], tool[1:]...).Output()
 		fmt.Fprintf(h, "%s: %s\n", tool[0], o)
 	}

@@ -27,7 +27,9 @@ func TestRecordCommand(t *testing.T) {
 	out := filepath.Join(dir, "three.pcapng")
 
 	done := make(chan hilRun, 1)
-	go func() { done <- execHil(t, "record", "--netns", l.NetNSName(), "--iface", "eth0", "--out", out, "--count", "3", "--json") }()
+	go func() {
+		done <- execHil(t, "record", "--netns", l.NetNSName(), "--iface", "eth0", "--out", out, "--count", "3", "--json")
+	}()
 	frame := make([]byte, 60)
 	copy(frame, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1, 0x88, 0xb5})
 	var r hilRun

@@ -192,6 +192,7 @@ func (p *Pair) EnableIPv6(ctx context.Context, a, b string) error {
 
 // AddVLAN adds an 802.1Q link IFACE.ID on both ends with the given IPv4
 // addresses (CIDR) and brings it up; frames on eth0 then carry the tag.
+// On a kernel without 802.1Q links it returns ErrNo8021Q (see TagVLAN).
 func (p *Pair) AddVLAN(ctx context.Context, id int, ipA, ipB string) (ifA, ifB NS, err error) {
 	ifA, ifB = p.A, p.B
 	name := fmt.Sprintf("%s.%d", p.A.Iface, id)
@@ -200,6 +201,9 @@ func (p *Pair) AddVLAN(ctx context.Context, id int, ipA, ipB string) (ifA, ifB N
 		addr string
 	}{{&ifA, ipA}, {&ifB, ipB}} {
 		if err := ip(ctx, "-n", e.ns.Name, "link", "add", "link", e.ns.Iface, "name", name, "type", "vlan", "id", fmt.Sprint(id)); err != nil {
+			if vlanUnsupported(err) {
+				return NS{}, NS{}, fmt.Errorf("%w: %v", ErrNo8021Q, err)
+			}
 			return NS{}, NS{}, err
 		}
 		a, _, err := net.ParseCIDR(e.addr)

@@ -33,6 +33,10 @@ var debSets = []debSet{
 	{Name: "sysroot-armhf", Suite: "bookworm", Arch: "armhf", Roots: []string{"libpcap0.8-dev"}},
 	{Name: "runtime-arm64", Suite: "bookworm", Arch: "arm64", Roots: []string{"libc6", "libpcap0.8"}, Closure: true},
 	{Name: "sysroot-arm64", Suite: "bookworm", Arch: "arm64", Roots: []string{"libpcap0.8-dev"}},
+	// tcpdump's own packages; glibc and libpcap come from the runtime set,
+	// and adduser (a Depends only its postinst uses) is left out.
+	{Name: "tcpdump-armhf", Suite: "bookworm", Arch: "armhf", Roots: []string{"tcpdump", "libssl3"}},
+	{Name: "tcpdump-amd64", Suite: "bookworm", Arch: "amd64", Roots: []string{"tcpdump", "libssl3"}},
 }
 
 func setByName(n string) debSet {

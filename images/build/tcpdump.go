@@ -53,12 +53,14 @@ var debImages = []debImage{{
 		"etc/passwd": "root:x:0:0:root:/root:/usr/sbin/nologin\ntcpdump:x:100:101::/nonexistent:/usr/sbin/nologin\n",
 		"etc/group":  "root:x:0:\ntcpdump:x:101:\n",
 	},
-	// -n: no name lookups (there is no resolver); -l: line-buffered
-	// output; -U: packet-buffered -w output; --immediate-mode: each frame
-	// is handed to tcpdump as it arrives, so a SIGTERM right after a
-	// replay finds nothing still waiting in the ring.
+	// -n: no name lookups (there is no resolver); -e: the link-level
+	// header too (MACs, 802.1Q tags); -l: line-buffered output, one line
+	// per frame; -U: packet-buffered -w output. Without
+	// --immediate-mode libpcap packs frames into TPACKET_V3 blocks, which
+	// hold a burst in the default 2 MiB buffer; frames reach tcpdump when
+	// a block fills or after its 1 s timeout.
 	Entrypoint: []string{"/usr/bin/tcpdump"},
-	Cmd:        []string{"-i", "eth0", "-n", "-l", "-U", "--immediate-mode"},
+	Cmd:        []string{"-i", "eth0", "-n", "-e", "-l", "-U"},
 	About:      "Debian's tcpdump (libpcap), unmodified",
 }}
 

@@ -40,7 +40,6 @@ func (n NS) Path() string { return filepath.Join("/run/netns", n.Name) }
 // Pair is two namespaces A and B joined by a veth pair.
 type Pair struct {
 	A, B NS
-	mtu  int
 }
 
 type config struct {
@@ -98,9 +97,8 @@ func New(ctx context.Context, tag string, opts ...Option) (_ *Pair, err error) {
 	}
 	id := hex.EncodeToString(b)
 	p := &Pair{
-		A:   NS{Name: "hil-" + tag + "-" + id + "-a", Iface: "eth0", MAC: cfg.macA},
-		B:   NS{Name: "hil-" + tag + "-" + id + "-b", Iface: "eth0", MAC: cfg.macB},
-		mtu: cfg.mtu,
+		A: NS{Name: "hil-" + tag + "-" + id + "-a", Iface: "eth0", MAC: cfg.macA},
+		B: NS{Name: "hil-" + tag + "-" + id + "-b", Iface: "eth0", MAC: cfg.macB},
 	}
 	defer func() {
 		if err != nil {

@@ -345,7 +345,9 @@ func testAmd64Captures(t *testing.T, image, prog string) {
 }
 
 // pcapwatch agrees with the fixtures' manifest (what the other tests of
-// hil assert through the targets) when the frames come straight in.
+// hil assert through the targets) when the frames come straight in: the
+// generated fixtures and every one recorded from real traffic, whose
+// expected events the recorder derived from the frames.
 func TestAmd64PcapwatchMatchesFixtureManifest(t *testing.T) {
 	for _, sa := range sampleApps {
 		t.Run(sa.image, func(t *testing.T) { testAmd64MatchesFixtureManifest(t, sa.image, sa.prog) })
@@ -355,7 +357,13 @@ func TestAmd64PcapwatchMatchesFixtureManifest(t *testing.T) {
 func testAmd64MatchesFixtureManifest(t *testing.T, image, prog string) {
 	_, imgs := built(t)
 	root := rootfs(t, imgs[image].Layout, "linux/amd64")
-	for _, name := range []string{"arp-sweep", "dhcp", "dns", "home-minute", "malformed", "burst-100k"} {
+	names := []string{"arp-sweep", "dhcp", "dns", "home-minute", "malformed", "burst-100k"}
+	for _, fx := range pcapfixtures.Manifest() {
+		if fx.Recorded != nil {
+			names = append(names, fx.Name)
+		}
+	}
+	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			fx, err := pcapfixtures.Lookup(name)
 			if err != nil {
@@ -366,7 +374,14 @@ func testAmd64MatchesFixtureManifest(t *testing.T, image, prog string) {
 				t.Fatal(err)
 			}
 			defer rc.Close()
-			r, err := pcapgo.NewReader(rc)
+			var r interface {
+				ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+			}
+			if fx.Format == "pcapng" {
+				r, err = pcapgo.NewNgReader(rc, pcapgo.DefaultNgReaderOptions)
+			} else {
+				r, err = pcapgo.NewReader(rc)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

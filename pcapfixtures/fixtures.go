@@ -1,7 +1,14 @@
-// Package pcapfixtures holds hil's pcap and pcapng fixtures, the manifest
-// that says what each holds and what pcapwatch must report after seeing it,
-// and the generator that made them. The files are embedded, so a hil binary
+// Package pcapfixtures holds hil's pcap and pcapng fixtures, the manifests
+// that say what each holds and what pcapwatch must report after seeing it,
+// and the programs that made them. The files are embedded, so a hil binary
 // can replay them without the source tree.
+//
+// Two kinds, two manifests:
+//   - generated (manifest.json): synthetic frames built in Go, reproduced
+//     byte for byte by `go generate ./pcapfixtures`;
+//   - recorded (recorded.json): real traffic made on a machine between two
+//     network namespaces and captured with hil record; re-recorded with
+//     `sudo go run ./pcapfixtures/cmd/record-real`, never byte for byte.
 package pcapfixtures
 
 //go:generate go run ./cmd/genfixtures -out .
@@ -24,7 +31,7 @@ import (
 	"github.com/hilproject/hil/pcapfixtures/internal/manifest"
 )
 
-//go:embed manifest.json *.pcap *.pcapng
+//go:embed manifest.json recorded.json *.pcap *.pcapng
 var files embed.FS
 
 // Expectations, as in manifest.json.
@@ -33,6 +40,7 @@ type (
 	DeviceSeen  = manifest.DeviceSeen
 	DHCPRequest = manifest.DHCPRequest
 	DNSQuery    = manifest.DNSQuery
+	Recording   = manifest.Recording
 )
 
 // Fixture is one manifest entry.
@@ -48,24 +56,33 @@ var (
 
 func load() ([]Fixture, error) {
 	loadOnce.Do(func() {
-		b, err := files.ReadFile("manifest.json")
-		if err != nil {
-			loadErr = err
-			return
-		}
-		var m manifest.Manifest
-		if err := json.Unmarshal(b, &m); err != nil {
-			loadErr = fmt.Errorf("pcapfixtures: manifest.json: %w", err)
-			return
-		}
-		for _, f := range m.Fixtures {
-			loaded = append(loaded, Fixture{f})
+		seen := map[string]bool{}
+		for _, name := range []string{"manifest.json", "recorded.json"} {
+			b, err := files.ReadFile(name)
+			if err != nil {
+				loadErr = err
+				return
+			}
+			var m manifest.Manifest
+			if err := json.Unmarshal(b, &m); err != nil {
+				loadErr = fmt.Errorf("pcapfixtures: %s: %w", name, err)
+				return
+			}
+			for _, f := range m.Fixtures {
+				if seen[f.Name] || seen[f.File] {
+					loadErr = fmt.Errorf("pcapfixtures: %s: fixture %s (%s) is listed twice", name, f.Name, f.File)
+					return
+				}
+				seen[f.Name], seen[f.File] = true, true
+				loaded = append(loaded, Fixture{f})
+			}
 		}
 	})
 	return loaded, loadErr
 }
 
-// Manifest lists every fixture in manifest order.
+// Manifest lists every fixture: the generated ones in manifest.json order,
+// then the recorded ones in recorded.json order.
 func Manifest() []Fixture {
 	fs, err := load()
 	if err != nil {

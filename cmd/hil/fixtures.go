@@ -16,7 +16,13 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "fixtures [NAME]",
 		Short: "List the bundled pcap fixtures (or show one) and what pcapwatch must report for each",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Fixtures lists the bundled pcap/pcapng fixtures: the generated ones
+(synthetic, reproduced byte for byte by "go generate ./pcapfixtures") and
+the ones recorded from real traffic between two network namespaces with
+"hil record" (re-recorded by "go run ./pcapfixtures/cmd/record-real"; a
+recorded entry says what made it). With NAME it prints that entry as JSON:
+sha256, frames, span and what pcapwatch must report after seeing it.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
 			fxs := pcapfixtures.Manifest()
@@ -47,10 +53,14 @@ func init() {
 				return enc.Encode(all)
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tFORMAT\tFRAMES\tOVER MTU\tSPAN\tSIZE\tEVENTS (device/dhcp/dns)\tDESCRIPTION")
+			fmt.Fprintln(tw, "NAME\tORIGIN\tFORMAT\tFRAMES\tOVER MTU\tSPAN\tSIZE\tEVENTS (device/dhcp/dns)\tDESCRIPTION")
 			for _, fx := range fxs {
 				e := fx.Expect
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%v\t%d KiB\t%d/%d/%d\t%s\n", fx.Name, fx.Format, fx.Frames, fx.OversizeFrames,
+				origin := "generated"
+				if fx.Recorded != nil {
+					origin = "recorded"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%v\t%d KiB\t%d/%d/%d\t%s\n", fx.Name, origin, fx.Format, fx.Frames, fx.OversizeFrames,
 					time.Duration(fx.DurationNS).Round(time.Microsecond), (fx.Size+1023)/1024,
 					len(e.DeviceSeen), len(e.DHCPRequest), len(e.DNSQuery), fx.Description)
 			}

@@ -5,21 +5,24 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hilproject/hil/harness/link/veth"
+	"github.com/hilproject/hil/pcapfixtures"
 )
 
 func TestFixturesCommand(t *testing.T) {
 	out, errText, code := runHil(t, "fixtures")
-	if code != 0 || !strings.Contains(out, "burst-100k") || !strings.Contains(out, "two-interfaces") {
+	if code != 0 || !strings.Contains(out, "burst-100k") || !strings.Contains(out, "two-interfaces") ||
+		!regexp.MustCompile(`(?m)^tcp-bulk +recorded +pcap +1811 `).MatchString(out) {
 		t.Fatalf("hil fixtures: code %d, %s\n%s", code, errText, out)
 	}
 	out, _, code = runHil(t, "fixtures", "--json")
 	var all []map[string]any
-	if code != 0 || json.Unmarshal([]byte(out), &all) != nil || len(all) != 8 {
+	if code != 0 || json.Unmarshal([]byte(out), &all) != nil || len(all) != len(pcapfixtures.Manifest()) || len(all) < 14 {
 		t.Fatalf("hil fixtures --json: code %d, %d entries", code, len(all))
 	}
 	if _, errText, code := runHil(t, "fixtures", "nope"); code != 2 || !strings.Contains(errText, "expected one of") {

@@ -222,6 +222,23 @@ func TestLockIsHonoured(t *testing.T) {
 					}
 				}
 			}
+			for _, d := range debImages {
+				if d.Name != b.Name {
+					continue
+				}
+				for _, plat := range d.Platforms {
+					var want []string
+					for _, set := range []string{d.Runtime(plat), d.App(plat)} {
+						for _, e := range lock.entries[set] {
+							p := e.Package
+							want = append(want, p.Name+" "+p.Version+" "+p.Arch+" "+p.SHA256)
+						}
+					}
+					if strings.Join(want, "\n") != strings.Join(b.Packages[plat], "\n") {
+						t.Errorf("%s %s: built from\n%s\nbut the lock pins\n%s", b.Name, plat, strings.Join(b.Packages[plat], "\n"), strings.Join(want, "\n"))
+					}
+				}
+			}
 		}
 	}
 

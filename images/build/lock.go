@@ -38,6 +38,10 @@ var debSets = []debSet{
 	{Name: "runtime-armhf-cc", Suite: "bookworm", Arch: "armhf", Roots: []string{"libc6"}, Closure: true},
 	{Name: "runtime-amd64-cc", Suite: "bookworm", Arch: "amd64", Roots: []string{"libc6"}, Closure: true},
 	{Name: "rust-std-armhf", Suite: "bookworm", Arch: "armhf", Roots: []string{"libstd-rust-dev"}},
+	// tcpdump's own packages; glibc and libpcap come from the runtime set,
+	// and adduser (a Depends only its postinst uses) is left out.
+	{Name: "tcpdump-armhf", Suite: "bookworm", Arch: "armhf", Roots: []string{"tcpdump", "libssl3"}},
+	{Name: "tcpdump-amd64", Suite: "bookworm", Arch: "amd64", Roots: []string{"tcpdump", "libssl3"}},
 }
 
 func setByName(n string) debSet {

@@ -2,9 +2,9 @@
 // cross-compiles pcapwatch (linux/arm/v7 against Debian's armhf libpcap,
 // linux/amd64 natively), unpacks the pinned Debian runtime packages of
 // images/debs.lock into a COPY-only style layer, and writes each image
-// (the good one and the deliberately broken variants) as an OCI layout dir
-// and a docker-save tarball under --out. A rebuild with unchanged inputs
-// does nothing.
+// (the good one and the deliberately broken variants, and Debian's own
+// tcpdump as a second sample) as an OCI layout dir and a docker-save
+// tarball under --out. A rebuild with unchanged inputs does nothing.
 //
 //	go run ./images/build --out build/images
 //	go run ./images/build --relock          # re-resolve images/debs.lock
@@ -258,6 +258,11 @@ func run(ctx context.Context, out, lockPath string, relock, fetchOnly, force boo
 		return err
 	}
 	built = append(built, rs...)
+	debBuilt, err := buildDebImages(ctx, out, sets, layers)
+	if err != nil {
+		return err
+	}
+	built = append(built, debBuilt...)
 	mb, _ := json.MarshalIndent(built, "", "  ")
 	if err := os.WriteFile(manifestPath, append(mb, '\n'), 0o644); err != nil {
 		return err
@@ -335,7 +340,7 @@ func printTable(w io.Writer, built []*builtImage) {
 func readManifest(p string) ([]*builtImage, error) { return images.ReadRecord(p) }
 
 func allPresent(built []*builtImage) bool {
-	if len(built) != len(variants)+len(rustVariants) {
+	if len(built) != len(variants)+len(rustVariants)+len(debImages) {
 		return false
 	}
 	for _, b := range built {

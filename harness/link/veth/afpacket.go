@@ -38,6 +38,14 @@ func OpenSocket(ifindex int) (*os.File, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("SO_TIMESTAMPNS: %w", err)
 	}
+	// The kernel moves an 802.1Q tag out of the frame into metadata on
+	// receive (and veth sends it as metadata); the auxiliary data lets
+	// ReadFrame put it back, as libpcap does, so a reader sees the frame
+	// a capturing app sees.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("PACKET_AUXDATA: %w", err)
+	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("bind to ifindex %d: %w", ifindex, err)
@@ -136,8 +144,14 @@ func (r *Reader) ReadFrame() (Frame, error) {
 		if pt == unix.PACKET_OUTGOING && !r.Outgoing {
 			continue
 		}
-		fr := Frame{Data: append([]byte(nil), r.buf[:n]...), Time: timestamp(r.oob[:oobn]), PktType: pt}
-		return fr, nil
+		ts, tag := control(r.oob[:oobn])
+		data := r.buf[:n]
+		if tag != nil && n >= 12 {
+			data = append(append(append(make([]byte, 0, n+4), r.buf[:12]...), tag...), r.buf[12:n]...)
+		} else {
+			data = append([]byte(nil), data...)
+		}
+		return Frame{Data: data, Time: ts, PktType: pt}, nil
 	}
 }
 
@@ -167,18 +181,35 @@ func (r *Reader) Drops() (uint32, error) {
 	return st.Drops, errors.Join(err, serr)
 }
 
-func timestamp(oob []byte) time.Time {
+// control reads the receive timestamp and, when the kernel took an 802.1Q
+// tag out of the frame, the 4 tag bytes to put back after the MACs.
+func control(oob []byte) (ts time.Time, tag []byte) {
+	ts = time.Now()
 	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err == nil {
-		for _, m := range msgs {
-			if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= 16 {
-				sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
-				nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
-				return time.Unix(sec, nsec)
+	if err != nil {
+		return ts, nil
+	}
+	for _, m := range msgs {
+		switch {
+		case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= 16:
+			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
+			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
+			ts = time.Unix(sec, nsec)
+		case m.Header.Level == unix.SOL_PACKET && m.Header.Type == unix.PACKET_AUXDATA && len(m.Data) >= int(unsafe.Sizeof(unix.TpacketAuxdata{})):
+			aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&m.Data[0]))
+			// libpcap's rule: a tag is there when the kernel says so, or
+			// (older kernels) when the TCI is not zero.
+			if aux.Status&unix.TP_STATUS_VLAN_VALID == 0 && aux.Vlan_tci == 0 {
+				continue
 			}
+			tpid := uint16(unix.ETH_P_8021Q)
+			if aux.Status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
+				tpid = aux.Vlan_tpid
+			}
+			tag = binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, tpid), aux.Vlan_tci)
 		}
 	}
-	return time.Now()
+	return ts, tag
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -316,3 +316,41 @@ func TestReleasedOnPanic(t *testing.T) {
 	}()
 	assertGone(t, l)
 }
+
+// An 802.1Q-tagged frame reaches a reader on the app end with its tag, as
+// a libpcap app sees it, although the kernel moves the tag into metadata
+// on receive; and so do the QinQ (802.1ad) outer tag and an untagged frame.
+func TestVLANTagsSurviveTheReceivePath(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	l, err := veth.New(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	app, err := veth.OpenSocketIn(l.NetNSPath(), "eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	tagged := func(tpid uint16, tci uint16) []byte {
+		f := frame(7, 64)
+		return append(append(append([]byte{}, f[:12]...), byte(tpid>>8), byte(tpid), byte(tci>>8), byte(tci)), f[12:]...)
+	}
+	sent := [][]byte{tagged(0x8100, 100), tagged(0x8100, 0x2000|7), tagged(0x88a8, 300), frame(8, 64)}
+	for _, f := range sent {
+		if err := l.WriteFrame(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app.SetDeadline(time.Now().Add(5 * time.Second))
+	for i, want := range sent {
+		got, err := app.ReadFrame()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !bytes.Equal(got.Data, want) {
+			t.Errorf("frame %d: got %x, expected %x", i, got.Data[:20], want[:20])
+		}
+	}
+}

@@ -1,5 +1,6 @@
-// Package manifest is the schema of pcapfixtures/manifest.json, shared by
-// the generator and the pcapfixtures package.
+// Package manifest is the schema of pcapfixtures/manifest.json (the
+// generated fixtures) and recorded.json (the fixtures recorded from real
+// traffic), shared by both generators and the pcapfixtures package.
 package manifest
 
 // Manifest lists every fixture.
@@ -28,6 +29,25 @@ type Fixture struct {
 	SHA256         string `json:"sha256"`
 	Notes          string `json:"notes,omitempty"`
 	Expect         Expect `json:"expect"`
+	// Recorded says how a fixture captured from real traffic was made; nil
+	// for the generated ones. Recorded fixtures are listed in
+	// recorded.json, not manifest.json, and are not reproducible byte for
+	// byte (timestamps, sequence numbers, keys differ on every run).
+	Recorded *Recording `json:"recorded,omitempty"`
+}
+
+// Recording is the provenance of a recorded fixture.
+type Recording struct {
+	// Traffic is what made the frames: which real programs, where.
+	Traffic string `json:"traffic"`
+	// Capture is where and with what the frames were captured.
+	Capture string `json:"capture"`
+	// Command re-records the fixture.
+	Command string `json:"command"`
+	// Kernel is the release of the kernel whose stacks made the traffic.
+	Kernel string `json:"kernel"`
+	// Date is when it was recorded (YYYY-MM-DD, UTC).
+	Date string `json:"date"`
 }
 
 // Expect is what pcapwatch should report after the fixture was replayed

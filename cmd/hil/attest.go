@@ -116,6 +116,12 @@ input (no --key, a key that is not a PEM public key, a bad reference or
 flag) or an unreachable registry.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			reg := registryAccess(insecure)
+			// The reference first: a plain-HTTP registry off loopback is
+			// refused whatever else is wrong.
+			if _, err := reg.ParseReference(args[0]); err != nil {
+				return &exitError{2, err}
+			}
 			key, err := attest.LoadVerifier(keyPath)
 			if err != nil {
 				return &exitError{2, fmt.Errorf("--key: %w", err)}
@@ -127,7 +133,6 @@ flag) or an unreachable registry.`,
 					req.Boards = append(req.Boards, b)
 				}
 			}
-			reg := registryAccess(insecure)
 			v, err := attest.Verify(cmd.Context(), reg, args[0], key, req)
 			if err != nil {
 				return &exitError{2, err}

@@ -131,6 +131,7 @@ func TestInsecureIsLoopbackOnlyInEveryVerb(t *testing.T) {
 		"registry push":   {"registry", "push", "--insecure", layout, far + "/app:1"},
 		"registry digest": {"registry", "digest", "--insecure", far + "/app:1"},
 		"attest show":     {"attest", "show", "--insecure", far + "/app:1"},
+		"attest verify":   {"attest", "verify", "--insecure", "--key", "no-such.pub", far + "/app:1"},
 	}
 	for _, v := range insecureVerbs(rootCmd) {
 		if verbs[v] == nil {
@@ -182,8 +183,12 @@ func TestInsecureWorksOnLoopbackInEveryVerb(t *testing.T) {
 		t.Fatalf("check: exit %d %s\n%s", code, errText, out)
 	}
 	// No attestation yet: exit 1, "none", not a refusal.
-	if out, errText, code := runHil(t, "attest", "show", "--insecure", ref); code != 1 || !strings.Contains(out, "no hil test result") {
+	if out, errText, code := runHil(t, "attest", "show", "--insecure", ref); code != 1 || !strings.Contains(out+errText, "no hil attestation is attached") {
 		t.Fatalf("attest show: exit %d %s\n%s", code, errText, out)
+	}
+	_, pub := cosignKeyPair(t, t.TempDir(), "pw")
+	if out, errText, code := runHil(t, "attest", "verify", "--insecure", "--key", pub, ref); code != 1 || !strings.Contains(out+errText, "no test-result attestation") {
+		t.Fatalf("attest verify: exit %d %s\n%s", code, errText, out)
 	}
 	// run opens the image (through the registry) before it makes the
 	// targets: an unknown target after a successful open proves the open.

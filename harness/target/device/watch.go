@@ -171,7 +171,7 @@ func WatchDigest(ctx context.Context, board Board, exp Expect) (*WatchReport, er
 		case st.status != "running":
 			rep.Problems = append(rep.Problems, fmt.Sprintf("container %.12s is %s (exit code %d)", rep.Container, st.status, st.exitCode))
 		case rep.Restarts > 0:
-			rep.Problems = append(rep.Problems, fmt.Sprintf("container %.12s restarted %d times during the window (last exit code %d)", rep.Container, rep.Restarts, st.exitCode))
+			rep.Problems = append(rep.Problems, fmt.Sprintf("container %.12s restarted %d times during the window", rep.Container, rep.Restarts))
 		case st.health == "unhealthy":
 			rep.Problems = append(rep.Problems, fmt.Sprintf("container %.12s is unhealthy", rep.Container))
 		case end && st.health == "starting":

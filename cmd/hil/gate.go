@@ -123,7 +123,7 @@ checked before anything is tested, and --promote is never moved.`,
 	fl.StringVar(&f.platforms, "platforms", promote.DefaultPlatform.String(), "comma-separated platforms that must be present and pass")
 	fl.StringVar(&f.target, "target", "system", "target to run the scenarios on: system, user, container, device, or static (the static startup check only)")
 	fl.StringVar(&f.device, "device", "", "board to use with --target device (its name in --devices)")
-	fl.StringVar(&f.devices, "devices", "devices.yaml", "board inventory for --target device")
+	fl.StringVar(&f.devices, "devices", "devices.yaml", "board inventory for --target device and --canary-boards")
 	fl.StringVar(&f.report, "report", "hil-report", "directory for the reports (JUnit, JSON, HTML) and the gate decision")
 	fl.IntVar(&f.retries, "retries", 2, "how many times a case that ended in an infrastructure error is retried (never a fail)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "do everything but write the tag and the attestation")

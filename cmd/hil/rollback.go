@@ -68,13 +68,13 @@ func (f *rollbackFlags) options(w io.Writer, verb string) ([]rollout.RollbackOpt
 
 func init() {
 	var (
-		f                rollbackFlags
-		tag, expect      string
-		insecure, dryRun bool
-		asJSON           bool
+		f                 rollbackFlags
+		tag, expect, repo string
+		insecure, dryRun  bool
+		asJSON            bool
 	)
 	cmd := &cobra.Command{
-		Use:   "rollback --tag host/repo:latest",
+		Use:   "rollback --tag host/repo:latest | --tag latest --repository host/repo",
 		Short: "Point a tag back at the last digest with a passing hil attestation",
 		Long: `rollback moves --tag back to the last digest of its repository that has a
 passing hil test result (the attestation "hil gate" attaches) and was never
@@ -97,10 +97,19 @@ digest, and the tag is read back after the write. With no earlier passing
 digest, rollback refuses and writes nothing.
 
 Exit 0 rolled back (or would, with --dry-run), 1 refused, 2 error.`,
-		Example: `  hil rollback --tag registry.lan/pcapwatch:latest --key cosign.pub --sign-key cosign.key`,
-		Args:    cobra.NoArgs,
+		Example: `  hil rollback --tag registry.lan/pcapwatch:latest --key cosign.pub --sign-key cosign.key
+  hil rollback --tag latest --repository registry.lan/pcapwatch --key cosign.pub --dry-run`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			reg := registryAccess(insecure)
+			if !strings.ContainsAny(tag, "/:@") {
+				if repo == "" {
+					return &exitError{2, fmt.Errorf("--tag %q is a bare tag name: give --repository host/repo too, or --tag host/repo:%s", tag, tag)}
+				}
+				tag = strings.TrimSuffix(repo, "/") + ":" + tag
+			} else if repo != "" {
+				return &exitError{2, fmt.Errorf("--tag %q is a full reference and --repository %q names a repository too: give one", tag, repo)}
+			}
 			if _, err := reg.ParseTag(tag); err != nil {
 				return &exitError{2, fmt.Errorf("--tag: %w", err)}
 			}
@@ -135,7 +144,8 @@ Exit 0 rolled back (or would, with --dry-run), 1 refused, 2 error.`,
 	}
 	f.register(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&tag, "tag", "", "the tag to move back: host/repo:tag (required)")
+	fl.StringVar(&tag, "tag", "", "the tag to move back: host/repo:tag, or a tag name (latest) with --repository (required)")
+	fl.StringVar(&repo, "repository", "", "the repository of a bare --tag name: host/repo")
 	fl.StringVar(&expect, "expect", "", "refuse unless --tag points at this digest (sha256:...) now: the one that was seen failing")
 	fl.BoolVar(&dryRun, "dry-run", false, "choose the digest and say so, write nothing")
 	fl.BoolVar(&insecure, "insecure", false, insecureUsage)

@@ -114,7 +114,7 @@ func TestWatchRollsBackALateCrashAndTheBoardRunsTheOldDigestAgain(t *testing.T) 
 	}
 
 	// Nowhere left to go: refused, nothing written.
-	out, errOut, code = runHilStderr(t, "rollback", "--tag", repo+":latest", "--key", pubKey)
+	out, errOut, code = runHilStderr(t, "rollback", "--tag", "latest", "--repository", repo, "--key", pubKey)
 	if code != 1 || !strings.Contains(out, "no earlier digest") || !strings.Contains(out, "withdrawn") || !strings.Contains(errOut, "WARNING: no --sign-key") {
 		t.Fatalf("hil rollback from the first release: exit %d, want 1 refusing:\n%s%s", code, out, errOut)
 	}
@@ -195,4 +195,30 @@ func TestCanaryHoldsLatestUntilTheCanaryBoardsPass(t *testing.T) {
 		t.Fatalf("latest is %s after the canary passed, want %s", got, good)
 	}
 	fleet.waitRunning(ctx, repo, good, fleetID, 30*time.Second)
+}
+
+// Bad input stops before anything is pinned, read or written.
+func TestCanaryAndRollbackBadInput(t *testing.T) {
+	inv := filepath.Join(t.TempDir(), "devices.yaml")
+	if err := os.WriteFile(inv, []byte("boards:\n  - name: pi-1\n    host: 127.0.0.1\n    tags: [canary]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"gate", "--image", "127.0.0.1:1/app:candidate", "--target", "static", "--promote", "latest", "--canary", "canary"}, "--canary needs --canary-boards"},
+		{[]string{"gate", "--image", "127.0.0.1:1/app:candidate", "--target", "static", "--promote", "latest", "--canary-boards", "pi-1"}, "--canary-boards without --canary"},
+		{[]string{"gate", "--image", "127.0.0.1:1/app:candidate", "--target", "static", "--promote", "latest", "--canary", "canary", "--canary-boards", "tag:nope", "--devices", inv}, `no board in ` + inv + ` carries the tag "nope"`},
+		{[]string{"gate", "--image", "127.0.0.1:1/app:candidate", "--target", "static", "--promote", "latest", "--canary", "canary", "--canary-boards", "pi-1", "--devices", inv, "--canary-window", "0s"}, "--canary-window 0s"},
+		{[]string{"rollback", "--tag", "latest"}, "bare tag name: give --repository"},
+		{[]string{"rollback", "--tag", "127.0.0.1:1/app:latest", "--require-result", "FAILED"}, "FAILED is never accepted"},
+		{[]string{"rollback", "--tag", "127.0.0.1:1/app:latest", "--key", "/nonexistent.pub"}, "--key"},
+		{[]string{"watch", "--devices", inv, "--device", "pi-1", "--image", "127.0.0.1:1/app:latest", "--rollback", "--sign-key", "/nonexistent.key"}, "--sign-key"},
+	} {
+		_, errText, code := runHil(t, c.args...)
+		if code != 2 || !strings.Contains(errText, c.want) {
+			t.Errorf("hil %s: exit %d %q, want 2 saying %q", strings.Join(c.args, " "), code, errText, c.want)
+		}
+	}
 }

@@ -61,8 +61,14 @@ func runCanary(cmd *cobra.Command, f *gateFlags, test promote.TestFunc, gateOpts
 			fmt.Fprintf(cmd.ErrOrStderr(), "hil gate: "+format+"\n", args...)
 		}),
 	}
-	if attester != nil {
-		opts = append(opts, rollout.WithCanaryRunURL(attest.RunURLFromEnv()))
+	if attester == nil {
+		opts = append(opts, rollout.WithoutRecord())
+	} else {
+		runURL := f.runURL
+		if runURL == "" {
+			runURL = attest.RunURLFromEnv()
+		}
+		opts = append(opts, rollout.WithCanaryRunURL(runURL))
 		if f.signKey != "" {
 			s, err := attest.LoadSigner(f.signKey, attest.PasswordFromEnv)
 			if err != nil {

@@ -30,6 +30,8 @@ const (
 	InfraError = "infra-error"
 	// DryRun: the gate would have promoted; nothing was written.
 	DryRun = "dry-run"
+	// Error: the gate could not decide (see its error); nothing moved.
+	Error = "error"
 )
 
 // BoardResult is one canary board's window.
@@ -72,6 +74,7 @@ type canaryConfig struct {
 	gateOpts  []promote.Option
 	reg       *promote.Registry
 	signer    *attest.Signer
+	noRecord  bool
 	version   string
 	runURL    string
 	logf      func(string, ...any)
@@ -110,6 +113,10 @@ func WithCanaryRegistry(r *promote.Registry) CanaryOption {
 
 // WithCanarySigner signs the record of a failed window.
 func WithCanarySigner(s *attest.Signer) CanaryOption { return func(c *canaryConfig) { c.signer = s } }
+
+// WithoutRecord does not record a failed window on the digest (for
+// registries that refuse OCI artifacts: the gate's --no-attest).
+func WithoutRecord() CanaryOption { return func(c *canaryConfig) { c.noRecord = true } }
 
 // WithCanaryVersion and WithCanaryRunURL are recorded with a failed window.
 func WithCanaryVersion(v string) CanaryOption { return func(c *canaryConfig) { c.version = v } }
@@ -199,7 +206,7 @@ func Canary(ctx context.Context, ref, tag string, test promote.TestFunc, opts ..
 	g, err := promote.Gate(ctx, ref, canaryTag.String(), test, c.gateOpts...)
 	d.Gate = g
 	if err != nil {
-		d.Verdict = Refused
+		d.Verdict = Error
 		d.Reason = fmt.Sprintf("the gate could not promote to the canary tag %s: %v; %s untouched", canaryTag, err, fleetTag)
 		return d, err
 	}
@@ -260,6 +267,9 @@ func Canary(ctx context.Context, ref, tag string, test promote.TestFunc, opts ..
 				d.CanaryRevertedTo, ev.To = old, old
 				d.Reason += fmt.Sprintf("; %s moved back to %s", canaryTag, old)
 			}
+		}
+		if c.noRecord {
+			return d, nil
 		}
 		at, err := attest.RecordRollout(ctx, c.reg, canaryTag.Context(), ev, c.signer)
 		d.Attestation = at

@@ -47,6 +47,15 @@ back), 2 watch could not run (or the rollback failed).`,
             --rollout-timeout 5m --window 2m --rollback --key cosign.pub --sign-key cosign.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// The same registry access as every other verb: keychain,
+			// retries, transport, plain HTTP only to loopback. The
+			// reference first: plain HTTP off loopback is refused whatever
+			// else is wrong.
+			reg := registryAccess(insecure)
+			tag, err := reg.ParseReference(ref)
+			if err != nil {
+				return &exitError{2, fmt.Errorf("--image: %w", err)}
+			}
 			inv, err := device.LoadInventory(devices)
 			if err != nil {
 				return &exitError{2, err}
@@ -54,13 +63,6 @@ back), 2 watch could not run (or the rollback failed).`,
 			b, err := inv.Board(board)
 			if err != nil {
 				return &exitError{2, err}
-			}
-			// The same registry access as every other verb: keychain,
-			// retries, transport, plain HTTP only to loopback.
-			reg := registryAccess(insecure)
-			tag, err := reg.ParseReference(ref)
-			if err != nil {
-				return &exitError{2, fmt.Errorf("--image: %w", err)}
 			}
 			var rbOpts []rollout.RollbackOption
 			if rollback {

@@ -257,6 +257,14 @@ func printEntries(w io.Writer, subject string, entries []attest.Entry, key *atte
 			fmt.Fprintf(tw, "  tested\t%s .. %s\n", d.Started.Format("2006-01-02 15:04:05Z07:00"), d.Finished.Format("15:04:05"))
 			fmt.Fprintf(tw, "  hil\t%s\n", d.HIL.Version)
 		}
+		if ev := e.Rollout; ev != nil {
+			fmt.Fprintf(tw, "  event\t%s of %s at %s\n", ev.Kind, ev.Tag, ev.Time.Format("2006-01-02 15:04:05Z07:00"))
+			fmt.Fprintf(tw, "  withdrawn\t%s\n", ev.From)
+			if ev.To != "" {
+				fmt.Fprintf(tw, "  back to\t%s\n", ev.To)
+			}
+			fmt.Fprintf(tw, "  reason\t%s\n", ev.Reason)
+		}
 		tw.Flush()
 		if d := e.Detail; d != nil {
 			for _, o := range d.Outcomes {

@@ -25,21 +25,33 @@ type fleetBoard struct {
 	t         *testing.T
 	cli       *client.Client
 	inventory string
-	standIn   *fleetsim.StandIn
+	// entry is the board's item of a devices.yaml boards list.
+	entry   string
+	standIn *fleetsim.StandIn
+	// restart is the app container's restart policy ("" for none; a
+	// fleet runs its app with unless-stopped).
+	restart dcontainer.RestartPolicyMode
 }
 
 const fleetScope = "lab-fleet"
 
 func newFleetBoard(t *testing.T) *fleetBoard {
 	t.Helper()
+	return newFleetBoardNamed(t, "pi-fleet-1", "fleet")
+}
+
+// newFleetBoardNamed is a fleet board called name with tags in its
+// inventory entry.
+func newFleetBoardNamed(t *testing.T, name string, tags ...string) *fleetBoard {
+	t.Helper()
 	testenv.RequireRoot(t)
 	host := testenv.Dockerd(t)
 	s := testenv.SSHD(t, testenv.WithSessionEnv("DOCKER_HOST="+host))
 	addr, port, _ := strings.Cut(s.Addr, ":")
 	inv := filepath.Join(t.TempDir(), "devices.yaml")
-	yaml := fmt.Sprintf("boards:\n  - name: pi-fleet-1\n    host: %s\n    port: %s\n    user: %s\n    key: %s\n    known_hosts: %s\n    tags: [fleet]\n",
-		addr, port, s.User, s.ClientKey, s.KnownHosts)
-	if err := os.WriteFile(inv, []byte(yaml), 0o600); err != nil {
+	entry := fmt.Sprintf("  - name: %s\n    host: %s\n    port: %s\n    user: %s\n    key: %s\n    known_hosts: %s\n    tags: [%s]\n",
+		name, addr, port, s.User, s.ClientKey, s.KnownHosts, strings.Join(tags, ", "))
+	if err := os.WriteFile(inv, []byte("boards:\n"+entry), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cli, err := client.New(client.WithHost(host))
@@ -47,7 +59,7 @@ func newFleetBoard(t *testing.T) *fleetBoard {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cli.Close() })
-	return &fleetBoard{t: t, cli: cli, inventory: inv}
+	return &fleetBoard{t: t, cli: cli, inventory: inv, entry: entry}
 }
 
 // deploy is the first install on the board: pull the tag and run it in
@@ -65,7 +77,7 @@ func (b *fleetBoard) deploy(ctx context.Context, ref string) {
 	}
 	c, err := b.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: "pcapwatch",
 		Config:     &dcontainer.Config{Image: ref, Cmd: []string{"--iface", "lo"}, Labels: map[string]string{fleetsim.ScopeLabel: fleetScope}},
-		HostConfig: &dcontainer.HostConfig{NetworkMode: "none"}})
+		HostConfig: &dcontainer.HostConfig{NetworkMode: "none", RestartPolicy: dcontainer.RestartPolicy{Name: b.restart}}})
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -89,16 +101,16 @@ func (b *fleetBoard) running(ctx context.Context) (id, image string, digests []s
 }
 
 // watch runs the stand-in on the board until the test ends.
-func (b *fleetBoard) watch(ctx context.Context) {
+func (b *fleetBoard) watch(ctx context.Context, opts ...fleetsim.Option) {
 	b.t.Helper()
 	var mu sync.Mutex
-	s, err := fleetsim.New(ctx, b.cli.DaemonHost(),
-		fleetsim.WithScope(fleetScope), fleetsim.WithInterval(500*time.Millisecond), fleetsim.WithStopTimeout(10*time.Second),
+	s, err := fleetsim.New(ctx, b.cli.DaemonHost(), append([]fleetsim.Option{
+		fleetsim.WithScope(fleetScope), fleetsim.WithInterval(500 * time.Millisecond), fleetsim.WithStopTimeout(10 * time.Second),
 		fleetsim.WithOnUpdate(func(u fleetsim.Update) {
 			mu.Lock()
 			defer mu.Unlock()
 			b.t.Logf("fleet stand-in: %s %s: %.19s → %.19s %v", u.Container, u.Image, u.OldImage, u.NewImage, u.Err)
-		}))
+		})}, opts...)...)
 	if err != nil {
 		b.t.Fatal(err)
 	}

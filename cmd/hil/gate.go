@@ -51,6 +51,12 @@ type gateFlags struct {
 	timingFile string
 	timings    scenario.Timings
 	results    string
+	// canary, when set, promotes to this tag first and moves --promote
+	// only after the canary boards ran it through the window (canary.go).
+	canary        string
+	canaryBoards  string
+	canaryWindow  time.Duration
+	canaryRollout time.Duration
 	// progress receives one line per finished case (stderr).
 	progress io.Writer
 }
@@ -93,7 +99,20 @@ report merge DIR_1 ... --out MERGED" and "hil gate --results MERGED
 --promote TAG" decide from the merged results without running anything:
 the candidate is pinned again and must be the digest the results are for;
 every case the scenarios plan must have a result, and every one must pass.
-The candidate tag is checked again before the write, as always.`,
+The candidate tag is checked again before the write, as always.
+
+A canary stage: with --canary TAG the tested digest goes to TAG first (the
+tag the canary boards' Watchtower pulls), then hil watches every board of
+--canary-boards (names or tag:LABEL in --devices) for --canary-window: each
+must run exactly that digest (within --canary-rollout) in the same
+container, never restarted or exited, never unhealthy, healthy at the end
+when it has a healthcheck. Only then does --promote move (if it still
+points where it did before the gate; read back and verified). A failed
+window stops there: --promote is untouched, TAG goes back to what it
+pointed at before, the failure is recorded on the digest (so no rollback
+ever returns to it) and the report names each board and what it showed
+(exit 1). A canary board that does not answer is an infra-error (exit 2):
+checked before anything is tested, and --promote is never moved.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runGate(cmd, f) },
 	}
@@ -104,7 +123,7 @@ The candidate tag is checked again before the write, as always.`,
 	fl.StringVar(&f.platforms, "platforms", promote.DefaultPlatform.String(), "comma-separated platforms that must be present and pass")
 	fl.StringVar(&f.target, "target", "system", "target to run the scenarios on: system, user, container, device, or static (the static startup check only)")
 	fl.StringVar(&f.device, "device", "", "board to use with --target device (its name in --devices)")
-	fl.StringVar(&f.devices, "devices", "devices.yaml", "board inventory for --target device")
+	fl.StringVar(&f.devices, "devices", "devices.yaml", "board inventory for --target device and --canary-boards")
 	fl.StringVar(&f.report, "report", "hil-report", "directory for the reports (JUnit, JSON, HTML) and the gate decision")
 	fl.IntVar(&f.retries, "retries", 2, "how many times a case that ended in an infrastructure error is retried (never a fail)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "do everything but write the tag and the attestation")
@@ -115,6 +134,10 @@ The candidate tag is checked again before the write, as always.`,
 	fl.StringVar(&f.timingFile, "timings", "", "with --shard: balance the shards by the case durations in this results.json (or report directory) of an earlier run")
 	fl.StringVar(&f.results, "results", "", "decide from this merged report directory (hil report merge) instead of running the scenarios")
 	fl.StringVar(&f.signKey, "sign-key", "", "private key that signs the attestation: a cosign key pair file (password in $COSIGN_PASSWORD) or a PKCS#8 PEM key; KMS URIs are not supported. Without it the attestation is UNSIGNED")
+	fl.StringVar(&f.canary, "canary", "", "promote to this canary tag first (a tag name or host/repo:tag) and move --promote only after the canary boards ran it healthily for --canary-window")
+	fl.StringVar(&f.canaryBoards, "canary-boards", "", "with --canary: the canary boards in --devices, by name (pi-1,pi-2) or tag:LABEL")
+	fl.DurationVar(&f.canaryWindow, "canary-window", 2*time.Minute, "with --canary: how long each canary board must run the digest healthily")
+	fl.DurationVar(&f.canaryRollout, "canary-rollout", 5*time.Minute, "with --canary: how long a canary board may take to pull the digest and restart the app")
 	fl.StringVar(&f.runURL, "run-url", "", "URL of the CI run, recorded in the attestation (default: the GitHub Actions run from $GITHUB_SERVER_URL/$GITHUB_REPOSITORY/$GITHUB_RUN_ID)")
 	_ = cmd.MarkFlagRequired("image")
 	rootCmd.AddCommand(cmd)
@@ -143,6 +166,10 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 		return &exitError{2, errors.New("--target static runs no scenario to shard")}
 	case f.tag == "" && f.shard == nil:
 		return &exitError{2, errors.New(`--promote is required: the tag to move to the tested digest (a shard, --shard, promotes nothing and needs none)`)}
+	}
+	canaryBoards, err := canaryBoards(f)
+	if err != nil {
+		return &exitError{2, err}
 	}
 	report, err := filepath.Abs(f.report)
 	if err != nil {
@@ -192,6 +219,9 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 		if !attester.Signed() && !f.dryRun {
 			fmt.Fprintln(cmd.ErrOrStderr(), "hil gate: WARNING: no --sign-key: the attestation will be stored UNSIGNED; cosign, policy engines and \"hil attest verify\" will not accept it")
 		}
+	}
+	if f.canary != "" {
+		return runCanary(cmd, f, test, opts, attester, canaryBoards)
 	}
 	d, gerr := promote.Gate(cmd.Context(), f.image, f.tag, test, opts...)
 	if d != nil {

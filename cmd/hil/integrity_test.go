@@ -132,6 +132,8 @@ func TestInsecureIsLoopbackOnlyInEveryVerb(t *testing.T) {
 		"registry digest": {"registry", "digest", "--insecure", far + "/app:1"},
 		"attest show":     {"attest", "show", "--insecure", far + "/app:1"},
 		"attest verify":   {"attest", "verify", "--insecure", "--key", "no-such.pub", far + "/app:1"},
+		"rollback":        {"rollback", "--insecure", "--tag", far + "/app:latest", "--key", "no-such.pub"},
+		"watch":           {"watch", "--insecure", "--devices", "no-such.yaml", "--device", "pi-1", "--image", far + "/app:latest"},
 	}
 	for _, v := range insecureVerbs(rootCmd) {
 		if verbs[v] == nil {
@@ -189,6 +191,10 @@ func TestInsecureWorksOnLoopbackInEveryVerb(t *testing.T) {
 	_, pub := cosignKeyPair(t, t.TempDir(), "pw")
 	if out, errText, code := runHil(t, "attest", "verify", "--insecure", "--key", pub, ref); code != 1 || !strings.Contains(out+errText, "no test-result attestation") {
 		t.Fatalf("attest verify: exit %d %s\n%s", code, errText, out)
+	}
+	// Nothing attested in the repository: a refusal, not an error.
+	if out, errText, code := runHil(t, "rollback", "--insecure", "--tag", ref, "--key", pub); code != 1 || !strings.Contains(out, "no earlier digest") {
+		t.Fatalf("rollback: exit %d %s\n%s", code, errText, out)
 	}
 	// run opens the image (through the registry) before it makes the
 	// targets: an unknown target after a successful open proves the open.

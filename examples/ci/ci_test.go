@@ -175,7 +175,7 @@ func checkFlags(t *testing.T, file, text string) {
 	t.Helper()
 	known := map[string]bool{}
 	root := testenv.RepoRoot(t)
-	for _, f := range []string{"gate.go", "run.go", "report.go"} {
+	for _, f := range []string{"gate.go", "run.go", "report.go", "watch.go", "rollback.go"} {
 		src, err := os.ReadFile(filepath.Join(root, "cmd", "hil", f))
 		if err != nil {
 			t.Fatal(err)
@@ -197,6 +197,62 @@ func checkFlags(t *testing.T, file, text string) {
 			}
 		}
 	}
+}
+
+// The seed's pipeline: the Rust app cross-built by its Dockerfile, the
+// gate with a canary stage on the boards tagged canary before latest
+// moves, then a health window with rollback on a fleet board; every hil
+// flag it passes exists.
+func TestRustCanaryWorkflow(t *testing.T) {
+	b, err := os.ReadFile("rust-canary.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf struct {
+		Jobs map[string]struct {
+			Needs  any
+			RunsOn any `yaml:"runs-on"`
+			Steps  []struct {
+				Uses string
+				Run  string
+				With map[string]any
+			}
+		}
+	}
+	if err := yaml.Unmarshal(b, &wf); err != nil {
+		t.Fatal(err)
+	}
+	for _, job := range []string{"build", "gate-canary-promote", "watch-fleet"} {
+		if _, ok := wf.Jobs[job]; !ok {
+			t.Fatalf("rust-canary.yml has no job %s", job)
+		}
+	}
+	var built bool
+	for _, s := range wf.Jobs["build"].Steps {
+		if strings.HasPrefix(s.Uses, "docker/build-push-action") && s.With["file"] == "images/pcapwatch-rs/Dockerfile" &&
+			strings.Contains(s.With["platforms"].(string), "linux/arm/v7") {
+			built = true
+		}
+	}
+	if !built {
+		t.Error("the build job does not cross-build images/pcapwatch-rs/Dockerfile for linux/arm/v7")
+	}
+	all := string(b)
+	for _, want := range []string{
+		"--canary canary",
+		"--canary-boards tag:canary",
+		"--promote latest",
+		"build/hil watch",
+		"--rollback",
+		"--key cosign.pub",
+		"--image \"$IMAGE@$DIGEST\"",
+		"${{ needs.build.outputs.digest }}",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("rust-canary.yml lacks %q", want)
+		}
+	}
+	checkFlags(t, "rust-canary.yml", all)
 }
 
 func seq(n int) []int {

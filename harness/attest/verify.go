@@ -24,6 +24,7 @@ type Entry struct {
 	Statement  *intoto.Statement
 	TestResult *testresult.TestResult
 	Detail     *Detail
+	Rollout    *RolloutEvent
 	// Problem says why the entry cannot be trusted or read ("" when it
 	// can; without a key, signatures are not judged).
 	Problem string
@@ -59,6 +60,8 @@ func Inspect(ctx context.Context, reg *promote.Registry, ref string, key *Verifi
 				e.TestResult, err = ParseTestResult(st)
 			case DetailPredicateType:
 				e.Detail, err = ParseDetail(st)
+			case RolloutPredicateType:
+				e.Rollout, err = ParseRollout(st)
 			}
 			if err != nil {
 				e.Problem = err.Error()

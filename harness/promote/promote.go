@@ -360,23 +360,10 @@ func Gate(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (
 	if g.beforeWrite != nil {
 		g.beforeWrite()
 	}
-	if err := writeTag(ctx, reg, desc, candidate.Context(), tagRef); err != nil {
-		d.NewDigest = readBackForReport(ctx, reg, tagRef, old)
-		return d, fmt.Errorf("writing %s -> %s: %w (the tag is now %s)", tagRef, desc.Digest, err, orNone(d.NewDigest))
-	}
-	back, err := remote.Get(tagRef, reg.Remote(ctx)...)
+	after, err := writeAndVerify(ctx, reg, desc, candidate.Context(), tagRef, old)
+	d.NewDigest = after
 	if err != nil {
-		return d, fmt.Errorf("reading back %s after writing it: %w", tagRef, err)
-	}
-	if err := checkDigest(back); err != nil {
-		return d, fmt.Errorf("reading back %s after writing it: %w", tagRef, err)
-	}
-	d.NewDigest = back.Digest.String()
-	if back.Digest != desc.Digest {
-		return d, fmt.Errorf("wrote %s -> %s but reading it back gives %s (someone else wrote it meanwhile?)", tagRef, desc.Digest, back.Digest)
-	}
-	if back.MediaType != desc.MediaType {
-		return d, fmt.Errorf("wrote %s -> %s as %s but the registry serves it as %s", tagRef, desc.Digest, desc.MediaType, back.MediaType)
+		return d, err
 	}
 	d.Promoted = true
 	d.Reason = fmt.Sprintf("promoted: every required platform (%s) passed; %s now points at the tested digest", platformList(g.platforms), tagRef)
@@ -611,6 +598,31 @@ func writeTag(ctx context.Context, reg *Registry, desc *remote.Descriptor, from 
 		return err
 	}
 	return remote.Write(tag, img, reg.Remote(ctx)...)
+}
+
+// writeAndVerify points tag at desc's manifest, reads the tag back and
+// checks that it names exactly that digest and media type. It returns what
+// the tag points at afterwards (for reports, also on error: old when the
+// registry cannot say).
+func writeAndVerify(ctx context.Context, reg *Registry, desc *remote.Descriptor, from name.Repository, tag name.Tag, old string) (string, error) {
+	if err := writeTag(ctx, reg, desc, from, tag); err != nil {
+		now := readBackForReport(ctx, reg, tag, old)
+		return now, fmt.Errorf("writing %s -> %s: %w (the tag is now %s)", tag, desc.Digest, err, orNone(now))
+	}
+	back, err := remote.Get(tag, reg.Remote(ctx)...)
+	if err != nil {
+		return readBackForReport(ctx, reg, tag, old), fmt.Errorf("reading back %s after writing it: %w", tag, err)
+	}
+	if err := checkDigest(back); err != nil {
+		return back.Digest.String(), fmt.Errorf("reading back %s after writing it: %w", tag, err)
+	}
+	if back.Digest != desc.Digest {
+		return back.Digest.String(), fmt.Errorf("wrote %s -> %s but reading it back gives %s (someone else wrote it meanwhile?)", tag, desc.Digest, back.Digest)
+	}
+	if back.MediaType != desc.MediaType {
+		return back.Digest.String(), fmt.Errorf("wrote %s -> %s as %s but the registry serves it as %s", tag, desc.Digest, desc.MediaType, back.MediaType)
+	}
+	return back.Digest.String(), nil
 }
 
 // readBackForReport finds out what the tag points at after a failed write,

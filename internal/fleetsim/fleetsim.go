@@ -72,6 +72,7 @@ type StandIn struct {
 	interval    time.Duration
 	stopTimeout time.Duration
 	cleanup     bool
+	restarting  bool
 	onUpdate    func(Update)
 
 	mu     sync.Mutex
@@ -96,6 +97,12 @@ func WithStopTimeout(d time.Duration) Option { return func(s *StandIn) { s.stopT
 // WithoutCleanup keeps the old image after an update (the real updater
 // without --cleanup).
 func WithoutCleanup() Option { return func(s *StandIn) { s.cleanup = false } }
+
+// WithIncludeRestarting also updates containers that are restarting (the
+// real updater's --include-restarting). Without it a container in a crash
+// loop is only seen in the moments it happens to be running, so a fix or
+// a rollback of its tag may never reach it.
+func WithIncludeRestarting() Option { return func(s *StandIn) { s.restarting = true } }
 
 // WithOnUpdate calls fn with every container a pass looked at and changed
 // or failed on (for logs).
@@ -158,7 +165,11 @@ func (s *StandIn) Poll(ctx context.Context) ([]Update, error) {
 		s.passes++
 		s.mu.Unlock()
 	}()
-	list, err := s.cli.ContainerList(ctx, client.ContainerListOptions{Filters: make(client.Filters).Add("status", "running")})
+	status := []string{"running"}
+	if s.restarting {
+		status = append(status, "restarting")
+	}
+	list, err := s.cli.ContainerList(ctx, client.ContainerListOptions{Filters: make(client.Filters).Add("status", status...)})
 	if err != nil {
 		return nil, fmt.Errorf("fleet stand-in: listing containers: %w", err)
 	}

@@ -694,3 +694,37 @@ func TestLockFileExcludesAndLeavesNothing(t *testing.T) {
 		t.Errorf("expected no lock file left, found %d entries", len(ents))
 	}
 }
+
+// The temp dir of a flatten whose hil was SIGKILLed (a half-written
+// rootfs) is removed by the next hil's start, whatever its age; a live
+// flatten's, whose lock is held, is not. It used to stay for 6 hours.
+func TestRemoveStaleFlattens(t *testing.T) {
+	cacheDir := t.TempDir()
+	t.Setenv("HIL_CACHE", cacheDir)
+	base := filepath.Join(cacheDir, "rootfs")
+	dead := filepath.Join(base, ".tmp-chain-sha256-"+strings.Repeat("a", 64)+"-123")
+	discarded := filepath.Join(base, ".tmp-chain-sha256-"+strings.Repeat("a", 64)+"-discarded-456")
+	live := filepath.Join(base, ".tmp-chain-sha256-"+strings.Repeat("b", 64)+"-789")
+	for _, d := range []string{dead, discarded, live} {
+		if err := os.MkdirAll(filepath.Join(d, "rootfs", "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Join(d, "rootfs", "etc"), 0o555) // as an image's dirs may be
+	}
+	unlock, err := lockFile(ctxT(t), filepath.Join(base, "chain-sha256-"+strings.Repeat("b", 64)+".lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	removed, err := RemoveStaleFlattens()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 2 {
+		t.Errorf("removed %v; want the two dirs of the dead flatten", removed)
+	}
+	left := cacheLeftovers(t, cacheDir)
+	if len(left) != 2 || left[0] != filepath.Base(live) || !strings.HasSuffix(left[1], ".lock") {
+		t.Errorf("left %v; want only the live flatten's dir and lock", left)
+	}
+}

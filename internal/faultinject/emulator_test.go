@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -60,8 +61,8 @@ func (s *suite) calibrate(t *testing.T) []*timeline {
 	args := append([]string{"run", "--image", "oci:" + filepath.Join(s.images, "pcapwatch"), "--retries", "0", "--progress", "none", "--report", rep}, files...)
 	p := s.hilDone(t, 5*time.Minute, nil, args...)
 	leftovers(t, p)
-	if p.Code() != 0 {
-		t.Fatalf("the bundled scenarios do not all pass without a fault (exit %d): the suite cannot tell a fault's verdict from the app's\n%s", p.Code(), p.Out())
+	if p.Code() != 0 && p.Code() != 1 {
+		t.Fatalf("the bundled scenarios without a fault: exit %d\n%s", p.Code(), p.Out())
 	}
 	byName := map[string]string{}
 	for _, f := range files {
@@ -73,6 +74,13 @@ func (s *suite) calibrate(t *testing.T) []*timeline {
 	}
 	var out []*timeline
 	for _, r := range results(t, rep) {
+		// Every case must pass without a fault, so that an infra-error below
+		// is the fault's doing; except that whether the app keeps up with a
+		// 100k-frame burst depends on the host's load (the scenarios tagged
+		// performance), which no kill changes.
+		if r.Verdict != scenario.Pass && !(r.Verdict == scenario.Fail && slices.Contains(r.Tags, "performance")) {
+			t.Fatalf("%s without a fault: %s: %s", r.Scenario, r.Verdict, r.Reason)
+		}
 		tl := &timeline{file: byName[r.Scenario], name: r.Scenario}
 		stopped := false
 		for _, st := range r.Steps {

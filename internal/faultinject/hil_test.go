@@ -36,7 +36,7 @@ func (s *suite) hilKills(t *testing.T) {
 		ks = append(ks, kill{"hil run", false, 1500 * time.Millisecond, run})
 	}
 	for i := 0; i < 2; i++ {
-		ks = append(ks, kill{"hil run, flattening", true, 2500 * time.Millisecond, run})
+		ks = append(ks, kill{"hil run, flattening", true, 150 * time.Millisecond, run})
 	}
 	for i := 0; i < 4; i++ {
 		ks = append(ks, kill{"hil replay", false, 1500 * time.Millisecond, replay})
@@ -57,6 +57,14 @@ func (s *suite) hilKills(t *testing.T) {
 			env = []string{"HIL_CACHE=" + cache}
 		}
 		p := s.hil(t, env, k.args...)
+		if k.fresh {
+			// The flatten of a fresh cache takes a few hundred ms: kill
+			// within it, once its temp dir is there.
+			p.Until("a rootfs being flattened", time.Minute, func() bool {
+				m, _ := filepath.Glob(filepath.Join(cache, "rootfs", ".tmp-*"))
+				return len(m) > 0
+			})
+		}
 		time.Sleep(afters[i])
 		select {
 		case <-p.Done():

@@ -38,6 +38,8 @@ type tampered struct {
 	what string
 	ref  string // oci:DIR, docker-archive:FILE:TAG or a registry reference
 	blob string
+	// unnamed: the refusal cannot name the blob (blob is what it says).
+	unnamed bool
 }
 
 // tamperedLayout is a copy of the sample layout with one kind of tampering.
@@ -45,7 +47,9 @@ func (s *suite) tamperedLayout(t testing.TB, kind string) tampered {
 	t.Helper()
 	l := tamper.CopyLayout(t, filepath.Join(s.images, "pcapwatch"))
 	blob := ""
-	edited := func(b []byte) []byte { return tamper.AddToLayer(t, b, tamper.File("etc/tampered", "", 0o644), "not in the image\n") }
+	edited := func(b []byte) []byte {
+		return tamper.AddToLayer(t, b, tamper.File("etc/tampered", "", 0o644), "not in the image\n")
+	}
 	switch kind {
 	case "layer content":
 		l.Overwrite(armAppLayer, edited(l.Read(armAppLayer)))
@@ -99,7 +103,9 @@ func (s *suite) tamperedArchive(t testing.TB, kind string) tampered {
 			return b
 		})
 	}
-	edited := func(b []byte) []byte { return tamper.AddToLayer(t, b, tamper.File("etc/tampered", "", 0o644), "not in the image\n") }
+	edited := func(b []byte) []byte {
+		return tamper.AddToLayer(t, b, tamper.File("etc/tampered", "", 0o644), "not in the image\n")
+	}
 	blob := "layer " + armAppLayer
 	switch kind {
 	case "layer content":
@@ -153,7 +159,7 @@ func (s *suite) refused(t testing.TB, tm tampered, verb string, p *hilproc.Proc,
 	if p.Code() == 0 {
 		r.wrongPass++
 		t.Errorf("%s: hil %s exit 0 on tampered bytes:\n%s", tm.what, verb, out)
-	} else if !strings.Contains(out, tm.blob) || !strings.Contains(out, "expected") {
+	} else if !strings.Contains(out, tm.blob) || !tm.unnamed && !strings.Contains(out, "expected") {
 		t.Errorf("%s: hil %s refused (exit %d) without naming %q:\n%s", tm.what, verb, p.Code(), tm.blob, out)
 	}
 	return r
@@ -224,7 +230,9 @@ func (s *suite) tamperedRegistry(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			edited := func(b []byte) []byte { return tamper.AddToLayer(t, b, tamper.File("etc/tampered", "", 0o644), "not in the image\n") }
+			edited := func(b []byte) []byte {
+				return tamper.AddToLayer(t, b, tamper.File("etc/tampered", "", 0o644), "not in the image\n")
+			}
 			pushLayout := func(edit func(l *tamper.Layout)) {
 				l := tamper.CopyLayout(t, filepath.Join(s.images, "pcapwatch"))
 				edit(l)
@@ -253,8 +261,12 @@ func (s *suite) tamperedRegistry(t *testing.T) {
 				overwrite(armManifest, func(b []byte) []byte { return append(b, ' ') })
 				tm.blob = "manifest " + armManifest
 			case "index":
+				// Fetched by tag, nothing names the index but the registry's
+				// Docker-Content-Digest header, which go-containerregistry
+				// does not check for tags: hil pins the digest of the bytes
+				// it got, and the registry knows no manifest by that digest.
 				overwrite(armIndex, func(b []byte) []byte { return append(b, ' ') })
-				tm.blob = "index " + armIndex
+				tm.blob, tm.unnamed = "MANIFEST_UNKNOWN", true
 			}
 			rep := t.TempDir()
 			env := []string{"HIL_CACHE=" + hilproc.FreshRootfsCache(t)}

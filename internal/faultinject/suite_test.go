@@ -196,10 +196,10 @@ type tally struct {
 }
 
 type row struct {
-	kind                                            string
+	kind                                           string
 	injected, wrongPass, wrongFail, wrongPromotion int
-	leftovers                                       int
-	took                                            time.Duration
+	leftovers                                      int
+	took                                           time.Duration
 }
 
 // add adds counts to the row of kind (made on first use, in order).

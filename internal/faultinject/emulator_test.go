@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hilproject/hil/harness/scenario"
 	"github.com/hilproject/hil/internal/hilproc"
 )
@@ -224,17 +226,7 @@ func (s *suite) emulatorFaults(t *testing.T) {
 
 	// A kill is a verdict only when retries are exhausted: with one retry,
 	// the next attempt on a live device passes.
-	start = time.Now()
-	var retried []killPoint
-	for _, tl := range tls {
-		if tl.name == "dns-names" || tl.name == "startup" {
-			retried = append(retried, killPoint{tl: tl, pos: tl.eligible[len(tl.eligible)-1]})
-		}
-	}
-	parallel(t, vms, []string{"retry_" + retried[0].tl.name, "retry_" + retried[1].tl.name}, func(t *testing.T, i int) {
-		s.tally.add("emulator SIGKILL, then a retry passes (--retries 1)", s.killedRun(t, retried[i], syscall.SIGKILL, 1))
-	})
-	s.tally.add("emulator SIGKILL, then a retry passes (--retries 1)", row{took: time.Since(start)})
+	s.faultLast(t, tls, "emulator SIGKILL, then a retry passes (--retries 1)", syscall.SIGKILL, 1, "dns-names", "startup")
 
 	start = time.Now()
 	t.Run("gate", func(t *testing.T) { s.killedGate(t, tls) })
@@ -242,17 +234,23 @@ func (s *suite) emulatorFaults(t *testing.T) {
 
 	// SIGSTOP: QEMU runs on but answers nothing; the liveness check's QMP
 	// and heartbeat timeouts (3 s) catch it.
-	start = time.Now()
-	var stops []killPoint
+	s.faultLast(t, tls, "emulator SIGSTOP, hil run --retries 0", syscall.SIGSTOP, 0, "startup", "malformed")
+}
+
+// faultLast sends sig to QEMU as the last eligible phase of each named
+// scenario starts, through hil run --retries retries, in parallel.
+func (s *suite) faultLast(t *testing.T, tls []*timeline, kind string, sig syscall.Signal, retries int, scenarios ...string) {
+	start := time.Now()
+	var ks []killPoint
+	var names []string
 	for _, tl := range tls {
-		if tl.name == "startup" || tl.name == "malformed" {
-			stops = append(stops, killPoint{tl: tl, pos: tl.eligible[len(tl.eligible)-1]})
+		if slices.Contains(scenarios, tl.name) {
+			ks = append(ks, killPoint{tl: tl, pos: tl.eligible[len(tl.eligible)-1]})
+			names = append(names, fmt.Sprintf("%s_retries%d_%s", sigName(sig), retries, tl.name))
 		}
 	}
-	parallel(t, vms, []string{"sigstop_" + stops[0].tl.name, "sigstop_" + stops[1].tl.name}, func(t *testing.T, i int) {
-		s.tally.add("emulator SIGSTOP, hil run --retries 0", s.killedRun(t, stops[i], syscall.SIGSTOP, 0))
-	})
-	s.tally.add("emulator SIGSTOP, hil run --retries 0", row{took: time.Since(start)})
+	parallel(t, vms, names, func(t *testing.T, i int) { s.tally.add(kind, s.killedRun(t, ks[i], sig, retries)) })
+	s.tally.add(kind, row{took: time.Since(start)})
 }
 
 // killedRun runs the kill point's scenario with hil run and sends sig to
@@ -412,15 +410,7 @@ func (s *suite) killedGate(t *testing.T, tls []*timeline) {
 	}
 }
 
-func sigName(sig syscall.Signal) string {
-	switch sig {
-	case syscall.SIGKILL:
-		return "SIGKILL"
-	case syscall.SIGSTOP:
-		return "SIGSTOP"
-	}
-	return sig.String()
-}
+func sigName(sig syscall.Signal) string { return unix.SignalName(sig) }
 
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")

@@ -188,7 +188,18 @@ func VMDirs(pid int) []string {
 // one of pid's hil-vm dirs: its QEMUs.
 func QEMUsOf(pid int) []int {
 	var out []int
-	marker := []byte(fmt.Sprintf("hil-vm-%d.", pid))
+	for _, p := range ProcsWith(fmt.Sprintf("hil-vm-%d.", pid)) {
+		if b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "cmdline")); !bytes.Contains(b, []byte(binDirPrefix)) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ProcsWith lists the live processes (zombies left out) whose command line
+// holds every one of args.
+func ProcsWith(args ...string) []int {
+	var out []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		n, err := strconv.Atoi(e.Name())
@@ -196,10 +207,15 @@ func QEMUsOf(pid int) []int {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && bytes.Contains(b, marker) && !bytes.Contains(b, []byte(binDirPrefix)) {
-			if st, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); !bytes.Contains(st, []byte(") Z ")) {
-				out = append(out, n)
-			}
+		if err != nil {
+			continue
+		}
+		all := true
+		for _, a := range args {
+			all = all && bytes.Contains(b, []byte(a))
+		}
+		if st, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); all && !bytes.Contains(st, []byte(") Z ")) {
+			out = append(out, n)
 		}
 	}
 	return out

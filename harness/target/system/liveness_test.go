@@ -1,11 +1,9 @@
 package system
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	"github.com/hilproject/hil/harness/scenario"
 	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/harness/target/internal/targettest"
+	"github.com/hilproject/hil/internal/hilproc"
 	"github.com/hilproject/hil/internal/testenv"
 )
 
@@ -207,7 +206,7 @@ func TestKilledRestoreIsInfraAndKeepsTheSnapshot(t *testing.T) {
 	go func() {
 		defer close(killed)
 		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			for _, pid := range procsWith("-incoming", snap[0]) {
+			for _, pid := range hilproc.ProcsWith("-incoming", snap[0]) {
 				if syscall.Kill(pid, syscall.SIGKILL) == nil {
 					killed <- pid
 					return
@@ -233,28 +232,4 @@ func TestKilledRestoreIsInfraAndKeepsTheSnapshot(t *testing.T) {
 	if d, err = boot(); err != nil || d.Info()["boot"] != "warm" {
 		t.Fatalf("the next boot: %v, %v; want warm", err, d)
 	}
-}
-
-// procsWith lists the live processes whose command line holds every arg.
-func procsWith(args ...string) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		all := true
-		for _, a := range args {
-			all = all && bytes.Contains(b, []byte(a))
-		}
-		if all {
-			out = append(out, pid)
-		}
-	}
-	return out
 }

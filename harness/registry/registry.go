@@ -230,18 +230,19 @@ func (g plainHTTPGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 // manifestPath is a manifest request: /v2/NAME/manifests/TAG-OR-DIGEST.
 var manifestPath = regexp.MustCompile(`^/v2/(.+)/manifests/([^/]+)$`)
 
-// checkClaimedDigest makes a manifest response's body fail at its end when
-// its bytes do not hash to the digest the registry names them by
-// (Docker-Content-Digest). go-containerregistry checks that only for a
-// request by digest; by tag it takes the hash of whatever came, so a
-// registry whose stored index or manifest was overwritten went unnoticed
-// until the next request by that hash found no such manifest. Schema 1
-// signed manifests are left alone: their digest leaves out the signature.
+// checkClaimedDigest makes the body of a manifest fetched by tag fail at
+// its end when its bytes do not hash to the digest the registry names them
+// by (Docker-Content-Digest). go-containerregistry checks only what it
+// fetches by digest (and hil checks that against the descriptors); by tag
+// it takes the hash of whatever came, so a registry whose stored index or
+// manifest was overwritten went unnoticed until the next request by that
+// hash found no such manifest. Schema 1 manifests are left alone: their
+// digest leaves out the signature.
 func checkClaimedDigest(req *http.Request, resp *http.Response) {
 	m := manifestPath.FindStringSubmatch(req.URL.Path)
 	claimed, err := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
 	mt := types.MediaType(strings.TrimSpace(strings.Split(resp.Header.Get("Content-Type"), ";")[0]))
-	if m == nil || err != nil || claimed.Algorithm != "sha256" || mt == types.DockerManifestSchema1Signed || mt == types.DockerManifestSchema1 {
+	if m == nil || strings.Contains(m[2], ":") || err != nil || claimed.Algorithm != "sha256" || mt == types.DockerManifestSchema1Signed || mt == types.DockerManifestSchema1 {
 		return
 	}
 	kind := "manifest"

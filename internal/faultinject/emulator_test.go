@@ -151,32 +151,50 @@ func phasesDone(out string, attempt int) int {
 }
 
 // killQEMUAt waits until p's case (attempt) is in phase pos, then after
-// more (and until p has a QEMU), and SIGKILLs its QEMU. It returns the
-// QEMU's pid, or 0 when the case ended first.
-func killQEMUAt(t testing.TB, p *hilproc.Proc, attempt, pos int, after time.Duration, sig syscall.Signal) int {
+// more (and until p has a QEMU), and sends sig to its QEMU. It returns the
+// QEMU's pid and when it was sent, or 0 when the case ended first.
+func killQEMUAt(t testing.TB, p *hilproc.Proc, attempt, pos int, after time.Duration, sig syscall.Signal) (int, time.Time) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for phasesDone(p.Out(), attempt) < pos {
 		if !waitTick(p, deadline) {
-			return 0
+			return 0, time.Time{}
 		}
 	}
 	time.Sleep(after)
 	for {
 		qs := hilproc.QEMUsOf(p.Pid())
 		if len(qs) == 1 {
+			at := time.Now()
 			if err := syscall.Kill(qs[0], sig); err != nil {
 				t.Errorf("kill -%d %d: %v", sig, qs[0], err)
 			}
-			return qs[0]
+			return qs[0], at
 		}
 		if len(qs) > 1 {
 			t.Fatalf("hil pid %d runs %d QEMUs at once: %v", p.Pid(), len(qs), qs)
 		}
 		if !waitTick(p, deadline) {
-			return 0
+			return 0, time.Time{}
 		}
 	}
+}
+
+// late reports whether a fault at at came after the case had told the app
+// to stop (its first signal step started) or ended: on a loaded host a
+// phase can run faster than its calibration placed the fault. A pass is
+// then no wrong pass (the app's own exit may have been seen first), and
+// the fault is not counted.
+func late(res scenario.Result, at time.Time) bool {
+	if at.After(res.Start.Add(res.Duration)) {
+		return true
+	}
+	for _, st := range res.Steps {
+		if st.Kind == scenario.StepSignal || st.Kind == scenario.PhaseTeardown {
+			return !at.Before(st.Start)
+		}
+	}
+	return false
 }
 
 // waitTick sleeps a moment; false when p ended or the deadline passed.
@@ -223,6 +241,9 @@ func (s *suite) emulatorFaults(t *testing.T) {
 		s.tally.add("emulator SIGKILL, hil run --retries 0", s.killedRun(t, ks[i], syscall.SIGKILL, 0))
 	})
 	s.tally.add("emulator SIGKILL, hil run --retries 0", row{took: time.Since(start)})
+	if n := s.tally.injected("emulator SIGKILL, hil run --retries 0"); n < 40 {
+		t.Errorf("only %d of the %d emulator kills landed before the app was told to stop; the issue asks for at least 40", n, len(ks))
+	}
 
 	// A kill is a verdict only when retries are exhausted: with one retry,
 	// the next attempt on a live device passes.
@@ -262,11 +283,15 @@ func (s *suite) killedRun(t *testing.T, k killPoint, sig syscall.Signal, retries
 	p := s.hil(t, nil, "run", "--image", "oci:"+filepath.Join(s.images, "pcapwatch"), "--retries", fmt.Sprint(retries),
 		"--progress", "plain", "--report", rep, k.tl.file)
 	// phases before pos have finished when pos starts.
-	q := killQEMUAt(t, p, 1, k.pos, k.after, sig)
+	q, at := killQEMUAt(t, p, 1, k.pos, k.after, sig)
 	code := p.Wait()
 	r := row{leftovers: leftovers(t, p)}
 	if q == 0 {
-		t.Fatalf("%s: the case ended before the fault (exit %d):\n%s", k, code, p.Out())
+		// On a loaded host a case can end (burst-100k can fail on frames
+		// the guest had no time for) before its fault's point: nothing to
+		// judge, and the count of kills says so.
+		t.Logf("%s: the case ended before the fault (exit %d): not counted\n%s", k, code, p.Out())
+		return r
 	}
 	r.injected = 1
 	rs := results(t, rep)
@@ -287,6 +312,10 @@ func (s *suite) killedRun(t *testing.T, k killPoint, sig syscall.Signal, retries
 			r.wrongFail++
 		}
 		return r
+	}
+	if res.Verdict == scenario.Pass && late(res, at) {
+		t.Logf("%s: the fault came after the app was told to stop: not counted", k)
+		return row{leftovers: r.leftovers}
 	}
 	s.landMu.Lock()
 	s.landing[landing(res)]++
@@ -344,6 +373,7 @@ func (s *suite) killedGate(t *testing.T, tls []*timeline) {
 	// its own. Kill each at a random time before its app is told to stop.
 	var r row
 	seen := map[int]bool{}
+	killedAt := map[string]time.Time{}
 	deadline := time.Now().Add(3 * time.Minute)
 	for _, tl := range picked {
 		var q int
@@ -372,6 +402,7 @@ func (s *suite) killedGate(t *testing.T, tls []*timeline) {
 			t.Errorf("gate: kill %s's QEMU %d: %v", tl.name, q, err)
 			continue
 		}
+		killedAt[tl.name] = time.Now()
 		r.injected++
 		t.Logf("gate: killed %s's QEMU (pid %d) %s after it started", tl.name, q, after.Round(time.Millisecond))
 	}
@@ -383,6 +414,11 @@ func (s *suite) killedGate(t *testing.T, tls []*timeline) {
 		switch res.Verdict {
 		case scenario.InfraError:
 		case scenario.Pass:
+			if late(res, killedAt[res.Scenario]) {
+				r.injected--
+				t.Logf("gate: %s: the fault came after the app was told to stop: not counted", res.Scenario)
+				continue
+			}
 			r.wrongPass++
 			t.Errorf("gate: %s passed although its QEMU was killed", res.Scenario)
 		default:

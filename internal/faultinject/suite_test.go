@@ -224,6 +224,18 @@ func (tl *tally) add(kind string, r row) {
 	cur.took += r.took
 }
 
+// injected is the count of faults injected of kind so far.
+func (tl *tally) injected(kind string) int {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	for _, x := range tl.rows {
+		if x.kind == kind {
+			return x.injected
+		}
+	}
+	return 0
+}
+
 // printTable prints the table on stdout (go test -v, or a failure) and
 // writes it to $HIL_FAULT_TABLE (make test prints that file).
 func (s *suite) printTable(total time.Duration) {

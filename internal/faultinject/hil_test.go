@@ -22,7 +22,6 @@ func (s *suite) hilKills(t *testing.T) {
 	long := hilproc.WriteFile(t, dir, "long.yaml", "name: fi-long\nstartup: {budget: 60s}\nsteps:\n  - wait: 30s\n")
 	startup := filepath.Join(s.root, "scenarios", "startup.yaml")
 	img := "oci:" + filepath.Join(s.images, "pcapwatch")
-	ns := netns(t, fmt.Sprintf("hilfi%d", os.Getpid()))
 	type kill struct {
 		what   string
 		fresh  bool // a rootfs cache of its own: the kill may hit the flatten
@@ -30,7 +29,7 @@ func (s *suite) hilKills(t *testing.T) {
 		args   []string
 	}
 	run := []string{"run", "--image", img, "--retries", "0", "--progress", "plain", long}
-	replay := []string{"replay", "home-minute", "--netns", ns}
+	replay := []string{"replay", "home-minute", "--netns"} // + a namespace of the job's own
 	var ks []kill
 	for i := 0; i < 4; i++ {
 		ks = append(ks, kill{"hil run", false, 1500 * time.Millisecond, run})
@@ -56,7 +55,13 @@ func (s *suite) hilKills(t *testing.T) {
 			cache = hilproc.FreshRootfsCache(t)
 			env = []string{"HIL_CACHE=" + cache}
 		}
-		p := s.hil(t, env, k.args...)
+		args := k.args
+		if args[0] == "replay" {
+			// Each replay its own namespace: two replays into one would
+			// both want its eth0.
+			args = append(args[:len(args):len(args)], netns(t, fmt.Sprintf("hilfi%d-%d", os.Getpid(), i)))
+		}
+		p := s.hil(t, env, args...)
 		if k.fresh {
 			// The flatten of a fresh cache takes a few hundred ms: kill
 			// within it, once its temp dir is there.

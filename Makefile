@@ -42,8 +42,16 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
+# The fault-injection suite (internal/faultinject) writes its table here:
+# go test shows a passing package's output only with -v, so make test
+# prints the file after the run (removed first, so a stale table never
+# shows, and go test does not reuse a cached result that wrote it).
+FAULT_TABLE := $(BUILD)/faultinject-table.txt
+
 test: deps images kernel vet
-	HIL_IMAGES=$(IMAGES) $(GO) test -timeout 30m ./...
+	@rm -f $(FAULT_TABLE)
+	HIL_IMAGES=$(IMAGES) HIL_FAULT_TABLE=$(FAULT_TABLE) $(GO) test -timeout 30m ./...; rc=$$?; \
+	if [ -f $(FAULT_TABLE) ]; then echo; cat $(FAULT_TABLE); fi; exit $$rc
 
 bench: deps images kernel hil
 	@for s in scripts/bench/*.sh; do echo "== $$s"; HIL_IMAGES=$(IMAGES) HIL=$(HIL) bash "$$s" || exit 1; done

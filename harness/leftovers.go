@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 
+	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/target/system"
 	"github.com/hilproject/hil/internal/cache"
 	"github.com/hilproject/hil/internal/filelock"
@@ -12,8 +13,9 @@ import (
 // RemoveLeftovers deletes what earlier hil processes that were killed
 // (SIGKILL, OOM, a power cut) left on this host: the system target's
 // per-boot dirs in $TMPDIR, veth pairs and network namespaces (as root),
-// and rootfs cache locks nobody holds. Each resource records its owner
-// when it is made (internal/owner), so a live run's are never touched.
+// and the rootfs cache's locks and flatten temp dirs nobody holds. Each
+// resource records its owner when it is made (internal/owner), or is
+// guarded by a lock its maker holds, so a live run's are never touched.
 // It returns what it removed; hil run, gate and replay call it first.
 func RemoveLeftovers() ([]string, error) {
 	var out []string
@@ -29,6 +31,7 @@ func RemoveLeftovers() ([]string, error) {
 		add(removeStaleLinks())
 	}
 	if dir, err := cache.Dir("rootfs"); err == nil {
+		add(image.RemoveStaleFlattens())
 		add(filelock.RemoveStale(dir, "*.lock"))
 	}
 	return out, errors.Join(errs...)

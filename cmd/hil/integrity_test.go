@@ -1,12 +1,8 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hilproject/hil/harness/promote"
+	"github.com/hilproject/hil/internal/tamper"
 	"github.com/hilproject/hil/internal/testenv"
 )
 
@@ -29,58 +26,9 @@ const sampleArmAppLayer = "sha256:5b89b9179a7f77d167463e38455cf54f24d8edfd06274a
 // the manifest's digest and the config's diff_id pin.
 func tamperSampleLayout(t *testing.T) string {
 	t.Helper()
-	src := filepath.Join(testenv.ImagesDir(t), "pcapwatch")
-	dir := filepath.Join(t.TempDir(), "pcapwatch")
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dir, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	blob := filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(sampleArmAppLayer, "sha256:"))
-	gz, err := os.ReadFile(blob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	zw := gzip.NewWriter(&out)
-	tw := tar.NewWriter(zw)
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		tw.WriteHeader(h)
-		io.Copy(tw, tr)
-	}
-	extra := "not in the image\n"
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "etc/tampered", Mode: 0o644, Size: int64(len(extra))})
-	io.WriteString(tw, extra)
-	tw.Close()
-	zw.Close()
-	if err := os.WriteFile(blob, out.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	l := tamper.CopyLayout(t, filepath.Join(testenv.ImagesDir(t), "pcapwatch"))
+	l.Overwrite(sampleArmAppLayer, tamper.AddToLayer(t, l.Read(sampleArmAppLayer), tamper.File("etc/tampered", "", 0o644), "not in the image\n"))
+	return l.Dir
 }
 
 // Issue 12, repro 2: a layer blob that no longer matches its digest and

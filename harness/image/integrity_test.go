@@ -3,13 +3,10 @@ package image
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/hilproject/hil/internal/tamper"
 	"github.com/hilproject/hil/internal/testenv"
 )
 
@@ -36,85 +34,23 @@ const (
 	sampleArmAppLayer = "sha256:5b89b9179a7f77d167463e38455cf54f24d8edfd06274aabe236415194d2685a"
 )
 
-// copyTree copies a directory (an OCI layout) so a test can modify it.
-func copyTree(t testing.TB, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		out := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(out, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(out, b, 0o644)
-	})
-	if err != nil {
-		t.Fatalf("copying %s: %v", src, err)
-	}
-}
-
 // addToLayer returns the gzip layer gz with extra appended to its tar: a
 // valid layer that flattens fine, but not the one the digest names.
 func addToLayer(t testing.TB, gz []byte, extra ent) []byte {
 	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	zw := gzip.NewWriter(&out)
-	zw.Write(appendToTar(t, plain, extra))
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
+	h, body := tarEntry(extra)
+	return tamper.AddToLayer(t, gz, h, body)
 }
 
 // appendToTar returns the tar b with one more entry.
 func appendToTar(t testing.TB, b []byte, extra ent) []byte {
 	t.Helper()
-	tr := tar.NewReader(bytes.NewReader(b))
-	var out bytes.Buffer
-	tw := tar.NewWriter(&out)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(tw, tr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h := &tar.Header{Typeflag: extra.typ, Name: extra.name, Mode: extra.mode, Size: int64(len(extra.body)), ModTime: testMtime}
-	if err := tw.WriteHeader(h); err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(tw, extra.body)
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
+	h, body := tarEntry(extra)
+	return tamper.AppendToTar(t, b, h, body)
 }
 
-func blobPath(dir, digest string) string {
-	alg, hx, _ := strings.Cut(digest, ":")
-	return filepath.Join(dir, "blobs", alg, hx)
+func tarEntry(e ent) (*tar.Header, string) {
+	return &tar.Header{Typeflag: e.typ, Name: e.name, Mode: e.mode, ModTime: testMtime}, e.body
 }
 
 // tamperedSampleLayout is a copy of the sample layout whose arm/v7 app
@@ -122,8 +58,8 @@ func blobPath(dir, digest string) string {
 func tamperedSampleLayout(t testing.TB) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "pcapwatch")
-	copyTree(t, filepath.Join(testenv.ImagesDir(t), "pcapwatch"), dir)
-	p := blobPath(dir, sampleArmAppLayer)
+	tamper.CopyTree(t, filepath.Join(testenv.ImagesDir(t), "pcapwatch"), dir)
+	p := tamper.BlobPath(dir, sampleArmAppLayer)
 	gz, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +133,7 @@ func TestTamperedLayerInOCILayoutIsRefused(t *testing.T) {
 // the entries replace names.
 func rewriteArchive(t testing.TB, src, dst string, replace map[string]func([]byte) []byte) {
 	t.Helper()
-	rewriteArchiveFunc(t, src, dst, func(name string, b []byte) []byte {
+	tamper.RewriteArchive(t, src, dst, func(name string, b []byte) []byte {
 		if f := replace[name]; f != nil {
 			return f(b)
 		}
@@ -205,55 +141,13 @@ func rewriteArchive(t testing.TB, src, dst string, replace map[string]func([]byt
 	})
 }
 
-// rewriteArchiveFunc copies a tarball through f, which may change any
-// regular entry's content.
-func rewriteArchiveFunc(t testing.TB, src, dst string, f func(name string, b []byte) []byte) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	tr := tar.NewReader(in)
-	tw := tar.NewWriter(out)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			b = f(h.Name, b)
-			h.Size = int64(len(b))
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(b)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestTamperedLayerInDockerArchiveIsRefused(t *testing.T) {
 	cacheDir := t.TempDir()
 	t.Setenv("HIL_CACHE", cacheDir)
 	archive := filepath.Join(t.TempDir(), "pcapwatch.tar")
 	hx := strings.TrimPrefix(sampleArmAppLayer, "sha256:")
-	tamper := func(b []byte) []byte { return addToLayer(t, b, file("etc/tampered", "x\n", 0o644)) }
-	rewriteArchive(t, filepath.Join(testenv.ImagesDir(t), "pcapwatch.tar"), archive, map[string]func([]byte) []byte{hx + ".tar.gz": tamper})
+	tamperLayer := func(b []byte) []byte { return addToLayer(t, b, file("etc/tampered", "x\n", 0o644)) }
+	rewriteArchive(t, filepath.Join(testenv.ImagesDir(t), "pcapwatch.tar"), archive, map[string]func([]byte) []byte{hx + ".tar.gz": tamperLayer})
 
 	a, err := Open(ctxT(t), "docker-archive:"+archive+":hil.local/pcapwatch:arm-v7")
 	if err == nil {
@@ -280,7 +174,7 @@ func TestTamperedLayerInDockerArchiveIsRefused(t *testing.T) {
 	// (as the Docker engine writes them): the config's diff_id still does.
 	archive2 := filepath.Join(t.TempDir(), "renamed.tar")
 	rewriteArchive(t, archive, archive2, nil)
-	renameArchiveEntry(t, archive2, hx+".tar.gz", "layer1/layer.tar.gz")
+	tamper.RenameArchiveEntry(t, archive2, hx+".tar.gz", "layer1/layer.tar.gz")
 	a, err = Open(ctxT(t), "docker-archive:"+archive2+":hil.local/pcapwatch:arm-v7")
 	if err != nil {
 		t.Fatal(err)
@@ -293,48 +187,6 @@ func TestTamperedLayerInDockerArchiveIsRefused(t *testing.T) {
 	var ie *IntegrityError
 	if !errors.As(err, &ie) || ie.Kind != "layer" || !strings.Contains(err.Error(), "diff_id") || !strings.Contains(err.Error(), archive2) {
 		t.Fatalf("expected a diff_id refusal naming the layer and %s, found %v", archive2, err)
-	}
-}
-
-// renameArchiveEntry renames one entry of a docker-save tarball and the
-// reference to it in manifest.json.
-func renameArchiveEntry(t testing.TB, path, from, to string) {
-	t.Helper()
-	tmp := path + ".new"
-	in, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.Create(tmp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(in)
-	tw := tar.NewWriter(out)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		if h.Name == from {
-			h.Name = to
-		}
-		if h.Name == "manifest.json" {
-			b = bytes.ReplaceAll(b, []byte(`"`+from+`"`), []byte(`"`+to+`"`))
-			h.Size = int64(len(b))
-		}
-		tw.WriteHeader(h)
-		tw.Write(b)
-	}
-	tw.Close()
-	out.Close()
-	in.Close()
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -360,7 +212,7 @@ func newHandLayout(t testing.TB) *handLayout {
 func (l *handLayout) blob(mt types.MediaType, b []byte) v1.Descriptor {
 	s := sha256.Sum256(b)
 	h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(s[:])}
-	if err := os.WriteFile(blobPath(l.dir, h.String()), b, 0o644); err != nil {
+	if err := os.WriteFile(tamper.BlobPath(l.dir, h.String()), b, 0o644); err != nil {
 		l.t.Fatal(err)
 	}
 	return v1.Descriptor{MediaType: mt, Digest: h, Size: int64(len(b))}
@@ -384,7 +236,7 @@ func (l *handLayout) index(ds ...v1.Descriptor) {
 
 // overwrite replaces a blob's content, keeping its name.
 func (l *handLayout) overwrite(d v1.Descriptor, b []byte) {
-	if err := os.WriteFile(blobPath(l.dir, d.Digest.String()), b, 0o644); err != nil {
+	if err := os.WriteFile(tamper.BlobPath(l.dir, d.Digest.String()), b, 0o644); err != nil {
 		l.t.Fatal(err)
 	}
 }
@@ -440,7 +292,7 @@ func TestTamperedBlobsInOCILayoutAreRefused(t *testing.T) {
 			p := l.parts()
 			m := l.manifest(p)
 			l.index(m)
-			raw, _ := os.ReadFile(blobPath(l.dir, m.Digest.String()))
+			raw, _ := os.ReadFile(tamper.BlobPath(l.dir, m.Digest.String()))
 			l.overwrite(m, bytes.Replace(raw, []byte(`"schemaVersion":2`), []byte(`"schemaVersion": 2`), 1))
 			return "manifest", m
 		}},
@@ -459,7 +311,7 @@ func TestTamperedBlobsInOCILayoutAreRefused(t *testing.T) {
 		{"config content does not match its digest", func(l *handLayout) (string, v1.Descriptor) {
 			p := l.parts()
 			l.index(l.manifest(p))
-			raw, _ := os.ReadFile(blobPath(l.dir, p.config.Digest.String()))
+			raw, _ := os.ReadFile(tamper.BlobPath(l.dir, p.config.Digest.String()))
 			l.overwrite(p.config, bytes.Replace(raw, []byte("/opt/app"), []byte("/opt/bad"), 1))
 			return "config", p.config
 		}},
@@ -505,7 +357,7 @@ func TestTamperedBlobsInOCILayoutAreRefused(t *testing.T) {
 			m := l.manifest(l.parts())
 			idx := l.json(types.OCIImageIndex, v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{m}})
 			l.index(idx)
-			raw, _ := os.ReadFile(blobPath(l.dir, idx.Digest.String()))
+			raw, _ := os.ReadFile(tamper.BlobPath(l.dir, idx.Digest.String()))
 			l.overwrite(idx, append(raw, ' '))
 			return "index", idx
 		}},
@@ -519,7 +371,7 @@ func TestTamperedBlobsInOCILayoutAreRefused(t *testing.T) {
 		{"manifest in a nested index does not match its name", func(l *handLayout) (string, v1.Descriptor) {
 			m := l.manifest(l.parts())
 			l.index(l.json(types.OCIImageIndex, v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{m}}))
-			raw, _ := os.ReadFile(blobPath(l.dir, m.Digest.String()))
+			raw, _ := os.ReadFile(tamper.BlobPath(l.dir, m.Digest.String()))
 			l.overwrite(m, append(raw, '\n'))
 			return "manifest", m
 		}},
@@ -840,5 +692,39 @@ func TestLockFileExcludesAndLeavesNothing(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("expected no lock file left, found %d entries", len(ents))
+	}
+}
+
+// The temp dir of a flatten whose hil was SIGKILLed (a half-written
+// rootfs) is removed by the next hil's start, whatever its age; a live
+// flatten's, whose lock is held, is not. It used to stay for 6 hours.
+func TestRemoveStaleFlattens(t *testing.T) {
+	cacheDir := t.TempDir()
+	t.Setenv("HIL_CACHE", cacheDir)
+	base := filepath.Join(cacheDir, "rootfs")
+	dead := filepath.Join(base, ".tmp-chain-sha256-"+strings.Repeat("a", 64)+"-123")
+	discarded := filepath.Join(base, ".tmp-chain-sha256-"+strings.Repeat("a", 64)+"-discarded-456")
+	live := filepath.Join(base, ".tmp-chain-sha256-"+strings.Repeat("b", 64)+"-789")
+	for _, d := range []string{dead, discarded, live} {
+		if err := os.MkdirAll(filepath.Join(d, "rootfs", "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Join(d, "rootfs", "etc"), 0o555) // as an image's dirs may be
+	}
+	unlock, err := lockFile(ctxT(t), filepath.Join(base, "chain-sha256-"+strings.Repeat("b", 64)+".lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	removed, err := RemoveStaleFlattens()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 2 {
+		t.Errorf("removed %v; want the two dirs of the dead flatten", removed)
+	}
+	left := cacheLeftovers(t, cacheDir)
+	if len(left) != 2 || left[0] != filepath.Base(live) || !strings.HasSuffix(left[1], ".lock") {
+		t.Errorf("left %v; want only the live flatten's dir and lock", left)
 	}
 }

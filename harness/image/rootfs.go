@@ -212,6 +212,46 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 	return filelock.Lock(ctx, path)
 }
 
+// RemoveStaleFlattens removes the temp dirs that flattens of killed hil
+// processes left in the rootfs cache (a rootfs half written, up to the
+// image's size), and returns their paths. A flatten writes its
+// .tmp-KEY-* dir only while it holds KEY.lock (and removes it before
+// letting go, on every path but a kill), so a temp dir whose lock nobody
+// holds is a dead process's: hil run, gate and replay call this at start
+// (harness.RemoveLeftovers). A live flatten's dir is never touched.
+func RemoveStaleFlattens() ([]string, error) {
+	base, err := cache.Dir("rootfs")
+	if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(base)
+	if err != nil {
+		return nil, err
+	}
+	// Lock tries once when its context has ended: never wait on a live one.
+	now, cancel := context.WithCancel(context.Background())
+	cancel()
+	var removed []string
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), ".tmp-")
+		i := strings.LastIndexByte(rest, '-')
+		if !ok || !e.IsDir() || i <= 0 {
+			continue
+		}
+		key := strings.TrimSuffix(rest[:i], "-discarded")
+		unlock, err := filelock.Lock(now, filepath.Join(base, key+".lock"))
+		if err != nil {
+			continue // a live flatten of key holds it
+		}
+		p := filepath.Join(base, e.Name())
+		if removeTree(p) == nil {
+			removed = append(removed, p)
+		}
+		unlock()
+	}
+	return removed, nil
+}
+
 // removeStaleTemps deletes temp dirs of flattens that were killed (a
 // finished or failed flatten removes its own), and the empty lock files
 // older hil versions left beside every entry. Only old ones: a live

@@ -24,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/hilproject/hil/harness/registry"
+	"github.com/hilproject/hil/internal/tamper"
 	"github.com/hilproject/hil/internal/testenv"
 )
 
@@ -467,7 +468,7 @@ func TestOpenDaemon(t *testing.T) {
 	}
 	tampered := filepath.Join(t.TempDir(), "tampered.tar")
 	n := 0
-	rewriteArchiveFunc(t, saved, tampered, func(name string, b []byte) []byte {
+	tamper.RewriteArchive(t, saved, tampered, func(name string, b []byte) []byte {
 		if !strings.HasSuffix(name, "layer.tar") && !strings.HasPrefix(name, "blobs/") || !bytes.Contains(b, []byte("etc/platform")) {
 			return b
 		}

@@ -19,17 +19,24 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // UserAgent is what hil calls itself in registry requests.
@@ -213,7 +220,57 @@ func (g plainHTTPGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, &PlainHTTPError{Registry: req.URL.Host, Request: req.Method + " " + req.URL.Redacted()}
 	}
-	return g.next.RoundTrip(req)
+	resp, err := g.next.RoundTrip(req)
+	if err == nil && req.Method == http.MethodGet && resp.StatusCode == http.StatusOK {
+		checkClaimedDigest(req, resp)
+	}
+	return resp, err
+}
+
+// manifestPath is a manifest request: /v2/NAME/manifests/TAG-OR-DIGEST.
+var manifestPath = regexp.MustCompile(`^/v2/(.+)/manifests/([^/]+)$`)
+
+// checkClaimedDigest makes the body of a manifest fetched by tag fail at
+// its end when its bytes do not hash to the digest the registry names them
+// by (Docker-Content-Digest). go-containerregistry checks only what it
+// fetches by digest (and hil checks that against the descriptors); by tag
+// it takes the hash of whatever came, so a registry whose stored index or
+// manifest was overwritten went unnoticed until the next request by that
+// hash found no such manifest. Schema 1 manifests are left alone: their
+// digest leaves out the signature.
+func checkClaimedDigest(req *http.Request, resp *http.Response) {
+	m := manifestPath.FindStringSubmatch(req.URL.Path)
+	claimed, err := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
+	mt := types.MediaType(strings.TrimSpace(strings.Split(resp.Header.Get("Content-Type"), ";")[0]))
+	if m == nil || strings.Contains(m[2], ":") || err != nil || claimed.Algorithm != "sha256" || mt == types.DockerManifestSchema1Signed || mt == types.DockerManifestSchema1 {
+		return
+	}
+	kind := "manifest"
+	if mt.IsIndex() {
+		kind = "index"
+	}
+	resp.Body = &claimedBody{ReadCloser: resp.Body, h: sha256.New(), claimed: claimed,
+		what: fmt.Sprintf("%s %s from registry %s/%s (%s)", kind, claimed, req.URL.Host, m[1], m[2])}
+}
+
+// claimedBody hashes a manifest response as it is read and ends it with an
+// error when the bytes are not the ones the registry named.
+type claimedBody struct {
+	io.ReadCloser
+	h       hash.Hash
+	claimed v1.Hash
+	what    string
+}
+
+func (b *claimedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.h.Write(p[:n])
+	if err == io.EOF {
+		if got := hex.EncodeToString(b.h.Sum(nil)); got != b.claimed.Hex {
+			return n, fmt.Errorf("%s: expected content %s as the registry names it (Docker-Content-Digest), found sha256:%s: the registry's copy is corrupt or was tampered with, so hil refuses to use it", b.what, b.claimed, got)
+		}
+	}
+	return n, err
 }
 
 // Remote returns the go-containerregistry options for calls made under

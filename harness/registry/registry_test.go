@@ -4,18 +4,21 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/hilproject/hil/harness/attest"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/registry"
+	"github.com/hilproject/hil/internal/testenv"
 )
 
 // recorder is a transport that sends nothing: it records what would have
@@ -180,6 +183,48 @@ func TestIsLoopback(t *testing.T) {
 	} {
 		if got := registry.IsLoopback(host); got != want {
 			t.Errorf("IsLoopback(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
+// A registry whose stored index was overwritten serves other bytes under
+// the digest it names (Docker-Content-Digest). go-containerregistry takes
+// the hash of what came for a tag; the Client refuses, naming the index,
+// instead of pinning bytes the registry itself does not know by that hash.
+func TestTamperedManifestByTagIsRefusedNamingIt(t *testing.T) {
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	reg := testenv.Registry(t)
+	c := registry.New(registry.WithInsecure())
+	idx, err := random.Index(64, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := c.ParseReference(reg.Host + "/hil/app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx, c.Remote(ctxT(t))...); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := idx.Digest()
+	if _, err := remote.Get(ref, c.Remote(ctxT(t))...); err != nil {
+		t.Fatalf("the genuine index: %v", err)
+	}
+	p := reg.BlobPath(d.String())
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, append(b, ' '), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = remote.Get(ref, c.Remote(ctxT(t))...)
+	if err == nil {
+		t.Fatalf("the registry served other bytes than it names %s by, and they were taken", d)
+	}
+	for _, s := range []string{"index " + d.String(), reg.Host + "/hil/app", "Docker-Content-Digest", "expected", "found sha256:"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("the refusal lacks %q: %v", s, err)
 		}
 	}
 }

@@ -59,6 +59,10 @@ func TestLostBoardChannelIsInfra(t *testing.T) {
 			"the SSH connection to board lab-1"},
 		{"docker kill on the board during wait", targettest.Fault{Step: 0, After: time.Second, Do: dockerKill},
 			"was killed by signal 9 (SIGKILL), which hil did not send"},
+		// The end of the case: the last step checks at once, and the death
+		// must still be seen (the step's own check, or the case's last).
+		{"agent killed as the last step starts", targettest.Fault{Step: 2, Do: killAgent},
+			"hil's agent on board lab-1"},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			res := targettest.RunCase(t, New(b.Board), img, quietSteps, &tc.fault)

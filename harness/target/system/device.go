@@ -102,6 +102,9 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 	}
 	defer func() {
 		if err != nil {
+			if meta != nil && d.killedFromOutside() {
+				err = &restoreKilledError{err}
+			}
 			d.Close()
 		}
 	}()
@@ -270,7 +273,11 @@ func (d *Device) bootFailure(ctx context.Context, what string, err error) error 
 	}
 	select {
 	case <-d.qemuDone:
-		return target.Infra(fmt.Errorf("QEMU exited (%v) while %s; last console lines:\n%s\n(console log %s)", d.qemuErr, what, d.consoleTail(), d.consolePath))
+		// Named as the liveness check names a death: what died and how
+		// ("the emulator qemu-system-arm (pid 4242) was killed by signal 9
+		// (SIGKILL)"), also when onQEMUExit has not said so yet.
+		de := d.qemuDeath()
+		return target.Infra(fmt.Errorf("%s %s while %s; %s", de.What, de.How, what, de.Detail))
 	default:
 	}
 	if ctx.Err() != nil {
@@ -445,6 +452,32 @@ func (d *Device) onAppLine(l target.Line) {
 		return
 	}
 	d.setInfo(map[string]string{"snapshot_saved_ms": strconv.FormatInt(time.Since(t0).Milliseconds(), 10)})
+}
+
+// restoreKilledError is a restore that failed because QEMU was killed by
+// a signal hil did not send (kill -9 from outside, the OOM killer): it says
+// nothing about the snapshot, so Boot neither drops it nor boots cold
+// behind the runner's back; the case is an infra-error, retried.
+type restoreKilledError struct{ err error }
+
+func (e *restoreKilledError) Error() string { return e.err.Error() }
+func (e *restoreKilledError) Unwrap() error { return e.err }
+
+// killedFromOutside reports whether QEMU has ended on a signal that hil
+// did not send (hil stops it only through Close, which closes stop).
+func (d *Device) killedFromOutside() bool {
+	select {
+	case <-d.qemuDone:
+	default:
+		return false
+	}
+	select {
+	case <-d.stop:
+		return false
+	default:
+	}
+	ws, ok := d.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
 }
 
 // onQEMUExit ends the device when QEMU goes away before the app reported

@@ -2,6 +2,7 @@ package system
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 	"github.com/hilproject/hil/harness/scenario"
 	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/harness/target/internal/targettest"
+	"github.com/hilproject/hil/internal/hilproc"
 	"github.com/hilproject/hil/internal/testenv"
 )
 
@@ -166,4 +168,68 @@ steps:
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
+}
+
+// A QEMU killed from outside while it restores a snapshot (the fault
+// suite's kill during the boot) is an infra-error naming the kill: it used
+// to be taken for a stale snapshot, which Boot dropped before booting cold
+// behind the runner's back, so the case passed on another VM and every
+// later boot paid a cold boot and a new snapshot.
+func TestKilledRestoreIsInfraAndKeepsTheSnapshot(t *testing.T) {
+	rootfs, img := capcountRootFS(t)
+	snaps := t.TempDir()
+	tg := New(WithRootFS(rootfs), WithSnapshotDir(snaps))
+	cfg := target.RunConfig{Entrypoint: []string{"/bin/capcount"}, Cmd: []string{"capture", "lan0"}, Iface: "lan0", Ready: readyLine}
+	boot := func() (target.Device, error) {
+		d, err := tg.Boot(testCtx(t, 90*time.Second), img, cfg)
+		if err == nil {
+			t.Cleanup(func() { d.Close(); noLeftovers(t, d) })
+		}
+		return d, err
+	}
+	d, err := boot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, seen, ok := waitLine(t, d, 30*time.Second, readyLine); !ok {
+		t.Fatalf("cold boot never ready: %v", seen)
+	}
+	var snap []string
+	for deadline := time.Now().Add(30 * time.Second); len(snap) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		snap, _ = filepath.Glob(filepath.Join(snaps, "*.vmstate"))
+	}
+	if len(snap) != 1 {
+		t.Fatalf("no snapshot after the cold boot: %v", snap)
+	}
+	// Kill the restoring QEMU as soon as it shows up.
+	killed := make(chan int, 1)
+	go func() {
+		defer close(killed)
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			for _, pid := range hilproc.ProcsWith("-incoming", snap[0]) {
+				if syscall.Kill(pid, syscall.SIGKILL) == nil {
+					killed <- pid
+					return
+				}
+			}
+		}
+	}()
+	d, err = boot()
+	pid := <-killed
+	if pid == 0 {
+		t.Fatal("no restoring QEMU showed up to kill")
+	}
+	if err == nil {
+		t.Fatalf("QEMU %d killed during the restore, Boot returned a %s-booted device (%v): the kill was hidden", pid, d.Info()["boot"], d.Info())
+	}
+	if !target.IsInfra(err) || !strings.Contains(err.Error(), "killed by signal 9 (SIGKILL)") {
+		t.Fatalf("Boot: %v; want an infra error naming the SIGKILL", err)
+	}
+	if _, serr := os.Stat(snap[0]); serr != nil {
+		t.Fatalf("the snapshot was dropped after a kill from outside: %v", serr)
+	}
+	// The snapshot still restores.
+	if d, err = boot(); err != nil || d.Info()["boot"] != "warm" {
+		t.Fatalf("the next boot: %v, %v; want warm", err, d)
+	}
 }

@@ -380,7 +380,8 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 				warm.ownInitramfs = p.ownInitramfs
 				return d, nil
 			}
-			if ctx.Err() != nil {
+			var killed *restoreKilledError
+			if ctx.Err() != nil || errors.As(err, &killed) {
 				if p.ownInitramfs {
 					os.Remove(p.initramfs)
 				}

@@ -24,6 +24,7 @@ import (
 	"github.com/hilproject/hil/harness/promote/staticgate"
 	"github.com/hilproject/hil/harness/report"
 	"github.com/hilproject/hil/harness/scenario"
+	"github.com/hilproject/hil/harness/target"
 )
 
 // gateFlags are the flags of "hil gate"; the tester gets them too.
@@ -410,7 +411,7 @@ func scenarioTester(f *gateFlags) (promote.TestFunc, error) {
 	}
 	// Likewise a board inventory without the board.
 	if f.target == "device" {
-		if _, err := harness.NewDeviceTarget(f.devices, f.device); err != nil {
+		if _, err := target.New("device", target.Params{Inventory: f.devices, Boards: f.device}); err != nil {
 			return nil, err
 		}
 	}

@@ -972,8 +972,11 @@ func (p *parser) expectFrames(n *yaml.Node, what string) *ExpectFrames {
 	if v, has := f["filter"]; has {
 		if s, ok := p.str(v.val, what+".filter"); ok {
 			e.Filter = s
-			m, err := compileBPF(s)
-			if err != nil {
+			m, err := replay.CompileFilter(s)
+			switch {
+			case errors.Is(err, replay.ErrNoFilterCompiler):
+				p.errf(v.val, "%s.filter: cannot compile %q: %v", what, s, err)
+			case err != nil:
 				p.errf(v.val, "%s.filter: bad BPF filter %q: %v", what, s, err)
 			}
 			e.match = m

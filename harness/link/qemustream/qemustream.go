@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/harness/link/framed"
 )
@@ -166,11 +164,11 @@ func (l *Link) Drain(ctx context.Context) error {
 	for {
 		var n int
 		var ierr error
-		if err := raw.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil {
+		if err := raw.Control(func(fd uintptr) { n, ierr = unread(int(fd)) }); err != nil {
 			return err
 		}
 		if ierr != nil {
-			return fmt.Errorf("qemustream: SIOCOUTQ: %w", ierr)
+			return fmt.Errorf("qemustream: %w", ierr)
 		}
 		if n == 0 {
 			return nil

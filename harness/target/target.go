@@ -1,7 +1,7 @@
 // Package target defines how hil boots an image and talks to the running
 // app. Implementations live in the sub-packages: system (qemu-system-arm,
 // the high-fidelity default), user (qemu-user in a network namespace),
-// container (a Docker host through testcontainers-go) and device (a real
+// container (a Docker engine through its API) and device (a real
 // board over SSH).
 //
 // # Liveness: no pass without a live device

@@ -18,8 +18,7 @@ import (
 	"github.com/hilproject/hil/internal/testenv"
 )
 
-// One private engine for the whole package: testcontainers-go resolves the
-// Docker host once per process.
+// One private engine for the whole package, reached through DOCKER_HOST.
 func TestContainerTarget(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "/bin/busybox", "busybox-static")

@@ -1,6 +1,7 @@
-// Package container boots an image on a Docker engine through
-// testcontainers-go: the engine of DOCKER_HOST (or the local socket). The
-// image is loaded from what hil already holds (a docker-save tarball written
+// Package container boots an image on a Docker engine through the Docker
+// Engine API (github.com/moby/moby/client): the engine of DOCKER_HOST (or
+// the local socket), asked at every boot. Importing the package registers
+// the target as "container" (hil's CLI imports it). The image is loaded from what hil already holds (a docker-save tarball written
 // with go-containerregistry, then the engine's image load: no registry
 // pull), tagged hil.local/<name>:<digest prefix>, and removed again on Close
 // when hil loaded it.

@@ -179,7 +179,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	}
 	begin := time.Now()
 	d := &Device{
-		status: imgrun.NewStatus("the app container", map[string]string{"target": "container", "platform": emu.PlatformString(img.Platform)}),
+		status: imgrun.NewStatus("the app container", map[string]string{"target": "container", "platform": img.Platform.String()}),
 		begin:  begin,
 		keep:   t.cfg.keepImage,
 	}

@@ -80,7 +80,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err != nil {
 		return nil, target.Infra(fmt.Errorf("user target: %w", err))
 	}
-	d := &Device{status: imgrun.NewStatus("the app", map[string]string{"target": "user", "rootfs": rootfs, "platform": emu.PlatformString(img.Platform)})}
+	d := &Device{status: imgrun.NewStatus("the app", map[string]string{"target": "user", "rootfs": rootfs, "platform": img.Platform.String()})}
 	d.status.ProbeEmulator(ctx, em, "native (chroot into the image rootfs)", "qemu-user")
 
 	p, err := imgrun.FindProgram(rootfs, cfg)

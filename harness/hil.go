@@ -143,6 +143,11 @@ type Config struct {
 	// selection the device target runs on: a name, names separated by
 	// commas, or "tag:LABEL" (several boards run in parallel).
 	Devices, Device string
+	// Shard, when set, runs only that part of the planned cases (each case
+	// is in exactly one shard of a split), balanced by Timings when set
+	// (the durations of an earlier run: scenario.ReadTimings).
+	Shard   *scenario.Shard
+	Timings scenario.Timings
 }
 
 // targets makes the runner's targets: every name of cfg.Targets, each
@@ -168,12 +173,16 @@ func (cfg Config) targets() ([]target.Target, error) {
 // processes left on the host (RemoveLeftovers; a failure there does not
 // stop the run).
 func NewRunner(ctx context.Context, cfg Config) (*scenario.Runner, *Image, error) {
-	_, _ = RemoveLeftovers()
-	img, err := OpenImage(ctx, cfg.Image, cfg.ImageOptions...)
+	ts, err := cfg.targets()
 	if err != nil {
 		return nil, nil, err
 	}
-	ts, err := cfg.targets()
+	return newRunner(ctx, cfg, ts)
+}
+
+func newRunner(ctx context.Context, cfg Config, ts []target.Target) (*scenario.Runner, *Image, error) {
+	_, _ = RemoveLeftovers()
+	img, err := OpenImage(ctx, cfg.Image, cfg.ImageOptions...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -193,20 +202,13 @@ func NewRunner(ctx context.Context, cfg Config) (*scenario.Runner, *Image, error
 	return scenario.NewRunner(img, opts...), img, nil
 }
 
-// RunScenarios loads the scenarios, opens the image and runs every case,
-// one after the other. A scenario file with errors stops the run before
-// anything boots.
+// RunScenarios loads the scenarios, opens the image and runs every case
+// (of cfg.Shard, when set), one after the other. A scenario file with
+// errors stops the run before anything boots.
 func RunScenarios(ctx context.Context, cfg Config) ([]scenario.Result, error) {
-	if len(cfg.Scenarios) == 0 {
-		return nil, errors.New("no scenarios given")
-	}
-	scs, err := scenario.LoadFiles(cfg.Scenarios)
+	s, err := LoadSuite(cfg)
 	if err != nil {
 		return nil, err
 	}
-	r, _, err := NewRunner(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return r.RunAll(ctx, scs), nil
+	return s.RunAll(ctx, nil)
 }

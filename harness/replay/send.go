@@ -263,7 +263,7 @@ func Send(ctx context.Context, l link.Link, src Source, opts ...Option) (Stats, 
 	var sent atomic.Int64 // frames out, Go path; C path: sentBefore + cs.sent()
 	var sentBefore atomic.Int64
 	sentNow := func() int { return int(sent.Load()) }
-	fdw, useC := l.(fdWriter)
+	fdw, useC := l.(link.FDWriter)
 	useC = useC && haveCSend
 	var cs *cSender
 	wfd := -1

@@ -57,7 +57,10 @@ type Link struct {
 	closeErr  error
 }
 
-var _ link.Link = (*Link)(nil)
+var (
+	_ link.Link    = (*Link)(nil)
+	_ link.Drainer = (*Link)(nil)
+)
 
 // Listen creates the unix socket at path (which must not exist) and returns
 // a Link waiting for QEMU to connect. Start QEMU with

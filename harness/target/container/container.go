@@ -578,6 +578,7 @@ var (
 	_ target.Device             = (*Device)(nil)
 	_ target.CapabilityReporter = (*Device)(nil)
 	_ target.Liveness           = (*Device)(nil)
+	_ target.GapReporter        = (*Device)(nil)
 )
 
 // Output streams the container's stdout and stderr lines.
@@ -688,6 +689,7 @@ func (d *Device) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), engineOpTimeout)
 		defer cancel()
 		var errs []error
+		d.status.Stopping()
 		if d.id != "" {
 			d.sent.Add(syscall.SIGKILL)
 			// A container removed from outside meanwhile ("removal already

@@ -269,6 +269,7 @@ var (
 	_ target.Device             = (*Device)(nil)
 	_ target.CapabilityReporter = (*Device)(nil)
 	_ target.Liveness           = (*Device)(nil)
+	_ target.GapReporter        = (*Device)(nil)
 )
 
 // Output streams the app's stdout and stderr lines.
@@ -331,6 +332,7 @@ func (d *Device) Info() map[string]string { return d.status.Info() }
 func (d *Device) Close() error {
 	d.closeOnce.Do(func() {
 		var errs []error
+		d.status.Stopping()
 		if d.cmd != nil && d.cmd.Process != nil {
 			// The whole group: the app's own children must not outlive it.
 			d.sent.Add(syscall.SIGKILL)

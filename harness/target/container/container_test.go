@@ -15,6 +15,7 @@ import (
 	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/harness/target/container"
 	"github.com/hilproject/hil/harness/target/internal/targettest"
+	conformance "github.com/hilproject/hil/harness/target/targettest"
 	"github.com/hilproject/hil/internal/testenv"
 )
 
@@ -47,6 +48,11 @@ func TestContainerTarget(t *testing.T) {
 		img := open(t, variant, platform)
 		return targettest.Boot(t, tgt, img, variant+" "+platform, iface, 90*time.Second, func() { assertEngineClean(t, cli) })
 	}
+
+	t.Run("conformance", func(t *testing.T) {
+		conformance.Conformance(t, func(*testing.T) target.Target { return tgt }, targettest.SampleApp(t, "linux/amd64"))
+		assertEngineClean(t, cli)
+	})
 
 	t.Run("amd64 native: frames arrive through the veth, SIGTERM gives the summary", func(t *testing.T) {
 		dev, out := boot(t, "pcapwatch", "linux/amd64", "lan0")

@@ -38,8 +38,14 @@ kernel: deps hil
 demo: deps images kernel hil
 	@scripts/demo.sh
 
+# vet also builds where a Go developer works: without cgo (Linux-only and
+# cgo-only parts are behind build tags and say so at run time) and on a
+# Mac; and go.mod/go.sum must be tidy.
 vet:
 	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...
+	$(GO) mod tidy -diff
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 test: deps images kernel vet

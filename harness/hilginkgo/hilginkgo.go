@@ -146,7 +146,7 @@ func Specs(cfg harness.Config, opts ...Option) bool {
 		f(&o)
 	}
 	labels := append(append([]string{}, o.labels...), o.variant)
-	s, err := load(cfg, o)
+	s, shard, err := load(cfg, o)
 	if err != nil {
 		ginkgo.Describe(cmp.Or(o.variant, cfg.Image), labelsOf(labels), func() {
 			ginkgo.It("loads the configuration and scenarios", func() { ginkgo.Fail(err.Error()) })
@@ -155,7 +155,7 @@ func Specs(cfg harness.Config, opts ...Option) bool {
 	}
 	cfg = s.Config()
 	text := cmp.Or(o.variant, cfg.Image)
-	plan.add(s, o.variant == "")
+	plan.add(s, shard, o.variant == "")
 	ginkgo.Describe(text, labelsOf(labels), func() {
 		for _, c := range s.Cases() {
 			ginkgo.It(specText(c, o), labelsOf(caseLabels(c)), ginkgo.NodeTimeout(s.Timeout(c)), func(ctx ginkgo.SpecContext) {
@@ -178,23 +178,39 @@ func Specs(cfg harness.Config, opts ...Option) bool {
 	return true
 }
 
-func load(cfg harness.Config, o options) (*harness.Suite, error) {
+// load makes the suite of one Specs call. It returns the shard the user
+// asked for: the suite's own is rotated (see below).
+func load(cfg harness.Config, o options) (*harness.Suite, *scenario.Shard, error) {
 	if o.env {
 		var err error
 		if cfg, err = harness.ConfigFromEnv(cfg); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+	}
+	shard := cfg.Shard
+	if shard != nil {
+		// Each Specs call splits its own cases; a call with fewer cases
+		// than shards would always fill the first shards. Rotating each
+		// call's split by the cases planned before it spreads small calls
+		// over every shard, and still puts each case in exactly one
+		// (every process builds the same tree, so all agree).
+		plan.mu.Lock()
+		off := plan.count
+		plan.mu.Unlock()
+		n := shard.Count
+		rot := scenario.Shard{Index: ((shard.Index-1-off)%n+n)%n + 1, Count: n}
+		cfg.Shard = &rot
 	}
 	s, err := harness.LoadSuite(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if o.budget > 0 {
 		for _, sc := range s.Scenarios() {
 			sc.Startup.Budget = o.budget
 		}
 	}
-	return s, nil
+	return s, shard, nil
 }
 
 func specText(c scenario.Case, o options) string {
@@ -235,15 +251,15 @@ type planned struct {
 	shard        *scenario.Shard
 }
 
-func (p *planned) add(s *harness.Suite, final bool) {
+func (p *planned) add(s *harness.Suite, shard *scenario.Shard, final bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.subject == nil || final && !p.subjectFinal {
 		p.subject, p.subjectFinal = s, final
 	}
 	p.count += s.Planned()
-	if sh := s.Config().Shard; sh != nil {
-		p.shard = sh
+	if shard != nil {
+		p.shard = shard
 	}
 }
 

@@ -38,8 +38,15 @@ kernel: deps hil
 demo: deps images kernel hil
 	@scripts/demo.sh
 
+# vet also builds where a Go developer works: without cgo (Linux-only and
+# cgo-only parts are behind build tags and say so at run time, which the
+# WithoutCgo tests check) and on a Mac; and go.mod/go.sum must be tidy.
 vet:
 	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) vet ./...
+	CGO_ENABLED=0 $(GO) test -count=1 -run WithoutCgo ./harness/scenario ./harness/record
+	GOOS=darwin $(GO) vet ./...
+	$(GO) mod tidy -diff
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 # The fault-injection suite (internal/faultinject) writes its table here:

@@ -33,22 +33,23 @@ func Example() {
 	}
 }
 
-// In a Ginkgo suite, make one runner per image and one spec per case, as
-// hil's own suite_test.go does.
-func ExampleNewRunner() {
+// Plan a run without opening the image (what a test framework needs while
+// it builds its tests: harness/hiltest and harness/hilginkgo are built on
+// this), then run each case; the image is opened by the first Run.
+func ExampleLoadSuite() {
 	ctx := context.Background()
-	runner, img, err := harness.NewRunner(ctx, harness.Config{Image: "oci:build/images/pcapwatch"})
+	suite, err := harness.LoadSuite(harness.Config{
+		Image:     "oci:build/images/pcapwatch",
+		Scenarios: []string{"scenarios"},
+	})
 	if err != nil {
-		panic(err)
+		panic(err) // file:line:column of every problem in the scenarios
 	}
-	scs, err := scenario.LoadDir("scenarios")
-	if err != nil {
-		panic(err) // file:line:column of every problem
-	}
-	for _, sc := range scs {
-		for _, c := range runner.Plan(sc) {
-			res := runner.Run(ctx, c) // boots, runs the steps, always tears down
-			fmt.Println(img.Digest(), res.ID(), res.Verdict)
+	for _, c := range suite.Cases() {
+		res, err := suite.Run(ctx, c) // boots, runs the steps, always tears down
+		if err != nil {
+			panic(err) // the image could not be opened
 		}
+		fmt.Println(harness.CaseName(c), res.Verdict, res.ImageDigest)
 	}
 }

@@ -11,9 +11,9 @@ import (
 	"github.com/hilproject/hil/harness/scenario"
 	"github.com/hilproject/hil/harness/startup"
 	"github.com/hilproject/hil/harness/target"
-	"github.com/hilproject/hil/harness/target/container"
-	"github.com/hilproject/hil/harness/target/device"
-	"github.com/hilproject/hil/harness/target/user"
+	// The targets that come with the library: they register themselves.
+	_ "github.com/hilproject/hil/harness/target/system"
+	_ "github.com/hilproject/hil/harness/target/user"
 )
 
 // Image is the image under test, opened and pinned once; every case of a
@@ -88,7 +88,7 @@ func (i *Image) Image(ctx context.Context, platform string) (*image.Image, strin
 func StaticCheck() scenario.StaticChecker {
 	return scenario.StaticCheckFunc(func(ctx context.Context, rootfs string, img *image.Image, cfg target.RunConfig) (string, []string, error) {
 		rep, err := startup.Check(ctx, rootfs, startup.Config{
-			Platform:   platformString(img),
+			Platform:   img.Platform.String(),
 			Entrypoint: cfg.Entrypoint,
 			Cmd:        cfg.Cmd,
 			Env:        cfg.Env,
@@ -107,31 +107,19 @@ func StaticCheck() scenario.StaticChecker {
 	})
 }
 
-func platformString(img *image.Image) string {
-	p := img.Platform.OS + "/" + img.Platform.Architecture
-	if img.Platform.Variant != "" {
-		p += "/" + img.Platform.Variant
-	}
-	return p
-}
-
-// TargetNames lists the targets NewTarget knows.
-var TargetNames = []string{"system", "user", "container", "device"}
-
-// NewTarget makes a target by the name scenarios use. The device target
-// needs a board: use NewDeviceTarget (or Config.Devices and Config.Device).
+// NewTarget makes the target registered as name (see target.Register),
+// for a target that needs no board. The system and user targets are
+// always registered; the container and device targets are when their
+// packages are imported (hil's CLI imports every target).
 func NewTarget(name string) (target.Target, error) {
-	switch name {
-	case "device":
-		return nil, errors.New("the device target needs a board: give the inventory and the board's name (--devices FILE --device NAME)")
-	case "system":
-		return newSystemTarget()
-	case "user":
-		return user.New(), nil
-	case "container":
-		return container.New(), nil
+	ts, err := target.New(name, target.Params{})
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("unknown target %q; expected one of %s", name, strings.Join(TargetNames, ", "))
+	if len(ts) != 1 {
+		return nil, fmt.Errorf("target %s stands for %d targets; expected one", name, len(ts))
+	}
+	return ts[0], nil
 }
 
 // Config is what RunScenarios needs.
@@ -140,8 +128,8 @@ type Config struct {
 	Image string
 	// Scenarios are scenario files or directories of them.
 	Scenarios []string
-	// Targets to run on (default: system). A scenario runs on the targets
-	// it lists that are also here.
+	// Targets to run on (default: system), by their registered names. A
+	// scenario runs on the targets it lists that are also here.
 	Targets []string
 	// Platforms, when set, replace every scenario's platform list.
 	Platforms []string
@@ -155,84 +143,52 @@ type Config struct {
 	// selection the device target runs on: a name, names separated by
 	// commas, or "tag:LABEL" (several boards run in parallel).
 	Devices, Device string
+	// Shard, when set, runs only that part of the planned cases (each case
+	// is in exactly one shard of a split), balanced by Timings when set
+	// (the durations of an earlier run: scenario.ReadTimings).
+	Shard   *scenario.Shard
+	Timings scenario.Timings
 }
 
-// NewDeviceTarget is the device target for the board called name in the
-// inventory file devices.
-func NewDeviceTarget(devices, name string) (target.Target, error) {
-	ts, err := NewDeviceTargets(devices, name)
-	if err != nil {
-		return nil, err
+// targets makes the runner's targets: every name of cfg.Targets, each
+// through the target registry with the board inventory and selection.
+func (cfg Config) targets() ([]target.Target, error) {
+	names := cfg.Targets
+	if len(names) == 0 {
+		names = []string{scenario.DefaultTarget}
 	}
-	if len(ts) != 1 {
-		return nil, fmt.Errorf("%q selects %d boards; expected one", name, len(ts))
+	var out []target.Target
+	for _, n := range names {
+		ts, err := target.New(n, target.Params{Inventory: cfg.Devices, Boards: cfg.Device})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ts...)
 	}
-	return ts[0], nil
+	return out, nil
 }
-
-// NewDeviceTargets are the device targets for a board selection in the
-// inventory file devices: a name, names separated by commas, or
-// "tag:LABEL". One board is the target "device"; several are
-// "device@NAME" each, which the runner runs in parallel, one case at a
-// time per board.
-func NewDeviceTargets(devices, selection string) ([]target.Target, error) {
-	inv, err := device.LoadInventory(devices)
-	if err != nil {
-		return nil, err
-	}
-	boards, err := inv.Resolve(selection)
-	if err != nil {
-		return nil, err
-	}
-	if len(boards) == 1 {
-		return []target.Target{device.New(boards[0])}, nil
-	}
-	var ts []target.Target
-	for _, b := range boards {
-		ts = append(ts, instance{Target: device.New(b), name: "device@" + b.Name})
-	}
-	return ts, nil
-}
-
-// instance is one of several targets of a kind (boards), named KIND@NAME.
-type instance struct {
-	target.Target
-	name string
-}
-
-func (i instance) Name() string { return i.name }
 
 // NewRunner opens the image and makes a runner with the static check, the
 // replay engine and the named targets. It first removes what killed hil
 // processes left on the host (RemoveLeftovers; a failure there does not
 // stop the run).
 func NewRunner(ctx context.Context, cfg Config) (*scenario.Runner, *Image, error) {
+	ts, err := cfg.targets()
+	if err != nil {
+		return nil, nil, err
+	}
+	return newRunner(ctx, cfg, ts)
+}
+
+func newRunner(ctx context.Context, cfg Config, ts []target.Target) (*scenario.Runner, *Image, error) {
 	_, _ = RemoveLeftovers()
 	img, err := OpenImage(ctx, cfg.Image, cfg.ImageOptions...)
 	if err != nil {
 		return nil, nil, err
 	}
-	names := cfg.Targets
-	if len(names) == 0 {
-		names = []string{scenario.DefaultTarget}
-	}
 	opts := []scenario.Option{scenario.WithStaticCheck(StaticCheck()), scenario.WithReplayer(Replayer())}
-	for _, n := range names {
-		var ts []target.Target
-		var err error
-		if n == "device" && cfg.Device != "" {
-			ts, err = NewDeviceTargets(cfg.Devices, cfg.Device)
-		} else {
-			var t target.Target
-			t, err = NewTarget(n)
-			ts = []target.Target{t}
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, t := range ts {
-			opts = append(opts, scenario.WithTarget(t))
-		}
+	for _, t := range ts {
+		opts = append(opts, scenario.WithTarget(t))
 	}
 	if len(cfg.Platforms) > 0 {
 		opts = append(opts, scenario.WithPlatforms(cfg.Platforms...))
@@ -246,20 +202,13 @@ func NewRunner(ctx context.Context, cfg Config) (*scenario.Runner, *Image, error
 	return scenario.NewRunner(img, opts...), img, nil
 }
 
-// RunScenarios loads the scenarios, opens the image and runs every case,
-// one after the other. A scenario file with errors stops the run before
-// anything boots.
+// RunScenarios loads the scenarios, opens the image and runs every case
+// (of cfg.Shard, when set), one after the other. A scenario file with
+// errors stops the run before anything boots.
 func RunScenarios(ctx context.Context, cfg Config) ([]scenario.Result, error) {
-	if len(cfg.Scenarios) == 0 {
-		return nil, errors.New("no scenarios given")
-	}
-	scs, err := scenario.LoadFiles(cfg.Scenarios)
+	s, err := LoadSuite(cfg)
 	if err != nil {
 		return nil, err
 	}
-	r, _, err := NewRunner(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return r.RunAll(ctx, scs), nil
+	return s.RunAll(ctx, nil)
 }

@@ -53,16 +53,17 @@ func TestImageAndStaticCheck(t *testing.T) {
 }
 
 func TestNewTargetNames(t *testing.T) {
-	for _, n := range TargetNames {
-		if n == "device" {
-			continue // needs a board; see TestDeviceTargetNeedsABoard
-		}
+	// This test binary links every target (plugins_test.go).
+	for _, n := range []string{"system", "user", "container"} {
 		tg, err := NewTarget(n)
 		if err != nil || tg.Name() != n {
 			t.Errorf("NewTarget(%q) = %v, %v", n, tg, err)
 		}
 	}
-	if _, err := NewTarget("vm"); err == nil || !strings.Contains(err.Error(), "system, user, container") {
+	if got := strings.Join(target.Names(), ","); got != "container,device,system,user" {
+		t.Errorf("registered targets: %s", got)
+	}
+	if _, err := NewTarget("vm"); err == nil || !strings.Contains(err.Error(), "container, device, system, user") {
 		t.Errorf("unknown target: %v", err)
 	}
 }
@@ -72,14 +73,18 @@ func TestDeviceTargetNeedsABoard(t *testing.T) {
 		t.Errorf("device without a board: %v", err)
 	}
 	inv := filepath.Join(t.TempDir(), "devices.yaml")
-	if err := os.WriteFile(inv, []byte("boards:\n  - name: pi-lab-1\n    host: 192.0.2.10\n"), 0o644); err != nil {
+	if err := os.WriteFile(inv, []byte("boards:\n  - name: pi-lab-1\n    host: 192.0.2.10\n  - name: pi-lab-2\n    host: 192.0.2.11\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tg, err := NewDeviceTarget(inv, "pi-lab-1")
-	if err != nil || tg.Name() != "device" {
-		t.Fatalf("NewDeviceTarget = %v, %v", tg, err)
+	ts, err := Config{Targets: []string{"device"}, Devices: inv, Device: "pi-lab-1"}.targets()
+	if err != nil || len(ts) != 1 || ts[0].Name() != "device" {
+		t.Fatalf("one board: %v, %v", ts, err)
 	}
-	if _, err := NewDeviceTarget(inv, "pi-9"); err == nil || !strings.Contains(err.Error(), "pi-lab-1") {
+	ts, err = Config{Targets: []string{"device"}, Devices: inv, Device: "pi-lab-1,pi-lab-2"}.targets()
+	if err != nil || len(ts) != 2 || ts[0].Name() != "device@pi-lab-1" || ts[1].Name() != "device@pi-lab-2" {
+		t.Fatalf("two boards: %v, %v", ts, err)
+	}
+	if _, err := (Config{Targets: []string{"device"}, Devices: inv, Device: "pi-9"}).targets(); err == nil || !strings.Contains(err.Error(), "pi-lab-1") {
 		t.Errorf("unknown board: %v", err)
 	}
 }

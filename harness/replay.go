@@ -16,12 +16,6 @@ import (
 // one. A fixture that changed after its scan is refused.
 func Replayer() scenario.Replayer { return &replayer{scanned: map[string]*replay.File{}} }
 
-// drainer is a link that can wait until the device has taken every frame
-// written (qemustream: until QEMU has read its socket).
-type drainer interface {
-	Drain(ctx context.Context) error
-}
-
 type replayer struct {
 	mu      sync.Mutex
 	scanned map[string]*replay.File
@@ -47,7 +41,7 @@ func (r *replayer) Replay(ctx context.Context, l link.Link, rp *scenario.Replay)
 		return scenario.ReplayStats{}, err
 	}
 	st, err := replay.Send(ctx, l, c, replay.WithSchedule(rp.Schedule), replay.WithLoops(rp.Loops))
-	if d, ok := l.(drainer); ok && err == nil {
+	if d, ok := l.(link.Drainer); ok && err == nil {
 		// The step ends when the device has the frames, not when they sit
 		// in a socket buffer: the next step judges what the app made of them.
 		err = d.Drain(ctx)

@@ -20,8 +20,7 @@ import (
 func TestBundledScenariosOnUserAndContainer(t *testing.T) {
 	testenv.RequireRoot(t)
 	images := testenv.ImagesDir(t)
-	// testcontainers reads DOCKER_HOST once per process: no other test of
-	// this package uses the container target.
+	// The private engine for the container target.
 	t.Setenv("DOCKER_HOST", testenv.Dockerd(t))
 	// The Go sample and its Rust twin pass the same cases.
 	for _, sample := range []string{"pcapwatch", "pcapwatch-rs"} {

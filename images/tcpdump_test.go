@@ -1,3 +1,5 @@
+//go:build linux
+
 package images_test
 
 import (
@@ -155,8 +157,7 @@ func runTcpdumpScenarios(t *testing.T, cfg harness.Config, timeout time.Duration
 func TestTcpdumpScenariosOnUserAndContainer(t *testing.T) {
 	testenv.RequireRoot(t)
 	ref := tcpdumpRef(t)
-	// testcontainers reads DOCKER_HOST once per process: no other test of
-	// this package uses the container target.
+	// The private engine for the container target.
 	t.Setenv("DOCKER_HOST", testenv.Dockerd(t))
 	results := runTcpdumpScenarios(t, harness.Config{
 		Image:     ref,

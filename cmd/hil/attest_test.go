@@ -14,6 +14,7 @@ import (
 
 	"github.com/hilproject/hil/harness/attest"
 	"github.com/hilproject/hil/harness/promote"
+	"github.com/hilproject/hil/harness/promote/scenariogate"
 	"github.com/hilproject/hil/harness/scenario"
 	"github.com/hilproject/hil/internal/testenv"
 )
@@ -194,10 +195,10 @@ func TestGateAttestationNamesNoLocalPath(t *testing.T) {
 		return func(ctx context.Context, p promote.Pinned) (promote.Result, error) {
 			res, err := inner(ctx, p)
 			for i := range res.Outcomes {
-				res.Outcomes[i].Reason = attest.ScrubString(res.Outcomes[i].Reason, gateRoots(f))
+				res.Outcomes[i].Reason = attest.ScrubString(res.Outcomes[i].Reason, scenariogate.Roots(gateConfig(f)))
 			}
-			res.Report = attestationReport([]scenario.Result{{Scenario: "dhcp-basic", File: filepath.Join(scen, "dhcp.yaml"),
-				Device: map[string]string{"console_log": filepath.Join(report, "console.log")}}}, gateRoots(f))
+			res.Report = scenariogate.AttestationReport([]scenario.Result{{Scenario: "dhcp-basic", File: filepath.Join(scen, "dhcp.yaml"),
+				Device: map[string]string{"console_log": filepath.Join(report, "console.log")}}}, scenariogate.Roots(gateConfig(f)))
 			return res, err
 		}, nil
 	}

@@ -173,7 +173,7 @@ func runCheck(cmd *cobra.Command, ref string, o checkOptions) error {
 			if err != nil {
 				return &exitError{2, fmt.Errorf("check: %w", err)}
 			}
-			res.Platform = startup.PlatformString(img.Platform)
+			res.Platform = img.Platform.String()
 			dir, err := img.RootFS(ctx)
 			if err != nil {
 				return &exitError{2, fmt.Errorf("check: flattening %s for %s: %w", ref, j.platform, err)}
@@ -212,7 +212,7 @@ func runCheck(cmd *cobra.Command, ref string, o checkOptions) error {
 func checkJobs(art *image.Artifact, ref string, platforms []string, boards []board.Board) ([]checkJob, error) {
 	if len(platforms) == 0 && len(boards) == 0 {
 		for _, p := range art.Platforms() {
-			platforms = append(platforms, startup.PlatformString(p))
+			platforms = append(platforms, p.String())
 		}
 		if len(platforms) == 0 {
 			return nil, &exitError{2, fmt.Errorf("check: %s names no platform", ref)}
@@ -237,7 +237,7 @@ func checkJobs(art *image.Artifact, ref string, platforms []string, boards []boa
 		if art.Index() == nil {
 			// A single manifest is pulled whatever its platform (Docker
 			// only warns); the static check then says whether it runs.
-			p := startup.PlatformString(art.Platforms()[0])
+			p := art.Platforms()[0].String()
 			note := "a single-platform image: the engine pulls it whatever it asks for"
 			if _, err := b.Pick(art.Platforms()); err != nil {
 				note += fmt.Sprintf(" (%s asks for %s; Docker warns that the platforms differ)", b, b.Platform())
@@ -253,7 +253,7 @@ func checkJobs(art *image.Artifact, ref string, platforms []string, boards []boa
 		case err != nil:
 			return nil, &exitError{2, fmt.Errorf("check: %w", err)}
 		default:
-			jobs = append(jobs, checkJob{platform: startup.PlatformString(p), board: b})
+			jobs = append(jobs, checkJob{platform: p.String(), board: b})
 		}
 	}
 	return jobs, nil

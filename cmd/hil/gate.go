@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,12 +16,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hilproject/hil/harness"
 	"github.com/hilproject/hil/harness/attest"
-	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/promote"
+	"github.com/hilproject/hil/harness/promote/scenariogate"
 	"github.com/hilproject/hil/harness/promote/staticgate"
-	"github.com/hilproject/hil/harness/report"
 	"github.com/hilproject/hil/harness/scenario"
 )
 
@@ -393,95 +390,36 @@ func gateAttester(f *gateFlags) (*attest.Attester, error) {
 // so that the CLI's tests can gate with a test of their own).
 var gateTester = scenarioTester
 
-// scenarioTester runs the static check and every scenario on the target
-// through the scenario runner, against the pinned digest only. --target
-// static runs the static check alone.
+// scenarioTester is the scenario gate (harness/promote/scenariogate) on
+// --target, or with --target static the static check alone.
 func scenarioTester(f *gateFlags) (promote.TestFunc, error) {
 	if f.target == staticgate.Target {
 		return staticgate.Test(), nil
 	}
-	if _, err := os.Stat(f.scenarios); err != nil {
-		return nil, fmt.Errorf("--scenarios %s: %w", f.scenarios, err)
-	}
-	// Parse before anything is pinned or booted: a broken scenario file is
-	// an error of the gate's input, not a verdict on the image.
-	if _, err := scenario.LoadFiles([]string{f.scenarios}); err != nil {
-		return nil, fmt.Errorf("loading scenarios from %s: %w", f.scenarios, err)
-	}
-	// Likewise a board inventory without the board.
-	if f.target == "device" {
-		if _, err := harness.NewDeviceTarget(f.devices, f.device); err != nil {
-			return nil, err
-		}
-	}
-	return func(ctx context.Context, pin promote.Pinned) (promote.Result, error) {
-		res := promote.Result{Started: time.Now(), ReportDir: f.report}
-		scs, err := scenario.LoadFiles([]string{f.scenarios})
-		if err != nil {
-			return res, fmt.Errorf("loading scenarios from %s: %w", f.scenarios, err)
-		}
-		var platforms []string
-		for _, p := range pin.Required {
-			platforms = append(platforms, p.String())
-		}
-		runner, err := newGateRunner(ctx, pin, f, platforms)
-		if err != nil {
-			return res, err
-		}
-		var cases []scenario.Case
-		for _, sc := range scs {
-			cases = append(cases, runner.Plan(sc)...)
-		}
-		planned := len(cases)
-		if f.shard != nil {
-			cases = f.shard.Select(cases, f.timings)
-		}
-		results := runner.RunCases(ctx, cases, nil)
-		res.Finished = time.Now()
-		res.Targets = runner.Targets()
-		res.Fixtures = map[string]string{}
-		roots := gateRoots(f)
-		for _, r := range results {
-			res.Outcomes = append(res.Outcomes, promote.Outcome{
-				Platform: r.Platform, Target: r.Target, Board: boardOf(r.Target), Scenario: r.Scenario,
-				Verdict: promote.Verdict(r.Verdict), Reason: attest.ScrubString(r.Reason, roots), Attempts: r.Attempts,
-			})
-			for k, v := range r.Fixtures {
-				res.Fixtures[attest.ScrubString(k, roots)] = v
-			}
-		}
-		res.Configuration = attest.RunConfiguration(f.scenarios, scs, results)
-		if planned == 0 {
-			return res, fmt.Errorf("no scenario in %s runs on target %s", f.scenarios, f.target)
-		}
-		if err := writeGateReports(f.report, pin, f, results, planned); err != nil {
-			return res, fmt.Errorf("writing the reports: %w", err)
-		}
-		res.Report = attestationReport(results, roots)
-		return res, nil
-	}, nil
+	return scenariogate.Test(gateConfig(f))
 }
 
-// newGateRunner opens exactly the pinned digest and makes the runner.
-func newGateRunner(ctx context.Context, pin promote.Pinned, f *gateFlags, platforms []string) (*scenario.Runner, error) {
-	retries := f.retries
-	runner, img, err := harness.NewRunner(ctx, harness.Config{
-		Image:        "registry:" + pin.Digest.String(),
-		Targets:      []string{f.target},
-		Platforms:    platforms,
-		Retries:      &retries,
-		ImageOptions: []image.Option{image.WithRegistry(pin.Registry)},
-		Progress:     gateProgress(f),
-		Devices:      f.devices,
-		Device:       f.device,
-	})
+// resultsTester is the test of "hil gate --results DIR": no boot, the
+// verdicts come from a merged results.json (scenariogate.FromResults).
+func resultsTester(f *gateFlags) (promote.TestFunc, error) {
+	test, err := scenariogate.FromResults(gateConfig(f), f.results)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--results %s: %w", f.results, err)
 	}
-	if img.Digest() != pin.Digest.DigestStr() {
-		return nil, fmt.Errorf("the runner opened %s, not the pinned %s", img.Digest(), pin.Digest.DigestStr())
+	return test, nil
+}
+
+// gateConfig is what the flags ask the scenario gate for.
+func gateConfig(f *gateFlags) scenariogate.Config {
+	cfg := scenariogate.Config{
+		Scenarios: f.scenarios, Target: f.target, Devices: f.devices, Device: f.device,
+		Retries: f.retries, ReportDir: f.report, Progress: gateProgress(f),
+		Shard: f.shard, Timings: f.timings, Version: hilVersion(), Tag: f.tag,
 	}
-	return runner, nil
+	if w := f.progress; w != nil {
+		cfg.Logf = func(format string, args ...any) { fmt.Fprintf(w, "hil gate: "+format+"\n", args...) }
+	}
+	return cfg
 }
 
 // gateProgress prints one line per finished case on stderr.
@@ -507,68 +445,6 @@ func gateProgress(f *gateFlags) func(scenario.Event) {
 		}
 		fmt.Fprintln(w, line)
 	}
-}
-
-// writeGateReports writes the runner's JUnit XML, JSON and HTML reports
-// into dir.
-func writeGateReports(dir string, pin promote.Pinned, f *gateFlags, results []scenario.Result, planned int) error {
-	opts := []report.Option{
-		report.WithTitle("hil gate: " + pin.Ref),
-		report.WithVersion(hilVersion()),
-		report.WithImage(pin.Ref, pin.Digest.DigestStr()),
-		report.WithMeta("tested digest", pin.Digest.String()),
-		report.WithMeta("target", f.target),
-	}
-	if f.tag != "" {
-		opts = append(opts, report.WithMeta("promote", f.tag))
-	}
-	if f.shard != nil {
-		opts = append(opts, report.WithShard(*f.shard, planned))
-	}
-	_, err := report.New(results, opts...).WriteDir(dir)
-	return err
-}
-
-// attestationReport is the runner's results without the app's output (the
-// attestation says what was tested and how it went; the full log stays in
-// the report directory) and without this host's directories.
-func attestationReport(results []scenario.Result, roots []attest.Root) json.RawMessage {
-	slim := make([]scenario.Result, len(results))
-	for i, r := range results {
-		r.Output, r.StaticCheck = nil, ""
-		slim[i] = r
-	}
-	b, err := json.Marshal(slim)
-	if err != nil {
-		return nil
-	}
-	b, err = attest.ScrubJSON(b, roots)
-	if err != nil {
-		return nil
-	}
-	return b
-}
-
-// gateRoots are the host directories a gate's attestation must not name:
-// the scenario and report directories, hil's cache, the working directory.
-func gateRoots(f *gateFlags) []attest.Root {
-	roots := attest.HostRoots()
-	if abs, err := filepath.Abs(f.scenarios); err == nil {
-		roots = append(roots, attest.Root{Path: abs, Label: "."})
-	}
-	if f.report != "" {
-		roots = append(roots, attest.Root{Path: f.report, Label: "$REPORT"})
-	}
-	return roots
-}
-
-// boardOf is the board a case ran as. Until board profiles name boards,
-// the system target's QEMU machine is "virt" and other targets model none.
-func boardOf(target string) string {
-	if target == "system" {
-		return "virt"
-	}
-	return ""
 }
 
 func gateRetries(f *gateFlags) int {

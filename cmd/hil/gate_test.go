@@ -21,6 +21,7 @@ import (
 	"github.com/hilproject/hil/harness"
 	"github.com/hilproject/hil/harness/attest"
 	"github.com/hilproject/hil/harness/promote"
+	"github.com/hilproject/hil/harness/promote/scenariogate"
 	"github.com/hilproject/hil/internal/testenv"
 )
 
@@ -30,7 +31,7 @@ func fakeTester(verdict promote.Verdict, reason string) func(*gateFlags) (promot
 			res := promote.Result{Targets: []string{f.target}, Started: time.Now(), ReportDir: f.report}
 			for _, pl := range p.Platforms {
 				res.Outcomes = append(res.Outcomes, promote.Outcome{
-					Platform: pl.String(), Target: f.target, Board: boardOf(f.target), Scenario: "dhcp-basic", Verdict: verdict, Reason: reason})
+					Platform: pl.String(), Target: f.target, Board: scenariogate.Board(f.target), Scenario: "dhcp-basic", Verdict: verdict, Reason: reason})
 			}
 			res.Finished = time.Now()
 			return res, nil

@@ -7,13 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
-	"github.com/hilproject/hil/harness/link/veth"
+	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/harness/replay"
 	"github.com/hilproject/hil/pcapfixtures"
 )
@@ -98,7 +96,7 @@ hil processes left. Needs root (AF_PACKET, namespaces).`,
 				fmt.Fprintln(cmd.ErrOrStderr(), note)
 			}
 			errOut := cmd.ErrOrStderr()
-			if f, ok := errOut.(*os.File); ok && replayIsTerminal(f) {
+			if f, ok := errOut.(*os.File); ok && isTerminal(f) {
 				opts = append(opts, replay.WithProgress(250*time.Millisecond, progressLine(errOut, name)))
 			}
 			st, err := replay.Send(ctx, l, capture, opts...)
@@ -147,27 +145,10 @@ func resolveFixture(arg string) (path, name string, err error) {
 	return p, fx.Name, err
 }
 
-func openReplayLink(ctx context.Context, iface, netnsName, appIface string) (*veth.Link, string, error) {
-	if iface != "" {
-		l, err := veth.Attach(ctx, iface)
-		return l, "", err
-	}
-	nsPath := netnsName
-	if !strings.Contains(netnsName, "/") {
-		nsPath = filepath.Join("/run/netns", netnsName)
-	}
-	if _, err := os.Stat(nsPath); err != nil {
-		return nil, "", fmt.Errorf("network namespace %s: %w (create it with ip netns add %s)", netnsName, err, netnsName)
-	}
-	if peer, err := veth.PeerOf(nsPath, appIface); err == nil {
-		l, err := veth.Attach(ctx, peer)
-		return l, "", err
-	}
-	l, err := veth.New(ctx, veth.WithNetNSPath(nsPath), veth.WithName(appIface))
-	if err != nil {
-		return nil, "", err
-	}
-	return l, fmt.Sprintf("created veth pair %s <-> %s:%s for this replay; it is removed at the end", l.HostIface(), netnsName, appIface), nil
+// replayLink is the host end of the interface hil replay writes to.
+type replayLink interface {
+	link.Link
+	HostIface() string
 }
 
 func progressLine(w io.Writer, name string) func(replay.Progress) {
@@ -192,9 +173,4 @@ func jsonStats(name, iface string, s replay.Stats) any {
 		"gap_error_p50_ns": s.GapErrP50.Nanoseconds(), "gap_error_p99_ns": s.GapErrP99.Nanoseconds(), "gap_error_max_ns": s.GapErrMax.Nanoseconds(),
 		"drift_ns": s.Drift.Nanoseconds(), "max_late_ns": s.MaxLate.Nanoseconds(),
 	}
-}
-
-func replayIsTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/hilproject/hil/harness"
 	"github.com/hilproject/hil/harness/image"
@@ -225,10 +225,7 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 	return nil
 }
 
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 // progress shows which case and step runs and for how long: one redrawn
 // line on a terminal ("line"), or one plain line per event for CI logs.

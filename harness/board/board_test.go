@@ -208,8 +208,8 @@ func TestPickFollowsContainerdFallbacks(t *testing.T) {
 			t.Errorf("%s: %v", tc.board, err)
 			continue
 		}
-		if format(got) != tc.want {
-			t.Errorf("%s picks %s from %v, want %s", tc.board, format(got), tc.index, tc.want)
+		if got.String() != tc.want {
+			t.Errorf("%s picks %s from %v, want %s", tc.board, got.String(), tc.index, tc.want)
 		}
 	}
 	pi0, _ := c.Lookup("pi0w")

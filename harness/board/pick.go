@@ -51,7 +51,7 @@ func (b Board) Pick(index []v1.Platform) (v1.Platform, error) {
 	var have []string
 	for _, p := range index {
 		s := toSpec(p)
-		have = append(have, format(p))
+		have = append(have, p.String())
 		if m.Match(s) {
 			match = append(match, cand{p, s})
 		}
@@ -96,12 +96,4 @@ func toSpec(p v1.Platform) specs.Platform {
 		OS: p.OS, Architecture: p.Architecture, Variant: p.Variant,
 		OSVersion: p.OSVersion, OSFeatures: p.OSFeatures,
 	}
-}
-
-func format(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }

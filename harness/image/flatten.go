@@ -189,7 +189,7 @@ func newFlattener(dir string, o options) (*flattener, error) {
 	if len(ents) > 0 {
 		return nil, fmt.Errorf("flattening into %s: expected an empty dir, found %d entries (%s, ...)", dir, len(ents), ents[0].Name())
 	}
-	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(dir, oPath|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening rootfs dir %s: %w", dir, err)
 	}
@@ -547,7 +547,7 @@ var errNotExist = errors.New("no such directory in the root")
 // kernel refuses to follow a host symlink even if this logic were wrong.
 // Missing dirs are created (mode 0755) when create is set.
 func (f *flattener) resolveDir(ls *layerState, entry string, parts []string, create bool) (int, []string, error) {
-	cur, err := unix.Openat(f.root, ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	cur, err := unix.Openat(f.root, ".", oPath|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, nil, fmt.Errorf("reopening the root: %w", err)
 	}
@@ -600,7 +600,7 @@ func (f *flattener) resolveDir(ls *layerState, entry string, parts []string, cre
 		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
-			next, err := unix.Openat(cur, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			next, err := unix.Openat(cur, c, oPath|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			if err != nil {
 				return fail(fmt.Errorf("layer %s: opening directory %q for %q: %w", ls.digest, strings.Join(append(done, c), "/"), entry, err))
 			}
@@ -636,12 +636,12 @@ func (f *flattener) resolveDir(ls *layerState, entry string, parts []string, cre
 // openDir opens a real (symlink-free) path below the root, one component
 // at a time with O_NOFOLLOW.
 func (f *flattener) openDir(parts []string) (int, error) {
-	cur, err := unix.Openat(f.root, ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	cur, err := unix.Openat(f.root, ".", oPath|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, err
 	}
 	for _, c := range parts {
-		next, err := unix.Openat(cur, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		next, err := unix.Openat(cur, c, oPath|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		unix.Close(cur)
 		if err != nil {
 			return -1, fmt.Errorf("opening %q below the root: %w", strings.Join(parts, "/"), err)
@@ -691,7 +691,7 @@ func (f *flattener) remove(dirfd int, name, real string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return unix.Unlinkat(dirfd, name, 0)
 	}
-	sub, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	sub, err := unix.Openat(dirfd, name, oPath|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}

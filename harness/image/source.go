@@ -12,16 +12,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"time"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/daemon"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/moby/moby/client"
 
 	"github.com/hilproject/hil/harness/registry"
 )
@@ -40,7 +38,7 @@ func Open(ctx context.Context, ref string, opts ...Option) (*Artifact, error) {
 	case "docker-archive":
 		a, err = openArchive(ctx, ref, rest)
 	case "docker-daemon":
-		a, err = openDaemon(ctx, ref, rest)
+		a, err = openEngine(ctx, ref, kind, rest)
 	case "registry":
 		a, err = openRemote(ctx, ref, rest, o.registry)
 	default:
@@ -379,48 +377,61 @@ func listOrNone(s []string) string {
 	return strings.Join(s, ", ")
 }
 
-// openDaemon reads an image from the Docker engine at $DOCKER_HOST (or the
-// default socket). The engine is asked first, with a short deadline, so a
-// missing daemon is one clear error, not a hang.
-func openDaemon(ctx context.Context, ref, rest string) (*Artifact, error) {
-	r, err := name.ParseReference(rest)
+// EngineSource reads the image called name from a container engine (its
+// own image store, not a registry). It returns the image, which the
+// engine's image ID (its config's digest) pins, and the image's name as
+// the engine knows it, for messages. The layers it serves must be plain
+// tars, as `docker save` writes them.
+type EngineSource func(ctx context.Context, name string) (img v1.Image, where string, err error)
+
+var (
+	enginesMu sync.RWMutex
+	engines   = map[string]EngineSource{}
+)
+
+// RegisterEngine makes KIND:NAME references read images from an engine,
+// the way image decoders register: harness/image/dockerdaemon registers
+// "docker-daemon" when it is imported, so that the core of the library
+// links no Docker client. It panics when kind is taken.
+func RegisterEngine(kind string, open EngineSource) {
+	enginesMu.Lock()
+	defer enginesMu.Unlock()
+	if _, dup := engines[kind]; dup || open == nil {
+		panic("image: RegisterEngine called twice for " + kind + ", or with nil")
+	}
+	engines[kind] = open
+}
+
+// enginePackages are hil's own engine sources, for the error that names
+// the import a program is missing.
+var enginePackages = map[string]string{"docker-daemon": "github.com/hilproject/hil/harness/image/dockerdaemon"}
+
+// openEngine reads an image from an engine registered for kind. The
+// engine's image ID is the config's digest: it pins the config, and the
+// config pins the layers.
+func openEngine(ctx context.Context, ref, kind, rest string) (*Artifact, error) {
+	enginesMu.RLock()
+	open, ok := engines[kind]
+	enginesMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("image %s: %s images are read through a package this program does not link: import _ %q", ref, kind, enginePackages[kind])
+	}
+	img, where, err := open(ctx, rest)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: expected docker-daemon:NAME[:TAG]: %w", ref, err)
+		return nil, fmt.Errorf("image %s: %w", ref, err)
 	}
-	c, err := client.New(client.FromEnv)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: making a Docker client: %w", ref, err)
-	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := c.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
-		c.Close()
-		host := os.Getenv("DOCKER_HOST")
-		if host == "" {
-			host = "unix:///var/run/docker.sock"
-		}
-		return nil, fmt.Errorf("image %s: no Docker daemon answers at %s (expected a running engine; set DOCKER_HOST): %w", ref, host, err)
-	}
-	// The file-buffered opener saves the image once into a temp file
-	// instead of holding it all in memory.
-	img, err := daemon.Image(r, daemon.WithClient(c), daemon.WithContext(ctx), daemon.WithFileBufferedOpener())
-	if err != nil {
-		return nil, fmt.Errorf("image %s: the Docker daemon has no image %s: %w", ref, r, err)
-	}
-	// The engine's image ID is the config's digest: it pins the config,
-	// and the config pins the layers (`docker save` writes plain tars).
 	id, err := img.ConfigName()
 	if err != nil {
-		return nil, fmt.Errorf("image %s: asking the Docker daemon for its image ID: %w", ref, err)
+		return nil, fmt.Errorf("image %s: asking the %s source for the image ID of %s: %w", ref, kind, where, err)
 	}
-	src := origin{kind: "docker-daemon", where: r.String(), tarLayers: true, configName: id}
+	src := origin{kind: kind, where: where, tarLayers: true, configName: id}
 	pin, err := selfPin(img)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: reading it from the Docker daemon: %w", ref, err)
+		return nil, fmt.Errorf("image %s: reading it from the %s source: %w", ref, kind, err)
 	}
 	plats, _, err := singlePlatform(img, pin, src)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: reading it from the Docker daemon: %w", ref, err)
+		return nil, fmt.Errorf("image %s: reading it from the %s source: %w", ref, kind, err)
 	}
 	return &Artifact{Digest: pin.Digest, plats: plats, src: src}, nil
 }

@@ -1,9 +1,16 @@
 // Package link is the harness's end of the device's network interface: what
 // the harness writes arrives at the app as ingress on its capture interface,
 // and what the app sends comes back as a stream of frames.
+//
+// A Link may also implement Drainer (it can tell when the device has taken
+// every frame) and FDWriter (it writes each frame with one write(2) to a
+// descriptor); the replay engine uses them when they are there.
 package link
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Frame is one Ethernet frame the device sent, stamped when the harness
 // received it.
@@ -29,4 +36,27 @@ type Link interface {
 	// Close releases everything the link made (namespace, interfaces,
 	// sockets). It is safe to call more than once.
 	Close() error
+}
+
+// Drainer is implemented by a Link that can wait until the device has
+// taken every frame written so far: qemustream (QEMU has read its socket,
+// so the guest NIC has the frames) and the device target's framed link
+// (the board's agent has put them on the interface). A replay step ends
+// with Drain, so the next step judges what the app made of every frame,
+// not what still sat in a buffer. A Link without it is done once
+// WriteFrame returned.
+type Drainer interface {
+	// Drain returns once the device has every frame written before the
+	// call, or with ctx's error.
+	Drain(ctx context.Context) error
+}
+
+// FDWriter is implemented by a Link whose WriteFrame is one plain write(2)
+// of the frame to a file descriptor (veth's AF_PACKET socket). The replay
+// engine then sends from a C loop that the Go scheduler cannot preempt
+// (with cgo on Linux), which keeps timed replays on schedule on a busy
+// host; it writes to its own dup of the descriptor.
+type FDWriter interface {
+	// WriteFD is the descriptor WriteFrame writes to, valid until Close.
+	WriteFD() int
 }

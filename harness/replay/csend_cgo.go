@@ -62,13 +62,10 @@ import (
 	"unsafe"
 )
 
-// fdWriter is a link whose WriteFrame is a plain write(2) of the frame to
-// a file descriptor (veth's AF_PACKET socket). Replay then sends from C:
-// a goroutine that runs for more than 10 ms is preempted by the Go
-// scheduler and gets its thread back only when another, ordinary-priority
-// thread runs, which on a busy host costs milliseconds. A cgo call is never
-// preempted.
-type fdWriter interface{ WriteFD() int }
+// A link.FDWriter is sent to from C: a goroutine that runs for more than
+// 10 ms is preempted by the Go scheduler and gets its thread back only
+// when another, ordinary-priority thread runs, which on a busy host costs
+// milliseconds. A cgo call is never preempted.
 
 const haveCSend = true
 

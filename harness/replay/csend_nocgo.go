@@ -4,8 +4,6 @@ package replay
 
 import "context"
 
-type fdWriter interface{ WriteFD() int }
-
 const haveCSend = false
 
 type cSender struct{}

@@ -10,12 +10,16 @@ import (
 	"golang.org/x/net/bpf"
 )
 
-// compileFilter compiles a tcpdump expression with libpcap (pcap_compile,
-// no capture device needed) and runs it in x/net/bpf's pure-Go VM.
-func compileFilter(expr string) (func([]byte) bool, error) {
+// CompileFilter compiles a tcpdump expression for Ethernet frames with
+// libpcap (pcap_compile, no capture device needed: the compiler the app
+// under test uses) and returns a matcher that runs the program in
+// x/net/bpf's pure-Go VM; the matcher is safe for concurrent use. Replay
+// filters and the scenarios' expect_frames filters both compile here.
+// A build without cgo has no compiler: it returns ErrNoFilterCompiler.
+func CompileFilter(expr string) (func([]byte) bool, error) {
 	ins, err := pcap.CompileBPFFilter(layers.LinkTypeEthernet, MaxFrame, expr)
 	if err != nil {
-		return nil, fmt.Errorf("replay: filter %q: %w", expr, err)
+		return nil, err
 	}
 	raw := make([]bpf.Instruction, len(ins))
 	for i, in := range ins {
@@ -23,7 +27,7 @@ func compileFilter(expr string) (func([]byte) bool, error) {
 	}
 	vm, err := bpf.NewVM(raw)
 	if err != nil {
-		return nil, fmt.Errorf("replay: filter %q: libpcap's program does not load: %w", expr, err)
+		return nil, fmt.Errorf("libpcap's program does not load: %w", err)
 	}
 	return func(b []byte) bool {
 		n, err := vm.Run(b)

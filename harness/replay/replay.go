@@ -31,7 +31,6 @@ import (
 	"os"
 	"sort"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -219,27 +218,6 @@ func (s Stats) String() string {
 	return out
 }
 
-// realtime puts the calling (locked) thread in SCHED_FIFO and returns how
-// to put it back.
-func realtime() func() {
-	type schedParam struct{ priority int32 }
-	var old schedParam
-	policy, _, e := unix.RawSyscall(unix.SYS_SCHED_GETSCHEDULER, 0, 0, 0)
-	if e != 0 {
-		return func() {}
-	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SCHED_GETPARAM, 0, uintptr(unsafe.Pointer(&old)), 0); e != 0 {
-		return func() {}
-	}
-	p := schedParam{priority: 10}
-	if _, _, e := unix.RawSyscall(unix.SYS_SCHED_SETSCHEDULER, 0, 1 /* SCHED_FIFO */, uintptr(unsafe.Pointer(&p))); e != 0 {
-		return func() {}
-	}
-	return func() {
-		unix.RawSyscall(unix.SYS_SCHED_SETSCHEDULER, 0, policy, uintptr(unsafe.Pointer(&old)))
-	}
-}
-
 // monotonic is CLOCK_MONOTONIC in nanoseconds (what clock_nanosleep
 // sleeps on), read through Go's vDSO clock: x/sys/unix.ClockGettime is a
 // real system call, too slow for the spin.
@@ -265,13 +243,8 @@ func waitUntil(ctx context.Context, target, spin int64) error {
 		if rem-spin > maxSleep {
 			wake = now + maxSleep
 		}
-		ts := unix.NsecToTimespec(wake)
-		// A raw syscall keeps this thread's P: returning from a blocking
-		// syscall would queue the sender behind whatever else the
-		// process runs, which costs milliseconds on a busy 2-core host.
-		_, _, e := unix.RawSyscall6(unix.SYS_CLOCK_NANOSLEEP, unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
-		if e != 0 && e != unix.EINTR {
-			return fmt.Errorf("replay: clock_nanosleep: %w", e)
+		if err := sleepUntil(wake); err != nil {
+			return err
 		}
 		if err := ctx.Err(); err != nil {
 			return err

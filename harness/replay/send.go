@@ -263,7 +263,7 @@ func Send(ctx context.Context, l link.Link, src Source, opts ...Option) (Stats, 
 	var sent atomic.Int64 // frames out, Go path; C path: sentBefore + cs.sent()
 	var sentBefore atomic.Int64
 	sentNow := func() int { return int(sent.Load()) }
-	fdw, useC := l.(fdWriter)
+	fdw, useC := l.(link.FDWriter)
 	useC = useC && haveCSend
 	var cs *cSender
 	wfd := -1
@@ -316,8 +316,7 @@ func Send(ctx context.Context, l link.Link, src Source, opts ...Option) (Stats, 
 	// within microseconds instead of the default 50 µs slack; real-time
 	// priority (when allowed) keeps a busy host from delaying the wake-up.
 	runtime.LockOSThread()
-	oldSlack, _ := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
-	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
+	restoreSlack := fineTimerSlack()
 	restorePrio := func() {}
 	if timed && cfg.realtime {
 		restorePrio = realtime()
@@ -411,7 +410,7 @@ batches:
 		free <- b // never blocks: at most windowBatches exist
 	}
 	restorePrio()
-	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(oldSlack), 0, 0, 0)
+	restoreSlack()
 	runtime.UnlockOSThread()
 	stopReader()
 	close(done)
@@ -429,27 +428,6 @@ batches:
 		st.GapErrP50, st.GapErrP99, st.GapErrMax = gaps.quantile(0.5), gaps.quantile(0.99), gaps.max
 	}
 	return st, sendErr
-}
-
-// lowerPriority raises the calling (locked) thread's nice value by
-// readerNice and returns how to put it back. It does so only when it can
-// put it back (root, or an RLIMIT_NICE that allows it): the thread must
-// return to Go's pool as it was. It must never end with the goroutine
-// instead: a child process started from that thread with a parent-death
-// signal (QEMU) would be killed when the thread exits.
-func lowerPriority() (restore func()) {
-	tid := unix.Gettid()
-	raw, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
-	if err != nil {
-		return func() {}
-	}
-	old := 20 - raw // the system call returns 20 - nice
-	var lim unix.Rlimit
-	canRestore := unix.Geteuid() == 0 || unix.Getrlimit(unix.RLIMIT_NICE, &lim) == nil && 20-int(lim.Cur) <= old
-	if !canRestore || unix.Setpriority(unix.PRIO_PROCESS, tid, min(old+readerNice, 19)) != nil {
-		return func() {}
-	}
-	return func() { _ = unix.Setpriority(unix.PRIO_PROCESS, tid, old) }
 }
 
 // readAhead reads loops passes of src into batches of at most perBatch

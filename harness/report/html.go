@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hilproject/hil/harness/scenario"
@@ -16,65 +17,71 @@ import (
 // external assets): the verdict table, then per case the step timeline,
 // replay stats, properties, and the app output and console log.
 func (r *Report) WriteHTML(w io.Writer) error {
-	return htmlTmpl.Execute(w, r)
+	return htmlTmpl().Execute(w, r)
 }
 
-var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"dur": func(d time.Duration) string {
-		switch {
-		case d >= time.Second:
-			return d.Round(10 * time.Millisecond).String()
-		case d >= time.Millisecond:
-			return d.Round(time.Millisecond).String()
-		}
-		return d.Round(time.Microsecond).String()
-	},
-	"when": func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.UTC().Format("2006-01-02 15:04:05 UTC")
-	},
-	"offset": func(res scenario.Result, st scenario.StepResult) string {
-		return pct(st.Start.Sub(res.Start), res.Duration)
-	},
-	"width": func(res scenario.Result, st scenario.StepResult) string {
-		p := st.Duration.Seconds() / math.Max(res.Duration.Seconds(), 1e-9) * 100
-		return fmt.Sprintf("%.2f%%", math.Max(0.4, math.Min(100, p)))
-	},
-	"props":   Properties,
-	"console": func(l target.Line) bool { return l.Stream == target.Console },
-	"ts": func(res scenario.Result, l target.Line) string {
-		if l.Time.IsZero() || res.Start.IsZero() {
-			return ""
-		}
-		return fmt.Sprintf("%8.3f", l.Time.Sub(res.Start).Seconds())
-	},
-	"caseid": func(i int) string { return fmt.Sprintf("case-%d", i) },
-	"inc":    func(i int) int { return i + 1 },
-	"base": func(ref string) string {
-		if i := strings.LastIndexAny(ref, "/:"); i >= 0 && i+1 < len(ref) {
-			return ref[i+1:]
-		}
-		return ref
-	},
-	"short": func(d string) string {
-		if len(d) > 19 {
-			return d[:19]
-		}
-		return d
-	},
-	"pps":     func(f float64) string { return fmt.Sprintf("%.0f", f) },
-	"notpass": func(v scenario.Verdict) bool { return v != scenario.Pass },
-	"hasReplay": func(res scenario.Result) bool {
-		for _, s := range res.Steps {
-			if s.Replay != nil {
-				return true
+// htmlTmpl is parsed on first use, not in the package's init: every hil
+// process links this package, few write HTML.
+var htmlTmpl = sync.OnceValue(func() *template.Template { return parseHTMLTemplate() })
+
+func parseHTMLTemplate() *template.Template {
+	return template.Must(template.New("report").Funcs(template.FuncMap{
+		"dur": func(d time.Duration) string {
+			switch {
+			case d >= time.Second:
+				return d.Round(10 * time.Millisecond).String()
+			case d >= time.Millisecond:
+				return d.Round(time.Millisecond).String()
 			}
-		}
-		return false
-	},
-}).Parse(htmlSrc))
+			return d.Round(time.Microsecond).String()
+		},
+		"when": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.UTC().Format("2006-01-02 15:04:05 UTC")
+		},
+		"offset": func(res scenario.Result, st scenario.StepResult) string {
+			return pct(st.Start.Sub(res.Start), res.Duration)
+		},
+		"width": func(res scenario.Result, st scenario.StepResult) string {
+			p := st.Duration.Seconds() / math.Max(res.Duration.Seconds(), 1e-9) * 100
+			return fmt.Sprintf("%.2f%%", math.Max(0.4, math.Min(100, p)))
+		},
+		"props":   Properties,
+		"console": func(l target.Line) bool { return l.Stream == target.Console },
+		"ts": func(res scenario.Result, l target.Line) string {
+			if l.Time.IsZero() || res.Start.IsZero() {
+				return ""
+			}
+			return fmt.Sprintf("%8.3f", l.Time.Sub(res.Start).Seconds())
+		},
+		"caseid": func(i int) string { return fmt.Sprintf("case-%d", i) },
+		"inc":    func(i int) int { return i + 1 },
+		"base": func(ref string) string {
+			if i := strings.LastIndexAny(ref, "/:"); i >= 0 && i+1 < len(ref) {
+				return ref[i+1:]
+			}
+			return ref
+		},
+		"short": func(d string) string {
+			if len(d) > 19 {
+				return d[:19]
+			}
+			return d
+		},
+		"pps":     func(f float64) string { return fmt.Sprintf("%.0f", f) },
+		"notpass": func(v scenario.Verdict) bool { return v != scenario.Pass },
+		"hasReplay": func(res scenario.Result) bool {
+			for _, s := range res.Steps {
+				if s.Replay != nil {
+					return true
+				}
+			}
+			return false
+		},
+	}).Parse(htmlSrc))
+}
 
 func pct(d, total time.Duration) string {
 	p := d.Seconds() / math.Max(total.Seconds(), 1e-9) * 100

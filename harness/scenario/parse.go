@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hilproject/hil/harness/replay"
 	"github.com/hilproject/hil/harness/target"
 )
@@ -465,8 +466,9 @@ func (p *parser) scenario(n *yaml.Node) *Scenario {
 				p.errf(v.val, "platforms: want at least one, like linux/arm/v7")
 			}
 			for i, pl := range ps {
-				parts := strings.Split(pl, "/")
-				if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+				// One spelling everywhere: go-containerregistry's, which the
+				// image's platforms and the gate's required ones print.
+				if pp, err := v1.ParsePlatform(pl); err != nil || pp.OS == "" || pp.Architecture == "" || pp.String() != pl {
 					p.errf(v.val.Content[i], "platforms[%d]: want os/arch[/variant] like linux/arm/v7, found %q", i, pl)
 				}
 			}
@@ -972,8 +974,11 @@ func (p *parser) expectFrames(n *yaml.Node, what string) *ExpectFrames {
 	if v, has := f["filter"]; has {
 		if s, ok := p.str(v.val, what+".filter"); ok {
 			e.Filter = s
-			m, err := compileBPF(s)
-			if err != nil {
+			m, err := replay.CompileFilter(s)
+			switch {
+			case errors.Is(err, replay.ErrNoFilterCompiler):
+				p.errf(v.val, "%s.filter: cannot compile %q: %v", what, s, err)
+			case err != nil:
 				p.errf(v.val, "%s.filter: bad BPF filter %q: %v", what, s, err)
 			}
 			e.match = m

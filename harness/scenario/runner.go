@@ -410,18 +410,11 @@ func deathReason(err error, where string) string {
 	return "lost the device during " + where + ": " + err.Error()
 }
 
-// GapReporter is implemented by devices that can tell when the app failed
-// only because of the emulator (e.g. libpcap under qemu-user): such a
-// failure is "unsupported", never "fail".
-type GapReporter interface {
-	EmulatorGap() (reason string, ok bool)
-}
-
 func (cr *caseRun) emulatorGap() (string, bool) {
 	if cr.dev == nil {
 		return "", false
 	}
-	if g, ok := cr.dev.(GapReporter); ok {
+	if g, ok := cr.dev.(target.GapReporter); ok {
 		return g.EmulatorGap()
 	}
 	return "", false

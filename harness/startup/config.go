@@ -15,12 +15,3 @@ func ConfigFor(platform string, c v1.Config) Config {
 		WorkingDir: c.WorkingDir,
 	}
 }
-
-// PlatformString renders a v1.Platform as "os/arch[/variant]".
-func PlatformString(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
-}

@@ -1,7 +1,7 @@
 // Package target defines how hil boots an image and talks to the running
 // app. Implementations live in the sub-packages: system (qemu-system-arm,
 // the high-fidelity default), user (qemu-user in a network namespace),
-// container (a Docker host through testcontainers-go) and device (a real
+// container (a Docker engine through its API) and device (a real
 // board over SSH).
 //
 // # Liveness: no pass without a live device
@@ -40,6 +40,22 @@
 //     channel: a sync marker the agent echoes after everything before
 //     it); and, as for the container, no SIGKILL of the app container
 //     that hil did not send.
+//
+// # Optional interfaces
+//
+// A Device may do more than the Device interface asks; the runner looks
+// for these (as net/http does for http.Flusher) and works without them:
+//
+//   - Liveness: Alive says whether the device still runs the app (below).
+//     Without it, what Wait and Output say is all the runner knows.
+//   - CapabilityReporter: Capabilities says what the device cannot do
+//     (packet capture under qemu-user), so steps that need it are
+//     unsupported, not failed. Without it, the device can do everything.
+//   - GapReporter: EmulatorGap says the app failed only because of the
+//     emulator, so the case is unsupported, not failed.
+//
+// Its Link may implement link.Drainer and link.FDWriter (see harness/link).
+// targettest.Conformance checks a target against this contract.
 //
 // # Exit status: observed or not
 //
@@ -272,6 +288,18 @@ type Capabilities struct {
 // everything; a Device that does not implement it can do everything.
 type CapabilityReporter interface {
 	Capabilities() Capabilities
+}
+
+// GapReporter is implemented by a Device that can tell when the app failed
+// only because of the emulator it runs under, not because of a bug of the
+// app: libpcap's "SIOCETHTOOL ... Function not implemented" under
+// qemu-user (see FINDINGS). The runner then calls the case unsupported,
+// with that reason, never fail. The user and container targets' devices
+// implement it.
+type GapReporter interface {
+	// EmulatorGap returns the output line that showed the gap, and
+	// whether there was one.
+	EmulatorGap() (reason string, ok bool)
 }
 
 // CapabilitiesOf returns what d reports, or full capabilities when d does

@@ -1,3 +1,5 @@
+//go:build cgo
+
 // Command pcapwatch is the sample IoT app that hil tests: it captures on one
 // interface with libpcap and reports, one JSON line each, the devices it sees
 // (ARP), DHCP requests and DNS queries. It links libpcap.so.0.8 and glibc

@@ -208,7 +208,7 @@ func usage(path string) (int64, time.Time) {
 		}
 		// A directory's access time changes when anything lists it (this
 		// walk too): only a file's says it was used.
-		if at := time.Unix(st.Atim.Unix()); !d.IsDir() && at.After(last) {
+		if at := accessTime(st); !d.IsDir() && at.After(last) {
 			last = at
 		}
 		return nil

@@ -60,7 +60,7 @@ func StartDockerd(ctx context.Context, dir string) (*DockerEngine, error) {
 		"--ip-masq=false",
 	)
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	e.cmd.SysProcAttr = serviceProcAttr()
 	if err := e.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting dockerd: %w", err)
 	}
@@ -172,7 +172,7 @@ func unmountUnder(dir string) {
 		}
 	}
 	for i := len(points) - 1; i >= 0; i-- {
-		_ = syscall.Unmount(points[i], syscall.MNT_DETACH)
+		unmountDetached(points[i])
 	}
 }
 

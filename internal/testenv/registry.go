@@ -95,7 +95,7 @@ func (r *RegistryServer) start(ctx context.Context) error {
 	r.log = &bytes.Buffer{}
 	r.cmd = exec.Command(registryBin, "serve", r.config)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	r.cmd.SysProcAttr = serviceProcAttr()
 	if err := r.cmd.Start(); err != nil {
 		return fmt.Errorf("starting docker-registry: %w", err)
 	}

@@ -127,7 +127,7 @@ func StartSSHD(ctx context.Context, dir string, opts ...SSHDOption) (*SSHServer,
 	s.log = &bytes.Buffer{}
 	s.cmd = exec.Command(sshdBin, "-D", "-e", "-f", confPath)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	s.cmd.SysProcAttr = serviceProcAttr()
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting sshd: %w", err)
 	}

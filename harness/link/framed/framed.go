@@ -76,7 +76,10 @@ type Conn struct {
 	closeOnce sync.Once
 }
 
-var _ link.Link = (*Conn)(nil)
+var (
+	_ link.Link    = (*Conn)(nil)
+	_ link.Drainer = (*Conn)(nil)
+)
 
 // New starts exchanging frames: what WriteFrame gets goes to w, what r
 // carries comes out of Frames. closer (may be nil) is closed by Close to

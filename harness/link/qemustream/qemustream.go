@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/harness/link/framed"
 )
@@ -59,7 +57,10 @@ type Link struct {
 	closeErr  error
 }
 
-var _ link.Link = (*Link)(nil)
+var (
+	_ link.Link    = (*Link)(nil)
+	_ link.Drainer = (*Link)(nil)
+)
 
 // Listen creates the unix socket at path (which must not exist) and returns
 // a Link waiting for QEMU to connect. Start QEMU with
@@ -166,11 +167,11 @@ func (l *Link) Drain(ctx context.Context) error {
 	for {
 		var n int
 		var ierr error
-		if err := raw.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil {
+		if err := raw.Control(func(fd uintptr) { n, ierr = unread(int(fd)) }); err != nil {
 			return err
 		}
 		if ierr != nil {
-			return fmt.Errorf("qemustream: SIOCOUTQ: %w", ierr)
+			return fmt.Errorf("qemustream: %w", ierr)
 		}
 		if n == 0 {
 			return nil

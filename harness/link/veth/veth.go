@@ -81,7 +81,10 @@ type Link struct {
 	linkMade           bool
 }
 
-var _ link.Link = (*Link)(nil)
+var (
+	_ link.Link     = (*Link)(nil)
+	_ link.FDWriter = (*Link)(nil)
+)
 
 // New creates the namespace (unless WithNetNSPath) and the veth pair, brings
 // both ends up with IPv6 off (so neither end emits router solicitations the

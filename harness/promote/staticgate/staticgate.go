@@ -35,7 +35,7 @@ func Test() promote.TestFunc {
 			return res, err
 		}
 		for _, p := range pin.Required {
-			res.Outcomes = append(res.Outcomes, checkOne(ctx, art, startup.PlatformString(p)))
+			res.Outcomes = append(res.Outcomes, checkOne(ctx, art, p.String()))
 		}
 		res.Finished = time.Now()
 		return res, nil

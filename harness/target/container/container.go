@@ -1,29 +1,5 @@
 //go:build linux
 
-// Package container boots an image on a Docker engine through
-// testcontainers-go: the engine of DOCKER_HOST (or the local socket). The
-// image is loaded from what hil already holds (a docker-save tarball written
-// with go-containerregistry, then the engine's image load: no registry
-// pull), tagged hil.local/<name>:<digest prefix>, and removed again on Close
-// when hil loaded it.
-//
-// Networking mirrors how a board sees frames: the app container has network
-// mode none, and right after start hil moves one end of a veth pair into
-// its network namespace, named as the scenario asks, with NET_RAW and
-// NET_ADMIN granted, so replayed frames arrive as ingress. The app must not
-// run before its interface exists, so the entrypoint is prefixed by a
-// bind-mounted static busybox (the host's, Debian busybox-static) that waits
-// for the interface and then execs the real entrypoint: the app still runs
-// as PID 1 with the image's user, env and workdir; Info reports what Docker
-// runs after the wrapper ("docker_runs", "entrypoint", "cmd").
-//
-// An image of a foreign architecture runs through a bind-mounted static
-// qemu-user (entrypoint = [qemu, original entrypoint...]; no binfmt change
-// on the host), so capture is unsupported there with the emulator's reason,
-// exactly as on the user target. A native image captures for real.
-//
-// The veth and the qemu bind mount need the engine's host to be this host,
-// so only local engines (unix socket) are supported.
 package container
 
 import (
@@ -47,10 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	dcontainer "github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
-	"github.com/testcontainers/testcontainers-go"
-	tclog "github.com/testcontainers/testcontainers-go/log"
 	"golang.org/x/sys/unix"
 
 	"github.com/hilproject/hil/harness/image"
@@ -97,14 +70,11 @@ type Target struct{ cfg config }
 
 var _ target.Target = (*Target)(nil)
 
-// New returns the container target. The engine is DOCKER_HOST or the local
-// socket, resolved by testcontainers-go once per process. Ryuk (the reaper
-// container) is turned off unless the environment says otherwise: it cannot
-// be pulled here, and every Device removes what it made on Close.
+// New returns the container target. The engine is the one of DOCKER_HOST
+// (with DOCKER_TLS_VERIFY, DOCKER_CERT_PATH and DOCKER_API_VERSION, as the
+// docker CLI reads them) or the local socket, asked at every Boot. Every
+// Device removes what it made on Close.
 func New(opts ...Option) *Target {
-	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
-		os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
-	}
 	t := &Target{cfg: config{busybox: hostBusybox}}
 	for _, o := range opts {
 		o(&t.cfg)
@@ -114,6 +84,13 @@ func New(opts ...Option) *Target {
 
 // Name is "container".
 func (t *Target) Name() string { return "container" }
+
+// Importing the package registers the target as "container", with default
+// options: a program (or a test suite) that runs scenarios on the
+// container target imports it, for its side effect at least.
+func init() {
+	target.Register("container", func(target.Params) ([]target.Target, error) { return []target.Target{New()}, nil })
+}
 
 // loaded counts, per tag, the devices of this process that use an image hil
 // loaded, so that the last Close removes it and no Close pulls it from under
@@ -202,7 +179,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	}
 	begin := time.Now()
 	d := &Device{
-		status: imgrun.NewStatus("the app container", map[string]string{"target": "container", "platform": emu.PlatformString(img.Platform)}),
+		status: imgrun.NewStatus("the app container", map[string]string{"target": "container", "platform": img.Platform.String()}),
 		begin:  begin,
 		keep:   t.cfg.keepImage,
 	}
@@ -214,7 +191,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		}
 	}()
 
-	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
+	cli, err := client.New(client.FromEnv)
 	if err != nil {
 		return nil, target.Infra(fmt.Errorf("container target: connecting to the Docker engine: %w", err))
 	}
@@ -290,41 +267,32 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if cmd == nil {
 		cmd = []string{}
 	}
-	app, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
-		ContainerRequest: testcontainers.ContainerRequest{
+	// Network mode none: the namespace holds only lo and, once hil moves
+	// it in, the veth end.
+	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config: &dcontainer.Config{
 			Image:      tag,
 			Entrypoint: entrypoint,
 			Cmd:        cmd,
-			Env:        envMap(cfg.Env),
+			Env:        append([]string{}, cfg.Env...),
+			User:       cfg.User,
+			WorkingDir: cfg.WorkingDir,
 			Labels:     map[string]string{"hil.role": "app"},
-			ConfigModifier: func(c *dcontainer.Config) {
-				c.User = cfg.User
-				c.WorkingDir = cfg.WorkingDir
-				c.Env = append([]string{}, cfg.Env...)
-			},
-			HostConfigModifier: func(hc *dcontainer.HostConfig) {
-				hc.NetworkMode = "none"
-				hc.CapAdd = append(hc.CapAdd, capturePriv1, capturePriv2)
-				hc.Binds = append(hc.Binds, binds...)
-			},
-			// testcontainers attaches the default bridge; the namespace must
-			// hold only lo and the veth end.
-			EndpointSettingsModifier: noEndpoints,
 		},
-		Started: false,
-		Logger:  tclog.NewNoopLogger(),
+		HostConfig: &dcontainer.HostConfig{
+			NetworkMode: "none",
+			CapAdd:      []string{capturePriv1, capturePriv2},
+			Binds:       binds,
+		},
 	})
-	if app != nil {
-		d.app = app
-	}
 	if err != nil {
 		return nil, target.Infra(fmt.Errorf("container target: creating the app container: %w", err))
 	}
 	d.phase("create")
-	id := app.GetContainerID()
+	id := created.ID
 	d.id = id
 	d.lines = imgrun.NewLines(d.status.Observe)
-	if err := app.Start(ctx); err != nil {
+	if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return nil, fmt.Errorf("container target: starting the app container (image %s, user %q): %w", tag, cfg.User, err)
 	}
 	d.phase("start")
@@ -385,21 +353,6 @@ func (d *Device) phase(name string) {
 	d.phases = append(d.phases, fmt.Sprintf("%s %.0fms", name, float64(now.Sub(d.last).Microseconds())/1000))
 	d.last = now
 	d.status.Set("boot_phases", strings.Join(d.phases, ", "))
-}
-
-func noEndpoints(m map[string]*network.EndpointSettings) {
-	for k := range m {
-		delete(m, k)
-	}
-}
-
-func envMap(env []string) map[string]string {
-	m := map[string]string{}
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		m[k] = v
-	}
-	return m
 }
 
 // loadImage makes tag exist on the engine: already there (by an earlier
@@ -603,8 +556,7 @@ func (d *Device) wait() {
 type Device struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
-	cli     *testcontainers.DockerClient
-	app     testcontainers.Container
+	cli     *client.Client
 	id      string
 	tag     string
 	link    *veth.Link
@@ -626,6 +578,7 @@ var (
 	_ target.Device             = (*Device)(nil)
 	_ target.CapabilityReporter = (*Device)(nil)
 	_ target.Liveness           = (*Device)(nil)
+	_ target.GapReporter        = (*Device)(nil)
 )
 
 // Output streams the container's stdout and stderr lines.
@@ -736,11 +689,12 @@ func (d *Device) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), engineOpTimeout)
 		defer cancel()
 		var errs []error
-		if d.app != nil {
+		d.status.Stopping()
+		if d.id != "" {
 			d.sent.Add(syscall.SIGKILL)
 			// A container removed from outside meanwhile ("removal already
 			// in progress") is as good as removed once it is gone.
-			if err := d.app.Terminate(ctx, testcontainers.StopTimeout(0)); err != nil && !cerrdefs.IsNotFound(err) && !d.gone(ctx) {
+			if _, err := d.cli.ContainerRemove(ctx, d.id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) && !d.gone(ctx) {
 				errs = append(errs, fmt.Errorf("container target: removing the app container: %w", err))
 			}
 		}

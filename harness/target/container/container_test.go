@@ -15,11 +15,11 @@ import (
 	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/harness/target/container"
 	"github.com/hilproject/hil/harness/target/internal/targettest"
+	conformance "github.com/hilproject/hil/harness/target/targettest"
 	"github.com/hilproject/hil/internal/testenv"
 )
 
-// One private engine for the whole package: testcontainers-go resolves the
-// Docker host once per process.
+// One private engine for the whole package, reached through DOCKER_HOST.
 func TestContainerTarget(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "/bin/busybox", "busybox-static")
@@ -48,6 +48,11 @@ func TestContainerTarget(t *testing.T) {
 		img := open(t, variant, platform)
 		return targettest.Boot(t, tgt, img, variant+" "+platform, iface, 90*time.Second, func() { assertEngineClean(t, cli) })
 	}
+
+	t.Run("conformance", func(t *testing.T) {
+		conformance.Conformance(t, func(*testing.T) target.Target { return tgt }, targettest.SampleApp(t, "linux/amd64"))
+		assertEngineClean(t, cli)
+	})
 
 	t.Run("amd64 native: frames arrive through the veth, SIGTERM gives the summary", func(t *testing.T) {
 		dev, out := boot(t, "pcapwatch", "linux/amd64", "lan0")

@@ -67,6 +67,38 @@ func (t *Target) Name() string { return "device" }
 // Board is the board this target drives.
 func (t *Target) Board() Board { return t.board }
 
+// Targets are the device targets for a board selection in the inventory
+// file inventory: a name, names separated by commas, or "tag:LABEL". One
+// board is the target "device"; several are "device@NAME" each, which the
+// scenario runner runs side by side, one case at a time per board.
+func Targets(inventory, selection string, opts ...Option) ([]target.Target, error) {
+	if selection == "" {
+		return nil, errors.New("the device target needs a board: give the inventory and the board's name (--devices FILE --device NAME)")
+	}
+	inv, err := LoadInventory(inventory)
+	if err != nil {
+		return nil, err
+	}
+	boards, err := inv.Resolve(selection)
+	if err != nil {
+		return nil, err
+	}
+	if len(boards) == 1 {
+		return []target.Target{New(boards[0], opts...)}, nil
+	}
+	var ts []target.Target
+	for _, b := range boards {
+		ts = append(ts, target.Instance(New(b, opts...), b.Name))
+	}
+	return ts, nil
+}
+
+// Importing the package registers the target as "device": target.Params
+// name the inventory and the board selection (see Targets).
+func init() {
+	target.Register("device", func(p target.Params) ([]target.Target, error) { return Targets(p.Inventory, p.Boards) })
+}
+
 // Boot connects to the board, brings the image and the agent there, starts
 // the network holder, creates the app's interface and starts the app.
 func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (_ target.Device, err error) {

@@ -156,7 +156,7 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 		args = append(args, "-incoming", "exec:cat "+shellQuote(p.snapshot))
 	}
 	d.cmd = exec.Command(p.qemu, args...)
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	d.cmd.SysProcAttr = qemuProcAttr()
 	d.cmd.Stdin = nil
 	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {

@@ -148,6 +148,11 @@ func New(opts ...Option) *Target {
 // Name is "system".
 func (t *Target) Name() string { return "system" }
 
+// The system target registers itself as "system" with default options.
+func init() {
+	target.Register("system", func(target.Params) ([]target.Target, error) { return []target.Target{New()}, nil })
+}
+
 // guestConfig mirrors hil-init's /.hil/config.json.
 type guestConfig struct {
 	Args     []string `json:"args"`

@@ -1,17 +1,5 @@
 //go:build linux
 
-// Package user is hil's fast smoke target: the image's program runs as a
-// host process, under a static qemu-user emulator for foreign architectures
-// (qemu-arm-static for linux/arm/*, qemu-aarch64-static for linux/arm64) or
-// natively in a chroot of the image rootfs for the host's own architecture,
-// inside a fresh network namespace whose veth end carries the scenario's
-// interface name. Start to ready takes tens of milliseconds.
-//
-// qemu-user cannot run libpcap capture (FINDINGS: no SIOCETHTOOL, every
-// SOL_PACKET option rejected). hil probes the emulator once per QEMU version
-// and the Device reports capture as unsupported with the emulator's reason
-// (target.CapabilityReporter); EmulatorGap tells whether an app's error line
-// is that gap rather than a bug of the app.
 package user
 
 import (
@@ -66,6 +54,11 @@ func New(opts ...Option) *Target {
 // Name is "user".
 func (t *Target) Name() string { return "user" }
 
+// The user target registers itself as "user" with default options.
+func init() {
+	target.Register("user", func(target.Params) ([]target.Target, error) { return []target.Target{New()}, nil })
+}
+
 // EmulatorGap reports whether an output line of an emulated app is the
 // symptom of qemu-user's capture gap (e.g. libpcap's "SIOCETHTOOL(
 // ETHTOOL_GET_TS_INFO) ioctl failed: Function not implemented") rather than
@@ -87,7 +80,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err != nil {
 		return nil, target.Infra(fmt.Errorf("user target: %w", err))
 	}
-	d := &Device{status: imgrun.NewStatus("the app", map[string]string{"target": "user", "rootfs": rootfs, "platform": emu.PlatformString(img.Platform)})}
+	d := &Device{status: imgrun.NewStatus("the app", map[string]string{"target": "user", "rootfs": rootfs, "platform": img.Platform.String()})}
 	d.status.ProbeEmulator(ctx, em, "native (chroot into the image rootfs)", "qemu-user")
 
 	p, err := imgrun.FindProgram(rootfs, cfg)
@@ -276,6 +269,7 @@ var (
 	_ target.Device             = (*Device)(nil)
 	_ target.CapabilityReporter = (*Device)(nil)
 	_ target.Liveness           = (*Device)(nil)
+	_ target.GapReporter        = (*Device)(nil)
 )
 
 // Output streams the app's stdout and stderr lines.
@@ -338,6 +332,7 @@ func (d *Device) Info() map[string]string { return d.status.Info() }
 func (d *Device) Close() error {
 	d.closeOnce.Do(func() {
 		var errs []error
+		d.status.Stopping()
 		if d.cmd != nil && d.cmd.Process != nil {
 			// The whole group: the app's own children must not outlive it.
 			d.sent.Add(syscall.SIGKILL)

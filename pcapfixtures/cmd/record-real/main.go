@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && cgo
 
 // Command record-real re-records hil's fixtures of real traffic: HTTP bulk
 // transfer, TLS, DNS against dnsmasq, ping, VLAN-tagged frames and IPv6

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && cgo
 
 // Package recorded re-records hil's real-traffic fixtures: each one is
 // traffic that real programs make between two network namespaces on this

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command replaybench compares `hil replay` with tcpreplay on one veth pair
 // in one run (scripts/bench/20-replay.sh): top-speed throughput on the
 // 100k burst (frames counted on the receiving end) and the inter-frame gap

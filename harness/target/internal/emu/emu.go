@@ -55,14 +55,14 @@ func For(p v1.Platform, hostArch string) (Emulator, error) {
 		hostArch = runtime.GOARCH
 	}
 	if p.OS != "" && p.OS != "linux" {
-		return Emulator{}, fmt.Errorf("platform %s: expected os linux", PlatformString(p))
+		return Emulator{}, fmt.Errorf("platform %s: expected os linux", p.String())
 	}
 	if p.Architecture == hostArch {
 		return Emulator{Native: true, Arch: p.Architecture}, nil
 	}
 	name, ok := qemuNames[p.Architecture]
 	if !ok {
-		return Emulator{}, fmt.Errorf("platform %s: no qemu-user emulator known for architecture %q on a %s host", PlatformString(p), p.Architecture, hostArch)
+		return Emulator{}, fmt.Errorf("platform %s: no qemu-user emulator known for architecture %q on a %s host", p.String(), p.Architecture, hostArch)
 	}
 	path, err := exec.LookPath(name)
 	if err != nil {
@@ -74,18 +74,9 @@ func For(p v1.Platform, hostArch string) (Emulator, error) {
 		}
 	}
 	if err != nil {
-		return Emulator{}, fmt.Errorf("platform %s on a %s host needs %s (Debian package qemu-user-static): %w", PlatformString(p), hostArch, name, err)
+		return Emulator{}, fmt.Errorf("platform %s on a %s host needs %s (Debian package qemu-user-static): %w", p.String(), hostArch, name, err)
 	}
 	return Emulator{Path: path, Arch: p.Architecture}, nil
-}
-
-// PlatformString spells p as os/arch[/variant].
-func PlatformString(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }
 
 var versions sync.Map // path, size, mtime -> version line

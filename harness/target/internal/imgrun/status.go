@@ -3,6 +3,7 @@ package imgrun
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -27,6 +28,9 @@ type Status struct {
 	exit    target.Exit
 	waitErr error
 	gap     string
+	// stopping is set when hil starts to stop the app (Close): an exit
+	// recorded after that is hil's doing, not the app's.
+	stopping bool
 }
 
 // NewStatus starts with info and capture supported; what names the app in
@@ -126,10 +130,26 @@ func (s *Status) EmulatorGap() (string, bool) {
 	return s.gap, s.gap != ""
 }
 
+// Stopping says hil is stopping the app now (Close). An exit recorded
+// after it is not observed ("stopped by hil", with an error for Wait), as
+// the target contract asks: the kill hil sent is no exit status of the
+// app. An exit recorded before it stands.
+func (s *Status) Stopping() {
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+}
+
 // RecordExit records how the app ended (err: hil could not tell) and
 // releases Wait; call it once.
 func (s *Status) RecordExit(exit target.Exit, err error) {
 	s.mu.Lock()
+	if s.stopping {
+		exit = target.NotObserved("stopped by hil")
+		if err == nil {
+			err = target.Infra(errors.New("the device was closed before the app exited"))
+		}
+	}
 	s.exit, s.waitErr = exit, err
 	s.mu.Unlock()
 	close(s.exited)

@@ -39,18 +39,6 @@ func Boot(t *testing.T, tgt target.Target, img *image.Image, name, iface string,
 	return dev, Collect(t, dev)
 }
 
-// Wait waits up to timeout for the app to exit.
-func Wait(t testing.TB, dev target.Device, timeout time.Duration) target.Exit {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	ex, err := dev.Wait(ctx)
-	if err != nil {
-		t.Fatalf("wait: %v", err)
-	}
-	return ex
-}
-
 // CapturesARPs checks a sample app that captures on iface: once it is
 // ready, n ARP requests written to the device's link each give a
 // device_seen with the sender's IP, and SIGTERM gives a summary of n frames
@@ -124,7 +112,7 @@ func HitsEmulatorGap(t *testing.T, dev target.Device, out *Collector, timeout, e
 	if ex := Wait(t, dev, exitTimeout); ex.Code != 2 || ex.Signal != "" {
 		t.Errorf("exit: expected exit 2 (capture error), got %s", ex)
 	}
-	gd, ok := dev.(interface{ EmulatorGap() (string, bool) })
+	gd, ok := dev.(target.GapReporter)
 	if !ok {
 		t.Fatal("device does not expose EmulatorGap")
 	}

@@ -1,7 +1,7 @@
-// Package targettest holds what the user and container target tests share:
+// Package targettest holds what hil's own target tests share beyond the
+// public harness/target/targettest (Conformance, Collect, Wait, Gone):
 // opening the sample images, a RunConfig from an image config, ARP frames
-// the sample app reports, collecting output, and checks that nothing was
-// left behind.
+// the sample app reports, the sample app's checks, and faults.
 package targettest
 
 import (
@@ -10,9 +10,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	conformance "github.com/hilproject/hil/harness/target/targettest"
 
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/target"
@@ -67,78 +68,15 @@ func ARP(i byte) []byte {
 	return f
 }
 
-// Collector reads a device's output in the background.
-type Collector struct {
-	t     testing.TB
-	lines chan target.Line
-	all   []target.Line
-	done  chan struct{}
-}
+// The generic helpers are the public targettest's (Conformance uses them).
+type Collector = conformance.Collector
 
-// Collect starts reading dev.Output().
-func Collect(t testing.TB, dev target.Device) *Collector {
-	c := &Collector{t: t, lines: make(chan target.Line, 1024), done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		defer close(c.lines)
-		for l := range dev.Output() {
-			c.lines <- l
-		}
-	}()
-	return c
-}
-
-// Until returns the first line matching pred, failing the test at timeout
-// with everything seen so far.
-func (c *Collector) Until(pred func(target.Line) bool, timeout time.Duration) target.Line {
-	c.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case l, ok := <-c.lines:
-			if !ok {
-				c.t.Fatalf("output ended without the expected line; output:\n%s", c.Text())
-			}
-			c.all = append(c.all, l)
-			if pred(l) {
-				return l
-			}
-		case <-deadline:
-			c.t.Fatalf("no expected line after %v; output:\n%s", timeout, c.Text())
-		}
-	}
-}
-
-// Rest reads until the output ends (or timeout) and returns every line.
-func (c *Collector) Rest(timeout time.Duration) []target.Line {
-	c.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case l, ok := <-c.lines:
-			if !ok {
-				return c.all
-			}
-			c.all = append(c.all, l)
-		case <-deadline:
-			c.t.Fatalf("output did not end within %v; output:\n%s", timeout, c.Text())
-		}
-	}
-}
-
-// Text is every line seen so far.
-func (c *Collector) Text() string {
-	var b strings.Builder
-	for _, l := range c.all {
-		b.WriteString(string(l.Stream) + ": " + l.Text + "\n")
-	}
-	return b.String()
-}
-
-// Contains matches a line containing s.
-func Contains(s string) func(target.Line) bool {
-	return func(l target.Line) bool { return strings.Contains(l.Text, s) }
-}
+var (
+	Collect  = conformance.Collect
+	Contains = conformance.Contains
+	Gone     = conformance.Gone
+	Wait     = conformance.Wait
+)
 
 // Event decodes a JSON event line of the sample app ("" when not one).
 func Event(l target.Line) (string, map[string]any) {
@@ -150,24 +88,19 @@ func Event(l target.Line) (string, map[string]any) {
 	return ev, m
 }
 
-// Gone fails when what a closed device reported in Info still exists: its
-// named namespace, the host end of its veth pair, its process.
-func Gone(t testing.TB, info map[string]string) {
+// SampleApp is the sample app pcapwatch for platform as Conformance's app:
+// it serves (captures) on eth0 until SIGTERM, and an unknown flag makes
+// it exit 2 at once with Go's flag error on stderr.
+func SampleApp(t testing.TB, platform string) conformance.App {
 	t.Helper()
-	if ns := info["netns"]; strings.HasPrefix(ns, "/run/netns/") || strings.HasPrefix(ns, "/var/run/netns/") {
-		if _, err := os.Stat(ns); err == nil {
-			t.Errorf("network namespace %s left behind", ns)
-		}
-	}
-	if h := info["host_iface"]; h != "" {
-		if _, err := os.Stat(filepath.Join("/sys/class/net", h)); err == nil {
-			t.Errorf("host interface %s left behind", h)
-		}
-	}
-	if pid := info["pid"]; pid != "" && info["target"] == "user" {
-		if _, err := os.Stat(filepath.Join("/proc", pid)); err == nil {
-			st, _ := os.ReadFile(filepath.Join("/proc", pid, "stat"))
-			t.Errorf("app process %s left behind: %s", pid, st)
-		}
+	img := Open(t, "pcapwatch", platform)
+	serve := RunConfig(img, "eth0")
+	serve.Cmd = []string{"--iface", "eth0"}
+	exit := RunConfig(img, "eth0")
+	exit.Cmd = []string{"--no-such-flag"}
+	return conformance.App{
+		Image: img,
+		Serve: serve, Ready: "ready iface=eth0",
+		Exit: exit, ExitCode: 2, ExitLine: "flag provided but not defined: -no-such-flag",
 	}
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command hil-init is PID 1 inside hil's system-target guests. It prepares a
 // minimal Linux userland around the image's rootfs (mounts, NIC modules,
 // interface name, hostname), runs the app with the image config, and reports

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command probe tries, inside the emulator it runs under, the system calls
 // libpcap needs for capture and prints one JSON line per call: whether it
 // worked and, if not, the errno. It uses only the standard library so hil

@@ -1,0 +1,117 @@
+package harness
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hilproject/hil/harness/scenario"
+)
+
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A suite is planned without opening the image or booting: the runner's
+// own planner (a scenario's target T matches every board T@NAME of a
+// selection), the platforms of the config replacing the scenarios', a
+// shard's part of the cases, and the per-case timeout from the scenario's.
+func TestLoadSuitePlansWithoutTheImage(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	writeFile(t, dir, "a.yaml", "name: a\ntargets: [system, device]\nplatforms: [linux/arm/v7, linux/arm64]\ntimeout: 2m\nsteps:\n  - wait: 1s\n")
+	writeFile(t, dir, "b.yaml", "name: b\ntargets: [user]\nsteps:\n  - wait: 1s\n")
+	inv := writeFile(t, other, "devices.yaml", "boards:\n  - name: pi-1\n    host: 192.0.2.1\n    tags: [lab]\n  - name: pi-2\n    host: 192.0.2.2\n    tags: [lab]\n")
+	retries := 2
+	cfg := Config{Image: "oci:/nonexistent", Scenarios: []string{dir}, Targets: []string{"system", "device"}, Devices: inv, Device: "tag:lab", Retries: &retries}
+	s, err := LoadSuite(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range s.Cases() {
+		got = append(got, CaseName(c))
+	}
+	want := "a on system linux-arm-v7,a on system linux-arm64,a on device@pi-1 linux-arm-v7,a on device@pi-1 linux-arm64,a on device@pi-2 linux-arm-v7,a on device@pi-2 linux-arm64"
+	if strings.Join(got, ",") != want {
+		t.Errorf("cases:\n%s\nwant\n%s", strings.Join(got, ","), want)
+	}
+	if d := s.Timeout(s.Cases()[0]); d != 3*2*time.Minute+time.Minute {
+		t.Errorf("timeout %s: want 3 attempts of the scenario's 2m and a minute", d)
+	}
+
+	cfg.Platforms = []string{"linux/amd64"}
+	cfg.Shard = &scenario.Shard{Index: 2, Count: 2}
+	s, err = LoadSuite(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Planned() != 3 || len(s.Cases()) == 0 || len(s.Cases()) >= 3 {
+		t.Errorf("shard 2/2 of 3 planned cases: planned %d, cases %d", s.Planned(), len(s.Cases()))
+	}
+	for _, c := range s.Cases() {
+		if c.Platform != "linux/amd64" {
+			t.Errorf("%s: the config's platforms replace the scenario's", CaseName(c))
+		}
+	}
+	// The image is opened by the first Run, and a bad reference says so.
+	if _, err := s.Run(t.Context(), s.Cases()[0]); err == nil || !strings.Contains(err.Error(), "/nonexistent") {
+		t.Errorf("run with a missing image: %v", err)
+	}
+}
+
+func TestLoadSuiteInputErrors(t *testing.T) {
+	dir := t.TempDir()
+	sc := writeFile(t, dir, "a.yaml", "name: a\nsteps:\n  - wait: 1s\n")
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "no scenarios given"},
+		{Config{Scenarios: []string{writeFile(t, dir, "bad.yaml", "name: a\nstepz: []\n")}}, "bad.yaml:2:1"},
+		{Config{Scenarios: []string{sc}, Targets: []string{"vm"}}, `unknown target "vm"`},
+		{Config{Scenarios: []string{sc}, Timings: scenario.Timings{}}, "give a shard"},
+	} {
+		if _, err := LoadSuite(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	base := Config{Image: "oci:build/images/pcapwatch", Targets: []string{"system"}, Devices: "devices.yaml"}
+	cfg, err := ConfigFromEnv(base)
+	if err != nil || cfg.Image != base.Image || len(cfg.Targets) != 1 || cfg.Shard != nil || len(cfg.ImageOptions) != 0 {
+		t.Fatalf("nothing set: %+v, %v", cfg, err)
+	}
+	timings := writeFile(t, t.TempDir(), "results.json", `{"results": []}`)
+	t.Setenv(EnvImage, "registry.lan/app:1")
+	t.Setenv(EnvTargets, "user, container")
+	t.Setenv(EnvPlatforms, "linux/amd64")
+	t.Setenv(EnvDevice, "pi-1")
+	t.Setenv(EnvInsecure, "1")
+	t.Setenv(EnvShard, "2/3")
+	t.Setenv(EnvTimings, timings)
+	cfg, err = ConfigFromEnv(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Image != "registry.lan/app:1" || strings.Join(cfg.Targets, ",") != "user,container" || cfg.Platforms[0] != "linux/amd64" ||
+		cfg.Devices != "devices.yaml" || cfg.Device != "pi-1" || len(cfg.ImageOptions) != 1 || cfg.Shard == nil || cfg.Shard.String() != "2/3" || cfg.Timings == nil {
+		t.Errorf("from the environment: %+v", cfg)
+	}
+	t.Setenv(EnvShard, "3/2")
+	if _, err := ConfigFromEnv(base); err == nil || !strings.Contains(err.Error(), EnvShard) {
+		t.Errorf("bad shard: %v", err)
+	}
+	t.Setenv(EnvShard, "")
+	if _, err := ConfigFromEnv(base); err == nil || !strings.Contains(err.Error(), "set HIL_SHARD") {
+		t.Errorf("timings without a shard: %v", err)
+	}
+}

@@ -19,7 +19,10 @@ import (
 
 // The sample's arm/v7 app layer (opt/pcapwatch), fixed by the reproducible
 // image build.
-const sampleArmAppLayer = "sha256:5b89b9179a7f77d167463e38455cf54f24d8edfd06274aabe236415194d2685a"
+func sampleArmAppLayer(t testing.TB) string {
+	t.Helper()
+	return tamper.BlobsOf(t, filepath.Join(testenv.ImagesDir(t), "pcapwatch"), "linux/arm/v7").Top()
+}
 
 // tamperSampleLayout copies the sample layout and adds a file to its arm/v7
 // app layer blob, keeping the blob's name: a valid layer, but not the one
@@ -27,7 +30,7 @@ const sampleArmAppLayer = "sha256:5b89b9179a7f77d167463e38455cf54f24d8edfd06274a
 func tamperSampleLayout(t *testing.T) string {
 	t.Helper()
 	l := tamper.CopyLayout(t, filepath.Join(testenv.ImagesDir(t), "pcapwatch"))
-	l.Overwrite(sampleArmAppLayer, tamper.AddToLayer(t, l.Read(sampleArmAppLayer), tamper.File("etc/tampered", "", 0o644), "not in the image\n"))
+	l.Overwrite(sampleArmAppLayer(t), tamper.AddToLayer(t, l.Read(sampleArmAppLayer(t)), tamper.File("etc/tampered", "", 0o644), "not in the image\n"))
 	return l.Dir
 }
 
@@ -40,7 +43,7 @@ func TestCheckRefusesTamperedLayer(t *testing.T) {
 	if code != 2 {
 		t.Fatalf("check of a tampered layout: exit %d, want 2 (refused)\n%s\n%s", code, out, errText)
 	}
-	for _, s := range []string{"layer " + sampleArmAppLayer, dir, "expected", "found"} {
+	for _, s := range []string{"layer " + sampleArmAppLayer(t), dir, "expected", "found"} {
 		if !strings.Contains(errText, s) {
 			t.Errorf("the error lacks %q: %s", s, errText)
 		}
@@ -169,10 +172,9 @@ func TestTamperedLayoutCannotPoisonTheGate(t *testing.T) {
 	t.Setenv("HIL_CACHE", t.TempDir())
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
 	images := testenv.ImagesDir(t)
-	const (
-		oldRuntime  = "a7ab742f891c97feda417a66df5d383fc42266bd5acbe678aa7cb373ed7bb9d0" // old-glibc arm/v7, bullseye
-		goodRuntime = "0c00bd9a304b6cd637d00345b93e19deb9993fa0105c2e1938a2beea9b5eb72b" // pcapwatch arm/v7, bookworm
-	)
+	// old-glibc's arm/v7 runtime layer (bullseye) and pcapwatch's (bookworm).
+	oldRuntime := strings.TrimPrefix(tamper.BlobsOf(t, filepath.Join(images, "old-glibc"), "linux/arm/v7").Layers[0], "sha256:")
+	goodRuntime := strings.TrimPrefix(tamper.BlobsOf(t, filepath.Join(images, "pcapwatch"), "linux/arm/v7").Layers[0], "sha256:")
 	dir := filepath.Join(t.TempDir(), "old-glibc")
 	if err := os.CopyFS(dir, os.DirFS(filepath.Join(images, "old-glibc"))); err != nil {
 		t.Fatal(err)

@@ -29,10 +29,10 @@ import (
 // The sample's arm/v7 manifest and its app layer (opt/pcapwatch): built
 // reproducibly, so these digests are fixed by images/debs.lock and the
 // builder.
-const (
-	sampleArmManifest = "sha256:b606f52ac4b4f9b528d780b75bd01da38c63c43e6b312eeb736e4b560636c04d"
-	sampleArmAppLayer = "sha256:5b89b9179a7f77d167463e38455cf54f24d8edfd06274aabe236415194d2685a"
-)
+func sampleArm(t testing.TB) tamper.Blobs {
+	t.Helper()
+	return tamper.BlobsOf(t, filepath.Join(testenv.ImagesDir(t), "pcapwatch"), "linux/arm/v7")
+}
 
 // addToLayer returns the gzip layer gz with extra appended to its tar: a
 // valid layer that flattens fine, but not the one the digest names.
@@ -59,7 +59,7 @@ func tamperedSampleLayout(t testing.TB) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "pcapwatch")
 	tamper.CopyTree(t, filepath.Join(testenv.ImagesDir(t), "pcapwatch"), dir)
-	p := tamper.BlobPath(dir, sampleArmAppLayer)
+	p := tamper.BlobPath(dir, sampleArm(t).Top())
 	gz, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
@@ -120,13 +120,13 @@ func TestTamperedLayerInOCILayoutIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = img.RootFS(ctxT(t))
-	wantRefusal(t, err, "layer", sampleArmAppLayer, dir)
+	wantRefusal(t, err, "layer", sampleArm(t).Top(), dir)
 	if left := cacheLeftovers(t, cacheDir); len(left) > 0 {
 		t.Errorf("a refused flatten left %v in the cache", left)
 	}
 	// Flatten itself (no cache) refuses too: the check is not the cache's.
 	_, err = Flatten(ctxT(t), img.Image, filepath.Join(t.TempDir(), "root"))
-	wantRefusal(t, err, "layer", sampleArmAppLayer, dir)
+	wantRefusal(t, err, "layer", sampleArm(t).Top(), dir)
 }
 
 // rewriteArchive copies a docker-save tarball, replacing the content of
@@ -145,7 +145,7 @@ func TestTamperedLayerInDockerArchiveIsRefused(t *testing.T) {
 	cacheDir := t.TempDir()
 	t.Setenv("HIL_CACHE", cacheDir)
 	archive := filepath.Join(t.TempDir(), "pcapwatch.tar")
-	hx := strings.TrimPrefix(sampleArmAppLayer, "sha256:")
+	hx := strings.TrimPrefix(sampleArm(t).Top(), "sha256:")
 	tamperLayer := func(b []byte) []byte { return addToLayer(t, b, file("etc/tampered", "x\n", 0o644)) }
 	rewriteArchive(t, filepath.Join(testenv.ImagesDir(t), "pcapwatch.tar"), archive, map[string]func([]byte) []byte{hx + ".tar.gz": tamperLayer})
 
@@ -156,13 +156,13 @@ func TestTamperedLayerInDockerArchiveIsRefused(t *testing.T) {
 			_, err = img.RootFS(ctxT(t))
 		}
 	}
-	wantRefusal(t, err, "layer", sampleArmAppLayer, archive)
+	wantRefusal(t, err, "layer", sampleArm(t).Top(), archive)
 	if left := cacheLeftovers(t, cacheDir); len(left) > 0 {
 		t.Errorf("a refused flatten left %v in the cache", left)
 	}
 
 	// A config that is not what manifest.json names it.
-	cfgName := "sha256:e187aa56cda597adf8a109dd0139abb0c059414e4f63e38481ad779ceac65ad4" // the arm/v7 config
+	cfgName := sampleArm(t).Config
 	archiveCfg := filepath.Join(t.TempDir(), "config.tar")
 	rewriteArchive(t, filepath.Join(testenv.ImagesDir(t), "pcapwatch.tar"), archiveCfg, map[string]func([]byte) []byte{
 		cfgName: func(b []byte) []byte { return bytes.Replace(b, []byte("/opt/pcapwatch"), []byte("/opt/pcapwatcH"), 1) },
@@ -415,7 +415,7 @@ func TestCachePoisoningSequence(t *testing.T) {
 	dir := tamperedSampleLayout(t)
 	_, err := openAndFlatten(t, "oci:"+dir)
 	if err == nil {
-		t.Errorf("the tampered layout was flattened: expected a refusal naming layer %s", sampleArmAppLayer)
+		t.Errorf("the tampered layout was flattened: expected a refusal naming layer %s", sampleArm(t).Top())
 	}
 	if left := cacheLeftovers(t, cacheDir); len(left) > 0 && err != nil {
 		t.Errorf("a refused flatten left %v in the cache", left)
@@ -435,8 +435,8 @@ func TestCachePoisoningSequence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.ManifestDigest.String() != sampleArmManifest {
-		t.Fatalf("the registry's arm/v7 manifest: expected %s (the same as the tampered layout's), found %s", sampleArmManifest, img.ManifestDigest)
+	if img.ManifestDigest.String() != sampleArm(t).Manifest {
+		t.Fatalf("the registry's arm/v7 manifest: expected %s (the same as the tampered layout's), found %s", sampleArm(t).Manifest, img.ManifestDigest)
 	}
 	root, err := img.RootFS(ctxT(t))
 	if err != nil {

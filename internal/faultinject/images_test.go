@@ -19,18 +19,21 @@ import (
 	"github.com/hilproject/hil/internal/tamper"
 )
 
-// The sample's arm/v7 blobs, fixed by the reproducible image build
-// (images/debs.lock and the builder).
-const (
-	armIndex    = "sha256:48c2be47cf007a788b015054ce9c267cb3b9085735730c20cf9982195549d4fb"
-	armManifest = "sha256:b606f52ac4b4f9b528d780b75bd01da38c63c43e6b312eeb736e4b560636c04d"
-	armConfig   = "sha256:e187aa56cda597adf8a109dd0139abb0c059414e4f63e38481ad779ceac65ad4"
-	armAppLayer = "sha256:5b89b9179a7f77d167463e38455cf54f24d8edfd06274aabe236415194d2685a"
-	amdAppLayer = "sha256:479484b0d46ffe3e1cd83240b6b520b7da353249e7a39f1021e90ccc129379fa"
+// The sample's blobs, read from the built layouts when the suite starts
+// (setBlobs): any change to the sample app moves them.
+var (
+	armIndex, armManifest, armConfig, armAppLayer, amdAppLayer string
 	// old-glibc's arm/v7 runtime layer (bullseye) and the sample's (bookworm).
-	oldRuntime  = "sha256:a7ab742f891c97feda417a66df5d383fc42266bd5acbe678aa7cb373ed7bb9d0"
-	goodRuntime = "sha256:0c00bd9a304b6cd637d00345b93e19deb9993fa0105c2e1938a2beea9b5eb72b"
+	oldRuntime, goodRuntime string
 )
+
+func setBlobs(t testing.TB, images string) {
+	arm := tamper.BlobsOf(t, filepath.Join(images, "pcapwatch"), "linux/arm/v7")
+	amd := tamper.BlobsOf(t, filepath.Join(images, "pcapwatch"), "linux/amd64")
+	old := tamper.BlobsOf(t, filepath.Join(images, "old-glibc"), "linux/arm/v7")
+	armIndex, armManifest, armConfig, armAppLayer, amdAppLayer = arm.Index, arm.Manifest, arm.Config, arm.Top(), amd.Top()
+	oldRuntime, goodRuntime = old.Layers[0], arm.Layers[0]
+}
 
 // tampered is one tampered image: how to reach it, and the blob a refusal
 // must name ("layer sha256:...").

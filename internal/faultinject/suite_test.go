@@ -55,6 +55,7 @@ type suite struct {
 func TestFaultInjection(t *testing.T) {
 	testenv.RequireRoot(t)
 	s := &suite{t: t, seed: seed(t), root: testenv.RepoRoot(t), images: testenv.ImagesDir(t), tally: &tally{}, landing: map[string]int{}}
+	setBlobs(t, s.images)
 	s.rng = rand.New(rand.NewPCG(s.seed, s.seed^0x5eed))
 	s.env = []string{"DOCKER_CONFIG=" + t.TempDir()}
 	hilproc.Build(t)

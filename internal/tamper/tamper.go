@@ -318,3 +318,31 @@ func (l *Layout) marshal(v any) []byte {
 	}
 	return b
 }
+
+// Blobs names one platform's blobs in a layout, read from the layout
+// itself: tests must not pin digests that any change to the sample app
+// moves.
+type Blobs struct {
+	Index    string   // the index index.json names
+	Manifest string   // the platform's manifest
+	Config   string   // its config
+	Layers   []string // its layers, base first (the sample: runtime, then app)
+}
+
+// BlobsOf reads the blobs of the platform's image in the layout dir
+// (without copying it).
+func BlobsOf(t testing.TB, dir, platform string) Blobs {
+	t.Helper()
+	l := &Layout{t: t, Dir: dir}
+	b := Blobs{Index: l.TopIndex().Digest.String(), Manifest: l.ManifestOf(platform).Digest.String()}
+	var m v1.Manifest
+	l.readJSON(BlobPath(dir, b.Manifest), &m)
+	b.Config = m.Config.Digest.String()
+	for _, d := range m.Layers {
+		b.Layers = append(b.Layers, d.Digest.String())
+	}
+	return b
+}
+
+// Top is the last layer (the sample's app layer).
+func (b Blobs) Top() string { return b.Layers[len(b.Layers)-1] }

@@ -205,47 +205,100 @@ func (b *batch) reset() {
 // far with the error.
 func Send(ctx context.Context, l link.Link, src Source, opts ...Option) (Stats, error) {
 	cfg := newConfig(opts)
+	sp, st, err := planSend(l, src, cfg)
+	if err != nil || sp.total == 0 {
+		return st, err
+	}
+	s := &sender{ctx: ctx, link: l, src: src, cfg: cfg, plan: sp, st: st, wfd: -1}
+	if sp.timed {
+		s.gaps = newSampler(sp.total)
+	}
+	if fdw, ok := l.(link.FDWriter); ok && haveCSend {
+		// Our own descriptor: if the link is closed mid-replay (its context
+		// ended), the C loop must not write to a number that has since been
+		// reused for another file.
+		wfd, err := unix.Dup(fdw.WriteFD())
+		if err != nil {
+			return st, fmt.Errorf("replay: dup the link's socket: %w", err)
+		}
+		defer unix.Close(wfd)
+		s.wfd, s.cs = wfd, newCSender(ctx)
+		defer s.cs.close()
+	}
+
+	free, full, stopReader := startReader(src, cfg, sp)
+	stopProgress := s.startProgress()
+	sendErr := s.sendAll(free, full)
+	stopReader()
+	stopProgress()
+	if sendErr == nil && ctx.Err() == nil && s.st.Frames != sp.total {
+		sendErr = fmt.Errorf("replay %s: sent %d frames, expected %d", src.name(), s.st.Frames, sp.total)
+	}
+	return s.finish(), sendErr
+}
+
+// sendPlan is what Send settles before the first frame goes out.
+type sendPlan struct {
+	frames int // frames of one pass that fit the link
+	total  int // frames over every loop; 0: nothing to send
+	limit  int // the largest frame the link takes, Ethernet header included
+	span   time.Duration
+	timed  bool // false at top speed: no waiting, no lateness
+	at     planFunc
+}
+
+// planSend checks the options and the capture against the link and plans
+// the schedule.
+func planSend(l link.Link, src Source, cfg config) (sendPlan, Stats, error) {
 	if err := CheckLoops(cfg.loops); err != nil {
-		return Stats{}, fmt.Errorf("replay: %w", err)
+		return sendPlan{}, Stats{}, fmt.Errorf("replay: %w", err)
 	}
 	if cfg.window < 1 {
-		return Stats{}, fmt.Errorf("replay: a window of %d frames: expected at least 1", cfg.window)
+		return sendPlan{}, Stats{}, fmt.Errorf("replay: a window of %d frames: expected at least 1", cfg.window)
 	}
 	limit := l.MTU() + 14
 	sum, over, firstOver, err := src.fit(limit, cfg.oversize == FailOversize)
 	if err != nil {
-		return Stats{}, err
+		return sendPlan{}, Stats{}, err
 	}
 	st := Stats{Schedule: cfg.schedule.String(), Filtered: sum.Filtered, Loops: cfg.loops}
 	if firstOver != nil && cfg.oversize == FailOversize {
-		return st, fmt.Errorf("replay %s: record %d is %d bytes, over the link's MTU %d (%d with the Ethernet header); use the skip policy to leave such frames out", src.name(), firstOver.record, firstOver.size, l.MTU(), limit)
+		return sendPlan{}, st, fmt.Errorf("replay %s: record %d is %d bytes, over the link's MTU %d (%d with the Ethernet header); use the skip policy to leave such frames out", src.name(), firstOver.record, firstOver.size, l.MTU(), limit)
 	}
 	st.Skipped = over * cfg.loops
-	n := sum.Frames
-	if n == 0 {
-		return st, nil
+	if sum.Frames == 0 {
+		return sendPlan{}, st, nil
 	}
-	plan, err := planner(cfg.schedule, n, sum.Span)
+	at, err := planner(cfg.schedule, sum.Frames, sum.Span)
 	if err != nil {
-		return st, err
+		return sendPlan{}, st, err
 	}
-	total := n * cfg.loops
-	timed := cfg.schedule.Kind != TopSpeed
+	return sendPlan{
+		frames: sum.Frames,
+		total:  sum.Frames * cfg.loops,
+		limit:  limit,
+		span:   sum.Span,
+		timed:  cfg.schedule.Kind != TopSpeed,
+		at:     at,
+	}, st, nil
+}
 
-	// The reader fills batches from free and hands them over on full; the
-	// sender gives each back once its frames are out.
+// startReader reads the capture ahead of the sender: it fills batches from
+// free and hands them over on full; the sender gives each back once its
+// frames are out. stop ends the reader and waits for it.
+func startReader(src Source, cfg config, sp sendPlan) (free chan<- *batch, full <-chan *batch, stop func()) {
 	perBatch := max(1, cfg.window/windowBatches)
-	free := make(chan *batch, windowBatches)
-	full := make(chan *batch, windowBatches)
+	freeBatches := make(chan *batch, windowBatches)
+	fullBatches := make(chan *batch, windowBatches)
 	for range windowBatches {
-		free <- newBatch(perBatch)
+		freeBatches <- newBatch(perBatch)
 	}
 	quit := make(chan struct{})
-	var readerDone sync.WaitGroup
-	readerDone.Add(1)
+	var done sync.WaitGroup
+	done.Add(1)
 	go func() {
-		defer readerDone.Done()
-		defer close(full)
+		defer done.Done()
+		defer close(fullBatches)
 		// The reader needs a fraction of the sender's CPU (it reads
 		// frames ten times faster than they go out) but, woken when a
 		// batch comes back, it would preempt the sender on a busy host.
@@ -253,181 +306,200 @@ func Send(ctx context.Context, l link.Link, src Source, opts ...Option) (Stats, 
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		defer lowerPriority()()
-		readAhead(src, cfg.loops, n, limit, perBatch, plan, free, full, quit)
+		readAhead(src, cfg.loops, sp.frames, sp.limit, perBatch, sp.at, freeBatches, fullBatches, quit)
 	}()
-	stopReader := func() {
+	return freeBatches, fullBatches, func() {
 		close(quit)
-		readerDone.Wait()
+		done.Wait()
 	}
+}
 
-	var sent atomic.Int64 // frames out, Go path; C path: sentBefore + cs.sent()
-	var sentBefore atomic.Int64
-	sentNow := func() int { return int(sent.Load()) }
-	fdw, useC := l.(link.FDWriter)
-	useC = useC && haveCSend
-	var cs *cSender
-	wfd := -1
-	if useC {
-		// Our own descriptor: if the link is closed mid-replay (its context
-		// ended), the C loop must not write to a number that has since been
-		// reused for another file.
-		if wfd, err = unix.Dup(fdw.WriteFD()); err != nil {
-			stopReader()
-			return st, fmt.Errorf("replay: dup the link's socket: %w", err)
-		}
-		defer unix.Close(wfd)
-		cs = newCSender(ctx)
-		defer cs.close()
-		sentNow = func() int { return int(sentBefore.Load() + cs.sent()) }
+// sender sends the batches and books every frame's release time. With a C
+// sender (cs, on an FDWriter link) a whole batch goes out in one call;
+// otherwise frame by frame through the link.
+type sender struct {
+	ctx  context.Context
+	link link.Link
+	src  Source
+	cfg  config
+	plan sendPlan
+
+	cs  *cSender
+	wfd int
+
+	st   Stats
+	gaps *sampler
+	// sent is the frames out before the current C batch (all of them on
+	// the Go path), for the progress callback.
+	sent atomic.Int64
+
+	t0                                int64 // when the schedule starts
+	i                                 int   // frames booked
+	prevSent, prevPlan, firstAt, last int64
+}
+
+// startProgress calls the progress callback on every tick and once at the
+// end; the returned stop makes that last call and waits for it.
+func (s *sender) startProgress() (stop func()) {
+	if s.cfg.progress == nil {
+		return func() {}
+	}
+	planned := time.Duration(0)
+	if s.plan.timed {
+		planned = time.Duration(s.plan.at(s.cfg.loops-1, s.plan.frames-1, s.plan.span))
 	}
 	done := make(chan struct{})
-	progressDone := make(chan struct{})
-	if cfg.progress != nil {
-		planned := time.Duration(0)
-		if timed {
-			planned = time.Duration(plan(cfg.loops-1, n-1, sum.Span))
-		}
-		go func() {
-			defer close(progressDone)
-			t := time.NewTicker(cfg.progressEvery)
-			defer t.Stop()
-			startWall := time.Now()
-			for {
-				select {
-				case <-done:
-					cfg.progress(Progress{Sent: st.Frames, Total: total, Elapsed: time.Since(startWall), Planned: planned})
-					return
-				case <-t.C:
-					cfg.progress(Progress{Sent: sentNow(), Total: total, Elapsed: time.Since(startWall), Planned: planned})
-				}
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(s.cfg.progressEvery)
+		defer t.Stop()
+		startWall := time.Now()
+		for {
+			select {
+			case <-done:
+				// sendAll has returned: st is final and ours to read.
+				s.cfg.progress(Progress{Sent: s.st.Frames, Total: s.plan.total, Elapsed: time.Since(startWall), Planned: planned})
+				return
+			case <-t.C:
+				s.cfg.progress(Progress{Sent: s.sentNow(), Total: s.plan.total, Elapsed: time.Since(startWall), Planned: planned})
 			}
-		}()
-	} else {
-		close(progressDone)
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
 	}
+}
 
-	var gaps *sampler
-	if timed {
-		gaps = newSampler(total)
+// sentNow is the frames out so far; the C loop counts its own within a
+// batch.
+func (s *sender) sentNow() int {
+	if s.cs != nil {
+		return int(s.sent.Load() + s.cs.sent())
 	}
-	var sendErr error
+	return int(s.sent.Load())
+}
 
+// sendAll sends every batch from full, on a thread set up for precise
+// wake-ups, gives each batch back to free, and returns the first error.
+func (s *sender) sendAll(free chan<- *batch, full <-chan *batch) error {
 	// A locked thread with a 1 ns timer slack makes clock_nanosleep wake
 	// within microseconds instead of the default 50 µs slack; real-time
 	// priority (when allowed) keeps a busy host from delaying the wake-up.
 	runtime.LockOSThread()
-	restoreSlack := fineTimerSlack()
-	restorePrio := func() {}
-	if timed && cfg.realtime {
-		restorePrio = realtime()
+	defer runtime.UnlockOSThread()
+	defer fineTimerSlack()()
+	if s.plan.timed && s.cfg.realtime {
+		defer realtime()()
 	}
 	// The schedule starts when the first batch is ready, not before: the
 	// reader may take a while to open the file on a busy host, and that
 	// wait must not make every frame late.
 	first, ok := <-full
-	t0 := monotonic() + int64(50*time.Microsecond) // a little lead for the first frame
-	var prevSent, prevPlan, firstAt, last int64
-	i := 0
-	// record books the next frame (planned at offset p, size bytes) as
-	// released at time at.
-	record := func(at, p int64, size int) {
-		if timed {
-			late := at - (t0 + p)
-			if time.Duration(late) > st.MaxLate {
-				st.MaxLate = time.Duration(late)
-			}
-			if i > 0 {
-				gaps.add(abs((at - prevSent) - (p - prevPlan)))
-			}
-			prevSent, prevPlan = at, p
-			st.Drift = time.Duration(late)
-		}
-		if i == 0 {
-			firstAt = at
-		}
-		last = at
-		st.Frames++
-		st.Bytes += int64(size)
-		i++
-	}
-	writeErr := func(b *batch, j int, err error) error {
-		return fmt.Errorf("replay %s: frame %d (record %d, loop %d): write to the link: %w", src.name(), i+1, b.records[j], b.loop, err)
-	}
-batches:
+	s.t0 = monotonic() + int64(50*time.Microsecond) // a little lead for the first frame
 	for b := first; ok; b, ok = <-full {
 		if b.err != nil {
-			sendErr = b.err
-			break
+			return b.err
 		}
-		if useC {
-			for j := range b.len() {
-				b.targets[j] = 0
-				if timed {
-					b.targets[j] = t0 + b.plans[j]
-				}
-			}
-			k, err := cs.send(wfd, b.buf, b.offs, b.targets[:b.len()], b.sentAt, int64(cfg.spin))
-			for j := 0; j < k; j++ {
-				record(b.sentAt[j], b.plans[j], int(b.offs[j+1]-b.offs[j]))
-			}
-			sentBefore.Add(int64(k))
-			if err != nil {
-				if ctx.Err() != nil {
-					sendErr = ctx.Err()
-				} else {
-					sendErr = writeErr(b, k, err)
-				}
-				break
-			}
+		var err error
+		if s.cs != nil {
+			err = s.sendBatchC(b)
 		} else {
-			for j := range b.len() {
-				if i&63 == 0 {
-					select {
-					case <-ctx.Done():
-						sendErr = ctx.Err()
-						break batches
-					default:
-					}
-				}
-				p := b.plans[j]
-				if timed {
-					if err := waitUntil(ctx, t0+p, int64(cfg.spin)); err != nil {
-						sendErr = err
-						break batches
-					}
-				}
-				at := monotonic()
-				f := b.frame(j)
-				if err := l.WriteFrame(f); err != nil {
-					sendErr = fmt.Errorf("replay %s: frame %d (record %d, loop %d): %w", src.name(), i+1, b.records[j], b.loop, err)
-					break batches
-				}
-				record(at, p, len(f))
-				sent.Store(int64(st.Frames))
-			}
+			err = s.sendBatch(b)
+		}
+		if err != nil {
+			return err
 		}
 		b.reset()
 		free <- b // never blocks: at most windowBatches exist
 	}
-	restorePrio()
-	restoreSlack()
-	runtime.UnlockOSThread()
-	stopReader()
-	close(done)
-	<-progressDone
-	if sendErr == nil && ctx.Err() == nil && st.Frames != total {
-		sendErr = fmt.Errorf("replay %s: sent %d frames, expected %d", src.name(), st.Frames, total)
-	}
+	return nil
+}
 
-	st.Duration = time.Duration(last - firstAt)
+// sendBatchC hands a whole batch to the C loop, which waits for each
+// frame's time and writes it to the link's socket.
+func (s *sender) sendBatchC(b *batch) error {
+	for j := range b.len() {
+		b.targets[j] = 0
+		if s.plan.timed {
+			b.targets[j] = s.t0 + b.plans[j]
+		}
+	}
+	k, err := s.cs.send(s.wfd, b.buf, b.offs, b.targets[:b.len()], b.sentAt, int64(s.cfg.spin))
+	for j := 0; j < k; j++ {
+		s.record(b.sentAt[j], b.plans[j], int(b.offs[j+1]-b.offs[j]))
+	}
+	s.sent.Add(int64(k))
+	if err != nil {
+		if s.ctx.Err() != nil {
+			return s.ctx.Err()
+		}
+		return fmt.Errorf("replay %s: frame %d (record %d, loop %d): write to the link: %w", s.src.name(), s.i+1, b.records[k], b.loop, err)
+	}
+	return nil
+}
+
+// sendBatch writes a batch frame by frame through the link.
+func (s *sender) sendBatch(b *batch) error {
+	for j := range b.len() {
+		if s.i&63 == 0 {
+			if err := s.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		p := b.plans[j]
+		if s.plan.timed {
+			if err := waitUntil(s.ctx, s.t0+p, int64(s.cfg.spin)); err != nil {
+				return err
+			}
+		}
+		at := monotonic()
+		f := b.frame(j)
+		if err := s.link.WriteFrame(f); err != nil {
+			return fmt.Errorf("replay %s: frame %d (record %d, loop %d): %w", s.src.name(), s.i+1, b.records[j], b.loop, err)
+		}
+		s.record(at, p, len(f))
+		s.sent.Store(int64(s.st.Frames))
+	}
+	return nil
+}
+
+// record books the next frame (planned at offset p, size bytes) as
+// released at time at.
+func (s *sender) record(at, p int64, size int) {
+	if s.plan.timed {
+		late := at - (s.t0 + p)
+		if time.Duration(late) > s.st.MaxLate {
+			s.st.MaxLate = time.Duration(late)
+		}
+		if s.i > 0 {
+			s.gaps.add(abs((at - s.prevSent) - (p - s.prevPlan)))
+		}
+		s.prevSent, s.prevPlan = at, p
+		s.st.Drift = time.Duration(late)
+	}
+	if s.i == 0 {
+		s.firstAt = at
+	}
+	s.last = at
+	s.st.Frames++
+	s.st.Bytes += int64(size)
+	s.i++
+}
+
+// finish derives the rates and the gap quantiles from what was booked.
+func (s *sender) finish() Stats {
+	st := s.st
+	st.Duration = time.Duration(s.last - s.firstAt)
 	if st.Frames > 1 && st.Duration > 0 {
 		st.PPS = float64(st.Frames) / st.Duration.Seconds()
 		st.Mbps = float64(st.Bytes) * 8 / st.Duration.Seconds() / 1e6
 	}
-	if timed {
-		st.GapErrP50, st.GapErrP99, st.GapErrMax = gaps.quantile(0.5), gaps.quantile(0.99), gaps.max
+	if s.plan.timed {
+		st.GapErrP50, st.GapErrP99, st.GapErrMax = s.gaps.quantile(0.5), s.gaps.quantile(0.99), s.gaps.max
 	}
-	return st, sendErr
+	return st
 }
 
 // readAhead reads loops passes of src into batches of at most perBatch

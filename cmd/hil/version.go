@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"sync"
 
 	"github.com/spf13/cobra"
 )
@@ -22,7 +23,8 @@ var version = ""
 // commit is set by make (-ldflags "-X main.commit=<12 hex>[.dirty]").
 var commit = ""
 
-var commitRE = regexp.MustCompile(`^[0-9a-f]{7,40}(\.dirty)?$`)
+// Compiled on first use, not at package init, which every hil process pays for.
+var commitRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{7,40}(\.dirty)?$`) })
 
 // hilVersion is semver with the commit as build metadata: the stamped
 // commit, else the one the Go toolchain recorded (go build with VCS
@@ -36,7 +38,7 @@ func hilVersion() string {
 	if c == "" {
 		c = vcsCommit()
 	}
-	if !commitRE.MatchString(c) {
+	if !commitRE().MatchString(c) {
 		return v + "+unknown"
 	}
 	return v + "+g" + c

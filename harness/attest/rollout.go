@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -148,7 +149,9 @@ func ParseRollout(st *intoto.Statement) (*RolloutEvent, error) {
 // attestedTag matches the tags hil's attestations live at: cosign's
 // sha256-<hex>.att, and the referrers tag schema's sha256-<hex> for
 // registries without the referrers API.
-var attestedTag = regexp.MustCompile(`^sha256-([0-9a-f]{64})(\.att)?$`)
+//
+// Compiled on first use, not at package init, which every hil process pays for.
+var attestedTag = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^sha256-([0-9a-f]{64})(\.att)?$`) })
 
 // Attested lists the digests of repo that carry attestations, found by the
 // tags they are stored at (Store writes cosign's .att tag for every one,
@@ -163,7 +166,7 @@ func Attested(ctx context.Context, reg *promote.Registry, repo name.Repository) 
 	seen := map[string]bool{}
 	var out []name.Digest
 	for _, t := range tags {
-		m := attestedTag.FindStringSubmatch(t)
+		m := attestedTag().FindStringSubmatch(t)
 		if m == nil || seen[m[1]] {
 			continue
 		}

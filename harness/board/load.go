@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/containerd/platforms"
 	"gopkg.in/yaml.v3"
@@ -165,10 +166,11 @@ func ParseProfiles(file string, data []byte) ([]*Profile, error) {
 	return out, nil
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+// Compiled on first use, not at package init, which every hil process pays for.
+var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): `) })
 
 func yamlErrLine(err error) int {
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+	if m := yamlLine().FindStringSubmatch(err.Error()); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		return n
 	}
@@ -176,7 +178,7 @@ func yamlErrLine(err error) int {
 }
 
 func yamlErrMsg(err error) string {
-	return strings.TrimPrefix(yamlLine.ReplaceAllString(err.Error(), ""), "yaml: ")
+	return strings.TrimPrefix(yamlLine().ReplaceAllString(err.Error(), ""), "yaml: ")
 }
 
 type profileParser struct {
@@ -248,14 +250,14 @@ func (p *profileParser) boolean(n *yaml.Node, what string, dst *bool) {
 	*dst = b
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.+_-]*$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9.+_-]*$`) })
 
-var aarch64RE = regexp.MustCompile(`^v[89]\.\d$`)
+var aarch64RE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^v[89]\.\d$`) })
 
-var memoryRE = regexp.MustCompile(`^(\d+)\s*(MiB|GiB|M|G|MB|GB)?$`)
+var memoryRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\d+)\s*(MiB|GiB|M|G|MB|GB)?$`) })
 
 func (p *profileParser) memory(n *yaml.Node, dst *int) {
-	m := memoryRE.FindStringSubmatch(strings.TrimSpace(n.Value))
+	m := memoryRE().FindStringSubmatch(strings.TrimSpace(n.Value))
 	if n.Kind != yaml.ScalarNode || m == nil {
 		p.errorf(n, "memory: expected a size such as 512MiB or 1GiB, not %q", n.Value)
 		return
@@ -288,7 +290,7 @@ func (p *profileParser) profile(n *yaml.Node) *Profile {
 			for _, a := range v.Content {
 				var s string
 				p.str(a, "aliases", &s)
-				if s != "" && !nameRE.MatchString(s) {
+				if s != "" && !nameRE().MatchString(s) {
 					p.errorf(a, "alias %q: use lower-case letters, digits and . + _ - only", s)
 				}
 				prof.Aliases = append(prof.Aliases, s)
@@ -309,7 +311,7 @@ func (p *profileParser) profile(n *yaml.Node) *Profile {
 	switch {
 	case prof.Name == "":
 		p.errorf(n, "%s has no name", what)
-	case !nameRE.MatchString(prof.Name):
+	case !nameRE().MatchString(prof.Name):
 		p.errorf(n, "board name %q: use lower-case letters, digits and . + _ - only (no / or ,)", prof.Name)
 	}
 	what = fmt.Sprintf("board %q", prof.Name)
@@ -365,7 +367,7 @@ func (p *profileParser) profile(n *yaml.Node) *Profile {
 			"idiv": func(v *yaml.Node) { p.boolean(v, "isa.idiv", &prof.ISA.IDiv) },
 			"aarch64": func(v *yaml.Node) {
 				p.str(v, "isa.aarch64", &prof.ISA.AArch64)
-				if !aarch64RE.MatchString(prof.ISA.AArch64) {
+				if !aarch64RE().MatchString(prof.ISA.AArch64) {
 					p.errorf(v, "isa.aarch64: expected an AArch64 version such as v8.0 or v8.2, not %q", prof.ISA.AArch64)
 				}
 			},

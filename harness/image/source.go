@@ -308,7 +308,8 @@ func archiveOrigin(path string, d tarball.Descriptor) (origin, error) {
 	return src, nil
 }
 
-var hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
+// Compiled on first use, not at package init, which every hil process pays for.
+var hexDigest = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{64}$`) })
 
 // nameDigest is the sha256 digest an archive entry's name gives, or zero.
 func nameDigest(name string) v1.Hash {
@@ -317,7 +318,7 @@ func nameDigest(name string) v1.Hash {
 	for _, ext := range []string{".json", ".tar.gz"} {
 		n = strings.TrimSuffix(n, ext)
 	}
-	if !hexDigest.MatchString(n) {
+	if !hexDigest().MatchString(n) {
 		return v1.Hash{}
 	}
 	return v1.Hash{Algorithm: "sha256", Hex: n}

@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -228,7 +229,9 @@ func (g plainHTTPGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // manifestPath is a manifest request: /v2/NAME/manifests/TAG-OR-DIGEST.
-var manifestPath = regexp.MustCompile(`^/v2/(.+)/manifests/([^/]+)$`)
+//
+// Compiled on first use, not at package init, which every hil process pays for.
+var manifestPath = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/v2/(.+)/manifests/([^/]+)$`) })
 
 // checkClaimedDigest makes the body of a manifest fetched by tag fail at
 // its end when its bytes do not hash to the digest the registry names them
@@ -239,7 +242,7 @@ var manifestPath = regexp.MustCompile(`^/v2/(.+)/manifests/([^/]+)$`)
 // hash found no such manifest. Schema 1 manifests are left alone: their
 // digest leaves out the signature.
 func checkClaimedDigest(req *http.Request, resp *http.Response) {
-	m := manifestPath.FindStringSubmatch(req.URL.Path)
+	m := manifestPath().FindStringSubmatch(req.URL.Path)
 	claimed, err := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
 	mt := types.MediaType(strings.TrimSpace(strings.Split(resp.Header.Get("Content-Type"), ";")[0]))
 	if m == nil || strings.Contains(m[2], ":") || err != nil || claimed.Algorithm != "sha256" || mt == types.DockerManifestSchema1Signed || mt == types.DockerManifestSchema1 {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -62,9 +63,11 @@ const fastestFrame = 100 * time.Nanosecond
 
 // A schedule's number is written in plain decimal: no signs, exponents,
 // hex, underscores, Inf or NaN, which strconv.ParseFloat would all take.
+//
+// Compiled on first use, not at package init, which every hil process pays for.
 var (
-	factorRe = regexp.MustCompile(`^x([0-9]+(?:\.[0-9]+)?)$`)
-	rateRe   = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)pps$`)
+	factorRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^x([0-9]+(?:\.[0-9]+)?)$`) })
+	rateRe   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)pps$`) })
 )
 
 // ParseSchedule reads a schedule, the one syntax of `hil replay --speed`
@@ -79,14 +82,14 @@ func ParseSchedule(s string) (Schedule, error) {
 	case "top", "topspeed":
 		return Schedule{Kind: TopSpeed}, nil
 	}
-	if m := factorRe.FindStringSubmatch(s); m != nil {
+	if m := factorRe().FindStringSubmatch(s); m != nil {
 		f, err := strconv.ParseFloat(m[1], 64)
 		if err != nil || f < MinFactor || f > MaxFactor {
 			return Schedule{}, fmt.Errorf("schedule %q: the multiplier must be between x%s and x%s (top for as fast as the link goes)", s, num(MinFactor), num(MaxFactor))
 		}
 		return Schedule{Kind: Multiplied, Factor: f}, nil
 	}
-	if m := rateRe.FindStringSubmatch(s); m != nil {
+	if m := rateRe().FindStringSubmatch(s); m != nil {
 		f, err := strconv.ParseFloat(m[1], 64)
 		if err != nil || f < MinRate || f > MaxRate {
 			return Schedule{}, fmt.Errorf("schedule %q: the rate must be between %spps and %spps (top for as fast as the link goes)", s, num(MinRate), num(MaxRate))

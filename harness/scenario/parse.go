@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -201,12 +202,13 @@ func Parse(file string, data []byte, opts ...ParseOption) (*Scenario, error) {
 	return sc, nil
 }
 
-var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+// Compiled on first use, not at package init, which every hil process pays for.
+var yamlLineRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
 
 // yamlError turns a syntax error of yaml.v3 into file:line form.
 func (p *parser) yamlError(err error) error {
 	msg := err.Error()
-	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+	if m := yamlLineRe().FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		hint := ""
 		if strings.Contains(m[2], "block") || strings.Contains(m[2], "did not find expected") {

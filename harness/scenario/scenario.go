@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -290,11 +291,14 @@ func (c CountExpr) cannotRecover(v float64) bool {
 	return false
 }
 
-var countRe = regexp.MustCompile(`^\s*(==|!=|>=|<=|>|<)?\s*(-?[0-9]+(?:\.[0-9]+)?)\s*$`)
+// Compiled on first use, not at package init, which every hil process pays for.
+var countRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s*(==|!=|>=|<=|>|<)?\s*(-?[0-9]+(?:\.[0-9]+)?)\s*$`)
+})
 
 // ParseCount reads "== 24", ">= 1", "<3" or a bare number (meaning ==).
 func ParseCount(s string) (CountExpr, error) {
-	m := countRe.FindStringSubmatch(s)
+	m := countRe().FindStringSubmatch(s)
 	if m == nil {
 		return CountExpr{}, fmt.Errorf("count %q: want an operator (==, !=, >=, <=, >, <) and a number, like \"== 24\" or \">= 1\"", s)
 	}

@@ -140,7 +140,8 @@ func engineArch(m string) string {
 	return m
 }
 
-var nameChars = regexp.MustCompile(`[^a-z0-9._-]+`)
+// Compiled on first use, not at package init, which every hil process pays for.
+var nameChars = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^a-z0-9._-]+`) })
 
 // localTag is the tag hil loads img under: hil.local/<name>:<12 hex of the
 // platform manifest digest>.
@@ -157,7 +158,7 @@ func localTag(img *image.Image) string {
 		base = base[:i]
 	}
 	base = strings.TrimSuffix(strings.TrimSuffix(base, ".tar"), ".oci")
-	base = strings.Trim(nameChars.ReplaceAllString(strings.ToLower(base), "-"), "-._")
+	base = strings.Trim(nameChars().ReplaceAllString(strings.ToLower(base), "-"), "-._")
 	if base == "" {
 		base = "image"
 	}
@@ -240,7 +241,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if iface == "" {
 		iface = "eth0"
 	}
-	if !ifaceName.MatchString(iface) {
+	if !ifaceName().MatchString(iface) {
 		return nil, fmt.Errorf("container target: interface name %q: expected 1-15 of [A-Za-z0-9_.-]", iface)
 	}
 
@@ -333,7 +334,7 @@ const (
 	ifaceWaitLoops = 5000
 )
 
-var ifaceName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+var ifaceName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`) })
 
 // waitFor is the entrypoint prefix that waits until iface exists in the
 // container's namespace, then execs the rest of the command line.

@@ -214,6 +214,12 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err != nil {
 		return nil, target.Infra(fmt.Errorf("container target: %w", err))
 	}
+	if cfg.Board != nil {
+		if em, err = em.WithBoard(img.Platform, cfg.Board); err != nil {
+			return nil, &target.UnsupportedError{Target: "container", What: "the " + img.Platform.String() + " image on " + cfg.Board.String(), Reason: err.Error()}
+		}
+	}
+	em.Describe(d.status.Set)
 	d.status.ProbeEmulator(ctx, em, "native", "bind-mounted qemu-user entrypoint wrapper")
 	if _, err := os.Stat(t.cfg.busybox); err != nil {
 		return nil, target.Infra(fmt.Errorf("container target: the interface wait needs a static busybox at %s (Debian package busybox-static): %w", t.cfg.busybox, err))
@@ -261,7 +267,10 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		if err != nil {
 			return nil, err
 		}
-		entrypoint = append([]string{qemu}, eargs...)
+		// The board's CPU model as an option of the wrapper rather than
+		// QEMU_CPU in the environment: the app's environment stays the
+		// image's.
+		entrypoint = append(append([]string{qemu}, em.Args()...), eargs...)
 		cmd = []string{}
 	}
 	entrypoint = append(waitFor(iface), entrypoint...)

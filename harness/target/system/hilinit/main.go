@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,10 @@ type config struct {
 	Iface    string   `json:"iface"`
 	Hostname string   `json:"hostname"`
 	Modules  []string `json:"modules"` // load order, paths inside the rootfs
+	// Personality "linux32" starts the app under PER_LINUX32: 32-bit
+	// userland on a 64-bit kernel as a 32-bit Raspberry Pi OS runs it
+	// (uname -m says armv8l, not aarch64).
+	Personality string `json:"personality,omitempty"`
 }
 
 var (
@@ -384,7 +389,7 @@ func run(cfg config) {
 			report(kind, sc.Text())
 		}
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startApp(cmd, cfg.Personality); err != nil {
 		// The kernel's own words (e.g. ENOENT when the ELF interpreter is
 		// missing), as a shell would print them.
 		exitWith(127, fmt.Sprintf("exec %s: %v", argv0, err))
@@ -405,6 +410,27 @@ func run(cfg config) {
 		report("exit", strconv.Itoa(st.ExitCode()))
 	}
 	finish()
+}
+
+// perLinux32 is PER_LINUX32 from <linux/personality.h>.
+const perLinux32 = 0x0008
+
+// startApp starts cmd, under the personality asked for. A personality
+// belongs to the thread that sets it and is inherited by what it forks,
+// so the thread is locked while it sets it and forks.
+func startApp(cmd *exec.Cmd, personality string) error {
+	if personality == "" {
+		return cmd.Start()
+	}
+	if personality != "linux32" {
+		return fmt.Errorf("unknown personality %q (want linux32)", personality)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PERSONALITY, perLinux32, 0, 0); e != 0 {
+		return fmt.Errorf("personality(PER_LINUX32): %w", e)
+	}
+	return cmd.Start()
 }
 
 func exitWith(code int, msg string) {

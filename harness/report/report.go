@@ -75,7 +75,7 @@ func WithMeta(k, v string) Option {
 }
 
 // New builds a report from results, sorted by image (in order of first
-// appearance), scenario, target, platform.
+// appearance), scenario, target, board, platform.
 func New(results []scenario.Result, opts ...Option) *Report {
 	rs := append([]scenario.Result(nil), results...)
 	// Images keep the order they first appear in (the image under test
@@ -96,6 +96,9 @@ func New(results []scenario.Result, opts ...Option) *Report {
 		}
 		if a.Target != b.Target {
 			return a.Target < b.Target
+		}
+		if a.Board != b.Board {
+			return a.Board < b.Board
 		}
 		return a.Platform < b.Platform
 	})
@@ -119,6 +122,17 @@ func New(results []scenario.Result, opts ...Option) *Report {
 		o(r)
 	}
 	return r
+}
+
+// HasBoards reports whether any case ran as a board: the tables then
+// have a board column.
+func (r *Report) HasBoards() bool {
+	for _, res := range r.Results {
+		if res.Board != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // MultiImage reports whether the results come from more than one image

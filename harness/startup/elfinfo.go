@@ -611,11 +611,13 @@ func (in *elfInfo) dynsymTable(bo binary.ByteOrder) (syms []byte, n, syment uint
 // runtimeDispatch says whether the object picks instructions at run time
 // by the CPU it finds: it imports getauxval (how libraries read AT_HWCAP,
 // e.g. libgcrypt, OpenSSL), defines GNU indirect functions (glibc's
-// memcpy variants), or names /proc/self/auxv, the file libraries built
-// without getauxval read AT_HWCAP from (Debian bullseye's armhf
-// libgcrypt 1.8, whose attributes say ARMv8-A). It returns the evidence,
-// or "".
-func (in *elfInfo) runtimeDispatch() (evidence string, err error) {
+// memcpy variants), or, for a library, names /proc/self/auxv, the file
+// libraries built without getauxval read AT_HWCAP from (Debian bullseye's
+// armhf libgcrypt 1.8, whose attributes say ARMv8-A). Not for a program:
+// every Go program names that file (its runtime reads the auxiliary vector
+// there when it must), which says nothing about its own code. It returns
+// the evidence, or "".
+func (in *elfInfo) runtimeDispatch(library bool) (evidence string, err error) {
 	if !in.hasSymtab {
 		return "", nil
 	}
@@ -663,6 +665,9 @@ func (in *elfInfo) runtimeDispatch() (evidence string, err error) {
 	}
 	if ifuncs > 0 {
 		return fmt.Sprintf("it picks code by the CPU at run time (%d GNU indirect functions)", ifuncs), nil
+	}
+	if !library {
+		return "", nil
 	}
 	if found, err := fileContains(in.r, in.size, auxvPath); err != nil {
 		return "", err

@@ -138,7 +138,7 @@ type Decision struct {
 	// Boards says, with WithBoards, what each board pulls ("pi0w pulls
 	// linux/arm/v5"), or that it pulls nothing.
 	Boards []string `json:"boards,omitempty"`
-	Tag       string    `json:"tag"`
+	Tag    string   `json:"tag"`
 	// OldDigest is the tag's digest before the gate ran ("" when the tag did
 	// not exist); NewDigest after (equal to OldDigest when refused).
 	OldDigest   string `json:"oldDigest"`

@@ -147,8 +147,12 @@ type Config struct {
 	// Boards, when set, are the boards every scenario runs as (a scenario
 	// with boards: runs as those of them it lists): each board's case runs
 	// the manifest its engine pulls, held to its instruction set, on the
-	// targets' model of the board.
+	// targets' model of the board. Planning what each board pulls opens
+	// the image (LoadSuite).
 	Boards []board.Board
+	// BoardCatalog resolves the scenarios' boards: names (default: the
+	// built-in profiles; a catalog with a profile file's boards).
+	BoardCatalog *board.Catalog
 	// Retries of infra errors per case (default 1).
 	Retries *int
 	// Progress, when set, receives every case and step event.
@@ -202,6 +206,11 @@ func newRunner(ctx context.Context, cfg Config, ts []target.Target) (*scenario.R
 	if err != nil {
 		return nil, nil, err
 	}
+	return newRunnerFor(cfg, ts, img), img, nil
+}
+
+// newRunnerFor makes the runner for an image already open.
+func newRunnerFor(cfg Config, ts []target.Target, img *Image) *scenario.Runner {
 	opts := []scenario.Option{scenario.WithStaticCheck(StaticCheck()), scenario.WithReplayer(Replayer())}
 	for _, t := range ts {
 		opts = append(opts, scenario.WithTarget(t))
@@ -218,7 +227,7 @@ func newRunner(ctx context.Context, cfg Config, ts []target.Target) (*scenario.R
 	if cfg.Progress != nil {
 		opts = append(opts, scenario.WithProgress(cfg.Progress))
 	}
-	return scenario.NewRunner(img, opts...), img, nil
+	return scenario.NewRunner(img, opts...)
 }
 
 // RunScenarios loads the scenarios, opens the image and runs every case

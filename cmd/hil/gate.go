@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hilproject/hil/harness/attest"
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/promote/scenariogate"
 	"github.com/hilproject/hil/harness/promote/staticgate"
@@ -54,6 +55,14 @@ type gateFlags struct {
 	canaryBoards  string
 	canaryWindow  time.Duration
 	canaryRollout time.Duration
+	// Board profiles every case runs as and that must each pass (--board,
+	// --fleet), resolved with --board-profiles; not the device boards of
+	// --device or --canary-boards.
+	boardNames    []string
+	fleet         string
+	boardProfiles string
+	fleetBoards   []board.Board
+	catalog       *board.Catalog
 	// progress receives one line per finished case (stderr).
 	progress io.Writer
 }
@@ -109,7 +118,22 @@ window stops there: --promote is untouched, TAG goes back to what it
 pointed at before, the failure is recorded on the digest (so no rollback
 ever returns to it) and the report names each board and what it showed
 (exit 1). A canary board that does not answer is an infra-error (exit 2):
-checked before anything is tested, and --promote is never moved.`,
+checked before anything is tested, and --promote is never moved.
+
+Boards. --board pi0w,pi3b+ (also --boards), or --fleet FILE listing the
+boards a fleet has (boards: [pi0w, pi3b+, pi4/64]), makes the boards the
+requirement instead of --platforms: each board's engine must find a
+manifest in the candidate (containerd's matcher; a single-manifest image
+is pulled whatever it is), that manifest is what is tested for the board,
+held to the board's instruction set, on the target's model of the board,
+and the gate promotes only when every board passed. The refusal names the
+board: "static-check [static pi0w linux/arm/v7]: fail: libc.so.6 needs
+ARMv7 ...", "board pi0w pulls nothing from ...". With --target static
+each board's pull gets the static check alone, which any board can; QEMU
+cannot model a Pi Zero or Pi 1 on the system target (unsupported: gate
+those with --target static or user). The attestation names every test
+scenario/target/board/platform (pi4/64 is written pi4-64) and lists the
+board profiles by digest.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runGate(cmd, f) },
 	}
@@ -117,7 +141,11 @@ checked before anything is tested, and --promote is never moved.`,
 	fl.StringVar(&f.image, "image", "", "candidate image in a registry: host/repo:tag or host/repo@sha256:... (required)")
 	fl.StringVar(&f.scenarios, "scenarios", "scenarios", "directory of scenario YAML files")
 	fl.StringVar(&f.tag, "promote", "", "tag to move to the tested digest: a tag name (latest) or host/repo:tag (required)")
-	fl.StringVar(&f.platforms, "platforms", promote.DefaultPlatform.String(), "comma-separated platforms that must be present and pass")
+	fl.StringVar(&f.platforms, "platforms", promote.DefaultPlatform.String(), "comma-separated platforms that must be present and pass (not with --board)")
+	fl.SetNormalizeFunc(boardsFlagNormalize)
+	fl.StringSliceVar(&f.boardNames, "board", nil, "boards that must each pass, e.g. pi0w,pi3b+ (also --boards; see hil boards): each tests the manifest its engine pulls")
+	fl.StringVar(&f.fleet, "fleet", "", "a YAML file listing the boards a fleet has (boards: [pi0w, pi3b+]); like --board")
+	fl.StringVar(&f.boardProfiles, "board-profiles", "", "a YAML file of board profiles to add to the table")
 	fl.StringVar(&f.target, "target", "system", "target to run the scenarios on: system, user, container, device, or static (the static startup check only)")
 	fl.StringVar(&f.device, "device", "", "board to use with --target device (its name in --devices)")
 	fl.StringVar(&f.devices, "devices", "devices.yaml", "board inventory for --target device and --canary-boards")
@@ -143,6 +171,9 @@ checked before anything is tested, and --promote is never moved.`,
 func runGate(cmd *cobra.Command, f *gateFlags) error {
 	platforms, err := promote.ParsePlatforms(f.platforms)
 	if err != nil {
+		return &exitError{2, err}
+	}
+	if err := gateBoards(f, cmd.Flags().Changed("platforms")); err != nil {
 		return &exitError{2, err}
 	}
 	if f.retries < 0 {
@@ -200,6 +231,7 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 	opts := []promote.Option{
 		promote.WithRegistry(reg),
 		promote.WithPlatforms(platforms...),
+		promote.WithBoards(f.fleetBoards...),
 		// The runner retries each case's infra errors itself; the gate
 		// re-runs the whole test only for the static check.
 		promote.WithRetries(gateRetries(f)),
@@ -273,6 +305,9 @@ func printDecision(w io.Writer, d *promote.Decision, reportDir string, gerr erro
 	if len(d.Platforms) > 0 {
 		fmt.Fprintf(tw, "  platforms\t%s\n", strings.Join(d.Platforms, ", "))
 	}
+	if len(d.Boards) > 0 {
+		fmt.Fprintf(tw, "  boards\t%s\n", strings.Join(d.Boards, ", "))
+	}
 	if n := len(d.Result.Outcomes); n > 0 {
 		counts := map[promote.Verdict]int{}
 		for _, o := range d.Result.Outcomes {
@@ -320,7 +355,7 @@ func printDecision(w io.Writer, d *promote.Decision, reportDir string, gerr erro
 			if _, ok := cases[k]; !ok {
 				order = append(order, k)
 			}
-			cases[k] = append(cases[k], fmt.Sprintf("%s [%s %s]", o.Scenario, o.Target, o.Platform))
+			cases[k] = append(cases[k], fmt.Sprintf("%s [%s]", o.Scenario, o.Where()))
 		}
 		for _, k := range order {
 			fmt.Fprintf(w, "    - %s: %s: %s\n", strings.Join(cases[k], ", "), k.verdict, indent(k.reason, "      "))
@@ -415,6 +450,7 @@ func gateConfig(f *gateFlags) scenariogate.Config {
 		Scenarios: f.scenarios, Target: f.target, Devices: f.devices, Device: f.device,
 		Retries: f.retries, ReportDir: f.report, Progress: gateProgress(f),
 		Shard: f.shard, Timings: f.timings, Version: hilVersion(), Tag: f.tag,
+		Boards: f.fleetBoards, Catalog: f.catalog,
 	}
 	if w := f.progress; w != nil {
 		cfg.Logf = func(format string, args ...any) { fmt.Fprintf(w, "hil gate: "+format+"\n", args...) }
@@ -439,12 +475,54 @@ func gateProgress(f *gateFlags) func(scenario.Event) {
 		if ev.Kind == scenario.CaseRetrying {
 			what = "retrying after " + what
 		}
-		line := fmt.Sprintf("hil gate: %-16s %-9s %-13s %s (%s)", ev.Scenario, ev.Target, ev.Platform, what, ev.Elapsed.Round(time.Millisecond))
+		where := ev.Platform
+		if ev.Board != "" {
+			where = ev.Board + " " + ev.Platform
+		}
+		line := fmt.Sprintf("hil gate: %-16s %-9s %-13s %s (%s)", ev.Scenario, ev.Target, where, what, ev.Elapsed.Round(time.Millisecond))
 		if ev.Result.Verdict != scenario.Pass && ev.Result.Reason != "" {
 			line += ": " + ev.Result.Reason
 		}
 		fmt.Fprintln(w, line)
 	}
+}
+
+// gateBoards resolves --board and --fleet (with --board-profiles) into
+// f.fleetBoards; they replace --platforms, which must then not be given.
+func gateBoards(f *gateFlags, platformsGiven bool) error {
+	f.fleetBoards, f.catalog = nil, nil // what an earlier run in this process resolved
+	if len(f.boardNames) == 0 && f.fleet == "" && f.boardProfiles == "" {
+		return nil
+	}
+	cat, err := boardCatalog(f.boardProfiles)
+	if err != nil {
+		return err
+	}
+	f.catalog = cat
+	if len(f.boardNames) > 0 {
+		if f.fleetBoards, err = cat.LookupList(f.boardNames...); err != nil {
+			return err
+		}
+	}
+	if f.fleet != "" {
+		fleet, err := cat.LoadFleet(f.fleet)
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, b := range f.fleetBoards {
+			seen[b.Key()] = true
+		}
+		for _, b := range fleet {
+			if !seen[b.Key()] {
+				f.fleetBoards = append(f.fleetBoards, b)
+			}
+		}
+	}
+	if len(f.fleetBoards) > 0 && platformsGiven {
+		return errors.New("--platforms and --board/--fleet: a board tests the manifest its engine pulls; give one of them")
+	}
+	return nil
 }
 
 func gateRetries(f *gateFlags) int {

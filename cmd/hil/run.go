@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hilproject/hil/harness"
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/report"
 	"github.com/hilproject/hil/harness/scenario"
@@ -29,8 +30,10 @@ func init() {
 		insecure         bool
 		allowUnsupported bool
 		progressMode     string
-		devices, board   string
+		devices, device  string
 		shard, timings   string
+		boards           []string
+		boardProfiles    string
 	)
 	cmd := &cobra.Command{
 		Use:   "run [SCENARIO...] --image REF",
@@ -40,7 +43,7 @@ static startup check first, then boot, readiness, and the scenario's steps
 (replay fixtures, expect output, frames, exit). SCENARIO is a scenario file
 or a directory of them (default: ./scenarios).
 
-A verdict per scenario × target × platform: pass, fail (the step, the
+A verdict per scenario × target × board × platform: pass, fail (the step, the
 expectation and what was seen), unsupported (the target cannot do what a
 step needs), infra-error (the harness or host failed, or the device died
 during the case: named with the step, retried --retries times, never a
@@ -66,6 +69,20 @@ The device target runs on a real board over SSH: --target device
 --devices devices.yaml --device pi-lab-1 (see the README's "Testing on a
 real Pi").
 
+Boards. --board pi0w,pi3b+ (also --boards) runs every case as each board
+(a scenario's boards: keeps those of them it lists; without --board a
+scenario runs as its own boards, or as none): the board's engine picks
+the manifest from the image (containerd's matcher; none is a fail that
+lists what the index has), the static check holds it to the board's
+instruction set, and the targets model the board: system boots the
+board's QEMU machine, CPU, memory and kernel (QEMU cannot model the
+ARM1176 of a Pi Zero or Pi 1: unsupported there), user and container run
+qemu-user with the board's CPU (qemu-arm -cpu arm1176 for a Pi Zero), and
+device refuses a board of another model. A SIGILL on a board fails the
+case as "illegal instruction on BOARD (CPU)". A case is then scenario ×
+target × board × platform everywhere: progress, reports, shards. See
+"hil boards".
+
 --shard i/n runs only the i-th of n parts of the cases (scenario × target
 × platform), for CI matrices and Kubernetes Indexed Jobs: every process
 plans the same cases and takes its part, so each case runs in exactly one
@@ -89,7 +106,22 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 				image: imageRef, scenarios: args, targets: targets, platforms: platforms,
 				reportDir: reportDir, retries: retries, imageOpts: iopts,
 				allowUnsupported: allowUnsupported, progress: progressMode,
-				devices: devices, device: board,
+				devices: devices, device: device,
+			}
+			if len(boards) > 0 || boardProfiles != "" {
+				cat, err := boardCatalog(boardProfiles)
+				if err != nil {
+					return &exitError{2, err}
+				}
+				o.catalog = cat
+				if len(boards) > 0 {
+					if len(platforms) > 0 {
+						return &exitError{2, errors.New("--platform and --board: a board runs the manifest its engine pulls; give one of them")}
+					}
+					if o.boards, err = cat.LookupList(boards...); err != nil {
+						return &exitError{2, err}
+					}
+				}
 			}
 			var err error
 			if o.shard, o.timings, err = shardFlags(shard, timings); err != nil {
@@ -102,7 +134,10 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 	f.StringVar(&imageRef, "image", "", "image under test: oci:DIR, docker-archive:FILE, registry reference, ...")
 	f.StringSliceVar(&targets, "target", []string{"system"}, "target(s) to run on: system, user, container, device")
 	f.StringVar(&devices, "devices", "devices.yaml", "board inventory for the device target")
-	f.StringVar(&board, "device", "", "the board(s) for the device target: a name in --devices, names separated by commas, or tag:LABEL (several boards run in parallel)")
+	f.StringVar(&device, "device", "", "the board(s) for the device target: a name in --devices, names separated by commas, or tag:LABEL (several boards run in parallel)")
+	f.SetNormalizeFunc(boardsFlagNormalize)
+	f.StringSliceVar(&boards, "board", nil, "run every case as these boards, e.g. pi0w,pi3b+/32 (also --boards; see hil boards)")
+	f.StringVar(&boardProfiles, "board-profiles", "", "a YAML file of board profiles to add to the table")
 	f.StringSliceVar(&platforms, "platform", nil, "platform(s) to run, replacing the scenarios' own (e.g. linux/arm/v7)")
 	f.StringVar(&reportDir, "report", "", "write junit.xml, results.json and report.html into this directory")
 	f.IntVar(&retries, "retries", 1, "retries of a case that ended in an infra error")
@@ -148,10 +183,16 @@ type runOptions struct {
 	devices, device  string
 	shard            *scenario.Shard
 	timings          scenario.Timings
+	boards           []board.Board
+	catalog          *board.Catalog // nil: the built-in profiles
 }
 
 func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
-	scs, err := scenario.LoadFiles(o.scenarios)
+	var popts []scenario.ParseOption
+	if o.catalog != nil {
+		popts = append(popts, scenario.WithBoardCatalog(o.catalog))
+	}
+	scs, err := scenario.LoadFiles(o.scenarios, popts...)
 	if err != nil {
 		return &exitError{2, err}
 	}
@@ -172,7 +213,7 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 	runner, img, err := harness.NewRunner(ctx, harness.Config{
 		Image: o.image, Targets: o.targets, Platforms: o.platforms,
 		Retries: &retries, Progress: pr.event, ImageOptions: o.imageOpts,
-		Devices: o.devices, Device: o.device,
+		Devices: o.devices, Device: o.device, Boards: o.boards,
 	})
 	if err != nil {
 		return &exitError{2, err}
@@ -182,6 +223,9 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 		cases = append(cases, runner.Plan(sc)...)
 	}
 	if len(cases) == 0 {
+		if len(o.boards) > 0 {
+			return &exitError{2, fmt.Errorf("no case to run: none of the %d scenarios lists a target of %s and a board of %s", len(scs), strings.Join(o.targets, ", "), boardNames(o.boards))}
+		}
 		return &exitError{2, fmt.Errorf("no case to run: none of the %d scenarios lists a target of %s", len(scs), strings.Join(o.targets, ", "))}
 	}
 	planned := len(cases)
@@ -281,7 +325,18 @@ func (p *progress) redrawLocked() {
 }
 
 func caseName(e scenario.Event) string {
+	if e.Board != "" {
+		return fmt.Sprintf("%s [%s %s %s]", e.Scenario, e.Target, e.Board, e.Platform)
+	}
 	return fmt.Sprintf("%s [%s %s]", e.Scenario, e.Target, e.Platform)
+}
+
+func boardNames(bs []board.Board) string {
+	var s []string
+	for _, b := range bs {
+		s = append(s, b.String())
+	}
+	return strings.Join(s, ", ")
 }
 
 func (p *progress) event(e scenario.Event) {

@@ -164,7 +164,7 @@ flag) or an unreachable registry.`,
 	}
 	fl := verify.Flags()
 	fl.StringVar(&keyPath, "key", "", "public key the attestation must be signed with (cosign.pub; PEM) (required)")
-	fl.StringSliceVar(&boards, "require-boards", nil, "boards that must each have passed (comma-separated)")
+	fl.StringSliceVar(&boards, "require-boards", nil, "boards that must each have passed, comma-separated (pi3b+, pi4/64; virt is the system target without a board)")
 	fl.StringVar(&result, "require-result", attest.Passed, "weakest result accepted: PASSED, or WARNED (PASSED or WARNED)")
 	fl.BoolVar(&insecure, "insecure", false, insecureUsage)
 	fl.BoolVar(&asJSON, "json", false, "print the verification as JSON")

@@ -1,6 +1,6 @@
 # hil: the two commands of the quick start are `make demo` and `make test`.
 # Each installs what it needs on its first run (Debian packages, the armhf
-# runtime packages, the ARM kernel) and caches downloads under
+# runtime packages, the ARM kernels) and caches downloads under
 # $(HIL_CACHE) so that later runs are offline and fast.
 
 SHELL      := /bin/bash
@@ -30,10 +30,13 @@ hil:
 images: deps
 	$(GO) run ./images/build --out $(IMAGES)
 
-# Debian's armmp kernel for the system target, resolved through apt,
-# sha256-checked and cached (a later run only re-reads the package lists).
+# Debian's kernels for the system target, resolved through apt,
+# sha256-checked and cached (a later run only re-reads the package lists):
+# armmp for qemu-system-arm (virt, pi2) and arm64 for qemu-system-aarch64
+# (the 64-bit boards: pi02w, pi3b+, pi4, pi5, and linux/arm64 images).
 kernel: deps hil
-	$(HIL) kernel fetch
+	$(HIL) kernel fetch --arch armhf
+	$(HIL) kernel fetch --arch arm64
 
 demo: deps images kernel hil
 	@scripts/demo.sh

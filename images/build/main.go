@@ -86,7 +86,7 @@ var variants = []variant{
 	// (what a one-platform build pushes): a Pi Zero's engine pulls it
 	// anyway and the board kills it with SIGILL.
 	{Name: "pcapwatch-armhf", Breaks: "only the armhf (ARMv7) build, as one manifest: an ARMv6 board (Pi Zero, Pi 1) pulls it and cannot run it",
-		Platforms: armOnly, Single: true, From: "pcapwatch"},
+		Platforms: armOnly, Single: true, From: "pcapwatch", Runtime: bookwormRuntime, Binary: samePlatform},
 	{Name: "armv8-only", Breaks: "a helper built for ARMv8 AArch32 (-march=armv8-a+crc) runs at start: SIGILL on ARMv7 (Pi 2) and ARMv6 boards", Platforms: armOnly, Single: true,
 		Runtime: bookwormRuntime, Binary: samePlatform, Tags: []string{"armv8crc"}},
 	{Name: "no-libpcap", Breaks: "libpcap.so.0.8 is missing from the image", Platforms: both,

@@ -152,7 +152,7 @@ func TestBoardMatrix(t *testing.T) {
 				start := time.Now()
 				o := open(t, im.name)
 				pulled, err := b.Pull(o.img.Platforms(), o.img.Single())
-				got := board.PlatformString(pulled.Platform)
+				got := pulled.Platform.String()
 				if err != nil {
 					got = ""
 				}

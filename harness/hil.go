@@ -206,11 +206,6 @@ func newRunner(ctx context.Context, cfg Config, ts []target.Target) (*scenario.R
 	if err != nil {
 		return nil, nil, err
 	}
-	return newRunnerFor(cfg, ts, img), img, nil
-}
-
-// newRunnerFor makes the runner for an image already open.
-func newRunnerFor(cfg Config, ts []target.Target, img *Image) *scenario.Runner {
 	opts := []scenario.Option{scenario.WithStaticCheck(StaticCheck()), scenario.WithReplayer(Replayer())}
 	for _, t := range ts {
 		opts = append(opts, scenario.WithTarget(t))
@@ -227,7 +222,7 @@ func newRunnerFor(cfg Config, ts []target.Target, img *Image) *scenario.Runner {
 	if cfg.Progress != nil {
 		opts = append(opts, scenario.WithProgress(cfg.Progress))
 	}
-	return scenario.NewRunner(img, opts...)
+	return scenario.NewRunner(img, opts...), img, nil
 }
 
 // RunScenarios loads the scenarios, opens the image and runs every case

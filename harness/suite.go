@@ -27,6 +27,9 @@ type Suite struct {
 	planned   []scenario.Case
 	cases     []scenario.Case
 
+	// plannedDigest is the image's digest when boards were planned on it.
+	plannedDigest string
+
 	once   sync.Once
 	runner *scenario.Runner
 	img    *Image
@@ -42,8 +45,8 @@ type Suite struct {
 // or a scenario's boards:), × each board on the manifest its engine
 // pulls. With cfg.Shard only that shard's cases are the suite's Cases.
 // Nothing is booted; the image is opened only when boards need planning
-// (what each board pulls depends on the image's platforms), and that
-// opened image is the one the suite's runner uses.
+// (what each board pulls depends on the image's platforms), and the
+// runner then refuses another digest than the one planned on.
 func LoadSuite(cfg Config) (*Suite, error) {
 	if len(cfg.Scenarios) == 0 {
 		return nil, errors.New("no scenarios given")
@@ -66,13 +69,19 @@ func LoadSuite(cfg Config) (*Suite, error) {
 	s := &Suite{cfg: cfg, scenarios: scs, targets: ts}
 	p := scenario.Planner{Targets: s.TargetNames(), Platforms: cfg.Platforms, Boards: cfg.Boards}
 	if needsPull(cfg, scs) {
+		// What each board pulls depends on the image's platforms. The
+		// image opened here only plans (an image reads through the context
+		// it was opened with); the runner opens it again and must find the
+		// same digest.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		if s.img, err = OpenImage(ctx, cfg.Image, cfg.ImageOptions...); err != nil {
+		img, err := OpenImage(ctx, cfg.Image, cfg.ImageOptions...)
+		if err != nil {
 			return nil, fmt.Errorf("planning what each board pulls: %w", err)
 		}
-		img := s.img
-		p.Pull = func(b board.Board) (board.Pulled, error) { return b.Pull(img.Platforms(), img.Single()) }
+		s.plannedDigest = img.Digest()
+		platforms, single := img.Platforms(), img.Single()
+		p.Pull = func(b board.Board) (board.Pulled, error) { return b.Pull(platforms, single) }
 	}
 	s.planned = p.Cases(scs)
 	s.cases = s.planned
@@ -132,17 +141,17 @@ func needsPull(cfg Config, scs []*scenario.Scenario) bool {
 	return false
 }
 
-// Runner opens the image (once; LoadSuite already did when boards needed
-// it) and makes the runner with the suite's targets. It first removes
-// what killed hil processes left on the host.
+// Runner opens the image (once) and makes the runner with the suite's
+// targets. It first removes what killed hil processes left on the host.
+// When boards were planned on the image's platforms, the image must still
+// be the digest they were planned on (a tag that moved meanwhile is an
+// error, not a run of cases planned for another image).
 func (s *Suite) Runner(ctx context.Context) (*scenario.Runner, *Image, error) {
 	s.once.Do(func() {
-		if s.img != nil {
-			_, _ = RemoveLeftovers()
-			s.runner = newRunnerFor(s.cfg, s.targets, s.img)
-			return
-		}
 		s.runner, s.img, s.err = newRunner(ctx, s.cfg, s.targets)
+		if s.err == nil && s.plannedDigest != "" && s.img.Digest() != s.plannedDigest {
+			s.runner, s.err = nil, fmt.Errorf("%s was %s when the board cases were planned and is %s now: plan and run one digest (give the image by digest)", s.cfg.Image, s.plannedDigest, s.img.Digest())
+		}
 	})
 	return s.runner, s.img, s.err
 }

@@ -1,13 +1,23 @@
 package harness
 
 import (
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/hilproject/hil/harness/board"
+	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/promote"
+	"github.com/hilproject/hil/harness/registry"
 	"github.com/hilproject/hil/harness/scenario"
+	"github.com/hilproject/hil/internal/testenv"
 )
 
 func writeFile(t *testing.T, dir, name, body string) string {
@@ -113,5 +123,76 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv(EnvShard, "")
 	if _, err := ConfigFromEnv(base); err == nil || !strings.Contains(err.Error(), "set HIL_SHARD") {
 		t.Errorf("timings without a shard: %v", err)
+	}
+}
+
+// With boards, the suite opens the image to plan what each board pulls
+// (and its runner uses that image); cases are named with the board.
+func TestLoadSuitePlansBoards(t *testing.T) {
+	images := testenv.ImagesDir(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "a.yaml", "name: a\ntargets: [system, user]\nsteps:\n  - wait: 1s\n")
+	writeFile(t, dir, "z.yaml", "name: z\ntargets: [user]\nboards: [pi0w, pi2]\nsteps:\n  - wait: 1s\n")
+	boards, err := board.Builtin().LookupList("pi0w", "pi4/64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoadSuite(Config{Image: "oci:" + filepath.Join(images, "pcapwatch"), Scenarios: []string{dir}, Targets: []string{"system", "user"}, Boards: boards})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range s.Cases() {
+		got = append(got, CaseName(c))
+	}
+	want := "a on system pi0w linux-arm-v5,a on system pi4-64 linux-arm64,a on user pi0w linux-arm-v5,a on user pi4-64 linux-arm64,z on user pi0w linux-arm-v5"
+	if strings.Join(got, ",") != want {
+		t.Errorf("cases:\n%s\nwant\n%s", strings.Join(got, ","), want)
+	}
+	if _, img, err := s.Runner(t.Context()); err != nil || img.Digest() != s.plannedDigest {
+		t.Errorf("the runner's image %v, planned on %s", err, s.plannedDigest)
+	}
+	// A board name no profile has, from the environment.
+	t.Setenv(EnvBoards, "pi3b+,pi9")
+	if _, err := ConfigFromEnv(Config{}); err == nil || !strings.Contains(err.Error(), `HIL_BOARDS: unknown board "pi9"; known boards: pi0w (pi0)`) {
+		t.Errorf("HIL_BOARDS with an unknown board: %v", err)
+	}
+	t.Setenv(EnvBoards, "pi3, pi4/32")
+	cfg, err := ConfigFromEnv(Config{})
+	if err != nil || len(cfg.Boards) != 2 || cfg.Boards[0].String() != "pi3b+" || cfg.Boards[1].String() != "pi4/32" {
+		t.Errorf("HIL_BOARDS: %v, %v", cfg.Boards, err)
+	}
+}
+
+// Board cases are planned on the image's platforms: a tag that moves to
+// another digest before the runner opens it is refused, never run with a
+// plan made for another image.
+func TestLoadSuiteBoardsTagMoved(t *testing.T) {
+	images := testenv.ImagesDir(t)
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	reg := registry.New(registry.WithInsecure())
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/app:candidate"
+	r, err := reg.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push := func(image string) {
+		if _, err := promote.PushLayout(t.Context(), reg, filepath.Join(images, image), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	push("pcapwatch")
+	dir := t.TempDir()
+	writeFile(t, dir, "a.yaml", "name: a\ntargets: [user]\nsteps:\n  - wait: 1s\n")
+	boards, _ := board.Builtin().LookupList("pi2")
+	s, err := LoadSuite(Config{Image: ref, Scenarios: []string{dir}, Targets: []string{"user"}, Boards: boards,
+		ImageOptions: []image.Option{image.WithRegistry(reg)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	push("pcapwatch-armhf")
+	if _, _, err := s.Runner(t.Context()); err == nil || !strings.Contains(err.Error(), "when the board cases were planned") {
+		t.Errorf("a moved tag: %v", err)
 	}
 }

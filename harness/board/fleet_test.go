@@ -54,7 +54,7 @@ func TestPull(t *testing.T) {
 	for name, want := range map[string]string{"pi0w": "linux/arm/v5", "pi2": "linux/arm/v7", "pi3b+": "linux/arm64", "pi3b+/32": "linux/arm/v7", "pi4/64": "linux/arm64", "virt": "linux/arm/v7"} {
 		b, _ := c.Lookup(name)
 		got, err := b.Pull(index, false)
-		if err != nil || PlatformString(got.Platform) != want || got.Note != "" {
+		if err != nil || got.Platform.String() != want || got.Note != "" {
 			t.Errorf("%s pulls %v (%q), %v; want %s", name, got.Platform, got.Note, err, want)
 		}
 	}
@@ -63,7 +63,7 @@ func TestPull(t *testing.T) {
 		t.Error("pi0w pulled from an armv7-only index")
 	}
 	got, err := pi0w.Pull([]v1.Platform{p("linux/arm/v7")}, true)
-	if err != nil || PlatformString(got.Platform) != "linux/arm/v7" || !strings.Contains(got.Note, "pi0w asks for linux/arm/v6; Docker warns") {
+	if err != nil || got.Platform.String() != "linux/arm/v7" || !strings.Contains(got.Note, "pi0w asks for linux/arm/v6; Docker warns") {
 		t.Errorf("single manifest: %v %q %v", got.Platform, got.Note, err)
 	}
 }

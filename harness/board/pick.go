@@ -126,6 +126,3 @@ func (b Board) Pull(platforms []v1.Platform, single bool) (Pulled, error) {
 	}
 	return Pulled{Platform: p}, nil
 }
-
-// PlatformString spells p as os/arch[/variant].
-func PlatformString(p v1.Platform) string { return p.String() }

@@ -27,7 +27,7 @@ func boardTest(seen *[]Pinned, fail map[string]string) TestFunc {
 		*seen = append(*seen, p)
 		res := Result{Targets: []string{"system"}, Started: time.Now(), Finished: time.Now()}
 		for _, bp := range p.Boards {
-			o := Outcome{Scenario: "startup", Target: "system", Board: bp.Board.String(), Platform: board.PlatformString(bp.Platform), Verdict: Pass}
+			o := Outcome{Scenario: "startup", Target: "system", Board: bp.Board.String(), Platform: bp.Platform.String(), Verdict: Pass}
 			if why, ok := fail[bp.Board.String()]; ok {
 				o.Verdict, o.Reason = Fail, why
 			}

@@ -319,7 +319,7 @@ func Gate(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (
 			d.Boards = append(d.Boards, bp.Board.String()+" pulls nothing")
 			continue
 		}
-		d.Boards = append(d.Boards, bp.Board.String()+" pulls "+board.PlatformString(bp.Platform))
+		d.Boards = append(d.Boards, bp.Board.String()+" pulls "+bp.Platform.String())
 	}
 	if refused := g.refusedBoards(pin); len(refused) > 0 {
 		d.Failures = refused
@@ -563,7 +563,7 @@ func judge(res Result, required []v1.Platform, boards []BoardPull) []Outcome {
 			if passedBoard[name] || failedBoard[name] {
 				continue
 			}
-			bad = append(bad, Outcome{Board: name, Platform: board.PlatformString(bp.Platform), Verdict: Fail, Scenario: "(none)",
+			bad = append(bad, Outcome{Board: name, Platform: bp.Platform.String(), Verdict: Fail, Scenario: "(none)",
 				Reason: fmt.Sprintf("no scenario passed on board %s: nothing was tested there", name)})
 		}
 		return bad
@@ -759,7 +759,7 @@ func platformList(ps []v1.Platform) string {
 func boardList(bs []BoardPull) string {
 	var s []string
 	for _, b := range bs {
-		s = append(s, b.Board.String()+" pulls "+board.PlatformString(b.Platform))
+		s = append(s, b.Board.String()+" pulls "+b.Platform.String())
 	}
 	return strings.Join(s, ", ")
 }

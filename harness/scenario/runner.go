@@ -285,7 +285,7 @@ func (p Planner) Cases(scs []*Scenario) []Case {
 						if err != nil {
 							c.Refused = err.Error()
 						} else {
-							c.Platform, c.Pulled = board.PlatformString(pulled.Platform), pulled.Note
+							c.Platform, c.Pulled = pulled.Platform.String(), pulled.Note
 						}
 					}
 					out = append(out, c)

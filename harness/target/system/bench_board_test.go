@@ -48,7 +48,7 @@ func boardImage(tb testing.TB, name string) (*image.Image, target.RunConfig) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		platform, bp = board.PlatformString(pulled.Platform), &b
+		platform, bp = pulled.Platform.String(), &b
 	}
 	img, err := a.Image(platform)
 	if err != nil {

@@ -533,8 +533,11 @@ func deathReason(err error, where string) string {
 }
 
 // goSIGILL is how the Go runtime reports an illegal instruction it caught
-// (in cgo code, or its own): it prints this and exits 2.
-var goSIGILL = Matcher{Regex: regexp.MustCompile(`^SIGILL: illegal instruction`), Stream: target.Stderr}
+// (in cgo code, or its own): it prints this and exits 2. Compiled on first
+// use, as every package-level regexp is (not at every hil process's init).
+var goSIGILL = sync.OnceValue(func() Matcher {
+	return Matcher{Regex: regexp.MustCompile(`^SIGILL: illegal instruction`), Stream: target.Stderr}
+})
 
 // illegalInstruction says, for a case with a board whose app died of an
 // illegal instruction (killed by SIGILL, or the Go runtime's report of
@@ -551,7 +554,7 @@ func (cr *caseRun) illegalInstruction() string {
 	if ex.Signal == "SIGILL" {
 		return fmt.Sprintf("illegal instruction on %s (%s): the app was killed by SIGILL", cr.c.Board, cr.c.Board.CPU)
 	}
-	if l, ok := cr.s.firstMatch(goSIGILL, 0); ok {
+	if l, ok := cr.s.firstMatch(goSIGILL(), 0); ok {
 		return fmt.Sprintf("illegal instruction on %s (%s): the Go runtime caught it (%q) and exited %d", cr.c.Board, cr.c.Board.CPU, l.Text, ex.Code)
 	}
 	return ""

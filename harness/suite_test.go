@@ -196,3 +196,46 @@ func TestLoadSuiteBoardsTagMoved(t *testing.T) {
 		t.Errorf("a moved tag: %v", err)
 	}
 }
+
+// HIL_BOARD_PROFILES adds the boards of a profile file, which HIL_BOARDS
+// can then name (and the suite's catalog holds, for scenarios' boards:);
+// a file with an error says the variable, the file and the line.
+func TestConfigFromEnvBoardProfiles(t *testing.T) {
+	dir := t.TempDir()
+	profiles := writeFile(t, dir, "boards.yaml", `boards:
+  - name: acme-a7
+    aliases: [acme]
+    model: Acme A7 gateway
+    cpu: Cortex-A7
+    memory: 256MiB
+    isa: {arch: v7, fp: VFPv4, simd: NEONv2, idiv: true}
+    os:
+      32:
+        platform: linux/arm/v7
+        system: {emulator: qemu-system-arm, machine: virt, cpu: cortex-a7, kernel: armhf}
+        user: {emulator: qemu-arm, cpu: cortex-a7}
+`)
+	t.Setenv(EnvBoards, "acme,pi2")
+	if _, err := ConfigFromEnv(Config{}); err == nil || !strings.Contains(err.Error(), `HIL_BOARDS: unknown board "acme"`) {
+		t.Fatalf("a profile-file board without HIL_BOARD_PROFILES: %v", err)
+	}
+	t.Setenv(EnvBoardProfiles, profiles)
+	cfg, err := ConfigFromEnv(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Boards) != 2 || cfg.Boards[0].Name != "acme-a7" || cfg.Boards[0].MemoryMiB != 256 || cfg.Boards[1].Name != "pi2" {
+		t.Errorf("HIL_BOARDS with HIL_BOARD_PROFILES: %v", cfg.Boards)
+	}
+	if cfg.BoardCatalog == nil {
+		t.Fatal("no board catalog in the configuration")
+	}
+	if _, err := cfg.BoardCatalog.Lookup("acme"); err != nil {
+		t.Errorf("the suite's catalog lacks the file's board: %v", err)
+	}
+	bad := writeFile(t, dir, "bad.yaml", "boards:\n  - name: acme-a7\n    colour: red\n")
+	t.Setenv(EnvBoardProfiles, bad)
+	if _, err := ConfigFromEnv(Config{}); err == nil || !strings.Contains(err.Error(), "HIL_BOARD_PROFILES: "+bad+":3: ") {
+		t.Errorf("a profile file with an error: %v", err)
+	}
+}

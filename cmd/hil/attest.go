@@ -283,7 +283,7 @@ type entryJSON struct {
 	Digest        string          `json:"digest"`
 	Where         []string        `json:"where"`
 	Created       string          `json:"created,omitempty"`
-	PredicateType string          `json:"predicateType,omitempty"`
+	PredicateType string          `json:"predicate_type,omitempty"`
 	Signed        bool            `json:"signed"`
 	Verified      bool            `json:"verified"`
 	Problem       string          `json:"problem,omitempty"`
@@ -307,7 +307,9 @@ func printEntriesJSON(w io.Writer, entries []attest.Entry) error {
 	for _, e := range entries {
 		out = append(out, toEntryJSON(e))
 	}
-	return printJSON(w, out)
+	return printJSON(w, struct {
+		Attestations []entryJSON `json:"attestations"`
+	}{out})
 }
 
 func verificationJSON(v *attest.Verification) any {

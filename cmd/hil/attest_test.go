@@ -16,6 +16,7 @@ import (
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/promote/scenariogate"
 	"github.com/hilproject/hil/harness/scenario"
+	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/internal/testenv"
 )
 
@@ -198,7 +199,7 @@ func TestGateAttestationNamesNoLocalPath(t *testing.T) {
 				res.Outcomes[i].Reason = attest.ScrubString(res.Outcomes[i].Reason, scenariogate.Roots(gateConfig(f)))
 			}
 			res.Report = scenariogate.AttestationReport([]scenario.Result{{Scenario: "dhcp-basic", File: filepath.Join(scen, "dhcp.yaml"),
-				Device: map[string]string{"console_log": filepath.Join(report, "console.log")}}}, scenariogate.Roots(gateConfig(f)))
+				Device: target.Info{"console_log": filepath.Join(report, "console.log")}}}, scenariogate.Roots(gateConfig(f)))
 			return res, err
 		}, nil
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -57,9 +56,9 @@ FILE; the format is in the README, section "Boards").`,
 			}
 			w := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(c.Profiles())
+				return printJSON(w, struct {
+					Boards []*board.Profile `json:"boards"`
+				}{c.Profiles()})
 			}
 			return writeBoards(w, c.Profiles())
 		},

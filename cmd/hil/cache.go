@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -124,7 +123,7 @@ type duRow struct {
 	Path    string    `json:"path"`
 	Entries int       `json:"entries"`
 	Bytes   int64     `json:"bytes"`
-	LastUse time.Time `json:"last_use,omitzero"`
+	LastUse time.Time `json:"last_used,omitzero"`
 }
 
 func cacheDU(w io.Writer, root string, kinds []cache.Kind, asJSON bool) error {
@@ -145,9 +144,14 @@ func cacheDU(w io.Writer, root string, kinds []cache.Kind, asJSON bool) error {
 		rows = append(rows, r)
 	}
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"root": root, "kinds": rows, "total_bytes": total})
+		if rows == nil {
+			rows = []duRow{}
+		}
+		return printJSON(w, struct {
+			Root       string  `json:"root"`
+			Kinds      []duRow `json:"kinds"`
+			TotalBytes int64   `json:"total_bytes"`
+		}{root, rows, total})
 	}
 	fmt.Fprintf(w, "hil cache: %s\n", root)
 	fmt.Fprintf(w, "%-10s %8s %11s  %-16s  %s\n", "KIND", "ENTRIES", "SIZE", "LAST USED", "WHAT")

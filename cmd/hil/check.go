@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,22 +12,27 @@ import (
 	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/startup"
+	"github.com/hilproject/hil/internal/jsonfmt"
 )
+
+// checkSchema is the $id of the check report's JSON Schema
+// (schemas/check.schema.json).
+const checkSchema = "https://hil.dev/schemas/check/v1"
 
 // checkResult is one platform's (or one board's) outcome in `hil check
 // --json`.
 type checkResult struct {
 	// Board is set with --board: the board whose engine pulls Platform.
 	Board      string `json:"board,omitempty"`
-	BoardModel string `json:"boardModel,omitempty"`
+	BoardModel string `json:"board_model,omitempty"`
 	// Refused says why the board pulls nothing (no manifest it accepts).
 	Refused string `json:"refused,omitempty"`
 	// Note says how the manifest was chosen when that is worth knowing.
 	Note           string          `json:"note,omitempty"`
 	Platform       string          `json:"platform"`
-	ManifestDigest string          `json:"manifestDigest,omitempty"`
+	ManifestDigest string          `json:"manifest_digest,omitempty"`
 	RootFS         string          `json:"rootfs,omitempty"`
-	CheckSeconds   float64         `json:"checkSeconds"`
+	CheckMS        float64         `json:"check_ms"`
 	Report         *startup.Report `json:"report,omitempty"`
 }
 
@@ -44,6 +48,7 @@ func (r checkResult) name() string {
 }
 
 type checkOutput struct {
+	Schema string `json:"schema"`
 	Ref    string `json:"ref"`
 	Digest string `json:"digest"`
 	// OK is true when the exit status is 0.
@@ -162,7 +167,7 @@ func runCheck(cmd *cobra.Command, ref string, o checkOptions) error {
 	if err != nil {
 		return err
 	}
-	out := checkOutput{Ref: ref, Digest: art.Digest.String(), OK: true}
+	out := checkOutput{Schema: checkSchema, Ref: ref, Digest: art.Digest.String(), OK: true}
 	for _, j := range jobs {
 		res := checkResult{Platform: j.platform, Refused: j.refused, Note: j.note}
 		if j.board != nil {
@@ -185,7 +190,7 @@ func runCheck(cmd *cobra.Command, ref string, o checkOptions) error {
 			if err != nil {
 				return &exitError{2, fmt.Errorf("check: %s for %s: %w", ref, res.name(), err)}
 			}
-			res.CheckSeconds = time.Since(start).Seconds()
+			res.CheckMS = jsonfmt.Millis(time.Since(start))
 			res.ManifestDigest, res.RootFS, res.Report = img.ManifestDigest.String(), dir, rep
 		}
 		out.OK = out.OK && res.ok(o.allowUnresolved)
@@ -193,9 +198,7 @@ func runCheck(cmd *cobra.Command, ref string, o checkOptions) error {
 	}
 	w := cmd.OutOrStdout()
 	if o.asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(w, out); err != nil {
 			return &exitError{2, err}
 		}
 	} else if err := writeCheckText(w, out); err != nil {
@@ -287,7 +290,7 @@ func checkFailure(out checkOutput, allowUnresolved bool) error {
 func writeCheckText(w io.Writer, out checkOutput) error {
 	fmt.Fprintf(w, "image %s\ndigest %s\n", out.Ref, out.Digest)
 	for _, r := range out.Results {
-		took := time.Duration(r.CheckSeconds * float64(time.Second)).Round(10 * time.Microsecond)
+		took := jsonfmt.Duration(r.CheckMS).Round(10 * time.Microsecond)
 		switch {
 		case r.Board != "" && r.Refused != "":
 			fmt.Fprintf(w, "\n== board %s: REFUSED\n%s\n", r.Board, r.Refused)

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -222,7 +220,7 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 	}
 	d, gerr := promote.Gate(cmd.Context(), f.image, f.tag, test, opts...)
 	if d != nil {
-		if werr := writeDecision(f.report, d); werr != nil {
+		if werr := scenariogate.WriteDecision(f.report, d, gerr); werr != nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "hil gate: warning: %v\n", werr)
 		}
 		out := cmd.OutOrStdout()
@@ -242,29 +240,15 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 	}
 }
 
-// writeDecision leaves decision.json beside the runner's reports.
-func writeDecision(dir string, d *promote.Decision) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating report dir: %w", err)
-	}
-	b, err := json.MarshalIndent(d, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "decision.json"), append(b, '\n'), 0o644)
-}
-
 func printDecision(w io.Writer, d *promote.Decision, reportDir string, gerr error) {
-	verdict := "REFUSED"
-	switch {
-	case gerr != nil:
-		verdict = "ERROR"
-	case d.Promoted:
-		verdict = "PROMOTED"
-	case d.DryRun && d.Passed:
-		verdict = "WOULD PROMOTE (dry run)"
+	if d.Verdict == "" {
+		d.Settle(gerr)
 	}
-	fmt.Fprintf(w, "gate: %s\n", verdict)
+	verdict := d.Verdict
+	if verdict == promote.WouldPromote {
+		verdict += " (dry run)"
+	}
+	fmt.Fprintf(w, "gate: %s\n", colour(w, verdictColour(d.Verdict), verdict))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  candidate\t%s\n", d.Candidate)
 	if d.Tested != "" {
@@ -291,6 +275,14 @@ func printDecision(w io.Writer, d *promote.Decision, reportDir string, gerr erro
 	fmt.Fprintf(tw, "  new digest\t%s\n", orNone(d.NewDigest))
 	if d.Attestation != "" {
 		fmt.Fprintf(tw, "  attestation\t%s\n", d.Attestation)
+	}
+	for _, c := range d.Result.StaticChecks {
+		if !c.OK {
+			fmt.Fprintf(tw, "  static check %s\t%d problem(s):\n", c.ID, len(c.Problems))
+			for _, p := range c.Problems {
+				fmt.Fprintf(tw, "    - %s\n", indent(p, "      "))
+			}
+		}
 	}
 	rd := d.Result.ReportDir
 	if rd == "" {

@@ -3,8 +3,9 @@ package main
 import (
 	"fmt"
 
-	"github.com/hilproject/hil/harness/image"
 	"github.com/spf13/cobra"
+
+	"github.com/hilproject/hil/harness/image"
 )
 
 func init() {
@@ -16,6 +17,7 @@ func init() {
 		platform string
 		rootfs   bool
 		insecure bool
+		asJSON   bool
 		maxBytes int64
 	)
 	inspect := &cobra.Command{
@@ -35,27 +37,40 @@ func init() {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "ref:       %s\ndigest:    %s\n", a.Ref, a.Digest)
+			doc := inspectJSON{Ref: a.Ref, Digest: a.Digest.String(), Platforms: []string{}}
 			for _, p := range a.Platforms() {
+				doc.Platforms = append(doc.Platforms, p.String())
+			}
+			if rootfs {
+				img, err := a.Image(platform)
+				if err != nil {
+					return err
+				}
+				dir, err := img.RootFS(cmd.Context())
+				if err != nil {
+					return err
+				}
+				doc.Image = &inspectImage{ManifestDigest: img.ManifestDigest.String(), Platform: img.Platform.String(), RootFS: dir,
+					Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd, User: img.Config.User, WorkingDir: img.Config.WorkingDir}
+				if r := img.Report; r != nil {
+					doc.Image.Contents = &inspectContents{Files: r.Files, Dirs: r.Dirs, Symlinks: r.Symlinks, HardLinks: r.HardLinks, Bytes: r.Bytes, Skipped: r.Skipped}
+				}
+			}
+			if asJSON {
+				return printJSON(out, doc)
+			}
+			fmt.Fprintf(out, "ref:       %s\ndigest:    %s\n", doc.Ref, doc.Digest)
+			for _, p := range doc.Platforms {
 				fmt.Fprintf(out, "platform:  %s\n", p)
 			}
-			if !rootfs {
-				return nil
-			}
-			img, err := a.Image(platform)
-			if err != nil {
-				return err
-			}
-			dir, err := img.RootFS(cmd.Context())
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "manifest:  %s (%s)\nrootfs:    %s\n", img.ManifestDigest, img.Platform, dir)
-			if img.Report != nil {
-				fmt.Fprintf(out, "contents:  %d files, %d dirs, %d symlinks, %d hard links, %d bytes\n",
-					img.Report.Files, img.Report.Dirs, img.Report.Symlinks, img.Report.HardLinks, img.Report.Bytes)
-				for _, s := range img.Report.Skipped {
-					fmt.Fprintf(out, "skipped:   %s\n", s)
+			if im := doc.Image; im != nil {
+				fmt.Fprintf(out, "manifest:  %s (%s)\nrootfs:    %s\n", im.ManifestDigest, im.Platform, im.RootFS)
+				if c := im.Contents; c != nil {
+					fmt.Fprintf(out, "contents:  %d files, %d dirs, %d symlinks, %d hard links, %d bytes\n",
+						c.Files, c.Dirs, c.Symlinks, c.HardLinks, c.Bytes)
+					for _, s := range c.Skipped {
+						fmt.Fprintf(out, "skipped:   %s\n", s)
+					}
 				}
 			}
 			return nil
@@ -64,7 +79,37 @@ func init() {
 	inspect.Flags().StringVar(&platform, "platform", "", "platform to flatten, e.g. linux/arm/v7 (needed when the image has several)")
 	inspect.Flags().BoolVar(&rootfs, "rootfs", false, "flatten the platform's layers into the cache and print the rootfs dir")
 	inspect.Flags().BoolVar(&insecure, "insecure", false, insecureUsage)
+	inspect.Flags().BoolVar(&asJSON, "json", false, "print the digest, platforms (and with --rootfs the flattened image) as JSON")
 	inspect.Flags().Int64Var(&maxBytes, "max-rootfs-bytes", image.DefaultMaxRootFSBytes, "cap on the uncompressed layer bytes (decompression bombs)")
 	imageCmd.AddCommand(inspect)
 	rootCmd.AddCommand(imageCmd)
+}
+
+// inspectJSON is "hil image inspect --json".
+type inspectJSON struct {
+	Ref       string        `json:"ref"`
+	Digest    string        `json:"digest"`
+	Platforms []string      `json:"platforms"`
+	Image     *inspectImage `json:"image,omitempty"`
+}
+
+// inspectImage is the flattened platform (--rootfs).
+type inspectImage struct {
+	ManifestDigest string           `json:"manifest_digest"`
+	Platform       string           `json:"platform"`
+	RootFS         string           `json:"rootfs"`
+	Entrypoint     []string         `json:"entrypoint,omitempty"`
+	Cmd            []string         `json:"cmd,omitempty"`
+	User           string           `json:"user,omitempty"`
+	WorkingDir     string           `json:"working_dir,omitempty"`
+	Contents       *inspectContents `json:"contents,omitempty"`
+}
+
+type inspectContents struct {
+	Files     int             `json:"files"`
+	Dirs      int             `json:"dirs"`
+	Symlinks  int             `json:"symlinks"`
+	HardLinks int             `json:"hard_links"`
+	Bytes     int64           `json:"bytes"`
+	Skipped   []image.Skipped `json:"skipped,omitempty"`
 }

@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/hilproject/hil/harness/kernel"
 	"github.com/spf13/cobra"
+
+	"github.com/hilproject/hil/harness/kernel"
 )
 
 func init() {
@@ -14,6 +15,7 @@ func init() {
 		Short: "Manage the guest kernels of the system target",
 	}
 	var arch, suite string
+	var asJSON bool
 	fetch := &cobra.Command{
 		Use:   "fetch",
 		Short: "Resolve Debian's current kernel through apt, download it (sha256 checked) and cache it",
@@ -41,6 +43,14 @@ func init() {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				if ks == nil {
+					ks = []*kernel.Kernel{}
+				}
+				return printJSON(cmd.OutOrStdout(), struct {
+					Kernels []*kernel.Kernel `json:"kernels"`
+				}{ks})
+			}
 			if len(ks) == 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "no kernel cached; run: hil kernel fetch")
 				return nil
@@ -53,6 +63,7 @@ func init() {
 			return w.Flush()
 		},
 	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print the cached kernels as JSON")
 	kernelCmd.AddCommand(fetch, list)
 	rootCmd.AddCommand(kernelCmd)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hilproject/hil/harness"
+	"github.com/hilproject/hil/internal/jsonfmt"
 )
 
 var rootCmd = &cobra.Command{
@@ -63,7 +64,7 @@ func main() {
 		}
 		os.Exit(128 + int(sig.(syscall.Signal)))
 	}()
-	err := rootCmd.ExecuteContext(ctx)
+	cmd, err := rootCmd.ExecuteContextC(ctx)
 	signal.Stop(sigs)
 	if err == nil {
 		return
@@ -75,8 +76,38 @@ func main() {
 			os.Exit(code)
 		}
 	}
+	if wantsJSON(cmd, os.Args[1:]) && !jsonPrinted {
+		// A machine asked for JSON: it gets the error as JSON on stdout
+		// (and a person still sees it on stderr).
+		_ = jsonfmt.Write(os.Stdout, jsonfmt.ErrorBody{Error: jsonfmt.ErrorDetail{Message: err.Error(), ExitCode: code}})
+	}
 	fmt.Fprintln(os.Stderr, "hil:", err)
 	os.Exit(code)
+}
+
+// wantsJSON reports whether the command line asked for JSON output
+// (--json, or --progress json): from the parsed flag, or from the
+// arguments when parsing them failed.
+func wantsJSON(cmd *cobra.Command, args []string) bool {
+	if cmd != nil {
+		if f := cmd.Flags().Lookup("json"); f != nil && f.Changed {
+			return f.Value.String() == "true"
+		}
+		if f := cmd.Flags().Lookup("progress"); f != nil && f.Changed {
+			return f.Value.String() == "json"
+		}
+	}
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return false
+		case a == "--json" || a == "--json=true" || a == "--progress=json":
+			return true
+		case a == "--progress" && i+1 < len(args) && args[i+1] == "json":
+			return true
+		}
+	}
+	return false
 }
 
 func sigName(sig os.Signal) string {

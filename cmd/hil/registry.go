@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/registry"
+	"github.com/hilproject/hil/internal/jsonfmt"
 )
 
 // "hil registry" is a small helper for demos and CI smoke tests: a
@@ -141,9 +141,14 @@ func registryAccess(insecure bool) *registry.Client {
 // insecureUsage is the --insecure flag's help, the same in every verb.
 const insecureUsage = "plain HTTP to the registry: loopback registries only (localhost, 127.0.0.0/8, ::1); refused for any other"
 
-// printJSON writes v as indented JSON.
+// jsonPrinted is set once a verb printed its --json data: if it fails
+// after that, the data (with its own error field) is the answer, and main
+// prints no error object.
+var jsonPrinted bool
+
+// printJSON writes v as indented JSON: every --json output goes through
+// here (the conventions are in schemas/README.md).
 func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	jsonPrinted = true
+	return jsonfmt.Write(w, v)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/harness/replay"
+	"github.com/hilproject/hil/internal/jsonfmt"
 	"github.com/hilproject/hil/pcapfixtures"
 )
 
@@ -101,9 +101,7 @@ hil processes left. Needs root (AF_PACKET, namespaces).`,
 			}
 			st, err := replay.Send(ctx, l, capture, opts...)
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				_ = enc.Encode(jsonStats(name, l.HostIface(), st))
+				_ = printJSON(cmd.OutOrStdout(), jsonStats(name, l.HostIface(), st))
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s -> %s: %v\n", name, l.HostIface(), st)
 			}
@@ -166,11 +164,12 @@ func progressLine(w io.Writer, name string) func(replay.Progress) {
 }
 
 func jsonStats(name, iface string, s replay.Stats) any {
+	// The names of a replay step's stats in results.json.
 	return map[string]any{
 		"fixture": name, "iface": iface, "schedule": s.Schedule,
-		"frames": s.Frames, "bytes": s.Bytes, "skipped": s.Skipped, "filtered": s.Filtered, "loops": s.Loops,
-		"duration_ns": s.Duration.Nanoseconds(), "pps": s.PPS, "mbps": s.Mbps,
-		"gap_error_p50_ns": s.GapErrP50.Nanoseconds(), "gap_error_p99_ns": s.GapErrP99.Nanoseconds(), "gap_error_max_ns": s.GapErrMax.Nanoseconds(),
-		"drift_ns": s.Drift.Nanoseconds(), "max_late_ns": s.MaxLate.Nanoseconds(),
+		"frames_sent": s.Frames, "bytes_sent": s.Bytes, "skipped": s.Skipped, "filtered": s.Filtered, "loops": s.Loops,
+		"elapsed_ms": jsonfmt.Millis(s.Duration), "pps": s.PPS, "mbps": s.Mbps,
+		"gap_error_p50_ms": jsonfmt.Millis(s.GapErrP50), "gap_error_p99_ms": jsonfmt.Millis(s.GapErrP99), "gap_error_max_ms": jsonfmt.Millis(s.GapErrMax),
+		"drift_ms": jsonfmt.Millis(s.Drift), "max_late_ms": jsonfmt.Millis(s.MaxLate),
 	}
 }

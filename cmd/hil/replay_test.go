@@ -46,7 +46,7 @@ func TestReplayCommand(t *testing.T) {
 	// No eth0 there yet: hil makes a pair for the replay and removes it.
 	out, errText, code := runHil(t, "replay", "dns", "--netns", ns, "--speed", "top", "--json")
 	var st map[string]any
-	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["frames"] != 12.0 {
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["frames_sent"] != 12.0 {
 		t.Fatalf("hil replay dns --netns: code %d %s\n%s", code, errText, out)
 	}
 	if _, err := veth.PeerOf("/run/netns/"+ns, "eth0"); err == nil {
@@ -65,7 +65,7 @@ func TestReplayCommand(t *testing.T) {
 	}
 	defer rd.Close()
 	out, errText, code = runHil(t, "replay", "oversize", "--netns", ns, "--speed", "x10", "--loop", "2", "--json")
-	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["frames"] != 26.0 || st["skipped"] != 16.0 {
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["frames_sent"] != 26.0 || st["skipped"] != 16.0 {
 		t.Fatalf("hil replay oversize --loop 2: code %d %s\n%s", code, errText, out)
 	}
 	n := 0

@@ -155,14 +155,12 @@ Exit 0 rolled back (or would, with --dry-run), 1 refused, 2 error.`,
 }
 
 func printRollback(w io.Writer, d *rollout.RollbackDecision, err error) {
-	verdict := "REFUSED"
-	switch {
-	case err != nil:
-		verdict = "ERROR"
-	case d.RolledBack:
-		verdict = "ROLLED BACK"
-	case d.DryRun && d.To != "":
-		verdict = "WOULD ROLL BACK (dry run)"
+	if d.Verdict == "" || (err != nil && d.Verdict != "ERROR") {
+		d.Settle(err)
+	}
+	verdict := d.Verdict
+	if verdict == "WOULD ROLL BACK" {
+		verdict += " (dry run)"
 	}
 	fmt.Fprintf(w, "rollback: %s\n", verdict)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -88,10 +89,7 @@ back), 2 watch could not run (or the rollback failed).`,
 				d, rerr = rollout.Rollback(cmd.Context(), ref, rbOpts...)
 			}
 			if asJSON {
-				_ = printJSON(out, struct {
-					*device.WatchReport
-					Rollback *rollout.RollbackDecision `json:"rollback,omitempty"`
-				}{rep, d})
+				_ = printJSON(out, watchJSON(rep, d, rerr))
 			} else {
 				printWatch(out, rep)
 				if d != nil || rerr != nil {
@@ -130,7 +128,7 @@ func printWatch(out io.Writer, rep *device.WatchReport) {
 	if rep.Container != "" {
 		fmt.Fprintf(out, "container %.12s runs %v; %s; restarts in window: %d\n", rep.Container, rep.RunningDigests, rep.LastState, rep.Restarts)
 	}
-	if rep.Rollout != "" {
+	if rep.Rollout > 0 {
 		fmt.Fprintf(out, "the board ran it %s after the watch began\n", rep.Rollout)
 	}
 	for _, p := range rep.Problems {
@@ -139,4 +137,27 @@ func printWatch(out io.Writer, rep *device.WatchReport) {
 	if rep.OK() {
 		fmt.Fprintf(out, "ok: promoted digest running and healthy for %s\n", rep.Window)
 	}
+}
+
+// watchJSON is the watch report with the rollback it led to, if any.
+func watchJSON(rep *device.WatchReport, d *rollout.RollbackDecision, rerr error) any {
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return rep
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return rep
+	}
+	m["ok"] = rep.OK()
+	if d == nil && rerr != nil {
+		d = &rollout.RollbackDecision{Tag: rep.Ref}
+	}
+	if d != nil {
+		if d.Verdict == "" || rerr != nil {
+			d.Settle(rerr)
+		}
+		m["rollback"] = d
+	}
+	return m
 }

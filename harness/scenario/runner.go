@@ -476,15 +476,22 @@ func (cr *caseRun) run(ctx context.Context) {
 	if r.check != nil && !sc.Startup.SkipStaticCheck {
 		if !cr.phase(-1, PhaseStaticCheck, "static startup check", "", func(*StepResult) (Verdict, string) {
 			summary, problems, err := r.check.Check(ctx, rootfs, img, cfg)
-			cr.res.StaticCheck = summary
 			if err != nil {
 				return InfraError, "static check could not run: " + err.Error()
 			}
-			if len(problems) > 0 {
-				cr.res.StaticCheck = strings.Join(problems, "\n")
-				return Fail, "the app cannot start: " + strings.Join(problems, "; ")
+			cr.res.StaticCheck = &StaticCheck{
+				ImageDigest: cr.res.ImageDigest, ManifestDigest: cr.res.ManifestDigest, Platform: cr.c.Platform,
+				OK: len(problems) == 0, Problems: problems, Summary: summary,
 			}
-			return Pass, "the program can start (the tree is in the report's static check section)"
+			switch len(problems) {
+			case 0:
+				return Pass, "the program can start (the tree is in the report's static checks)"
+			case 1:
+				return Fail, "the app cannot start: " + problems[0]
+			}
+			// The whole list is in the report once per platform (its
+			// static checks), not in every case's reason.
+			return Fail, fmt.Sprintf("the app cannot start: %s (and %d more problems: the static check of %s in the report lists them)", problems[0], len(problems)-1, cr.c.Platform)
 		}) {
 			return
 		}
@@ -686,8 +693,15 @@ func (cr *caseRun) step(ctx context.Context, st *Step, sr *StepResult) (Verdict,
 		if e.FromStep {
 			from = cr.s.lineMark()
 		}
-		return cr.expectCount(ctx, e.Count, e.Within, e.Settle, "lines matching "+e.Match.String(),
+		v, msg := cr.expectCount(ctx, e.Count, e.Within, e.Settle, "lines matching "+e.Match.String(),
 			cr.s.lineCounter(e.Match, from), func() string { return cr.s.tail(10, false) })
+		if v == Fail {
+			if near := cr.s.nearMisses(e.Match, from, 5); len(near) > 0 {
+				sr.NearMisses = near
+				msg += "\nlines that nearly matched:\n  " + strings.Join(near, "\n  ")
+			}
+		}
+		return v, msg
 	case StepExpectFrames:
 		e := st.ExpectFrames
 		if cr.dev.Link() == nil {

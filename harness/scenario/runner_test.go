@@ -119,7 +119,7 @@ func (d *fakeDevice) Wait(ctx context.Context) (target.Exit, error) {
 		return target.Exit{}, ctx.Err()
 	}
 }
-func (d *fakeDevice) Info() map[string]string { return map[string]string{"emulator": "fake 1.0"} }
+func (d *fakeDevice) Info() target.Info { return target.Info{"emulator": "fake 1.0"} }
 func (d *fakeDevice) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.closed)
@@ -491,7 +491,8 @@ func TestRunnerExitNotObservedAndEarlyDeath(t *testing.T) {
 		t.Fatalf("verdict %s exit %v: %s", res.Verdict, res.Exit, res.Reason)
 	}
 	b, _ := json.Marshal(res.Exit)
-	if string(b) != `{"observed":false,"code":0,"note":"stopped by hil"}` {
+	// No code at all: an exit nobody saw must not read as exit 0.
+	if string(b) != `{"observed":false,"note":"stopped by hil","text":"not observed (stopped by hil)"}` {
 		t.Errorf("exit as JSON: %s", b)
 	}
 

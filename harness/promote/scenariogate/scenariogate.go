@@ -128,12 +128,14 @@ func Test(cfg Config) (promote.TestFunc, error) {
 		if s.Planned() == 0 {
 			return res, fmt.Errorf("no scenario in %s runs on target %s", cfg.Scenarios, cfg.Target)
 		}
+		rep := report.New(results, reportOptions(cfg, pin, s.Planned())...)
 		if cfg.ReportDir != "" {
-			if err := writeReports(cfg, pin, results, s.Planned()); err != nil {
+			if _, err := rep.WriteDir(cfg.ReportDir); err != nil {
 				return res, fmt.Errorf("writing the reports: %w", err)
 			}
 		}
-		res.Report = AttestationReport(results, roots)
+		res.StaticChecks = StaticChecks(rep, roots)
+		res.Report = AttestationReport(rep.Results, roots)
 		return res, nil
 	}, nil
 }
@@ -146,9 +148,8 @@ func platformStrings(pin promote.Pinned) []string {
 	return ps
 }
 
-// writeReports writes the runner's JUnit XML, JSON and HTML reports into
-// cfg.ReportDir.
-func writeReports(cfg Config, pin promote.Pinned, results []scenario.Result, planned int) error {
+// reportOptions are the options of the runner's report of a gate.
+func reportOptions(cfg Config, pin promote.Pinned, planned int) []report.Option {
 	opts := []report.Option{
 		report.WithTitle("hil gate: " + pin.Ref),
 		report.WithImage(pin.Ref, pin.Digest.DigestStr()),
@@ -164,9 +165,67 @@ func writeReports(cfg Config, pin promote.Pinned, results []scenario.Result, pla
 	if cfg.Shard != nil {
 		opts = append(opts, report.WithShard(*cfg.Shard, planned))
 	}
-	_, err := report.New(results, opts...).WriteDir(cfg.ReportDir)
-	return err
+	return opts
 }
+
+// StaticChecks are the report's static checks as the decision and the
+// attestation list them: once each, problems without host directories,
+// without the startup tree (the report has it).
+func StaticChecks(rep *report.Report, roots []attest.Root) []promote.StaticCheck {
+	var out []promote.StaticCheck
+	for _, c := range rep.StaticChecks {
+		sc := promote.StaticCheck{ID: c.ID, Platform: c.Platform, ManifestDigest: c.ManifestDigest, OK: c.OK}
+		for _, p := range c.Problems {
+			sc.Problems = append(sc.Problems, attest.ScrubString(p, roots))
+		}
+		out = append(out, sc)
+	}
+	return out
+}
+
+// WriteDecision leaves the gate's decision in dir: decision.json, and the
+// report (report.html, results.json, junit.xml) opening with it. A gate
+// that refused before anything was tested (a platform missing) gets a
+// report of its own with the decision alone. err is the error Gate
+// returned with d.
+func WriteDecision(dir string, d *promote.Decision, err error) error {
+	if d.Verdict == "" || (err != nil && d.Verdict != promote.Error) {
+		d.Settle(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating the report directory: %w", err)
+	}
+	b, jerr := json.MarshalIndent(d, "", "  ")
+	if jerr != nil {
+		return jerr
+	}
+	if err := os.WriteFile(filepath.Join(dir, DecisionFile), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", DecisionFile, err)
+	}
+	reason := d.Reason
+	if d.Error != "" {
+		reason = d.Error
+	}
+	rd := report.Decision{
+		Verdict: d.Verdict, Candidate: d.Candidate, Tested: d.Tested, Tag: d.Tag,
+		OldDigest: d.OldDigest, NewDigest: d.NewDigest, Attestation: d.Attestation, Reason: reason,
+	}
+	rep, rerr := report.ReadDir(dir)
+	if rerr != nil {
+		if _, statErr := os.Stat(filepath.Join(dir, report.JSONFile)); statErr == nil {
+			return fmt.Errorf("adding the decision to the report: %w", rerr)
+		}
+		rep = report.New(nil, report.WithTitle("hil gate: "+d.Candidate))
+	}
+	report.WithDecision(rd)(rep)
+	if _, err := rep.WriteDir(dir); err != nil {
+		return fmt.Errorf("adding the decision to the report: %w", err)
+	}
+	return nil
+}
+
+// DecisionFile is the name of the decision WriteDecision writes.
+const DecisionFile = "decision.json"
 
 // FromResults is the test of a gate that decides from the merged results
 // of a sharded run (hil report merge) in dir, without running anything.
@@ -232,7 +291,9 @@ func FromResults(cfg Config, dir string) (promote.TestFunc, error) {
 			cfg.Logf("%d result(s) in %s are not cases of these scenarios on %s and are not judged: %s", len(extra), dir, cfg.Target, strings.Join(extra, ", "))
 		}
 		res.Configuration = attest.RunConfiguration(cfg.Scenarios, scs, used)
-		res.Report = AttestationReport(used, roots)
+		rep := report.New(used)
+		res.StaticChecks = StaticChecks(rep, roots)
+		res.Report = AttestationReport(rep.Results, roots)
 		return res, nil
 	}, nil
 }
@@ -274,7 +335,9 @@ func Outcome(r scenario.Result, roots []attest.Root) promote.Outcome {
 func AttestationReport(results []scenario.Result, roots []attest.Root) json.RawMessage {
 	slim := make([]scenario.Result, len(results))
 	for i, r := range results {
-		r.Output, r.StaticCheck = nil, ""
+		// The static checks are listed once beside it (StaticChecks); the
+		// results name theirs.
+		r.Output, r.StaticCheck = nil, nil
 		slim[i] = r
 	}
 	b, err := json.Marshal(slim)

@@ -185,8 +185,8 @@ func (m Matcher) jsonKeys() []string {
 //     (every field matcher on the key event holds) but other field values;
 //     without an event field, lines where all field matchers but one hold;
 //   - a regex or substring matcher: lines that hold at least half of its
-//     literal fragments (the runs of three or more literal characters of
-//     the regex, the words of the substring), those holding more first.
+//     words (of three or more characters: of the substring, or of the
+//     regex's literal text), those holding more first.
 //
 // Lines m's stream does not consider are not near misses.
 func (m Matcher) nearMisses(lines []target.Line, max int) []string {
@@ -282,16 +282,19 @@ func nearJSON(fields []FieldMatcher, text string) int {
 }
 
 // fragments are what a substring or regex matcher's text is made of, for
-// near misses: the words (3+ characters) of a substring, the literal runs
-// (3+ characters) of a regex.
+// near misses: the words (3+ characters) of a substring, or of the
+// literal runs of a regex.
 func (m Matcher) fragments() []string {
 	var out []string
-	if m.Regex == nil {
-		for _, w := range strings.FieldsFunc(m.Contains, func(r rune) bool { return r == ' ' || r == '=' || r == ':' || r == ',' || r == '"' }) {
+	words := func(s string) {
+		for _, w := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '=' || r == ':' || r == ',' || r == '"' }) {
 			if len(w) >= 3 {
 				out = append(out, w)
 			}
 		}
+	}
+	if m.Regex == nil {
+		words(m.Contains)
 		return out
 	}
 	re, err := syntax.Parse(m.Regex.String(), syntax.Perl)
@@ -300,8 +303,8 @@ func (m Matcher) fragments() []string {
 	}
 	var walk func(*syntax.Regexp)
 	walk = func(r *syntax.Regexp) {
-		if r.Op == syntax.OpLiteral && r.Flags&syntax.FoldCase == 0 && len(r.Rune) >= 3 {
-			out = append(out, string(r.Rune))
+		if r.Op == syntax.OpLiteral && r.Flags&syntax.FoldCase == 0 {
+			words(string(r.Rune))
 		}
 		for _, s := range r.Sub {
 			walk(s)

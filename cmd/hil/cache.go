@@ -36,6 +36,8 @@ least recently used ones go.`,
 	var asJSON bool
 	du := &cobra.Command{
 		Use:   "du [KIND...]",
+		Example: `  hil cache du
+  hil cache du snapshots rootfs --json`,
 		Short: "Show the size of each kind of cache content",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			root, kinds, err := cacheKinds(args, true)
@@ -50,6 +52,8 @@ least recently used ones go.`,
 	var olderThan string
 	prune := &cobra.Command{
 		Use:   "prune --older-than DURATION [KIND...]",
+		Example: `  hil cache prune --older-than 14d
+  hil cache prune --older-than 36h snapshots logs`,
 		Short: "Remove cache entries not used for a while (all kinds unless named)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if olderThan == "" {
@@ -71,6 +75,8 @@ least recently used ones go.`,
 	var all bool
 	rm := &cobra.Command{
 		Use:   "rm KIND... | --all",
+		Example: `  hil cache rm snapshots logs
+  hil cache rm --all`,
 		Short: "Remove every entry of the named kinds (or of all with --all)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 && !all {

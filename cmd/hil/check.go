@@ -122,19 +122,22 @@ Exit status: 0 the image can start (on every board given), 1 problems
 found, a board refused, or something not checked (without
 --allow-unresolved), 2 the check could not run (bad reference, unreadable
 image, unknown board).`,
-		Args: cobra.ExactArgs(1),
+		Example: `  hil check oci:build/images/pcapwatch
+  hil check registry.lan/app:1.4 --platform linux/arm/v7 --json
+  hil check oci:build/images/pcapwatch --board pi0w,pi3b+/32`,
+		Args: needArgs(1, 1, "an IMAGE: oci:DIR, docker-archive:FILE, docker-daemon:NAME or a registry reference"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.image = append(o.image, image.WithRegistry(registryAccess(insecure)))
 			return runCheck(cmd, args[0], o)
 		},
 	}
 	f := cmd.Flags()
-	f.SetNormalizeFunc(boardsFlagNormalize)
-	f.StringSliceVar(&o.platforms, "platform", nil, "platform(s) to check, e.g. linux/arm/v7 (default: every platform of the image, or with --board what each board pulls)")
-	f.StringSliceVar(&o.boards, "board", nil, "board(s) to check for, e.g. pi0w,pi3b+/32 (also --boards; see hil boards)")
+	f.SetNormalizeFunc(normalizeFlags)
+	addPlatformFlag(f, &o.platforms, nil, "check these (default: every platform of the image, or with --board what each board pulls)")
+	addBoardFlag(f, &o.boards, "check what each pulls, held to its instruction set")
 	f.StringVar(&o.boardProfiles, "board-profiles", "", "a YAML file of board profiles to add to the table")
 	f.BoolVar(&o.allowUnresolved, "allow-unresolved", false, "exit 0 even when part of a shell-form command could not be checked statically")
-	f.BoolVar(&o.asJSON, "json", false, "print the reports as JSON")
+	addJSONFlag(f, &o.asJSON)
 	f.BoolVar(&insecure, "insecure", false, insecureUsage)
 	rootCmd.AddCommand(cmd)
 }

@@ -16,6 +16,10 @@ func init() {
 	var asJSON, paths bool
 	cmd := &cobra.Command{
 		Use:   "fixtures [NAME]",
+		Example: `  hil fixtures
+  hil fixtures dns
+  hil fixtures dns --path
+  hil fixtures --json`,
 		Short: "List the bundled pcap fixtures (or show one) and what pcapwatch must report for each",
 		Long: `Fixtures lists the bundled pcap/pcapng fixtures: the generated ones
 (synthetic, reproduced byte for byte by "go generate ./pcapfixtures") and

@@ -28,10 +28,10 @@ import (
 func fakeTester(verdict promote.Verdict, reason string) func(*gateFlags) (promote.TestFunc, error) {
 	return func(f *gateFlags) (promote.TestFunc, error) {
 		return func(ctx context.Context, p promote.Pinned) (promote.Result, error) {
-			res := promote.Result{Targets: []string{f.target}, Started: time.Now(), ReportDir: f.report}
+			res := promote.Result{Targets: f.targets, Started: time.Now(), ReportDir: f.report}
 			for _, pl := range p.Platforms {
 				res.Outcomes = append(res.Outcomes, promote.Outcome{
-					Platform: pl.String(), Target: f.target, Board: scenariogate.Board(f.target), Scenario: "dhcp-basic", Verdict: verdict, Reason: reason})
+					Platform: pl.String(), Target: f.targets[0], Board: scenariogate.Board(f.targets[0]), Scenario: "dhcp-basic", Verdict: verdict, Reason: reason})
 			}
 			res.Finished = time.Now()
 			return res, nil

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -43,21 +42,19 @@ func execHil(t *testing.T, args ...string) hilRun {
 		}
 	}
 	reset(rootCmd)
+	jsonPrinted = false
 	var out, errb bytes.Buffer
 	rootCmd.SetOut(&out)
 	rootCmd.SetErr(&errb)
 	rootCmd.SetArgs(args)
-	err := rootCmd.ExecuteContext(ctx)
+	cmd, err := rootCmd.ExecuteContextC(ctx)
 	if err == nil {
 		return hilRun{stdout: out.String(), stderr: errb.String()}
 	}
-	r := hilRun{stdout: out.String(), code: 2}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		r.code = ee.code
-	}
-	if ee == nil || ee.err != nil {
-		r.errText = err.Error()
+	r := hilRun{}
+	r.code, r.errText = exitStatus(cmd, args, err, &out)
+	r.stdout = out.String()
+	if r.errText != "" {
 		errb.WriteString("hil: " + r.errText + "\n")
 	}
 	r.stderr = errb.String()

@@ -14,14 +14,18 @@ func init() {
 		Short: "Open, pin and flatten images",
 	}
 	var (
-		platform string
-		rootfs   bool
+		platforms []string
+		rootfs    bool
 		insecure bool
 		asJSON   bool
 		maxBytes int64
 	)
 	inspect := &cobra.Command{
 		Use:   "inspect REF",
+		Example: `  hil image inspect oci:build/images/pcapwatch
+  hil image inspect oci:build/images/pcapwatch --platform linux/arm/v7 --rootfs --json
+  hil image inspect docker-archive:app.tar:myorg/app:1.2
+  hil image inspect --insecure 127.0.0.1:5000/app:1.2`,
 		Short: "Print the digest an image reference pins to and its platforms; with --rootfs, flatten one platform",
 		Long: `REF is one of:
   oci:DIR[@sha256:...]        an OCI image layout directory
@@ -29,7 +33,7 @@ func init() {
   docker-daemon:NAME[:TAG]    an image in the Docker engine at $DOCKER_HOST
   [registry:]HOST/REPO:TAG    a registry (credentials from $DOCKER_CONFIG)
   PATH                        an existing layout dir or docker archive`,
-		Args: cobra.ExactArgs(1),
+		Args: needArgs(1, 1, "a REF: oci:DIR, docker-archive:FILE, docker-daemon:NAME or a registry reference"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := []image.Option{image.WithMaxRootFSBytes(maxBytes), image.WithRegistry(registryAccess(insecure))}
 			a, err := image.Open(cmd.Context(), args[0], opts...)
@@ -41,7 +45,13 @@ func init() {
 			for _, p := range a.Platforms() {
 				doc.Platforms = append(doc.Platforms, p.String())
 			}
-			if rootfs {
+			if rootfs && len(platforms) == 0 {
+				platforms = []string{""} // the image's one platform (or an error naming them)
+			}
+			for _, platform := range platforms {
+				if !rootfs {
+					break
+				}
 				img, err := a.Image(platform)
 				if err != nil {
 					return err
@@ -50,11 +60,12 @@ func init() {
 				if err != nil {
 					return err
 				}
-				doc.Image = &inspectImage{ManifestDigest: img.ManifestDigest.String(), Platform: img.Platform.String(), RootFS: dir,
+				im := &inspectImage{ManifestDigest: img.ManifestDigest.String(), Platform: img.Platform.String(), RootFS: dir,
 					Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd, User: img.Config.User, WorkingDir: img.Config.WorkingDir}
 				if r := img.Report; r != nil {
-					doc.Image.Contents = &inspectContents{Files: r.Files, Dirs: r.Dirs, Symlinks: r.Symlinks, HardLinks: r.HardLinks, Bytes: r.Bytes, Skipped: r.Skipped}
+					im.Contents = &inspectContents{Files: r.Files, Dirs: r.Dirs, Symlinks: r.Symlinks, HardLinks: r.HardLinks, Bytes: r.Bytes, Skipped: r.Skipped}
 				}
+				doc.Images = append(doc.Images, *im)
 			}
 			if asJSON {
 				return printJSON(out, doc)
@@ -63,7 +74,7 @@ func init() {
 			for _, p := range doc.Platforms {
 				fmt.Fprintf(out, "platform:  %s\n", p)
 			}
-			if im := doc.Image; im != nil {
+			for _, im := range doc.Images {
 				fmt.Fprintf(out, "manifest:  %s (%s)\nrootfs:    %s\n", im.ManifestDigest, im.Platform, im.RootFS)
 				if c := im.Contents; c != nil {
 					fmt.Fprintf(out, "contents:  %d files, %d dirs, %d symlinks, %d hard links, %d bytes\n",
@@ -76,10 +87,11 @@ func init() {
 			return nil
 		},
 	}
-	inspect.Flags().StringVar(&platform, "platform", "", "platform to flatten, e.g. linux/arm/v7 (needed when the image has several)")
-	inspect.Flags().BoolVar(&rootfs, "rootfs", false, "flatten the platform's layers into the cache and print the rootfs dir")
+	inspect.Flags().SetNormalizeFunc(normalizeFlags)
+	addPlatformFlag(inspect.Flags(), &platforms, nil, "with --rootfs, the platforms to flatten (needed when the image has several)")
+	inspect.Flags().BoolVar(&rootfs, "rootfs", false, "flatten the platforms' layers into the cache and print each rootfs dir")
 	inspect.Flags().BoolVar(&insecure, "insecure", false, insecureUsage)
-	inspect.Flags().BoolVar(&asJSON, "json", false, "print the digest, platforms (and with --rootfs the flattened image) as JSON")
+	addJSONFlag(inspect.Flags(), &asJSON)
 	inspect.Flags().Int64Var(&maxBytes, "max-rootfs-bytes", image.DefaultMaxRootFSBytes, "cap on the uncompressed layer bytes (decompression bombs)")
 	imageCmd.AddCommand(inspect)
 	rootCmd.AddCommand(imageCmd)
@@ -90,7 +102,8 @@ type inspectJSON struct {
 	Ref       string        `json:"ref"`
 	Digest    string        `json:"digest"`
 	Platforms []string      `json:"platforms"`
-	Image     *inspectImage `json:"image,omitempty"`
+	// Images are the flattened platforms (--rootfs).
+	Images []inspectImage `json:"images,omitempty"`
 }
 
 // inspectImage is the flattened platform (--rootfs).

@@ -18,6 +18,8 @@ func init() {
 	var asJSON bool
 	fetch := &cobra.Command{
 		Use:   "fetch",
+		Example: `  hil kernel fetch
+  hil kernel fetch --arch arm64`,
 		Short: "Resolve Debian's current kernel through apt, download it (sha256 checked) and cache it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -36,6 +38,8 @@ func init() {
 	fetch.Flags().StringVar(&suite, "suite", "bookworm", "Debian release")
 	list := &cobra.Command{
 		Use:   "list",
+		Example: `  hil kernel list
+  hil kernel list --json`,
 		Short: "List the cached kernels",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

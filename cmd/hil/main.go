@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,6 +31,9 @@ what the app does, reports, and only when everything passed promotes a tag to
 exactly the digest that was tested.`,
 	SilenceUsage:  true,
 	SilenceErrors: true,
+	PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+		noteOldSpellings(cmd)
+	},
 }
 
 // exitError carries a specific exit status out of a verb (for example
@@ -69,20 +73,30 @@ func main() {
 	if err == nil {
 		return
 	}
+	code, msg := exitStatus(cmd, os.Args[1:], err, os.Stdout)
+	if msg != "" {
+		fmt.Fprintln(os.Stderr, "hil:", msg)
+	}
+	os.Exit(code)
+}
+
+// exitStatus is the exit code for a verb's error and the message for
+// stderr ("" when the verb said everything itself). When the command line
+// asked for JSON and the verb printed none, the error goes to stdout as
+// the error object too (schemas/README.md).
+func exitStatus(cmd *cobra.Command, args []string, err error, stdout io.Writer) (int, string) {
 	code := 2
-	if ee, ok := err.(*exitError); ok {
+	var ee *exitError
+	if errors.As(err, &ee) {
 		code = ee.code
 		if ee.err == nil {
-			os.Exit(code)
+			return code, ""
 		}
 	}
-	if wantsJSON(cmd, os.Args[1:]) && !jsonPrinted {
-		// A machine asked for JSON: it gets the error as JSON on stdout
-		// (and a person still sees it on stderr).
-		_ = jsonfmt.Write(os.Stdout, jsonfmt.ErrorBody{Error: jsonfmt.ErrorDetail{Message: err.Error(), ExitCode: code}})
+	if wantsJSON(cmd, args) && !jsonPrinted {
+		_ = jsonfmt.Write(stdout, jsonfmt.ErrorBody{Error: jsonfmt.ErrorDetail{Message: err.Error(), ExitCode: code}})
 	}
-	fmt.Fprintln(os.Stderr, "hil:", err)
-	os.Exit(code)
+	return code, err.Error()
 }
 
 // wantsJSON reports whether the command line asked for JSON output

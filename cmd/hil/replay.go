@@ -25,6 +25,9 @@ func init() {
 	)
 	cmd := &cobra.Command{
 		Use:   "replay FIXTURE (--iface IFACE | --netns NAME)",
+		Example: `  sudo hil replay home-minute --netns lab --speed original
+  sudo hil replay burst-100k --iface veth-host --speed top --loop 3 --json
+  sudo hil replay my.pcapng --netns /proc/1234/ns/net --speed x0.5 --filter 'arp or port 53'`,
 		Short: "Replay a pcap/pcapng file or a bundled fixture into an interface",
 		Long: `Replay writes the frames of FIXTURE (a pcap or pcapng file, or the name of a
 bundled fixture: see "hil fixtures") so that an app capturing on the other
@@ -48,7 +51,7 @@ stopped. Frames longer than the interface MTU are skipped and counted
 (--oversize fail refuses). SIGTERM or SIGINT stops the replay and removes
 the pair it made; at start hil removes pairs and namespaces that killed
 hil processes left. Needs root (AF_PACKET, namespaces).`,
-		Args: cobra.ExactArgs(1),
+		Args: needArgs(1, 1, "a FIXTURE: a bundled fixture's name (hil fixtures) or a pcap/pcapng file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (iface == "") == (netnsName == "") {
 				return &exitError{2, fmt.Errorf("give exactly one of --iface or --netns")}

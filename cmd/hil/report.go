@@ -20,6 +20,8 @@ func init() {
 	var asJSON bool
 	merge := &cobra.Command{
 		Use:   "merge DIR... [--out DIR]",
+		Example: `  hil report merge shard-1 shard-2 shard-3 --out report
+  hil report merge shard-* --out report --json`,
 		Short: "Merge the report directories of a sharded run into one junit.xml, results.json and report.html",
 		Long: `merge reads the results.json of each DIR (the --report directories of the
 shards of one "hil run --shard i/n" or "hil gate --shard i/n") and writes one

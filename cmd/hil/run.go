@@ -31,9 +31,15 @@ func init() {
 		progressMode     string
 		devices, board   string
 		shard, timings   string
+		scenarios        []string
 	)
 	cmd := &cobra.Command{
-		Use:   "run [SCENARIO...] --image REF",
+		Use: "run [SCENARIO...] --image REF",
+		Example: `  hil run --image oci:build/images/pcapwatch                       # ./scenarios on the system target
+  hil run scenarios/startup.yaml --image oci:build/images/pcapwatch --target user --platform linux/amd64
+  hil run --image registry.lan/pcapwatch:candidate --target system,user --report build/report
+  hil run --image oci:build/images/pcapwatch --progress json > events.jsonl   # for CI systems
+  hil run --image REF --shard 2/3 --timings last/results.json --report shard-2`,
 		Short: "Run scenarios against an image on targets and report the verdicts",
 		Long: `run boots the image on each target and runs every scenario on it: the
 static startup check first, then boot, readiness, and the scenario's steps
@@ -60,7 +66,13 @@ at once. At start, hil removes what hil processes that were killed left
 behind (their QEMU socket dirs, veth pairs, namespaces, cache locks); a
 live run's are never touched.
 
-Progress is a redrawn line on a terminal and plain lines otherwise (CI).
+Progress is a redrawn line on a terminal (as wide as the terminal, long
+names shortened in the middle, coloured unless NO_COLOR is set), plain
+lines otherwise (CI), or with --progress json one JSON object per line
+(case_start, step_start, step_activity, step, case_retry, verdict; the
+field names of results.json; schemas/cli.schema.json#/$defs/progress_event).
+A first run says what it is fetching or building while it boots (the
+Debian kernel, the guest init, the boot image).
 
 The device target runs on a real board over SSH: --target device
 --devices devices.yaml --device pi-lab-1 (see the README's "Testing on a
@@ -78,10 +90,13 @@ Exit status: 0 every case passed, 1 a case failed (or was unsupported,
 unless --allow-unsupported), 2 infra errors or the run could not start.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if imageRef == "" {
-				return &exitError{2, errors.New("--image is required (e.g. --image oci:build/images/pcapwatch)")}
+				return &exitError{2, errNeedImage}
 			}
-			if len(args) == 0 {
-				args = []string{"scenarios"}
+			args = scenarioArgs(args, scenarios)
+			switch progressMode {
+			case "auto", "line", "plain", "json", "none":
+			default:
+				return &exitError{2, fmt.Errorf("--progress %q: want auto, line, plain, json or none", progressMode)}
 			}
 			removeLeftovers(cmd.ErrOrStderr())
 			iopts := []image.Option{image.WithRegistry(registryAccess(insecure))}
@@ -99,16 +114,18 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&imageRef, "image", "", "image under test: oci:DIR, docker-archive:FILE, registry reference, ...")
-	f.StringSliceVar(&targets, "target", []string{"system"}, "target(s) to run on: system, user, container, device")
-	f.StringVar(&devices, "devices", "devices.yaml", "board inventory for the device target")
+	f.SetNormalizeFunc(normalizeFlags)
+	addImageFlag(f, &imageRef, "")
+	addScenariosFlag(f, &scenarios)
+	addTargetFlag(f, &targets)
+	addDevicesFlag(f, &devices)
 	f.StringVar(&board, "device", "", "the board(s) for the device target: a name in --devices, names separated by commas, or tag:LABEL (several boards run in parallel)")
-	f.StringSliceVar(&platforms, "platform", nil, "platform(s) to run, replacing the scenarios' own (e.g. linux/arm/v7)")
-	f.StringVar(&reportDir, "report", "", "write junit.xml, results.json and report.html into this directory")
-	f.IntVar(&retries, "retries", 1, "retries of a case that ended in an infra error")
+	addPlatformFlag(f, &platforms, nil, "run these instead of the scenarios' own")
+	f.StringVar(&reportDir, "report", "", "write junit.xml, results.json, report.html and the console logs into this directory")
+	addRetriesFlag(f, &retries)
 	f.BoolVar(&insecure, "insecure", false, insecureUsage)
 	f.BoolVar(&allowUnsupported, "allow-unsupported", false, "exit 0 when every case passed or was unsupported")
-	f.StringVar(&progressMode, "progress", "auto", "progress output: auto (line on a terminal, plain otherwise), line, plain, none (verdicts only)")
+	f.StringVar(&progressMode, "progress", "auto", "progress output: auto (line on a terminal, plain otherwise), line, plain, json (one event per line, for CI systems), none (verdicts only)")
 	f.StringVar(&shard, "shard", "", "run only part i of n of the cases (i/n, like 2/3); merge the shards' reports with hil report merge")
 	f.StringVar(&timings, "timings", "", "with --shard: balance the shards by the case durations in this results.json (or report directory) of an earlier run")
 	rootCmd.AddCommand(cmd)

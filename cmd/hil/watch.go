@@ -46,12 +46,15 @@ back), 2 watch could not run (or the rollback failed).`,
 		Example: `  hil watch --devices devices.yaml --device pi-lab-1 --image registry.lan/app:latest --window 2m
   hil watch --devices devices.yaml --device pi-lab-1 --image registry.lan/app:latest \
             --rollout-timeout 5m --window 2m --rollback --key cosign.pub --sign-key cosign.key`,
-		Args: cobra.NoArgs,
+		Args: noArgs("the board is --device NAME, the tag --image HOST/REPO:TAG"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The same registry access as every other verb: keychain,
 			// retries, transport, plain HTTP only to loopback. The
 			// reference first: plain HTTP off loopback is refused whatever
 			// else is wrong.
+			if err := requireRegistryRef("watch", ref); err != nil {
+				return &exitError{2, err}
+			}
 			reg := registryAccess(insecure)
 			tag, err := reg.ParseReference(ref)
 			if err != nil {
@@ -109,14 +112,15 @@ back), 2 watch could not run (or the rollback failed).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&devices, "devices", "devices.yaml", "board inventory file")
-	fl.StringVar(&board, "device", "", "name of the board in the inventory (required)")
-	fl.StringVar(&ref, "image", "", "the promoted reference, e.g. registry.lan/app:latest (required)")
+	fl.SetNormalizeFunc(normalizeFlags)
+	addDevicesFlag(fl, &devices)
+	fl.StringVar(&board, "device", "", "name of the board in --devices (required)")
+	addImageFlag(fl, &ref, "the promoted reference in its registry, e.g. registry.lan/app:latest (required)")
 	fl.DurationVar(&window, "window", time.Minute, "how long the container must stay running and healthy")
 	fl.DurationVar(&wait, "rollout-timeout", 0, "how long the board may take to pull the promoted digest and restart the app (0: it must run it already)")
 	fl.BoolVar(&rollback, "rollback", false, "when the window fails, move the tag back to the last digest with a passing hil attestation (as hil rollback)")
 	fl.BoolVar(&insecure, "insecure", false, insecureUsage)
-	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	addJSONFlag(fl, &asJSON)
 	rb.register(cmd)
 	_ = cmd.MarkFlagRequired("device")
 	_ = cmd.MarkFlagRequired("image")

@@ -11,7 +11,7 @@
 // the two meet, beside promote/staticgate (the static check alone). hil
 // gate is a thin caller of both:
 //
-//	test, err := scenariogate.Test(scenariogate.Config{Scenarios: "scenarios", Target: "system"})
+//	test, err := scenariogate.Test(scenariogate.Config{Scenarios: []string{"scenarios"}, Targets: []string{"system"}})
 //	...
 //	d, err := promote.Gate(ctx, "registry.lan/app:candidate", "latest", test)
 //
@@ -40,11 +40,12 @@ import (
 
 // Config is what the gate's test runs and where its reports go.
 type Config struct {
-	// Scenarios is a scenario file or a directory of them.
-	Scenarios string
-	// Target is the registered name of the target the scenarios run on
-	// (system, user, container, device).
-	Target string
+	// Scenarios are scenario files or directories of them (as hil run
+	// takes them).
+	Scenarios []string
+	// Targets are the registered names of the targets the scenarios run
+	// on (system, user, container, device; default system).
+	Targets []string
 	// Devices is the board inventory and Device the board selection, for
 	// the device target.
 	Devices, Device string
@@ -68,20 +69,66 @@ type Config struct {
 	Logf func(format string, args ...any)
 }
 
+// withDefaults fills in the default target (system) and scenarios
+// (./scenarios).
+func (cfg Config) withDefaults() Config {
+	if len(cfg.Targets) == 0 {
+		cfg.Targets = []string{scenario.DefaultTarget}
+	}
+	if len(cfg.Scenarios) == 0 {
+		cfg.Scenarios = []string{"scenarios"}
+	}
+	return cfg
+}
+
+func (cfg Config) scenarioNames() string { return strings.Join(cfg.Scenarios, ", ") }
+
+// scenarioBase is the directory the attestation names scenario files
+// relative to: the one scenario directory, or the common parent of
+// several paths.
+func (cfg Config) scenarioBase() string {
+	if len(cfg.Scenarios) == 1 {
+		return cfg.Scenarios[0]
+	}
+	var base string
+	for i, p := range cfg.Scenarios {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return "."
+		}
+		if st, err := os.Stat(abs); err == nil && !st.IsDir() {
+			abs = filepath.Dir(abs)
+		}
+		if i == 0 {
+			base = abs
+			continue
+		}
+		for base != "/" && !strings.HasPrefix(abs+"/", base+"/") {
+			base = filepath.Dir(base)
+		}
+	}
+	return base
+}
+
 // Test checks the gate's input before anything is pinned or booted (the
 // scenarios parse and every fixture they replay scans, the target is
 // registered and its boards are in the inventory): such an error is the
 // input's, never a verdict on the image. The TestFunc then runs on the
 // pinned digest.
 func Test(cfg Config) (promote.TestFunc, error) {
-	if _, err := os.Stat(cfg.Scenarios); err != nil {
-		return nil, fmt.Errorf("scenarios %s: %w", cfg.Scenarios, err)
+	cfg = cfg.withDefaults()
+	for _, p := range cfg.Scenarios {
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("scenarios %s: %w", p, err)
+		}
 	}
-	if _, err := scenario.LoadFiles([]string{cfg.Scenarios}); err != nil {
-		return nil, fmt.Errorf("loading scenarios from %s: %w", cfg.Scenarios, err)
+	if _, err := scenario.LoadFiles(cfg.Scenarios); err != nil {
+		return nil, fmt.Errorf("loading scenarios from %s: %w", cfg.scenarioNames(), err)
 	}
-	if _, err := target.New(cfg.Target, target.Params{Inventory: cfg.Devices, Boards: cfg.Device}); err != nil {
-		return nil, err
+	for _, t := range cfg.Targets {
+		if _, err := target.New(t, target.Params{Inventory: cfg.Devices, Boards: cfg.Device}); err != nil {
+			return nil, err
+		}
 	}
 	return func(ctx context.Context, pin promote.Pinned) (promote.Result, error) {
 		res := promote.Result{Started: time.Now(), ReportDir: cfg.ReportDir}
@@ -89,8 +136,8 @@ func Test(cfg Config) (promote.TestFunc, error) {
 		s, err := harness.LoadSuite(harness.Config{
 			// Exactly the pinned digest, through the gate's registry access.
 			Image:        "registry:" + pin.Digest.String(),
-			Scenarios:    []string{cfg.Scenarios},
-			Targets:      []string{cfg.Target},
+			Scenarios:    cfg.Scenarios,
+			Targets:      cfg.Targets,
 			Platforms:    platformStrings(pin),
 			Retries:      &retries,
 			ImageOptions: []image.Option{image.WithRegistry(pin.Registry)},
@@ -101,7 +148,7 @@ func Test(cfg Config) (promote.TestFunc, error) {
 			Timings:      cfg.Timings,
 		})
 		if err != nil {
-			return res, fmt.Errorf("loading scenarios from %s: %w", cfg.Scenarios, err)
+			return res, fmt.Errorf("loading scenarios from %s: %w", cfg.scenarioNames(), err)
 		}
 		_, img, err := s.Runner(ctx)
 		if err != nil {
@@ -124,9 +171,9 @@ func Test(cfg Config) (promote.TestFunc, error) {
 				res.Fixtures[attest.ScrubString(k, roots)] = v
 			}
 		}
-		res.Configuration = attest.RunConfiguration(cfg.Scenarios, s.Scenarios(), results)
+		res.Configuration = attest.RunConfiguration(cfg.scenarioBase(), s.Scenarios(), results)
 		if s.Planned() == 0 {
-			return res, fmt.Errorf("no scenario in %s runs on target %s", cfg.Scenarios, cfg.Target)
+			return res, fmt.Errorf("no scenario in %s runs on target %s", cfg.scenarioNames(), strings.Join(cfg.Targets, ", "))
 		}
 		rep := report.New(results, reportOptions(cfg, pin, s.Planned())...)
 		if cfg.ReportDir != "" {
@@ -154,7 +201,7 @@ func reportOptions(cfg Config, pin promote.Pinned, planned int) []report.Option 
 		report.WithTitle("hil gate: " + pin.Ref),
 		report.WithImage(pin.Ref, pin.Digest.DigestStr()),
 		report.WithMeta("tested digest", pin.Digest.String()),
-		report.WithMeta("target", cfg.Target),
+		report.WithMeta("target", strings.Join(cfg.Targets, ", ")),
 	}
 	if cfg.Version != "" {
 		opts = append(opts, report.WithVersion(cfg.Version))
@@ -239,24 +286,25 @@ func FromResults(cfg Config, dir string) (promote.TestFunc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the merged results: %w", err)
 	}
-	scs, err := scenario.LoadFiles([]string{cfg.Scenarios})
+	cfg = cfg.withDefaults()
+	scs, err := scenario.LoadFiles(cfg.Scenarios)
 	if err != nil {
-		return nil, fmt.Errorf("loading scenarios from %s: %w", cfg.Scenarios, err)
+		return nil, fmt.Errorf("loading scenarios from %s: %w", cfg.scenarioNames(), err)
 	}
 	return func(ctx context.Context, pin promote.Pinned) (promote.Result, error) {
-		res := promote.Result{Started: rep.Start, Finished: rep.Start.Add(rep.Duration), ReportDir: dir, Targets: []string{cfg.Target}}
+		res := promote.Result{Started: rep.Start, Finished: rep.Start.Add(rep.Duration), ReportDir: dir, Targets: cfg.Targets}
 		digest := pin.Digest.DigestStr()
 		platforms := platformStrings(pin)
 		if rep.ImageDigest != digest {
 			for _, p := range platforms {
-				res.Outcomes = append(res.Outcomes, promote.Outcome{Platform: p, Target: cfg.Target, Scenario: "(results)", Verdict: promote.InfraError,
+				res.Outcomes = append(res.Outcomes, promote.Outcome{Platform: p, Target: strings.Join(cfg.Targets, ","), Scenario: "(results)", Verdict: promote.InfraError,
 					Reason: fmt.Sprintf("the results in %s are for %s (%s), not for the pinned candidate %s: they cannot vouch for it", dir, orNone(rep.ImageDigest), rep.ImageRef, digest)})
 			}
 			return res, nil
 		}
-		plan := scenario.PlanCases(scs, []string{cfg.Target}, platforms)
+		plan := scenario.PlanCases(scs, cfg.Targets, platforms)
 		if len(plan) == 0 {
-			return res, fmt.Errorf("no scenario in %s runs on target %s", cfg.Scenarios, cfg.Target)
+			return res, fmt.Errorf("no scenario in %s runs on target %s", cfg.scenarioNames(), strings.Join(cfg.Targets, ", "))
 		}
 		byKey := map[scenario.CaseKey]scenario.Result{}
 		for _, r := range rep.Results {
@@ -288,9 +336,9 @@ func FromResults(cfg Config, dir string) (promote.TestFunc, error) {
 				extra = append(extra, k.String())
 			}
 			sort.Strings(extra)
-			cfg.Logf("%d result(s) in %s are not cases of these scenarios on %s and are not judged: %s", len(extra), dir, cfg.Target, strings.Join(extra, ", "))
+			cfg.Logf("%d result(s) in %s are not cases of these scenarios on %s and are not judged: %s", len(extra), dir, strings.Join(cfg.Targets, ", "), strings.Join(extra, ", "))
 		}
-		res.Configuration = attest.RunConfiguration(cfg.Scenarios, scs, used)
+		res.Configuration = attest.RunConfiguration(cfg.scenarioBase(), scs, used)
 		rep := report.New(used)
 		res.StaticChecks = StaticChecks(rep, roots)
 		res.Report = AttestationReport(rep.Results, roots)
@@ -355,8 +403,10 @@ func AttestationReport(results []scenario.Result, roots []attest.Root) json.RawM
 // scenario and report directories, hil's cache, the working directory.
 func Roots(cfg Config) []attest.Root {
 	roots := attest.HostRoots()
-	if abs, err := filepath.Abs(cfg.Scenarios); err == nil {
-		roots = append(roots, attest.Root{Path: abs, Label: "."})
+	for _, p := range cfg.Scenarios {
+		if abs, err := filepath.Abs(p); err == nil {
+			roots = append(roots, attest.Root{Path: abs, Label: "."})
+		}
 	}
 	if cfg.ReportDir != "" {
 		roots = append(roots, attest.Root{Path: cfg.ReportDir, Label: "$REPORT"})

@@ -39,7 +39,7 @@ func attestShowCmd() *cobra.Command {
 	var insecure, asJSON bool
 	var keyPath string
 	show := &cobra.Command{
-		Use:   "show REF",
+		Use: "show REF",
 		Example: `  hil attest show registry.lan/pcapwatch:latest
   hil attest show registry.lan/pcapwatch:latest --key cosign.pub --json`,
 		Short: "Print the hil test results attached to the digest REF points at",
@@ -98,7 +98,7 @@ func attestVerifyCmd() *cobra.Command {
 	var keyPath, result string
 	var boards []string
 	verify := &cobra.Command{
-		Use:   "verify REF --key cosign.pub [--require-board B1,B2] [--require-result PASSED]",
+		Use: "verify REF --key cosign.pub [--require-board B1,B2] [--require-result PASSED]",
 		Example: `  hil attest verify registry.lan/pcapwatch:latest --key cosign.pub
   hil attest verify registry.lan/pcapwatch:latest --key cosign.pub --require-board virt,pi3b+ --json`,
 		Short: "Exit 0 only when a signed, matching, passing test result is attached to REF's digest",

@@ -35,7 +35,7 @@ least recently used ones go.`,
 	}
 	var asJSON bool
 	du := &cobra.Command{
-		Use:   "du [KIND...]",
+		Use: "du [KIND...]",
 		Example: `  hil cache du
   hil cache du snapshots rootfs --json`,
 		Short: "Show the size of each kind of cache content",
@@ -51,7 +51,7 @@ least recently used ones go.`,
 
 	var olderThan string
 	prune := &cobra.Command{
-		Use:   "prune --older-than DURATION [KIND...]",
+		Use: "prune --older-than DURATION [KIND...]",
 		Example: `  hil cache prune --older-than 14d
   hil cache prune --older-than 36h snapshots logs`,
 		Short: "Remove cache entries not used for a while (all kinds unless named)",
@@ -74,7 +74,7 @@ least recently used ones go.`,
 
 	var all bool
 	rm := &cobra.Command{
-		Use:   "rm KIND... | --all",
+		Use: "rm KIND... | --all",
 		Example: `  hil cache rm snapshots logs
   hil cache rm --all`,
 		Short: "Remove every entry of the named kinds (or of all with --all)",

@@ -15,7 +15,7 @@ import (
 func init() {
 	var asJSON, paths bool
 	cmd := &cobra.Command{
-		Use:   "fixtures [NAME]",
+		Use: "fixtures [NAME]",
 		Example: `  hil fixtures
   hil fixtures dns
   hil fixtures dns --path

@@ -16,12 +16,12 @@ func init() {
 	var (
 		platforms []string
 		rootfs    bool
-		insecure bool
-		asJSON   bool
-		maxBytes int64
+		insecure  bool
+		asJSON    bool
+		maxBytes  int64
 	)
 	inspect := &cobra.Command{
-		Use:   "inspect REF",
+		Use: "inspect REF",
 		Example: `  hil image inspect oci:build/images/pcapwatch
   hil image inspect oci:build/images/pcapwatch --platform linux/arm/v7 --rootfs --json
   hil image inspect docker-archive:app.tar:myorg/app:1.2
@@ -99,9 +99,9 @@ func init() {
 
 // inspectJSON is "hil image inspect --json".
 type inspectJSON struct {
-	Ref       string        `json:"ref"`
-	Digest    string        `json:"digest"`
-	Platforms []string      `json:"platforms"`
+	Ref       string   `json:"ref"`
+	Digest    string   `json:"digest"`
+	Platforms []string `json:"platforms"`
 	// Images are the flattened platforms (--rootfs).
 	Images []inspectImage `json:"images,omitempty"`
 }

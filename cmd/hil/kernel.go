@@ -17,7 +17,7 @@ func init() {
 	var arch, suite string
 	var asJSON bool
 	fetch := &cobra.Command{
-		Use:   "fetch",
+		Use: "fetch",
 		Example: `  hil kernel fetch
   hil kernel fetch --arch arm64`,
 		Short: "Resolve Debian's current kernel through apt, download it (sha256 checked) and cache it",
@@ -37,7 +37,7 @@ func init() {
 	fetch.Flags().StringVar(&arch, "arch", "armhf", "Debian architecture: armhf (armmp kernel, qemu-system-arm) or arm64 (qemu-system-aarch64)")
 	fetch.Flags().StringVar(&suite, "suite", "bookworm", "Debian release")
 	list := &cobra.Command{
-		Use:   "list",
+		Use: "list",
 		Example: `  hil kernel list
   hil kernel list --json`,
 		Short: "List the cached kernels",

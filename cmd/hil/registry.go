@@ -34,10 +34,10 @@ func init() {
 	var addr string
 	var printAddr, quiet bool
 	serve := &cobra.Command{
-		Use:   "serve",
+		Use:     "serve",
 		Example: `  hil registry serve --addr 127.0.0.1:5000`,
-		Short: "Serve an in-memory OCI registry (with the referrers API) until interrupted",
-		Args:  cobra.NoArgs,
+		Short:   "Serve an in-memory OCI registry (with the referrers API) until interrupted",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			host, _, err := net.SplitHostPort(addr)
 			if err != nil {
@@ -79,10 +79,10 @@ func init() {
 
 	var insecure bool
 	push := &cobra.Command{
-		Use:   "push OCI-LAYOUT-DIR REF",
+		Use:     "push OCI-LAYOUT-DIR REF",
 		Example: `  hil registry push build/images/pcapwatch 127.0.0.1:5000/pcapwatch:candidate --insecure`,
-		Short: "Push an OCI layout (its single index or image) to REF, digest unchanged; prints repo@digest",
-		Args:  cobra.ExactArgs(2),
+		Short:   "Push an OCI layout (its single index or image) to REF, digest unchanged; prints repo@digest",
+		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r := registryAccess(insecure)
 			ref, err := r.ParseReference(args[1])
@@ -101,10 +101,10 @@ func init() {
 	push.Flags().BoolVar(&insecure, "insecure", false, insecureUsage)
 
 	digest := &cobra.Command{
-		Use:   "digest REF",
+		Use:     "digest REF",
 		Example: `  hil registry digest 127.0.0.1:5000/pcapwatch:latest --insecure`,
-		Short: "Print the digest REF points at, or (none) and exit 1 when it does not exist",
-		Args:  cobra.ExactArgs(1),
+		Short:   "Print the digest REF points at, or (none) and exit 1 when it does not exist",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r := registryAccess(insecure)
 			ref, err := r.ParseReference(args[0])

@@ -24,7 +24,7 @@ func init() {
 		timeout                                             time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "replay FIXTURE (--iface IFACE | --netns NAME)",
+		Use: "replay FIXTURE (--iface IFACE | --netns NAME)",
 		Example: `  sudo hil replay home-minute --netns lab --speed original
   sudo hil replay burst-100k --iface veth-host --speed top --loop 3 --json
   sudo hil replay my.pcapng --netns /proc/1234/ns/net --speed x0.5 --filter 'arp or port 53'`,

@@ -19,7 +19,7 @@ func init() {
 	var out string
 	var asJSON bool
 	merge := &cobra.Command{
-		Use:   "merge DIR... [--out DIR]",
+		Use: "merge DIR... [--out DIR]",
 		Example: `  hil report merge shard-1 shard-2 shard-3 --out report
   hil report merge shard-* --out report --json`,
 		Short: "Merge the report directories of a sharded run into one junit.xml, results.json and report.html",

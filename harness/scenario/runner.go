@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hilproject/hil/harness/activity"
+
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/harness/target"
@@ -64,6 +66,10 @@ const (
 	StepFinished
 	CaseRetrying
 	CaseFinished
+	// StepActivity says what a running step is doing now (Activity):
+	// fetching the kernel, building the guest init, flattening the image
+	// (harness/activity).
+	StepActivity
 )
 
 // Event is a progress report: which case, which step, how long so far.
@@ -76,8 +82,10 @@ type Event struct {
 	// Step is set for StepStarted and StepFinished.
 	Step *StepResult
 	// Result is set for CaseFinished (and CaseRetrying: the attempt thrown away).
-	Result  *Result
-	Elapsed time.Duration
+	Result *Result
+	// Activity is set for StepActivity.
+	Activity string
+	Elapsed  time.Duration
 }
 
 // Option configures a Runner.
@@ -282,6 +290,8 @@ type caseRun struct {
 	s     *session
 	att   int
 	ctx   context.Context
+	// current is the step (or phase) running now, for activity events.
+	current *StepResult
 }
 
 func (r *Runner) attempt(ctx context.Context, c Case, attempt int) (res Result) {
@@ -302,6 +312,12 @@ func (r *Runner) attempt(ctx context.Context, c Case, attempt int) (res Result) 
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("the case did not finish within its timeout of %s (the scenario's timeout:)", timeout))
 	defer cancel()
+	// What a step does while it is slow (a first run fetches the kernel,
+	// builds the init, flattens the image) becomes a progress event.
+	ctx = activity.With(ctx, func(what string) {
+		r.emit(Event{Kind: StepActivity, Scenario: sc.Name, Target: c.Target, Platform: c.Platform, Attempt: attempt,
+			Step: cr.current, Activity: what, Elapsed: time.Since(cr.start)})
+	})
 	defer func() {
 		if p := recover(); p != nil {
 			cr.decide(-1, InfraError, fmt.Sprintf("harness panic: %v\n%s", p, debug.Stack()))
@@ -331,6 +347,7 @@ func (cr *caseRun) decide(step int, v Verdict, reason string) {
 // step's verdict (empty for pass) and message.
 func (cr *caseRun) phase(index int, kind StepKind, desc, pos string, fn func(sr *StepResult) (Verdict, string)) bool {
 	sr := StepResult{Index: index, Kind: kind, Desc: desc, Pos: pos, Start: time.Now()}
+	cr.current = &sr
 	cr.r.emit(Event{Kind: StepStarted, Scenario: cr.c.Scenario.Name, Target: cr.c.Target, Platform: cr.c.Platform, Attempt: cr.att, Step: &sr, Elapsed: time.Since(cr.start)})
 	v, msg := fn(&sr)
 	if v == "" {

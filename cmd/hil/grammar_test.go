@@ -156,6 +156,16 @@ func TestJSONErrorObject(t *testing.T) {
 		{"rollback", "--tag", "latest", "--json"},
 		{"boards", "--board-profiles", "/nonexistent.yaml", "--json"},
 		{"run", "--image", "oci:/nonexistent", "--progress", "json", filepath.Join("..", "..", "scenarios", "startup.yaml")},
+		{"fixtures", "no-such-fixture", "--json"},
+		{"report", "merge", "--json", "--out", filepath.Join(t.TempDir(), "m"), "/nonexistent"},
+		{"attest", "verify", "--json"},
+		{"attest", "show", "--json"},
+		{"watch", "--json"},
+		{"replay", "dns", "--json"},
+		{"record", "--json"},
+		{"cache", "du", "no-such-kind", "--json"},
+		{"kernel", "list", "--json", "extra-argument"},
+		{"version", "--json", "extra-argument"},
 	} {
 		r := execHil(t, args...)
 		if r.code == 0 {

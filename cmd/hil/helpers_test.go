@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/hilproject/hil/schemas"
 )
 
 // hilRun is what one in-process run of the CLI gave.
@@ -30,8 +33,13 @@ func execHil(t *testing.T, args ...string) hilRun {
 		c.SetContext(ctx)
 		c.Flags().VisitAll(func(f *pflag.Flag) {
 			// Set(DefValue) would turn an empty slice into ["[]"].
+			// A slice's default ("[linux/arm/v7]") is restored item by item.
 			if sv, ok := f.Value.(pflag.SliceValue); ok {
-				_ = sv.Replace(nil)
+				var def []string
+				if d := strings.Trim(f.DefValue, "[]"); d != "" {
+					def = strings.Split(d, ",")
+				}
+				_ = sv.Replace(def)
 			} else {
 				_ = f.Value.Set(f.DefValue)
 			}
@@ -75,4 +83,13 @@ func runHilStderr(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	r := execHil(t, args...)
 	return r.stdout, r.stderr, r.code
+}
+
+// validates checks out (one JSON document) against the schema at loc
+// (schemas.Results, schemas.Def("image_inspect"), ...).
+func validates(t *testing.T, what, loc, out string) {
+	t.Helper()
+	if err := schemas.Validate(loc, []byte(out)); err != nil {
+		t.Errorf("%s: %v\n%.2000s", what, err, out)
+	}
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -40,6 +42,13 @@ func execHil(t *testing.T, args ...string) hilRun {
 					def = strings.Split(d, ",")
 				}
 				_ = sv.Replace(def)
+				// pflag's slices append to what a previous Set gave
+				// once "changed" is set, and Replace does not clear it:
+				// clear it, so that --target user is [user] again, not
+				// the default plus user.
+				if ch := reflect.ValueOf(f.Value).Elem().FieldByName("changed"); ch.IsValid() && ch.Kind() == reflect.Bool {
+					reflect.NewAt(ch.Type(), unsafe.Pointer(ch.UnsafeAddr())).Elem().SetBool(false)
+				}
 			} else {
 				_ = f.Value.Set(f.DefValue)
 			}

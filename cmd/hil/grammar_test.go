@@ -24,6 +24,9 @@ func commands() map[string]*cobra.Command {
 		if c.Runnable() && !c.Hidden && c.Name() != "help" && c.Name() != "completion" && c != rootCmd {
 			out[c.CommandPath()] = c
 		}
+		if c.Name() == "completion" {
+			return // cobra's own (added at the first Execute), with its own help
+		}
 		for _, sub := range c.Commands() {
 			walk(sub)
 		}

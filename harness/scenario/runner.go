@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hilproject/hil/harness/activity"
@@ -290,8 +291,9 @@ type caseRun struct {
 	s     *session
 	att   int
 	ctx   context.Context
-	// current is the step (or phase) running now, for activity events.
-	current *StepResult
+	// current is the step (or phase) running now, for activity events
+	// (a target may report from a goroutine of its own).
+	current atomic.Pointer[StepResult]
 }
 
 func (r *Runner) attempt(ctx context.Context, c Case, attempt int) (res Result) {
@@ -316,7 +318,7 @@ func (r *Runner) attempt(ctx context.Context, c Case, attempt int) (res Result) 
 	// builds the init, flattens the image) becomes a progress event.
 	ctx = activity.With(ctx, func(what string) {
 		r.emit(Event{Kind: StepActivity, Scenario: sc.Name, Target: c.Target, Platform: c.Platform, Attempt: attempt,
-			Step: cr.current, Activity: what, Elapsed: time.Since(cr.start)})
+			Step: cr.current.Load(), Activity: what, Elapsed: time.Since(cr.start)})
 	})
 	defer func() {
 		if p := recover(); p != nil {
@@ -347,7 +349,7 @@ func (cr *caseRun) decide(step int, v Verdict, reason string) {
 // step's verdict (empty for pass) and message.
 func (cr *caseRun) phase(index int, kind StepKind, desc, pos string, fn func(sr *StepResult) (Verdict, string)) bool {
 	sr := StepResult{Index: index, Kind: kind, Desc: desc, Pos: pos, Start: time.Now()}
-	cr.current = &sr
+	cr.current.Store(&sr)
 	cr.r.emit(Event{Kind: StepStarted, Scenario: cr.c.Scenario.Name, Target: cr.c.Target, Platform: cr.c.Platform, Attempt: cr.att, Step: &sr, Elapsed: time.Since(cr.start)})
 	v, msg := fn(&sr)
 	if v == "" {

@@ -16,7 +16,7 @@ func TestSchemasCompile(t *testing.T) {
 		}
 	}
 	for _, def := range []string{"error", "version", "image_inspect", "boards", "cache_du", "kernel_list", "fixtures", "replay_stats",
-		"record_stats", "report_merge", "attest_show", "attest_verify", "rollback", "watch", "canary", "progress_event"} {
+		"record_stats", "report_merge", "init", "attest_show", "attest_verify", "rollback", "watch", "canary", "progress_event"} {
 		if _, err := Compile(Def(def)); err != nil {
 			t.Errorf("%s: %v", def, err)
 		}

@@ -30,13 +30,14 @@ const (
 func init() {
 	var (
 		imageRef, dir, ready string
-		insecure             bool
+		insecure, asJSON     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "init --image REF [--dir DIR] [--ready REGEX]",
 		Short: "Start testing your own image: a startup scenario, a Go test suite and a CI workflow",
 		Example: `  hil init --image registry.lan/pcapwatch:latest
-  hil init --image oci:build/images/tcpdump --dir hil --ready '^listening on '`,
+  hil init --image oci:build/images/tcpdump --dir hil --ready '^listening on '
+  hil init --image registry.lan/pcapwatch:latest --json   # what it found and wrote`,
 		Long: `Inspects the image (its platforms, entrypoint and command, the static
 startup check on each platform) and writes, under --dir:
 
@@ -63,7 +64,7 @@ file could not be written.`,
 			if imageRef == "" {
 				return &exitError{2, errNeedImage}
 			}
-			return runInit(cmd, initOptions{image: imageRef, dir: dir, ready: ready,
+			return runInit(cmd, initOptions{image: imageRef, dir: dir, ready: ready, asJSON: asJSON,
 				imageOpts: []image.Option{image.WithRegistry(registryAccess(insecure))}})
 		},
 	}
@@ -73,12 +74,35 @@ file could not be written.`,
 	f.StringVar(&dir, "dir", ".", "write the files under this directory (your repository, or a folder of it)")
 	f.StringVar(&ready, "ready", `^ready `, "the regular expression of the line your app prints once it is ready (hil's default)")
 	f.BoolVar(&insecure, "insecure", false, insecureUsage)
+	addJSONFlag(f, &asJSON)
 	rootCmd.AddCommand(cmd)
 }
 
 type initOptions struct {
 	image, dir, ready string
+	asJSON            bool
 	imageOpts         []image.Option
+}
+
+// initOutput is hil init --json (schemas/cli.schema.json#/$defs/init).
+type initOutput struct {
+	Ref       string          `json:"ref"`
+	Digest    string          `json:"digest"`
+	Platforms []string        `json:"platforms"`
+	Checks    []initCheckJSON `json:"checks"`
+	Files     []initFileJSON  `json:"files"`
+}
+
+type initCheckJSON struct {
+	Platform string   `json:"platform"`
+	OK       bool     `json:"ok"`
+	Problems []string `json:"problems"`
+}
+
+type initFileJSON struct {
+	Path string `json:"path"`
+	// Written is false when the file was there and kept.
+	Written bool `json:"written"`
 }
 
 // initFacts is what init learned about the image, for the templates.
@@ -141,6 +165,13 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 		facts.Run, facts.Targets = facts.Platforms, []string{"user"}
 	}
 	facts.Package = testPackage(o.dir)
+	js := initOutput{Ref: o.image, Digest: facts.Digest, Platforms: facts.Platforms, Checks: []initCheckJSON{}}
+	for _, c := range facts.Checks {
+		js.Checks = append(js.Checks, initCheckJSON{Platform: c.Platform, OK: len(c.Problems) == 0, Problems: append([]string{}, c.Problems...)})
+	}
+	if o.asJSON {
+		out = io.Discard // the text goes nowhere; the document says it all
+	}
 
 	fmt.Fprintf(out, "hil init: %s (%s), platforms %s\n", o.image, facts.Digest, strings.Join(facts.Platforms, ", "))
 	for _, c := range facts.Checks {
@@ -163,6 +194,7 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 		if err != nil {
 			return &exitError{2, fmt.Errorf("init: %w", err)}
 		}
+		js.Files = append(js.Files, initFileJSON{Path: path, Written: wrote})
 		if wrote {
 			fmt.Fprintf(out, "  wrote %s\n", path)
 		} else {
@@ -170,6 +202,11 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 		}
 	}
 	printInitNext(out, o, facts)
+	if o.asJSON {
+		if err := printJSON(cmd.OutOrStdout(), js); err != nil {
+			return &exitError{2, err}
+		}
+	}
 	return nil
 }
 

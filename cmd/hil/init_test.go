@@ -76,10 +76,20 @@ func TestInit(t *testing.T) {
 			if b, _ := os.ReadFile(scen); string(b) != "# mine\n" {
 				t.Errorf("init overwrote the edited scenario: %q", b)
 			}
+			r = execHil(t, append([]string{"init", "--image", ref, "--dir", dir, "--json"}, c.ready...)...)
+			validates(t, "hil init --json", schemas.Def("init"), r.stdout)
+			if r.code != 0 || strings.Count(r.stdout, `"written": false`) != 3 || !strings.Contains(r.stdout, `"ok": true`) {
+				t.Errorf("init --json: exit %d:\n%s", r.code, r.stdout)
+			}
 		})
 	}
 
 	// Bad input: no image, a --dir that is a file.
+	if r := execHil(t, "init", "--json"); r.code != 2 || !strings.Contains(r.errText, "--image") {
+		t.Errorf("init --json without --image: exit %d %q", r.code, r.errText)
+	} else {
+		validates(t, "hil init --json without --image", schemas.Def("error"), r.stdout)
+	}
 	if r := execHil(t, "init"); r.code != 2 || !strings.Contains(r.errText, "--image") {
 		t.Errorf("init without --image: exit %d %q", r.code, r.errText)
 	}

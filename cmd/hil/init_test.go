@@ -62,6 +62,13 @@ func TestInit(t *testing.T) {
 				t.Fatalf("hil run of the written scenario: exit %d (%s)\n%s\n%s", r.code, r.errText, r.stdout, r.stderr)
 			}
 			if c.goTest {
+				// The scenario as written (the ARM build on the system
+				// target; warm from the snapshot other tests left), then
+				// the suite.
+				r = execHil(t, "run", "--image", ref, "--progress", "none", filepath.Join(dir, "scenarios"))
+				if r.code != 0 || !strings.Contains(r.stdout, "PASS        startup [system linux/arm/v7]") {
+					t.Fatalf("hil run of the written scenario on the system target: exit %d (%s)\n%s\n%s", r.code, r.errText, r.stdout, r.stderr)
+				}
 				goTestSuite(t, root, dir)
 			}
 

@@ -103,6 +103,11 @@ func TestAtAGlanceInChromium(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// A zero count is grey, not an alarm: a promoted report shows
+			// no red.
+			if c.failure == "" && !bytes.Contains(html, []byte(`<span class="none">0 fail</span>`)) {
+				t.Errorf("a report without failures shows its 0 fail in red")
+			}
 			probe := filepath.Join(dir, "probe.html")
 			if err := os.WriteFile(probe, bytes.Replace(html, []byte("</body>"), []byte(glanceProbe+"</body>"), 1), 0o644); err != nil {
 				t.Fatal(err)

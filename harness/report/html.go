@@ -127,6 +127,7 @@ main { padding: 12px 24px; max-width: 1400px; }
 .decision .reason { white-space: pre-wrap; max-height: 4.6em; overflow: auto; }
 .d-promoted { background: var(--pass); } .d-refused { background: var(--fail); } .d-error { background: var(--infra); } .d-would-promote { background: #0969da; }
 .totals span { display: inline-block; margin-right: 12px; padding: 3px 10px; border-radius: 12px; color: #fff; font-weight: 600; }
+.totals span.none { background: #d0d7de; color: #57606a; } /* a zero count is not an alarm */
 table { border-collapse: collapse; width: 100%; background: #fff; border: 1px solid var(--line); margin: 6px 0 14px; }
 th, td { text-align: left; padding: 5px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: #eaeef2; font-weight: 600; }
@@ -169,7 +170,7 @@ h2 { font-size: 16px; margin: 14px 0 4px; } h3 { font-size: 13px; margin: 12px 0
 </tbody></table>
 </section>
 {{end}}<div class="totals" id="totals">
-<span class="v-fail">{{.Summary.Fail}} fail</span><span class="v-infra-error">{{.Summary.InfraError}} infra-error</span><span class="v-unsupported">{{.Summary.Unsupported}} unsupported</span><span class="v-pass">{{.Summary.Pass}} pass</span>
+<span class="{{if .Summary.Fail}}v-fail{{else}}none{{end}}">{{.Summary.Fail}} fail</span><span class="{{if .Summary.InfraError}}v-infra-error{{else}}none{{end}}">{{.Summary.InfraError}} infra-error</span><span class="{{if .Summary.Unsupported}}v-unsupported{{else}}none{{end}}">{{.Summary.Unsupported}} unsupported</span><span class="{{if .Summary.Pass}}v-pass{{else}}none{{end}}">{{.Summary.Pass}} pass</span>
 <span style="background:#57606a">{{.Summary.Total}} cases</span>
 </div>
 <h2>Verdicts{{if nfails .}} (failures first){{end}}</h2>

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/spf13/cobra"
@@ -184,7 +185,7 @@ func runInit(cmd *cobra.Command, o initOptions) error {
 	for _, f := range []struct {
 		path string
 		tmpl *template.Template
-	}{{initScenario, scenarioTmpl}, {initSuite, suiteTmpl}, {initWorkflow, workflowTmpl}} {
+	}{{initScenario, scenarioTmpl()}, {initSuite, suiteTmpl()}, {initWorkflow, workflowTmpl()}} {
 		var b bytes.Buffer
 		if err := f.tmpl.Execute(&b, facts); err != nil {
 			return &exitError{2, fmt.Errorf("init: %s: %w", f.path, err)}
@@ -313,7 +314,9 @@ var initFuncs = template.FuncMap{
 	"list":  yamlList,
 }
 
-var scenarioTmpl = template.Must(template.New("scenario").Funcs(initFuncs).Parse(`# Written by hil init {{.Version}} for {{.Ref}}
+// scenarioTmpl is parsed on first use: every hil process would pay for it at init.
+var scenarioTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("scenario").Funcs(initFuncs).Parse(`# Written by hil init {{.Version}} for {{.Ref}}
 # ({{.Digest}}).
 # A first scenario to start from. Edit it: set the line your app
 # prints once it is ready, then add the steps it must pass
@@ -343,8 +346,11 @@ steps:
   - name: no panic or fatal error during the run
     expect_no_output: {regex: "(?i)panic|fatal|segmentation fault"}
 `))
+})
 
-var suiteTmpl = template.Must(template.New("suite").Funcs(initFuncs).Parse(`// Written by hil init {{.Version}}: every scenario × target × platform of
+// suiteTmpl is parsed on first use: every hil process would pay for it at init.
+var suiteTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("suite").Funcs(initFuncs).Parse(`// Written by hil init {{.Version}}: every scenario × target × platform of
 // scenarios/ is a Ginkgo spec, labelled with its target, platform and
 // tags (ginkgo --label-filter='system && smoke'). HIL_IMAGE, HIL_TARGETS,
 // HIL_PLATFORMS and HIL_REPORT_DIR override what runs and where the
@@ -375,8 +381,11 @@ var _ = hilginkgo.Specs(harness.Config{
 // ginkgo -p.
 var _ = hilginkgo.Reports("build/hil-report")
 `))
+})
 
-var workflowTmpl = template.Must(template.New("workflow").Funcs(initFuncs).Parse(`# Written by hil init {{.Version}}: runs scenarios/ against the image on
+// workflowTmpl is parsed on first use: every hil process would pay for it at init.
+var workflowTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("workflow").Funcs(initFuncs).Parse(`# Written by hil init {{.Version}}: runs scenarios/ against the image on
 # every push and pull request, on hil's emulated ARM board, and keeps the
 # reports (JUnit, JSON, HTML, guest console logs) whatever the outcome.
 # Set IMAGE to the image your build pushes; registry credentials come from
@@ -428,3 +437,4 @@ jobs:
           name: hil-report
           path: build/hil-report
 `))
+})

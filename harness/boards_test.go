@@ -52,7 +52,7 @@ func TestScenariosOnTwoBoardsInParallel(t *testing.T) {
 		if r.Verdict != scenario.Pass {
 			t.Errorf("%s: %s: %s", r.ID(), r.Verdict, r.Reason)
 		}
-		if want := "device@" + r.Device["board"]; r.Target != want {
+		if want := "device@" + r.Device.String("board"); r.Target != want {
 			t.Errorf("%s ran on board %q", r.ID(), r.Device["board"])
 		}
 		perBoard[r.Target]++

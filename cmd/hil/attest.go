@@ -39,7 +39,9 @@ func attestShowCmd() *cobra.Command {
 	var insecure, asJSON bool
 	var keyPath string
 	show := &cobra.Command{
-		Use:   "show REF",
+		Use: "show REF",
+		Example: `  hil attest show registry.lan/pcapwatch:latest
+  hil attest show registry.lan/pcapwatch:latest --key cosign.pub --json`,
 		Short: "Print the hil test results attached to the digest REF points at",
 		Long: `show resolves REF (a tag or a digest) to a digest and prints every
 attestation attached to it, oldest first: where it is stored, whether it is
@@ -53,7 +55,7 @@ signature is checked and only verified results count for the exit status.
 Exit 0 when the newest test result is a pass (PASSED or WARNED), 1 when it
 is FAILED, cannot be read, or there is none, 2 on bad input or an
 unreachable registry. To gate a deploy, use "hil attest verify".`,
-		Args: cobra.ExactArgs(1),
+		Args: needArgs(1, 1, "a REF: the image in its registry, host/repo:tag or host/repo@sha256:..."),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var key *attest.Verifier
 			if keyPath != "" {
@@ -96,14 +98,16 @@ func attestVerifyCmd() *cobra.Command {
 	var keyPath, result string
 	var boards []string
 	verify := &cobra.Command{
-		Use:   "verify REF --key cosign.pub [--require-boards B1,B2] [--require-result PASSED]",
+		Use: "verify REF --key cosign.pub [--require-board B1,B2] [--require-result PASSED]",
+		Example: `  hil attest verify registry.lan/pcapwatch:latest --key cosign.pub
+  hil attest verify registry.lan/pcapwatch:latest --key cosign.pub --require-board virt,pi3b+ --json`,
 		Short: "Exit 0 only when a signed, matching, passing test result is attached to REF's digest",
 		Long: `verify resolves REF (a tag or a digest) to a digest and looks for a
 test-result attestation (` + attest.TestResultPredicateType + `) that
   - is signed with the key --key names (the DSSE signature holds),
   - is about that digest (the statement's subject),
   - has result PASSED (or, with --require-result WARNED, PASSED or WARNED),
-  - and, with --require-boards, names each board in a passed test and in no
+  - and, with --require-board, names each board in a passed test and in no
     failed one (tests are named scenario/target/board/platform; the system
     target's QEMU machine is the board "virt" until board profiles name
     boards).
@@ -114,7 +118,7 @@ skipped. Use it as a pre-pull check on a board (see examples/policy).
 Exit 0 when one was found, 1 when none was (the reason is printed), 2 on bad
 input (no --key, a key that is not a PEM public key, a bad reference or
 flag) or an unreachable registry.`,
-		Args: cobra.ExactArgs(1),
+		Args: needArgs(1, 1, "a REF: the image in its registry, host/repo:tag or host/repo@sha256:..."),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			reg := registryAccess(insecure)
 			// The reference first: a plain-HTTP registry off loopback is
@@ -164,7 +168,8 @@ flag) or an unreachable registry.`,
 	}
 	fl := verify.Flags()
 	fl.StringVar(&keyPath, "key", "", "public key the attestation must be signed with (cosign.pub; PEM) (required)")
-	fl.StringSliceVar(&boards, "require-boards", nil, "boards that must each have passed, comma-separated (pi3b+, pi4/64; virt is the system target without a board)")
+	fl.SetNormalizeFunc(normalizeFlags)
+	fl.StringSliceVar(&boards, "require-board", nil, "board(s) that must each have passed, e.g. pi3b+,pi4/64; virt is the system target without a board (repeat the flag or separate with commas)")
 	fl.StringVar(&result, "require-result", attest.Passed, "weakest result accepted: PASSED, or WARNED (PASSED or WARNED)")
 	fl.BoolVar(&insecure, "insecure", false, insecureUsage)
 	fl.BoolVar(&asJSON, "json", false, "print the verification as JSON")
@@ -283,7 +288,7 @@ type entryJSON struct {
 	Digest        string          `json:"digest"`
 	Where         []string        `json:"where"`
 	Created       string          `json:"created,omitempty"`
-	PredicateType string          `json:"predicateType,omitempty"`
+	PredicateType string          `json:"predicate_type,omitempty"`
 	Signed        bool            `json:"signed"`
 	Verified      bool            `json:"verified"`
 	Problem       string          `json:"problem,omitempty"`
@@ -307,7 +312,9 @@ func printEntriesJSON(w io.Writer, entries []attest.Entry) error {
 	for _, e := range entries {
 		out = append(out, toEntryJSON(e))
 	}
-	return printJSON(w, out)
+	return printJSON(w, struct {
+		Attestations []entryJSON `json:"attestations"`
+	}{out})
 }
 
 func verificationJSON(v *attest.Verification) any {

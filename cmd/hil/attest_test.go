@@ -16,7 +16,9 @@ import (
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/promote/scenariogate"
 	"github.com/hilproject/hil/harness/scenario"
+	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/internal/testenv"
+	"github.com/hilproject/hil/schemas"
 )
 
 // cosignKeyPair writes an encrypted cosign-format key pair into dir.
@@ -68,9 +70,20 @@ func TestAttestVerifyAndShowExitCodes(t *testing.T) {
 	if code != 0 || strings.Contains(errOut, "UNSIGNED") {
 		t.Fatalf("signed gate: exit %d\n%s\n%s", code, out, errOut)
 	}
-	out, errOut, code = runHilStderr(t, "attest", "verify", reg.Host+"/pcapwatch:latest", "--key", pub, "--require-boards", "virt")
+	out, errOut, code = runHilStderr(t, "attest", "verify", reg.Host+"/pcapwatch:latest", "--key", pub, "--require-board", "virt")
 	if code != 0 || !strings.Contains(out, "verified: "+reg.Host+"/pcapwatch@"+good.String()) || !strings.Contains(out, "https://github.com/acme/pcapwatch/actions/runs/4242") {
 		t.Fatalf("attest verify: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// Verified (exit 0) and not (exit 1, another key) in JSON.
+	for _, c := range []struct {
+		key  string
+		code int
+	}{{pub, 0}, {otherPub, 1}} {
+		r := execHil(t, "attest", "verify", reg.Host+"/pcapwatch:latest", "--key", c.key, "--json")
+		if r.code != c.code {
+			t.Errorf("attest verify --json with %s: exit %d (%s), want %d", c.key, r.code, r.errText, c.code)
+		}
+		validates(t, "hil attest verify --json", schemas.Def("attest_verify"), r.stdout)
 	}
 	out, errOut, code = runHilStderr(t, "attest", "show", "--key", pub, reg.Host+"/pcapwatch:latest")
 	if code != 0 || strings.Count(out, "verified with "+pub) != 2 || !strings.Contains(out, "passed     dhcp-basic/system/virt/linux/arm/v7") {
@@ -83,7 +96,7 @@ func TestAttestVerifyAndShowExitCodes(t *testing.T) {
 		code int
 		want string
 	}{
-		{"another board", []string{"--key", pub, "--require-boards", "pi3b+"}, 1, "no passed test on board pi3b+"},
+		{"another board", []string{"--key", pub, "--require-board", "pi3b+"}, 1, "no passed test on board pi3b+"},
 		{"another key", []string{"--key", otherPub}, 1, "does not verify"},
 		{"WARNED is no required result", []string{"--key", pub, "--require-result", "FAILED"}, 2, "want PASSED or WARNED"},
 		{"no --key", nil, 2, `"key" not set`},
@@ -198,7 +211,7 @@ func TestGateAttestationNamesNoLocalPath(t *testing.T) {
 				res.Outcomes[i].Reason = attest.ScrubString(res.Outcomes[i].Reason, scenariogate.Roots(gateConfig(f)))
 			}
 			res.Report = scenariogate.AttestationReport([]scenario.Result{{Scenario: "dhcp-basic", File: filepath.Join(scen, "dhcp.yaml"),
-				Device: map[string]string{"console_log": filepath.Join(report, "console.log")}}}, scenariogate.Roots(gateConfig(f)))
+				Device: target.Info{"console_log": filepath.Join(report, "console.log")}}}, scenariogate.Roots(gateConfig(f)))
 			return res, err
 		}, nil
 	}

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/hilproject/hil/harness/board"
 )
@@ -20,14 +18,6 @@ func boardCatalog(profiles string) (*board.Catalog, error) {
 		return c, nil
 	}
 	return c.WithFile(profiles)
-}
-
-// boardsFlagNormalize makes --boards another spelling of --board.
-func boardsFlagNormalize(_ *pflag.FlagSet, name string) pflag.NormalizedName {
-	if name == "boards" {
-		name = "board"
-	}
-	return pflag.NormalizedName(name)
 }
 
 func init() {
@@ -58,7 +48,10 @@ of another model (deviceModels in --json says how the model must begin).
 
 A board that is not in the table goes in a profile file (--board-profiles
 FILE; the format is in the README, section "Boards").`,
-		Args: cobra.NoArgs,
+		Example: `  hil boards
+  hil boards --json
+  hil boards --board-profiles lab/boards.yaml`,
+		Args: noArgs("name boards where they are used: hil check IMAGE --board NAME"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := boardCatalog(profiles)
 			if err != nil {
@@ -66,14 +59,14 @@ FILE; the format is in the README, section "Boards").`,
 			}
 			w := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(c.Profiles())
+				return printJSON(w, struct {
+					Boards []*board.Profile `json:"boards"`
+				}{c.Profiles()})
 			}
 			return writeBoards(w, c.Profiles())
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the profiles as JSON")
+	addJSONFlag(cmd.Flags(), &asJSON)
 	cmd.Flags().StringVar(&profiles, "board-profiles", "", "a YAML file of board profiles to add to the table")
 	rootCmd.AddCommand(cmd)
 }

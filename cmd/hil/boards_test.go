@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hilproject/hil/harness/board"
+	"github.com/hilproject/hil/schemas"
 )
 
 func TestBoardsCommand(t *testing.T) {
@@ -42,10 +43,12 @@ func TestBoardsCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--json: exit %d (%s)", code, errText)
 	}
-	var ps []board.Profile
-	if err := json.Unmarshal([]byte(out), &ps); err != nil {
+	validates(t, "hil boards --json", schemas.Def("boards"), out)
+	var doc struct{ Boards []board.Profile }
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
+	ps := doc.Boards
 	last := ps[len(ps)-1]
 	if last.Name != "acme-a7" || last.MemoryMiB != 256 || last.OS[32].Platform != "linux/arm/v7" || last.Source != profiles+":2" {
 		t.Errorf("the file's profile: %+v", last)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,7 +35,9 @@ least recently used ones go.`,
 	}
 	var asJSON bool
 	du := &cobra.Command{
-		Use:   "du [KIND...]",
+		Use: "du [KIND...]",
+		Example: `  hil cache du
+  hil cache du snapshots rootfs --json`,
 		Short: "Show the size of each kind of cache content",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			root, kinds, err := cacheKinds(args, true)
@@ -50,7 +51,9 @@ least recently used ones go.`,
 
 	var olderThan string
 	prune := &cobra.Command{
-		Use:   "prune --older-than DURATION [KIND...]",
+		Use: "prune --older-than DURATION [KIND...]",
+		Example: `  hil cache prune --older-than 14d
+  hil cache prune --older-than 36h snapshots logs`,
 		Short: "Remove cache entries not used for a while (all kinds unless named)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if olderThan == "" {
@@ -71,7 +74,9 @@ least recently used ones go.`,
 
 	var all bool
 	rm := &cobra.Command{
-		Use:   "rm KIND... | --all",
+		Use: "rm KIND... | --all",
+		Example: `  hil cache rm snapshots logs
+  hil cache rm --all`,
 		Short: "Remove every entry of the named kinds (or of all with --all)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 && !all {
@@ -124,7 +129,7 @@ type duRow struct {
 	Path    string    `json:"path"`
 	Entries int       `json:"entries"`
 	Bytes   int64     `json:"bytes"`
-	LastUse time.Time `json:"last_use,omitzero"`
+	LastUse time.Time `json:"last_used,omitzero"`
 }
 
 func cacheDU(w io.Writer, root string, kinds []cache.Kind, asJSON bool) error {
@@ -145,9 +150,14 @@ func cacheDU(w io.Writer, root string, kinds []cache.Kind, asJSON bool) error {
 		rows = append(rows, r)
 	}
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"root": root, "kinds": rows, "total_bytes": total})
+		if rows == nil {
+			rows = []duRow{}
+		}
+		return printJSON(w, struct {
+			Root       string  `json:"root"`
+			Kinds      []duRow `json:"kinds"`
+			TotalBytes int64   `json:"total_bytes"`
+		}{root, rows, total})
 	}
 	fmt.Fprintf(w, "hil cache: %s\n", root)
 	fmt.Fprintf(w, "%-10s %8s %11s  %-16s  %s\n", "KIND", "ENTRIES", "SIZE", "LAST USED", "WHAT")

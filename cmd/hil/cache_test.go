@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hilproject/hil/schemas"
 )
 
 // hil cache du / prune / rm on a cache of its own (HIL_CACHE): sizes per
@@ -40,6 +42,7 @@ func TestCacheVerbs(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("du: exit %d %s", code, errText)
 	}
+	validates(t, "hil cache du --json", schemas.Def("cache_du"), out)
 	var du struct {
 		Root  string
 		Kinds []struct {

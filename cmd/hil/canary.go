@@ -11,6 +11,7 @@ import (
 
 	"github.com/hilproject/hil/harness/attest"
 	"github.com/hilproject/hil/harness/promote"
+	"github.com/hilproject/hil/harness/promote/scenariogate"
 	"github.com/hilproject/hil/harness/rollout"
 	"github.com/hilproject/hil/harness/target/device"
 )
@@ -80,7 +81,7 @@ func runCanary(cmd *cobra.Command, f *gateFlags, test promote.TestFunc, gateOpts
 	d, err := rollout.Canary(cmd.Context(), f.image, f.tag, test, opts...)
 	if d != nil {
 		if d.Gate != nil {
-			if werr := writeDecision(f.report, d.Gate); werr != nil {
+			if werr := scenariogate.WriteDecision(f.report, d.Gate, nil); werr != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "hil gate: warning: %v\n", werr)
 			}
 		}

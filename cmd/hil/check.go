@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,22 +12,27 @@ import (
 	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/startup"
+	"github.com/hilproject/hil/internal/jsonfmt"
 )
+
+// checkSchema is the $id of the check report's JSON Schema
+// (schemas/check.schema.json).
+const checkSchema = "https://hil.dev/schemas/check/v1"
 
 // checkResult is one platform's (or one board's) outcome in `hil check
 // --json`.
 type checkResult struct {
 	// Board is set with --board: the board whose engine pulls Platform.
 	Board      string `json:"board,omitempty"`
-	BoardModel string `json:"boardModel,omitempty"`
+	BoardModel string `json:"board_model,omitempty"`
 	// Refused says why the board pulls nothing (no manifest it accepts).
 	Refused string `json:"refused,omitempty"`
 	// Note says how the manifest was chosen when that is worth knowing.
 	Note           string          `json:"note,omitempty"`
 	Platform       string          `json:"platform"`
-	ManifestDigest string          `json:"manifestDigest,omitempty"`
+	ManifestDigest string          `json:"manifest_digest,omitempty"`
 	RootFS         string          `json:"rootfs,omitempty"`
-	CheckSeconds   float64         `json:"checkSeconds"`
+	CheckMS        float64         `json:"check_ms"`
 	Report         *startup.Report `json:"report,omitempty"`
 }
 
@@ -44,6 +48,7 @@ func (r checkResult) name() string {
 }
 
 type checkOutput struct {
+	Schema string `json:"schema"`
 	Ref    string `json:"ref"`
 	Digest string `json:"digest"`
 	// OK is true when the exit status is 0.
@@ -117,19 +122,22 @@ Exit status: 0 the image can start (on every board given), 1 problems
 found, a board refused, or something not checked (without
 --allow-unresolved), 2 the check could not run (bad reference, unreadable
 image, unknown board).`,
-		Args: cobra.ExactArgs(1),
+		Example: `  hil check oci:build/images/pcapwatch
+  hil check registry.lan/app:1.4 --platform linux/arm/v7 --json
+  hil check oci:build/images/pcapwatch --board pi0w,pi3b+/32`,
+		Args: needArgs(1, 1, "an IMAGE: oci:DIR, docker-archive:FILE, docker-daemon:NAME or a registry reference"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.image = append(o.image, image.WithRegistry(registryAccess(insecure)))
 			return runCheck(cmd, args[0], o)
 		},
 	}
 	f := cmd.Flags()
-	f.SetNormalizeFunc(boardsFlagNormalize)
-	f.StringSliceVar(&o.platforms, "platform", nil, "platform(s) to check, e.g. linux/arm/v7 (default: every platform of the image, or with --board what each board pulls)")
-	f.StringSliceVar(&o.boards, "board", nil, "board(s) to check for, e.g. pi0w,pi3b+/32 (also --boards; see hil boards)")
+	f.SetNormalizeFunc(normalizeFlags)
+	addPlatformFlag(f, &o.platforms, nil, "check these (default: every platform of the image, or with --board what each board pulls)")
+	addBoardFlag(f, &o.boards, "check what each pulls, held to its instruction set")
 	f.StringVar(&o.boardProfiles, "board-profiles", "", "a YAML file of board profiles to add to the table")
 	f.BoolVar(&o.allowUnresolved, "allow-unresolved", false, "exit 0 even when part of a shell-form command could not be checked statically")
-	f.BoolVar(&o.asJSON, "json", false, "print the reports as JSON")
+	addJSONFlag(f, &o.asJSON)
 	f.BoolVar(&insecure, "insecure", false, insecureUsage)
 	rootCmd.AddCommand(cmd)
 }
@@ -162,7 +170,7 @@ func runCheck(cmd *cobra.Command, ref string, o checkOptions) error {
 	if err != nil {
 		return err
 	}
-	out := checkOutput{Ref: ref, Digest: art.Digest.String(), OK: true}
+	out := checkOutput{Schema: checkSchema, Ref: ref, Digest: art.Digest.String(), OK: true}
 	for _, j := range jobs {
 		res := checkResult{Platform: j.platform, Refused: j.refused, Note: j.note}
 		if j.board != nil {
@@ -185,7 +193,7 @@ func runCheck(cmd *cobra.Command, ref string, o checkOptions) error {
 			if err != nil {
 				return &exitError{2, fmt.Errorf("check: %s for %s: %w", ref, res.name(), err)}
 			}
-			res.CheckSeconds = time.Since(start).Seconds()
+			res.CheckMS = jsonfmt.Millis(time.Since(start))
 			res.ManifestDigest, res.RootFS, res.Report = img.ManifestDigest.String(), dir, rep
 		}
 		out.OK = out.OK && res.ok(o.allowUnresolved)
@@ -193,9 +201,7 @@ func runCheck(cmd *cobra.Command, ref string, o checkOptions) error {
 	}
 	w := cmd.OutOrStdout()
 	if o.asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(w, out); err != nil {
 			return &exitError{2, err}
 		}
 	} else if err := writeCheckText(w, out); err != nil {
@@ -276,7 +282,7 @@ func checkFailure(out checkOutput, allowUnresolved bool) error {
 func writeCheckText(w io.Writer, out checkOutput) error {
 	fmt.Fprintf(w, "image %s\ndigest %s\n", out.Ref, out.Digest)
 	for _, r := range out.Results {
-		took := time.Duration(r.CheckSeconds * float64(time.Second)).Round(10 * time.Microsecond)
+		took := jsonfmt.Duration(r.CheckMS).Round(10 * time.Microsecond)
 		switch {
 		case r.Board != "" && r.Refused != "":
 			fmt.Fprintf(w, "\n== board %s: REFUSED\n%s\n", r.Board, r.Refused)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hilproject/hil/internal/testenv"
 	"github.com/hilproject/hil/internal/testimage"
+	"github.com/hilproject/hil/schemas"
 )
 
 func TestCheckCommand(t *testing.T) {
@@ -28,6 +29,7 @@ func TestCheckCommand(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("no-libpcap: exit %d, want 1 (%s)\n%s", code, errText, out)
 	}
+	validates(t, "hil check --json (failing)", schemas.Check, out)
 	var res checkOutput
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("--json output is not JSON: %v\n%s", err, out)

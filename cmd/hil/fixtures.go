@@ -8,13 +8,18 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hilproject/hil/internal/jsonfmt"
 	"github.com/hilproject/hil/pcapfixtures"
 )
 
 func init() {
 	var asJSON, paths bool
 	cmd := &cobra.Command{
-		Use:   "fixtures [NAME]",
+		Use: "fixtures [NAME]",
+		Example: `  hil fixtures
+  hil fixtures dns
+  hil fixtures dns --path
+  hil fixtures --json`,
 		Short: "List the bundled pcap fixtures (or show one) and what pcapwatch must report for each",
 		Long: `Fixtures lists the bundled pcap/pcapng fixtures: the generated ones
 (synthetic, reproduced byte for byte by "go generate ./pcapfixtures") and
@@ -39,18 +44,14 @@ sha256, frames, span and what pcapwatch must report after seeing it.`,
 					fmt.Fprintln(out, p)
 					return nil
 				}
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(fx.Fixture)
+				return printJSON(out, fixtureJSON(fx.Fixture))
 			}
 			if asJSON {
-				var all []any
+				all := []any{}
 				for _, fx := range fxs {
-					all = append(all, fx.Fixture)
+					all = append(all, fixtureJSON(fx.Fixture))
 				}
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(all)
+				return printJSON(out, map[string]any{"fixtures": all})
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tORIGIN\tFORMAT\tFRAMES\tOVER MTU\tSPAN\tSIZE\tEVENTS (device/dhcp/dns)\tDESCRIPTION")
@@ -70,4 +71,23 @@ sha256, frames, span and what pcapwatch must report after seeing it.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the whole manifest as JSON")
 	cmd.Flags().BoolVar(&paths, "path", false, "with NAME: print a file path holding the fixture")
 	rootCmd.AddCommand(cmd)
+}
+
+// fixtureJSON is a manifest entry as --json prints it: the manifest's
+// duration_ns (exact, in the committed manifest) as duration_ms, the
+// spelling of every duration hil prints.
+func fixtureJSON(fx any) any {
+	b, err := json.Marshal(fx)
+	if err != nil {
+		return fx
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return fx
+	}
+	if ns, ok := m["duration_ns"].(float64); ok {
+		delete(m, "duration_ns")
+		m["duration_ms"] = jsonfmt.Millis(time.Duration(ns))
+	}
+	return m
 }

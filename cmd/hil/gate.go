@@ -1,13 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -27,10 +26,10 @@ import (
 // gateFlags are the flags of "hil gate"; the tester gets them too.
 type gateFlags struct {
 	image     string
-	scenarios string
+	scenarios []string
 	tag       string
-	platforms string
-	target    string
+	platforms []string
+	targets   []string
 	device    string
 	report    string
 	retries   int
@@ -70,12 +69,13 @@ type gateFlags struct {
 func init() {
 	f := &gateFlags{}
 	cmd := &cobra.Command{
-		Use:   "gate --image REF --scenarios DIR --promote TAG",
+		Use:   "gate [SCENARIO...] --image HOST/REPO:TAG --promote TAG",
 		Short: "Test an image by digest and promote a tag to exactly that digest when everything passed",
-		Long: `gate pins --image to a digest once, requires every --platforms entry to be in
-it, runs the static startup check and every scenario of --scenarios on
---target for each required platform (infra-errors are retried --retries
-times), and only when everything passed re-resolves --image (refusing if it
+		Long: `gate pins --image (a registry reference) to a digest once, requires every
+--platform to be in it, runs the static startup check and every scenario
+(SCENARIO, or --scenarios; default ./scenarios) on each --target for each
+required platform (infra-errors are retried --retries times), and only
+when everything passed re-resolves --image (refusing if it
 moved meanwhile) and points --promote at the tested digest, pushing the
 manifest or index as-is so the digest and every platform go along.
 
@@ -122,7 +122,7 @@ checked before anything is tested, and --promote is never moved.
 
 Boards. --board pi0w,pi3b+ (also --boards), or --fleet FILE listing the
 boards a fleet has (boards: [pi0w, pi3b+, pi4/64]), makes the boards the
-requirement instead of --platforms: each board's engine must find a
+requirement instead of --platform: each board's engine must find a
 manifest in the candidate (containerd's matcher; a single-manifest image
 is pulled whatever it is), that manifest is what is tested for the board,
 held to the board's instruction set, on the target's model of the board,
@@ -134,26 +134,37 @@ cannot model a Pi Zero or Pi 1 on the system target (unsupported: gate
 those with --target static or user). The attestation names every test
 scenario/target/board/platform (pi4/64 is written pi4-64) and lists the
 board profiles by digest.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runGate(cmd, f) },
+		Example: `  hil gate --image registry.lan/pcapwatch:candidate --promote latest
+  hil gate scenarios/startup.yaml scenarios/arp-sweep.yaml --image registry.lan/pcapwatch:candidate \
+           --target system --platform linux/arm/v7 --promote latest --report build/gate --sign-key cosign.key
+  hil gate --image registry.lan/pcapwatch:candidate --target static --promote latest --json
+  hil gate --image registry.lan/pcapwatch:candidate --target static,user --board pi0w,pi3b+ --promote latest
+  hil gate --image registry.lan/pcapwatch:candidate --target static --fleet fleet.yaml --promote latest
+  hil gate --image registry.lan/pcapwatch:candidate --shard 2/3 --report shard-2   # then hil report merge, and:
+  hil gate --image registry.lan/pcapwatch:candidate --results merged --promote latest`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f.scenarios = scenarioArgs(args, f.scenarios)
+			return runGate(cmd, f)
+		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.image, "image", "", "candidate image in a registry: host/repo:tag or host/repo@sha256:... (required)")
-	fl.StringVar(&f.scenarios, "scenarios", "scenarios", "directory of scenario YAML files")
+	fl.SetNormalizeFunc(normalizeFlags)
+	addImageFlag(fl, &f.image, "candidate image in a registry: host/repo:tag or host/repo@sha256:... (required)")
+	addScenariosFlag(fl, &f.scenarios)
 	fl.StringVar(&f.tag, "promote", "", "tag to move to the tested digest: a tag name (latest) or host/repo:tag (required)")
-	fl.StringVar(&f.platforms, "platforms", promote.DefaultPlatform.String(), "comma-separated platforms that must be present and pass (not with --board)")
-	fl.SetNormalizeFunc(boardsFlagNormalize)
-	fl.StringSliceVar(&f.boardNames, "board", nil, "boards that must each pass, e.g. pi0w,pi3b+ (also --boards; see hil boards): each tests the manifest its engine pulls")
+	addPlatformFlag(fl, &f.platforms, []string{promote.DefaultPlatform.String()}, "each must be in the image and pass (not with --board or --fleet)")
+	addBoardFlag(fl, &f.boardNames, "each must pass, testing the manifest its engine pulls (instead of --platform)")
 	fl.StringVar(&f.fleet, "fleet", "", "a YAML file listing the boards a fleet has (boards: [pi0w, pi3b+]); like --board")
 	fl.StringVar(&f.boardProfiles, "board-profiles", "", "a YAML file of board profiles to add to the table")
-	fl.StringVar(&f.target, "target", "system", "target to run the scenarios on: system, user, container, device, or static (the static startup check only)")
-	fl.StringVar(&f.device, "device", "", "board to use with --target device (its name in --devices)")
-	fl.StringVar(&f.devices, "devices", "devices.yaml", "board inventory for --target device and --canary-boards")
+	fl.StringSliceVar(&f.targets, "target", []string{"system"}, targetUsage+", or static (the static startup check only)")
+	fl.StringVar(&f.device, "device", "", "the board(s) for the device target: a name in --devices, names separated by commas, or tag:LABEL")
+	addDevicesFlag(fl, &f.devices)
 	fl.StringVar(&f.report, "report", "hil-report", "directory for the reports (JUnit, JSON, HTML) and the gate decision")
-	fl.IntVar(&f.retries, "retries", 2, "how many times a case that ended in an infrastructure error is retried (never a fail)")
+	addRetriesFlag(fl, &f.retries)
 	fl.BoolVar(&f.dryRun, "dry-run", false, "do everything but write the tag and the attestation")
 	fl.BoolVar(&f.insecure, "insecure", false, insecureUsage)
-	fl.BoolVar(&f.asJSON, "json", false, "print the decision as JSON instead of text")
+	addJSONFlag(fl, &f.asJSON)
 	fl.BoolVar(&f.noAttest, "no-attest", false, "do not attach the test result to the digest (for registries that refuse OCI artifacts)")
 	fl.StringVar(&f.shardText, "shard", "", "test only part i of n of the cases (i/n) and promote nothing; decide later with --results over the merged reports")
 	fl.StringVar(&f.timingFile, "timings", "", "with --shard: balance the shards by the case durations in this results.json (or report directory) of an earlier run")
@@ -169,17 +180,26 @@ board profiles by digest.`,
 }
 
 func runGate(cmd *cobra.Command, f *gateFlags) error {
-	platforms, err := promote.ParsePlatforms(f.platforms)
-	if err != nil {
+	if err := requireRegistryRef("gate", f.image); err != nil {
 		return &exitError{2, err}
 	}
-	if err := gateBoards(f, cmd.Flags().Changed("platforms")); err != nil {
+	if err := gateBoards(f, cmd.Flags().Changed("platform")); err != nil {
 		return &exitError{2, err}
+	}
+	platforms, err := promote.ParsePlatforms(strings.Join(f.platforms, ","))
+	if err != nil {
+		return &exitError{2, fmt.Errorf("--platform: %w", err)}
 	}
 	if f.retries < 0 {
 		return &exitError{2, fmt.Errorf("--retries %d: want 0 or more", f.retries)}
 	}
-	if f.target == "device" && f.device == "" {
+	if len(f.targets) == 0 {
+		f.targets = []string{"system"}
+	}
+	if slices.Contains(f.targets, staticgate.Target) && len(f.targets) > 1 {
+		return &exitError{2, fmt.Errorf("--target %s: static runs the static check alone; give it without other targets", strings.Join(f.targets, ","))}
+	}
+	if slices.Contains(f.targets, "device") && f.device == "" {
 		return &exitError{2, fmt.Errorf("--target device needs --device NAME (the board to test on)")}
 	}
 	if f.shard, f.timings, err = shardFlags(f.shardText, f.timingFile); err != nil {
@@ -188,9 +208,9 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 	switch {
 	case f.results != "" && f.shard != nil:
 		return &exitError{2, errors.New("--results decides from the merged shards; --shard runs one: give one of them")}
-	case f.results != "" && f.target == staticgate.Target:
+	case f.results != "" && f.static():
 		return &exitError{2, errors.New("--results holds scenario results; --target static runs no scenario")}
-	case f.shard != nil && f.target == staticgate.Target:
+	case f.shard != nil && f.static():
 		return &exitError{2, errors.New("--target static runs no scenario to shard")}
 	case f.tag == "" && f.shard == nil:
 		return &exitError{2, errors.New(`--promote is required: the tag to move to the tested digest (a shard, --shard, promotes nothing and needs none)`)}
@@ -254,7 +274,7 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 	}
 	d, gerr := promote.Gate(cmd.Context(), f.image, f.tag, test, opts...)
 	if d != nil {
-		if werr := writeDecision(f.report, d); werr != nil {
+		if werr := scenariogate.WriteDecision(f.report, d, gerr); werr != nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "hil gate: warning: %v\n", werr)
 		}
 		out := cmd.OutOrStdout()
@@ -274,29 +294,15 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 	}
 }
 
-// writeDecision leaves decision.json beside the runner's reports.
-func writeDecision(dir string, d *promote.Decision) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating report dir: %w", err)
-	}
-	b, err := json.MarshalIndent(d, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "decision.json"), append(b, '\n'), 0o644)
-}
-
 func printDecision(w io.Writer, d *promote.Decision, reportDir string, gerr error) {
-	verdict := "REFUSED"
-	switch {
-	case gerr != nil:
-		verdict = "ERROR"
-	case d.Promoted:
-		verdict = "PROMOTED"
-	case d.DryRun && d.Passed:
-		verdict = "WOULD PROMOTE (dry run)"
+	if d.Verdict == "" {
+		d.Settle(gerr)
 	}
-	fmt.Fprintf(w, "gate: %s\n", verdict)
+	verdict := d.Verdict
+	if verdict == promote.WouldPromote {
+		verdict += " (dry run)"
+	}
+	fmt.Fprintf(w, "gate: %s\n", colour(w, verdictColour(d.Verdict), verdict))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  candidate\t%s\n", d.Candidate)
 	if d.Tested != "" {
@@ -326,6 +332,14 @@ func printDecision(w io.Writer, d *promote.Decision, reportDir string, gerr erro
 	fmt.Fprintf(tw, "  new digest\t%s\n", orNone(d.NewDigest))
 	if d.Attestation != "" {
 		fmt.Fprintf(tw, "  attestation\t%s\n", d.Attestation)
+	}
+	for _, c := range d.Result.StaticChecks {
+		if !c.OK {
+			fmt.Fprintf(tw, "  static check %s\t%d problem(s):\n", c.ID, len(c.Problems))
+			for _, p := range c.Problems {
+				fmt.Fprintf(tw, "    - %s\n", indent(p, "      "))
+			}
+		}
 	}
 	rd := d.Result.ReportDir
 	if rd == "" {
@@ -428,7 +442,7 @@ var gateTester = scenarioTester
 // scenarioTester is the scenario gate (harness/promote/scenariogate) on
 // --target, or with --target static the static check alone.
 func scenarioTester(f *gateFlags) (promote.TestFunc, error) {
-	if f.target == staticgate.Target {
+	if f.static() {
 		return staticgate.Test(), nil
 	}
 	return scenariogate.Test(gateConfig(f))
@@ -447,7 +461,7 @@ func resultsTester(f *gateFlags) (promote.TestFunc, error) {
 // gateConfig is what the flags ask the scenario gate for.
 func gateConfig(f *gateFlags) scenariogate.Config {
 	cfg := scenariogate.Config{
-		Scenarios: f.scenarios, Target: f.target, Devices: f.devices, Device: f.device,
+		Scenarios: f.scenarios, Targets: f.targets, Devices: f.devices, Device: f.device,
 		Retries: f.retries, ReportDir: f.report, Progress: gateProgress(f),
 		Shard: f.shard, Timings: f.timings, Version: hilVersion(), Tag: f.tag,
 		Boards: f.fleetBoards, Catalog: f.catalog,
@@ -488,7 +502,7 @@ func gateProgress(f *gateFlags) func(scenario.Event) {
 }
 
 // gateBoards resolves --board and --fleet (with --board-profiles) into
-// f.fleetBoards; they replace --platforms, which must then not be given.
+// f.fleetBoards; they replace --platform, which must then not be given.
 func gateBoards(f *gateFlags, platformsGiven bool) error {
 	f.fleetBoards, f.catalog = nil, nil // what an earlier run in this process resolved
 	if len(f.boardNames) == 0 && f.fleet == "" && f.boardProfiles == "" {
@@ -520,13 +534,18 @@ func gateBoards(f *gateFlags, platformsGiven bool) error {
 		}
 	}
 	if len(f.fleetBoards) > 0 && platformsGiven {
-		return errors.New("--platforms and --board/--fleet: a board tests the manifest its engine pulls; give one of them")
+		return errors.New("--platform and --board/--fleet: a board tests the manifest its engine pulls; give one of them")
 	}
 	return nil
 }
 
+// static reports whether the gate runs the static check alone.
+func (f *gateFlags) static() bool {
+	return len(f.targets) == 1 && f.targets[0] == staticgate.Target
+}
+
 func gateRetries(f *gateFlags) int {
-	if f.target == staticgate.Target {
+	if f.static() {
 		return f.retries
 	}
 	return 0

@@ -23,15 +23,16 @@ import (
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/promote/scenariogate"
 	"github.com/hilproject/hil/internal/testenv"
+	"github.com/hilproject/hil/schemas"
 )
 
 func fakeTester(verdict promote.Verdict, reason string) func(*gateFlags) (promote.TestFunc, error) {
 	return func(f *gateFlags) (promote.TestFunc, error) {
 		return func(ctx context.Context, p promote.Pinned) (promote.Result, error) {
-			res := promote.Result{Targets: []string{f.target}, Started: time.Now(), ReportDir: f.report}
+			res := promote.Result{Targets: f.targets, Started: time.Now(), ReportDir: f.report}
 			for _, pl := range p.Platforms {
 				res.Outcomes = append(res.Outcomes, promote.Outcome{
-					Platform: pl.String(), Target: f.target, Board: scenariogate.Board(f.target), Scenario: "dhcp-basic", Verdict: verdict, Reason: reason})
+					Platform: pl.String(), Target: f.targets[0], Board: scenariogate.Board(f.targets[0]), Scenario: "dhcp-basic", Verdict: verdict, Reason: reason})
 			}
 			res.Finished = time.Now()
 			return res, nil
@@ -88,17 +89,22 @@ func TestGateCLIPromotesRefusesAndAttestShowRoundTrips(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(report, "decision.json")); err != nil || json.Unmarshal(b, &dec) != nil || !dec.Promoted {
 		t.Errorf("decision.json missing or not promoted: %v", err)
 	}
+	for _, f := range []struct{ name, loc string }{{"decision.json", schemas.Decision}, {"results.json", schemas.Results}} {
+		b, _ := os.ReadFile(filepath.Join(report, f.name))
+		validates(t, "a promoting gate's "+f.name, f.loc, string(b))
+	}
 
 	out, errOut, code = runHilStderr(t, "attest", "show", reg.Host+"/pcapwatch:latest")
 	if code != 0 || !strings.Contains(out, "@"+good.String()) || !strings.Contains(out, "PASSED") || !strings.Contains(out, "dhcp-basic") || !strings.Contains(out, "UNSIGNED") {
 		t.Fatalf("attest show exit %d:\n%s\n%s", code, out, errOut)
 	}
 	out, errOut, code = runHilStderr(t, "attest", "show", "--json", reg.Host+"/pcapwatch@"+good.String())
-	var entries []entryJSON
-	if code != 0 || json.Unmarshal([]byte(out), &entries) != nil || len(entries) != 2 {
+	validates(t, "hil attest show --json", schemas.Def("attest_show"), out)
+	var shown struct{ Attestations []entryJSON }
+	if code != 0 || json.Unmarshal([]byte(out), &shown) != nil || len(shown.Attestations) != 2 {
 		t.Fatalf("attest show --json exit %d, want 2 entries: %s\n%s", code, out, errOut)
 	}
-	st, err := attest.ParseStatement(entries[0].Statement)
+	st, err := attest.ParseStatement(shown.Attestations[0].Statement)
 	if err != nil || st.GetSubject()[0].GetDigest()["sha256"] != good.Hex || st.GetPredicateType() != attest.TestResultPredicateType {
 		t.Fatalf("attest show --json: first statement %v, %v", st, err)
 	}
@@ -109,7 +115,11 @@ func TestGateCLIPromotesRefusesAndAttestShowRoundTrips(t *testing.T) {
 	// A failing candidate: exit 1, the reason names the scenario, latest stays.
 	pushArmIndex(t, cand)
 	gateTester = fakeTester(promote.Fail, "pcapwatch needs GLIBC_2.34 but the image's libc.so.6 provides up to GLIBC_2.31")
-	out, errOut, code = runHilStderr(t, "gate", "--image", cand, "--promote", "latest", "--report", t.TempDir())
+	refused := t.TempDir()
+	out, errOut, code = runHilStderr(t, "gate", "--image", cand, "--promote", "latest", "--report", refused)
+	if b, _ := os.ReadFile(filepath.Join(refused, "decision.json")); true {
+		validates(t, "a refusing gate's decision.json", schemas.Decision, string(b))
+	}
 	if code != 1 || !strings.Contains(out, "gate: REFUSED") || !strings.Contains(out, "GLIBC_2.34") || !strings.Contains(out, "dhcp-basic") {
 		t.Fatalf("failing gate exit %d, want 1 with the reason:\n%s\n%s", code, out, errOut)
 	}
@@ -118,12 +128,21 @@ func TestGateCLIPromotesRefusesAndAttestShowRoundTrips(t *testing.T) {
 		t.Fatalf("latest after refusal = %q (exit %d), want %s", out, code, good)
 	}
 
-	// Dry run of a passing candidate: exit 0, nothing written.
+	// Dry run of a passing candidate: exit 0, nothing written; its --json
+	// is decision.json's document.
 	gateTester = fakeTester(promote.Pass, "")
-	out, _, code = runHilStderr(t, "gate", "--dry-run", "--image", cand, "--promote", "latest", "--report", t.TempDir())
+	out, _, code = runHilStderr(t, "gate", "--dry-run", "--image", cand, "--promote", "latest", "--report", t.TempDir(), "--json")
 	if code != 0 || !strings.Contains(out, "WOULD PROMOTE") {
 		t.Fatalf("dry run exit %d:\n%s", code, out)
 	}
+	validates(t, "hil gate --dry-run --json", schemas.Decision, out)
+
+	// rollback in JSON: latest has no earlier digest to go back to.
+	r := execHil(t, "rollback", "--tag", reg.Host+"/pcapwatch:latest", "--json")
+	if r.code != 1 {
+		t.Errorf("rollback with nowhere to go: exit %d (%s), want 1:\n%s", r.code, r.errText, r.stdout)
+	}
+	validates(t, "hil rollback --json", schemas.Def("rollback"), r.stdout)
 	out, _, _ = runHilStderr(t, "registry", "digest", reg.Host+"/pcapwatch:latest")
 	if strings.TrimSpace(out) != good.String() {
 		t.Fatalf("dry run moved latest to %s", out)

@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/hilproject/hil/schemas"
 )
 
 // hilRun is what one in-process run of the CLI gave.
@@ -31,8 +35,20 @@ func execHil(t *testing.T, args ...string) hilRun {
 		c.SetContext(ctx)
 		c.Flags().VisitAll(func(f *pflag.Flag) {
 			// Set(DefValue) would turn an empty slice into ["[]"].
+			// A slice's default ("[linux/arm/v7]") is restored item by item.
 			if sv, ok := f.Value.(pflag.SliceValue); ok {
-				_ = sv.Replace(nil)
+				var def []string
+				if d := strings.Trim(f.DefValue, "[]"); d != "" {
+					def = strings.Split(d, ",")
+				}
+				_ = sv.Replace(def)
+				// pflag's slices append to what a previous Set gave
+				// once "changed" is set, and Replace does not clear it:
+				// clear it, so that --target user is [user] again, not
+				// the default plus user.
+				if ch := reflect.ValueOf(f.Value).Elem().FieldByName("changed"); ch.IsValid() && ch.Kind() == reflect.Bool {
+					reflect.NewAt(ch.Type(), unsafe.Pointer(ch.UnsafeAddr())).Elem().SetBool(false)
+				}
 			} else {
 				_ = f.Value.Set(f.DefValue)
 			}
@@ -43,21 +59,19 @@ func execHil(t *testing.T, args ...string) hilRun {
 		}
 	}
 	reset(rootCmd)
+	jsonPrinted = false
 	var out, errb bytes.Buffer
 	rootCmd.SetOut(&out)
 	rootCmd.SetErr(&errb)
 	rootCmd.SetArgs(args)
-	err := rootCmd.ExecuteContext(ctx)
+	cmd, err := rootCmd.ExecuteContextC(ctx)
 	if err == nil {
 		return hilRun{stdout: out.String(), stderr: errb.String()}
 	}
-	r := hilRun{stdout: out.String(), code: 2}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		r.code = ee.code
-	}
-	if ee == nil || ee.err != nil {
-		r.errText = err.Error()
+	r := hilRun{}
+	r.code, r.errText = exitStatus(cmd, args, err, &out)
+	r.stdout = out.String()
+	if r.errText != "" {
 		errb.WriteString("hil: " + r.errText + "\n")
 	}
 	r.stderr = errb.String()
@@ -78,4 +92,13 @@ func runHilStderr(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	r := execHil(t, args...)
 	return r.stdout, r.stderr, r.code
+}
+
+// validates checks out (one JSON document) against the schema at loc
+// (schemas.Results, schemas.Def("image_inspect"), ...).
+func validates(t *testing.T, what, loc, out string) {
+	t.Helper()
+	if err := schemas.Validate(loc, []byte(out)); err != nil {
+		t.Errorf("%s: %v\n%.2000s", what, err, out)
+	}
 }

@@ -76,6 +76,7 @@ func TestInsecureIsLoopbackOnlyInEveryVerb(t *testing.T) {
 	layout := filepath.Join(testenv.ImagesDir(t), "pcapwatch")
 	verbs := map[string][]string{
 		"check":           {"check", "--insecure", far + "/app:1"},
+		"init":            {"init", "--insecure", "--image", far + "/app:1", "--dir", t.TempDir()},
 		"image inspect":   {"image", "inspect", "--insecure", far + "/app:1"},
 		"run":             {"run", "--insecure", "--image", far + "/app:1", scenarios},
 		"gate":            {"gate", "--insecure", "--image", far + "/app:c", "--promote", "latest", "--scenarios", scenarios, "--report", t.TempDir()},

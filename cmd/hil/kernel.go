@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/hilproject/hil/harness/kernel"
 	"github.com/spf13/cobra"
+
+	"github.com/hilproject/hil/harness/kernel"
 )
 
 func init() {
@@ -14,8 +15,11 @@ func init() {
 		Short: "Manage the guest kernels of the system target",
 	}
 	var arch, suite string
+	var asJSON bool
 	fetch := &cobra.Command{
-		Use:   "fetch",
+		Use: "fetch",
+		Example: `  hil kernel fetch
+  hil kernel fetch --arch arm64`,
 		Short: "Resolve Debian's current kernel through apt, download it (sha256 checked) and cache it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -33,13 +37,23 @@ func init() {
 	fetch.Flags().StringVar(&arch, "arch", "armhf", "Debian architecture: armhf (armmp kernel, qemu-system-arm) or arm64 (qemu-system-aarch64)")
 	fetch.Flags().StringVar(&suite, "suite", "bookworm", "Debian release")
 	list := &cobra.Command{
-		Use:   "list",
+		Use: "list",
+		Example: `  hil kernel list
+  hil kernel list --json`,
 		Short: "List the cached kernels",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ks, err := kernel.List()
 			if err != nil {
 				return err
+			}
+			if asJSON {
+				if ks == nil {
+					ks = []*kernel.Kernel{}
+				}
+				return printJSON(cmd.OutOrStdout(), struct {
+					Kernels []*kernel.Kernel `json:"kernels"`
+				}{ks})
 			}
 			if len(ks) == 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "no kernel cached; run: hil kernel fetch")
@@ -53,6 +67,7 @@ func init() {
 			return w.Flush()
 		},
 	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print the cached kernels as JSON")
 	kernelCmd.AddCommand(fetch, list)
 	rootCmd.AddCommand(kernelCmd)
 }

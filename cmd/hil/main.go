@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hilproject/hil/harness"
+	"github.com/hilproject/hil/internal/jsonfmt"
 )
 
 var rootCmd = &cobra.Command{
@@ -29,6 +31,9 @@ what the app does, reports, and only when everything passed promotes a tag to
 exactly the digest that was tested.`,
 	SilenceUsage:  true,
 	SilenceErrors: true,
+	PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+		noteOldSpellings(cmd)
+	},
 }
 
 // exitError carries a specific exit status out of a verb (for example
@@ -63,20 +68,60 @@ func main() {
 		}
 		os.Exit(128 + int(sig.(syscall.Signal)))
 	}()
-	err := rootCmd.ExecuteContext(ctx)
+	cmd, err := rootCmd.ExecuteContextC(ctx)
 	signal.Stop(sigs)
 	if err == nil {
 		return
 	}
+	code, msg := exitStatus(cmd, os.Args[1:], err, os.Stdout)
+	if msg != "" {
+		fmt.Fprintln(os.Stderr, "hil:", msg)
+	}
+	os.Exit(code)
+}
+
+// exitStatus is the exit code for a verb's error and the message for
+// stderr ("" when the verb said everything itself). When the command line
+// asked for JSON and the verb printed none, the error goes to stdout as
+// the error object too (schemas/README.md).
+func exitStatus(cmd *cobra.Command, args []string, err error, stdout io.Writer) (int, string) {
 	code := 2
-	if ee, ok := err.(*exitError); ok {
+	var ee *exitError
+	if errors.As(err, &ee) {
 		code = ee.code
 		if ee.err == nil {
-			os.Exit(code)
+			return code, ""
 		}
 	}
-	fmt.Fprintln(os.Stderr, "hil:", err)
-	os.Exit(code)
+	if wantsJSON(cmd, args) && !jsonPrinted {
+		_ = jsonfmt.Write(stdout, jsonfmt.ErrorBody{Error: jsonfmt.ErrorDetail{Message: err.Error(), ExitCode: code}})
+	}
+	return code, err.Error()
+}
+
+// wantsJSON reports whether the command line asked for JSON output
+// (--json, or --progress json): from the parsed flag, or from the
+// arguments when parsing them failed.
+func wantsJSON(cmd *cobra.Command, args []string) bool {
+	if cmd != nil {
+		if f := cmd.Flags().Lookup("json"); f != nil && f.Changed {
+			return f.Value.String() == "true"
+		}
+		if f := cmd.Flags().Lookup("progress"); f != nil && f.Changed {
+			return f.Value.String() == "json"
+		}
+	}
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return false
+		case a == "--json" || a == "--json=true" || a == "--progress=json":
+			return true
+		case a == "--progress" && i+1 < len(args) && args[i+1] == "json":
+			return true
+		}
+	}
+	return false
 }
 
 func sigName(sig os.Signal) string {

@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hilproject/hil/harness/record"
+	"github.com/hilproject/hil/internal/jsonfmt"
 )
 
 func init() {
@@ -89,9 +89,7 @@ Needs root (CAP_NET_RAW; entering a namespace needs CAP_SYS_ADMIN).`,
 				return &exitError{1, err}
 			}
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(jsonRecordStats(st))
+				return printJSON(cmd.OutOrStdout(), jsonRecordStats(st))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d frames, %d bytes, %s span (%s); libpcap: %d received, %d dropped, %d dropped by the interface\n",
 				st.Path, st.Frames, st.Bytes, st.Last.Sub(st.First).Round(time.Microsecond), st.Ended, st.Received, st.Dropped, st.IfDropped)
@@ -118,7 +116,7 @@ func jsonRecordStats(s record.Stats) any {
 	return map[string]any{
 		"path": s.Path, "format": s.Format, "iface": s.Iface, "netns": s.NetNS, "link_type": s.LinkType,
 		"snaplen": s.Snaplen, "filter": s.Filter, "frames": s.Frames, "bytes": s.Bytes, "truncated": s.Truncated,
-		"first": s.First, "last": s.Last, "span_ns": s.Last.Sub(s.First).Nanoseconds(), "ended": s.Ended,
+		"first": s.First, "last": s.Last, "span_ms": jsonfmt.Millis(s.Last.Sub(s.First)), "ended": s.Ended,
 		"pcap_received": s.Received, "pcap_dropped": s.Dropped, "pcap_if_dropped": s.IfDropped,
 	}
 }

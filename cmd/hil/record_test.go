@@ -13,6 +13,7 @@ import (
 
 	"github.com/hilproject/hil/harness/link/veth"
 	"github.com/hilproject/hil/internal/testenv"
+	"github.com/hilproject/hil/schemas"
 )
 
 // hil record captures from an interface in a namespace until --count and
@@ -50,6 +51,7 @@ send:
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
+	validates(t, "hil record --json", schemas.Def("record_stats"), r.stdout)
 	var st map[string]any
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 		t.Fatalf("--json output %q: %v", r.stdout, err)

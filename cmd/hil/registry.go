@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/registry"
+	"github.com/hilproject/hil/internal/jsonfmt"
 )
 
 // "hil registry" is a small helper for demos and CI smoke tests: a
@@ -34,9 +34,10 @@ func init() {
 	var addr string
 	var printAddr, quiet bool
 	serve := &cobra.Command{
-		Use:   "serve",
-		Short: "Serve an in-memory OCI registry (with the referrers API) until interrupted",
-		Args:  cobra.NoArgs,
+		Use:     "serve",
+		Example: `  hil registry serve --addr 127.0.0.1:5000`,
+		Short:   "Serve an in-memory OCI registry (with the referrers API) until interrupted",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			host, _, err := net.SplitHostPort(addr)
 			if err != nil {
@@ -78,9 +79,10 @@ func init() {
 
 	var insecure bool
 	push := &cobra.Command{
-		Use:   "push OCI-LAYOUT-DIR REF",
-		Short: "Push an OCI layout (its single index or image) to REF, digest unchanged; prints repo@digest",
-		Args:  cobra.ExactArgs(2),
+		Use:     "push OCI-LAYOUT-DIR REF",
+		Example: `  hil registry push build/images/pcapwatch 127.0.0.1:5000/pcapwatch:candidate --insecure`,
+		Short:   "Push an OCI layout (its single index or image) to REF, digest unchanged; prints repo@digest",
+		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r := registryAccess(insecure)
 			ref, err := r.ParseReference(args[1])
@@ -99,9 +101,10 @@ func init() {
 	push.Flags().BoolVar(&insecure, "insecure", false, insecureUsage)
 
 	digest := &cobra.Command{
-		Use:   "digest REF",
-		Short: "Print the digest REF points at, or (none) and exit 1 when it does not exist",
-		Args:  cobra.ExactArgs(1),
+		Use:     "digest REF",
+		Example: `  hil registry digest 127.0.0.1:5000/pcapwatch:latest --insecure`,
+		Short:   "Print the digest REF points at, or (none) and exit 1 when it does not exist",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r := registryAccess(insecure)
 			ref, err := r.ParseReference(args[0])
@@ -141,9 +144,14 @@ func registryAccess(insecure bool) *registry.Client {
 // insecureUsage is the --insecure flag's help, the same in every verb.
 const insecureUsage = "plain HTTP to the registry: loopback registries only (localhost, 127.0.0.0/8, ::1); refused for any other"
 
-// printJSON writes v as indented JSON.
+// jsonPrinted is set once a verb printed its --json data: if it fails
+// after that, the data (with its own error field) is the answer, and main
+// prints no error object.
+var jsonPrinted bool
+
+// printJSON writes v as indented JSON: every --json output goes through
+// here (the conventions are in schemas/README.md).
 func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	jsonPrinted = true
+	return jsonfmt.Write(w, v)
 }

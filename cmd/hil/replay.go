@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/harness/replay"
+	"github.com/hilproject/hil/internal/jsonfmt"
 	"github.com/hilproject/hil/pcapfixtures"
 )
 
@@ -24,7 +24,10 @@ func init() {
 		timeout                                             time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "replay FIXTURE (--iface IFACE | --netns NAME)",
+		Use: "replay FIXTURE (--iface IFACE | --netns NAME)",
+		Example: `  sudo hil replay home-minute --netns lab --speed original
+  sudo hil replay burst-100k --iface veth-host --speed top --loop 3 --json
+  sudo hil replay my.pcapng --netns /proc/1234/ns/net --speed x0.5 --filter 'arp or port 53'`,
 		Short: "Replay a pcap/pcapng file or a bundled fixture into an interface",
 		Long: `Replay writes the frames of FIXTURE (a pcap or pcapng file, or the name of a
 bundled fixture: see "hil fixtures") so that an app capturing on the other
@@ -48,7 +51,7 @@ stopped. Frames longer than the interface MTU are skipped and counted
 (--oversize fail refuses). SIGTERM or SIGINT stops the replay and removes
 the pair it made; at start hil removes pairs and namespaces that killed
 hil processes left. Needs root (AF_PACKET, namespaces).`,
-		Args: cobra.ExactArgs(1),
+		Args: needArgs(1, 1, "a FIXTURE: a bundled fixture's name (hil fixtures) or a pcap/pcapng file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (iface == "") == (netnsName == "") {
 				return &exitError{2, fmt.Errorf("give exactly one of --iface or --netns")}
@@ -101,9 +104,7 @@ hil processes left. Needs root (AF_PACKET, namespaces).`,
 			}
 			st, err := replay.Send(ctx, l, capture, opts...)
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				_ = enc.Encode(jsonStats(name, l.HostIface(), st))
+				_ = printJSON(cmd.OutOrStdout(), jsonStats(name, l.HostIface(), st))
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s -> %s: %v\n", name, l.HostIface(), st)
 			}
@@ -166,11 +167,12 @@ func progressLine(w io.Writer, name string) func(replay.Progress) {
 }
 
 func jsonStats(name, iface string, s replay.Stats) any {
+	// The names of a replay step's stats in results.json.
 	return map[string]any{
 		"fixture": name, "iface": iface, "schedule": s.Schedule,
-		"frames": s.Frames, "bytes": s.Bytes, "skipped": s.Skipped, "filtered": s.Filtered, "loops": s.Loops,
-		"duration_ns": s.Duration.Nanoseconds(), "pps": s.PPS, "mbps": s.Mbps,
-		"gap_error_p50_ns": s.GapErrP50.Nanoseconds(), "gap_error_p99_ns": s.GapErrP99.Nanoseconds(), "gap_error_max_ns": s.GapErrMax.Nanoseconds(),
-		"drift_ns": s.Drift.Nanoseconds(), "max_late_ns": s.MaxLate.Nanoseconds(),
+		"frames_sent": s.Frames, "bytes_sent": s.Bytes, "skipped": s.Skipped, "filtered": s.Filtered, "loops": s.Loops,
+		"elapsed_ms": jsonfmt.Millis(s.Duration), "pps": s.PPS, "mbps": s.Mbps,
+		"gap_error_p50_ms": jsonfmt.Millis(s.GapErrP50), "gap_error_p99_ms": jsonfmt.Millis(s.GapErrP99), "gap_error_max_ms": jsonfmt.Millis(s.GapErrMax),
+		"drift_ms": jsonfmt.Millis(s.Drift), "max_late_ms": jsonfmt.Millis(s.MaxLate),
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hilproject/hil/harness/link/veth"
 	"github.com/hilproject/hil/pcapfixtures"
+	"github.com/hilproject/hil/schemas"
 )
 
 func TestFixturesCommand(t *testing.T) {
@@ -23,9 +24,10 @@ func TestFixturesCommand(t *testing.T) {
 		t.Fatalf("hil fixtures: code %d, %s\n%s", code, errText, out)
 	}
 	out, _, code = runHil(t, "fixtures", "--json")
-	var all []map[string]any
-	if code != 0 || json.Unmarshal([]byte(out), &all) != nil || len(all) != len(pcapfixtures.Manifest()) || len(all) < 14 {
-		t.Fatalf("hil fixtures --json: code %d, %d entries", code, len(all))
+	validates(t, "hil fixtures --json", schemas.Def("fixtures"), out)
+	var doc struct{ Fixtures []map[string]any }
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil || len(doc.Fixtures) != len(pcapfixtures.Manifest()) || len(doc.Fixtures) < 14 {
+		t.Fatalf("hil fixtures --json: code %d, %d entries", code, len(doc.Fixtures))
 	}
 	if _, errText, code := runHil(t, "fixtures", "nope"); code != 2 || !strings.Contains(errText, "expected one of") {
 		t.Errorf("hil fixtures nope: code %d %q", code, errText)
@@ -46,9 +48,10 @@ func TestReplayCommand(t *testing.T) {
 	// No eth0 there yet: hil makes a pair for the replay and removes it.
 	out, errText, code := runHil(t, "replay", "dns", "--netns", ns, "--speed", "top", "--json")
 	var st map[string]any
-	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["frames"] != 12.0 {
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["frames_sent"] != 12.0 {
 		t.Fatalf("hil replay dns --netns: code %d %s\n%s", code, errText, out)
 	}
+	validates(t, "hil replay --json", schemas.Def("replay_stats"), out)
 	if _, err := veth.PeerOf("/run/netns/"+ns, "eth0"); err == nil {
 		t.Error("the temporary veth pair is still there after the replay")
 	}
@@ -65,7 +68,7 @@ func TestReplayCommand(t *testing.T) {
 	}
 	defer rd.Close()
 	out, errText, code = runHil(t, "replay", "oversize", "--netns", ns, "--speed", "x10", "--loop", "2", "--json")
-	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["frames"] != 26.0 || st["skipped"] != 16.0 {
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["frames_sent"] != 26.0 || st["skipped"] != 16.0 {
 		t.Fatalf("hil replay oversize --loop 2: code %d %s\n%s", code, errText, out)
 	}
 	n := 0

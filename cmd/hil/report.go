@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hilproject/hil/harness/report"
+	"github.com/hilproject/hil/harness/scenario"
 )
 
 func init() {
@@ -16,8 +17,11 @@ func init() {
 		Short: "Work with report directories (merge the reports of a sharded run)",
 	}
 	var out string
+	var asJSON bool
 	merge := &cobra.Command{
-		Use:   "merge DIR... [--out DIR]",
+		Use: "merge DIR... [--out DIR]",
+		Example: `  hil report merge shard-1 shard-2 shard-3 --out report
+  hil report merge shard-* --out report --json`,
 		Short: "Merge the report directories of a sharded run into one junit.xml, results.json and report.html",
 		Long: `merge reads the results.json of each DIR (the --report directories of the
 shards of one "hil run --shard i/n" or "hil gate --shard i/n") and writes one
@@ -58,6 +62,19 @@ Exit status: 0 merged, 2 refused or unreadable.`,
 			if err != nil {
 				return &exitError{2, err}
 			}
+			if asJSON {
+				if warnings == nil {
+					warnings = []string{}
+				}
+				return printJSON(w, struct {
+					MergedFrom  []string         `json:"merged_from"`
+					ImageRef    string           `json:"image_ref,omitempty"`
+					ImageDigest string           `json:"image_digest,omitempty"`
+					Summary     scenario.Summary `json:"summary"`
+					Files       []string         `json:"files"`
+					Warnings    []string         `json:"warnings"`
+				}{merged.MergedFrom, merged.ImageRef, merged.ImageDigest, merged.Summary, paths, warnings})
+			}
 			s := merged.Summary
 			fmt.Fprintf(w, "merged %d report(s) of %s: %d case(s): %d pass, %d fail, %d unsupported, %d infra-error\n",
 				len(shards), orNone(merged.ImageDigest), s.Total, s.Pass, s.Fail, s.Unsupported, s.InfraError)
@@ -66,6 +83,7 @@ Exit status: 0 merged, 2 refused or unreadable.`,
 		},
 	}
 	merge.Flags().StringVarP(&out, "out", "o", "hil-report", "directory for the merged junit.xml, results.json and report.html")
+	merge.Flags().BoolVar(&asJSON, "json", false, "print what was merged (summary, files, warnings) as JSON")
 	reportCmd.AddCommand(merge)
 	rootCmd.AddCommand(reportCmd)
 }

@@ -21,9 +21,10 @@ type rollbackFlags struct {
 
 func (f *rollbackFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
+	fl.SetNormalizeFunc(normalizeFlags)
 	fl.StringVar(&f.key, "key", "", "public key (cosign.pub) the gate's attestations are signed with: only verified passes count. Without it they are read UNVERIFIED")
 	fl.StringVar(&f.signKey, "sign-key", "", "private key that signs the rollback's record (as for hil gate; password in $COSIGN_PASSWORD). Without it the record is UNSIGNED")
-	fl.StringSliceVar(&f.boards, "require-boards", nil, "boards the digest to go back to must have passed on (comma-separated board names)")
+	fl.StringSliceVar(&f.boards, "require-board", nil, "board(s) the digest to go back to must have passed on (repeat the flag or separate with commas)")
 	fl.StringVar(&f.result, "require-result", "PASSED", "weakest test result accepted: PASSED, or WARNED (PASSED or WARNED)")
 	fl.StringVar(&f.runURL, "run-url", "", "URL of the CI run, recorded with the rollback (default: the GitHub Actions run from the environment)")
 }
@@ -89,7 +90,7 @@ never moves forward to a candidate that was gated but not released. A
 digest that a rollback moved away from, or that failed a canary window,
 is withdrawn and never chosen again. With --key only test results signed
 with that key count (without it they are read unverified, and hil says
-so); --require-boards and --require-result are as for "hil attest verify".
+so); --require-board and --require-result are as for "hil attest verify".
 
 Guards: the tag must still point where it did when the choice was made
 (and at --expect, when given), the chosen manifest must hash to its
@@ -99,8 +100,11 @@ digest, rollback refuses and writes nothing.
 Exit 0 rolled back (or would, with --dry-run), 1 refused, 2 error.`,
 		Example: `  hil rollback --tag registry.lan/pcapwatch:latest --key cosign.pub --sign-key cosign.key
   hil rollback --tag latest --repository registry.lan/pcapwatch --key cosign.pub --dry-run`,
-		Args: cobra.NoArgs,
+		Args: noArgs("the tag is --tag HOST/REPO:TAG"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireRegistryRef("rollback", tag); err != nil {
+				return &exitError{2, err}
+			}
 			reg := registryAccess(insecure)
 			if !strings.ContainsAny(tag, "/:@") {
 				if repo == "" {
@@ -149,20 +153,18 @@ Exit 0 rolled back (or would, with --dry-run), 1 refused, 2 error.`,
 	fl.StringVar(&expect, "expect", "", "refuse unless --tag points at this digest (sha256:...) now: the one that was seen failing")
 	fl.BoolVar(&dryRun, "dry-run", false, "choose the digest and say so, write nothing")
 	fl.BoolVar(&insecure, "insecure", false, insecureUsage)
-	fl.BoolVar(&asJSON, "json", false, "print the decision as JSON")
+	addJSONFlag(fl, &asJSON)
 	_ = cmd.MarkFlagRequired("tag")
 	rootCmd.AddCommand(cmd)
 }
 
 func printRollback(w io.Writer, d *rollout.RollbackDecision, err error) {
-	verdict := "REFUSED"
-	switch {
-	case err != nil:
-		verdict = "ERROR"
-	case d.RolledBack:
-		verdict = "ROLLED BACK"
-	case d.DryRun && d.To != "":
-		verdict = "WOULD ROLL BACK (dry run)"
+	if d.Verdict == "" || (err != nil && d.Verdict != "ERROR") {
+		d.Settle(err)
+	}
+	verdict := d.Verdict
+	if verdict == "WOULD ROLL BACK" {
+		verdict += " (dry run)"
 	}
 	fmt.Fprintf(w, "rollback: %s\n", verdict)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hilproject/hil/internal/fleetsim"
 	"github.com/hilproject/hil/internal/testenv"
+	"github.com/hilproject/hil/schemas"
 )
 
 // pushVariant pushes a sample image layout to repo:tag and returns its
@@ -188,15 +189,29 @@ func TestCanaryHoldsLatestUntilTheCanaryBoardsPass(t *testing.T) {
 		t.Fatalf("the fleet board's container changed (%.12s → %.12s) though latest never moved", fleetID, id)
 	}
 
+	// The good candidate in JSON: the canary document, valid against
+	// its schema, says PROMOTED.
 	good := pushVariant(t, images, "pcapwatch", repo+":candidate")
-	out, code = gate("pi-canary-1", "3s")
-	if code != 0 || !strings.Contains(out, "canary: PROMOTED") {
-		t.Fatalf("canary on pcapwatch: exit %d, want 0 (promoted):\n%s", code, out)
+	jsonOut, errOut, code := runHilStderr(t, "gate", "--image", repo+":candidate", "--target", "static", "--no-attest",
+		"--canary", "canary", "--canary-boards", "pi-canary-1", "--canary-window", "3s", "--canary-rollout", "30s",
+		"--devices", inv, "--promote", "latest", "--report", t.TempDir(), "--json")
+	if code != 0 || !strings.Contains(jsonOut, `"verdict": "PROMOTED"`) {
+		t.Fatalf("canary on pcapwatch: exit %d, want 0 (promoted):\n%s%s", code, jsonOut, errOut)
 	}
+	validates(t, "hil gate --canary --json", schemas.Def("canary"), jsonOut)
 	if got := tagDigestCLI(t, repo+":latest"); got != good {
 		t.Fatalf("latest is %s after the canary passed, want %s", got, good)
 	}
 	fleet.waitRunning(ctx, repo, good, fleetID, 30*time.Second)
+
+	// The fleet board runs what latest names and stays up: hil watch
+	// --json says so in its schema's shape.
+	jsonOut, errOut, code = runHilStderr(t, "watch", "--devices", inv, "--device", "pi-fleet-1", "--image", repo+":latest",
+		"--rollout-timeout", "30s", "--window", "2s", "--json")
+	if code != 0 || !strings.Contains(jsonOut, `"ok": true`) {
+		t.Fatalf("hil watch --json on the fleet board: exit %d, want 0:\n%s%s", code, jsonOut, errOut)
+	}
+	validates(t, "hil watch --json", schemas.Def("watch"), jsonOut)
 }
 
 // Bad input stops before anything is pinned, read or written.

@@ -7,11 +7,9 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/hilproject/hil/harness"
 	"github.com/hilproject/hil/harness/board"
@@ -32,11 +30,18 @@ func init() {
 		progressMode     string
 		devices, device  string
 		shard, timings   string
+		scenarios        []string
 		boards           []string
 		boardProfiles    string
 	)
 	cmd := &cobra.Command{
-		Use:   "run [SCENARIO...] --image REF",
+		Use: "run [SCENARIO...] --image REF",
+		Example: `  hil run --image oci:build/images/pcapwatch                       # ./scenarios on the system target
+  hil run scenarios/startup.yaml --image oci:build/images/pcapwatch --target user --platform linux/amd64
+  hil run --image registry.lan/pcapwatch:candidate --target system,user --report build/report
+  hil run --image oci:build/images/pcapwatch --target system,user --board pi0w,pi3b+
+  hil run --image oci:build/images/pcapwatch --progress json > events.jsonl   # for CI systems
+  hil run --image REF --shard 2/3 --timings last/results.json --report shard-2`,
 		Short: "Run scenarios against an image on targets and report the verdicts",
 		Long: `run boots the image on each target and runs every scenario on it: the
 static startup check first, then boot, readiness, and the scenario's steps
@@ -63,7 +68,13 @@ at once. At start, hil removes what hil processes that were killed left
 behind (their QEMU socket dirs, veth pairs, namespaces, cache locks); a
 live run's are never touched.
 
-Progress is a redrawn line on a terminal and plain lines otherwise (CI).
+Progress is a redrawn line on a terminal (as wide as the terminal, long
+names shortened in the middle, coloured unless NO_COLOR is set), plain
+lines otherwise (CI), or with --progress json one JSON object per line
+(case_start, step_start, step_activity, step, case_retry, verdict; the
+field names of results.json; schemas/cli.schema.json#/$defs/progress_event).
+A first run says what it is fetching or building while it boots (the
+Debian kernel, the guest init, the boot image).
 
 The device target runs on a real board over SSH: --target device
 --devices devices.yaml --device pi-lab-1 (see the README's "Testing on a
@@ -95,10 +106,13 @@ Exit status: 0 every case passed, 1 a case failed (or was unsupported,
 unless --allow-unsupported), 2 infra errors or the run could not start.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if imageRef == "" {
-				return &exitError{2, errors.New("--image is required (e.g. --image oci:build/images/pcapwatch)")}
+				return &exitError{2, errNeedImage}
 			}
-			if len(args) == 0 {
-				args = []string{"scenarios"}
+			args = scenarioArgs(args, scenarios)
+			switch progressMode {
+			case "auto", "line", "plain", "json", "none":
+			default:
+				return &exitError{2, fmt.Errorf("--progress %q: want auto, line, plain, json or none", progressMode)}
 			}
 			removeLeftovers(cmd.ErrOrStderr())
 			iopts := []image.Option{image.WithRegistry(registryAccess(insecure))}
@@ -106,7 +120,7 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 				image: imageRef, scenarios: args, targets: targets, platforms: platforms,
 				reportDir: reportDir, retries: retries, imageOpts: iopts,
 				allowUnsupported: allowUnsupported, progress: progressMode,
-				devices: devices, device: device,
+				devices: devices, device: device, errOut: cmd.ErrOrStderr(),
 			}
 			if len(boards) > 0 || boardProfiles != "" {
 				cat, err := boardCatalog(boardProfiles)
@@ -131,19 +145,20 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&imageRef, "image", "", "image under test: oci:DIR, docker-archive:FILE, registry reference, ...")
-	f.StringSliceVar(&targets, "target", []string{"system"}, "target(s) to run on: system, user, container, device")
-	f.StringVar(&devices, "devices", "devices.yaml", "board inventory for the device target")
+	f.SetNormalizeFunc(normalizeFlags)
+	addImageFlag(f, &imageRef, "")
+	addScenariosFlag(f, &scenarios)
+	addTargetFlag(f, &targets)
+	addDevicesFlag(f, &devices)
 	f.StringVar(&device, "device", "", "the board(s) for the device target: a name in --devices, names separated by commas, or tag:LABEL (several boards run in parallel)")
-	f.SetNormalizeFunc(boardsFlagNormalize)
-	f.StringSliceVar(&boards, "board", nil, "run every case as these boards, e.g. pi0w,pi3b+/32 (also --boards; see hil boards)")
+	addBoardFlag(f, &boards, "run every case as these boards, each on the manifest its engine pulls (instead of --platform)")
 	f.StringVar(&boardProfiles, "board-profiles", "", "a YAML file of board profiles to add to the table")
-	f.StringSliceVar(&platforms, "platform", nil, "platform(s) to run, replacing the scenarios' own (e.g. linux/arm/v7)")
-	f.StringVar(&reportDir, "report", "", "write junit.xml, results.json and report.html into this directory")
-	f.IntVar(&retries, "retries", 1, "retries of a case that ended in an infra error")
+	addPlatformFlag(f, &platforms, nil, "run these instead of the scenarios' own")
+	f.StringVar(&reportDir, "report", "", "write junit.xml, results.json, report.html and the console logs into this directory")
+	addRetriesFlag(f, &retries)
 	f.BoolVar(&insecure, "insecure", false, insecureUsage)
 	f.BoolVar(&allowUnsupported, "allow-unsupported", false, "exit 0 when every case passed or was unsupported")
-	f.StringVar(&progressMode, "progress", "auto", "progress output: auto (line on a terminal, plain otherwise), line, plain, none (verdicts only)")
+	f.StringVar(&progressMode, "progress", "auto", "progress output: auto (line on a terminal, plain otherwise), line, plain, json (one event per line, for CI systems), none (verdicts only)")
 	f.StringVar(&shard, "shard", "", "run only part i of n of the cases (i/n, like 2/3); merge the shards' reports with hil report merge")
 	f.StringVar(&timings, "timings", "", "with --shard: balance the shards by the case durations in this results.json (or report directory) of an earlier run")
 	rootCmd.AddCommand(cmd)
@@ -180,6 +195,7 @@ type runOptions struct {
 	imageOpts        []image.Option
 	allowUnsupported bool
 	progress         string
+	errOut           io.Writer // the run's own lines with --progress json
 	devices, device  string
 	shard            *scenario.Shard
 	timings          scenario.Timings
@@ -209,6 +225,9 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 		}
 	}
 	pr := newProgress(out, mode)
+	if o.errOut != nil {
+		pr.info = o.errOut
+	}
 	retries := o.retries
 	runner, img, err := harness.NewRunner(ctx, harness.Config{
 		Image: o.image, Targets: o.targets, Platforms: o.platforms,
@@ -234,13 +253,13 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 		cases = o.shard.Select(cases, o.timings)
 		shardNote = fmt.Sprintf(", shard %s: %d of %d case(s)", o.shard, len(cases), planned)
 	}
-	fmt.Fprintf(out, "hil run: %s (%s), %d scenario(s), %d case(s) on %s%s\n", img.Ref(), img.Digest(), len(scs), planned, strings.Join(runner.Targets(), ", "), shardNote)
+	pr.println("hil run: %s (%s), %d scenario(s), %d case(s) on %s%s", img.Ref(), img.Digest(), len(scs), planned, strings.Join(runner.Targets(), ", "), shardNote)
 	pr.total = len(cases)
 	start := time.Now()
 	results := runner.RunCases(ctx, cases, nil)
 	pr.stop()
 	sum := scenario.Summarize(results)
-	fmt.Fprintf(out, "%d case(s) in %s: %d pass, %d fail, %d unsupported, %d infra-error\n",
+	pr.println("%d case(s) in %s: %d pass, %d fail, %d unsupported, %d infra-error",
 		sum.Total, time.Since(start).Round(10*time.Millisecond), sum.Pass, sum.Fail, sum.Unsupported, sum.InfraError)
 	if o.reportDir != "" {
 		ropts := []report.Option{report.WithVersion(hilVersion()), report.WithImage(img.Ref(), img.Digest())}
@@ -254,7 +273,7 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 		if err != nil {
 			return &exitError{2, err}
 		}
-		fmt.Fprintf(out, "reports: %s\n", strings.Join(paths, " "))
+		pr.println("reports: %s", strings.Join(paths, " "))
 	}
 	switch {
 	case ctx.Err() != nil:
@@ -269,123 +288,12 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 	return nil
 }
 
-func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
-
-// progress shows which case and step runs and for how long: one redrawn
-// line on a terminal ("line"), or one plain line per event for CI logs.
-type progress struct {
-	out   io.Writer
-	mode  string
-	total int
-
-	mu     sync.Mutex
-	done   int
-	cur    string // case being run
-	step   string
-	since  time.Time
-	ticker *time.Ticker
-	quit   chan struct{}
-}
-
-func newProgress(out io.Writer, mode string) *progress {
-	p := &progress{out: out, mode: mode, quit: make(chan struct{})}
-	if mode == "line" {
-		p.ticker = time.NewTicker(200 * time.Millisecond)
-		go func() {
-			for {
-				select {
-				case <-p.ticker.C:
-					p.mu.Lock()
-					p.redrawLocked()
-					p.mu.Unlock()
-				case <-p.quit:
-					return
-				}
-			}
-		}()
-	}
-	return p
-}
-
-func (p *progress) stop() {
-	if p.ticker != nil {
-		p.ticker.Stop()
-		close(p.quit)
-		p.mu.Lock()
-		fmt.Fprint(p.out, "\r\033[K")
-		p.mu.Unlock()
-	}
-}
-
-func (p *progress) redrawLocked() {
-	if p.cur == "" {
-		return
-	}
-	fmt.Fprintf(p.out, "\r\033[K[%d/%d] %s · %s · %s", p.done+1, p.total, p.cur, p.step, time.Since(p.since).Round(100*time.Millisecond))
-}
-
-func caseName(e scenario.Event) string {
-	if e.Board != "" {
-		return fmt.Sprintf("%s [%s %s %s]", e.Scenario, e.Target, e.Board, e.Platform)
-	}
-	return fmt.Sprintf("%s [%s %s]", e.Scenario, e.Target, e.Platform)
-}
-
 func boardNames(bs []board.Board) string {
 	var s []string
 	for _, b := range bs {
 		s = append(s, b.String())
 	}
 	return strings.Join(s, ", ")
-}
-
-func (p *progress) event(e scenario.Event) {
-	if p.mode == "none" && e.Kind != scenario.CaseFinished {
-		return // only the verdicts
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch e.Kind {
-	case scenario.CaseStarted:
-		p.cur, p.step, p.since = caseName(e), "starting", time.Now()
-		if e.Attempt > 1 {
-			p.cur += fmt.Sprintf(" (attempt %d)", e.Attempt)
-		}
-		if p.mode == "plain" {
-			fmt.Fprintf(p.out, "=== RUN   %s\n", p.cur)
-		}
-	case scenario.StepStarted:
-		p.step = e.Step.Desc
-		if e.Step.Index >= 0 {
-			p.step = fmt.Sprintf("step %d: %s", e.Step.Index+1, e.Step.Desc)
-		}
-	case scenario.StepFinished:
-		if p.mode == "plain" {
-			fmt.Fprintf(p.out, "    %-11s %8s  %s\n", e.Step.Verdict, e.Step.Duration.Round(time.Millisecond), p.step)
-		}
-	case scenario.CaseRetrying:
-		if p.mode == "line" {
-			fmt.Fprint(p.out, "\r\033[K")
-		}
-		fmt.Fprintf(p.out, "--- RETRY %s after %s: %s\n", caseName(e), e.Elapsed.Round(10*time.Millisecond), firstLineOf(e.Result.Reason))
-	case scenario.CaseFinished:
-		p.done++
-		if p.mode == "line" {
-			fmt.Fprint(p.out, "\r\033[K")
-		}
-		r := e.Result
-		fmt.Fprintf(p.out, "--- %-11s %s (%s)\n", strings.ToUpper(string(r.Verdict)), caseName(e), r.Duration.Round(10*time.Millisecond))
-		if r.Verdict != scenario.Pass {
-			for _, l := range strings.Split(r.Reason, "\n") {
-				fmt.Fprintf(p.out, "    %s\n", l)
-			}
-		}
-		p.cur = ""
-		return
-	}
-	if p.mode == "line" {
-		p.redrawLocked()
-	}
 }
 
 func firstLineOf(s string) string {

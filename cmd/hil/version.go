@@ -70,16 +70,35 @@ func vcsCommit() string {
 }
 
 func init() {
-	rootCmd.AddCommand(&cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print hil's version",
 		Long: `version prints hil's version: semver with the commit it was built from as
 build metadata (v0.1.0+g3cd917f2a1b4, ".dirty" when the work tree had
 changes; "+unknown" when the build recorded no commit). Reports and
 attestations record the same string.`,
+		Example: `  hil version
+  hil --version
+  hil version --json`,
 		Args: cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintf(cmd.OutOrStdout(), "hil %s (%s, %s/%s)\n", hilVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), map[string]string{
+					"version": hilVersion(), "go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH,
+				})
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), versionLine())
+			return nil
 		},
-	})
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the version as JSON")
+	rootCmd.AddCommand(cmd)
+	// hil --version says the same as hil version.
+	rootCmd.Version = hilVersion()
+	rootCmd.SetVersionTemplate(versionLine() + "\n")
+}
+
+func versionLine() string {
+	return fmt.Sprintf("hil %s (%s, %s/%s)", hilVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

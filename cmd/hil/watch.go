@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -45,12 +46,15 @@ back), 2 watch could not run (or the rollback failed).`,
 		Example: `  hil watch --devices devices.yaml --device pi-lab-1 --image registry.lan/app:latest --window 2m
   hil watch --devices devices.yaml --device pi-lab-1 --image registry.lan/app:latest \
             --rollout-timeout 5m --window 2m --rollback --key cosign.pub --sign-key cosign.key`,
-		Args: cobra.NoArgs,
+		Args: noArgs("the board is --device NAME, the tag --image HOST/REPO:TAG"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The same registry access as every other verb: keychain,
 			// retries, transport, plain HTTP only to loopback. The
 			// reference first: plain HTTP off loopback is refused whatever
 			// else is wrong.
+			if err := requireRegistryRef("watch", ref); err != nil {
+				return &exitError{2, err}
+			}
 			reg := registryAccess(insecure)
 			tag, err := reg.ParseReference(ref)
 			if err != nil {
@@ -88,10 +92,7 @@ back), 2 watch could not run (or the rollback failed).`,
 				d, rerr = rollout.Rollback(cmd.Context(), ref, rbOpts...)
 			}
 			if asJSON {
-				_ = printJSON(out, struct {
-					*device.WatchReport
-					Rollback *rollout.RollbackDecision `json:"rollback,omitempty"`
-				}{rep, d})
+				_ = printJSON(out, watchJSON(rep, d, rerr))
 			} else {
 				printWatch(out, rep)
 				if d != nil || rerr != nil {
@@ -111,14 +112,15 @@ back), 2 watch could not run (or the rollback failed).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&devices, "devices", "devices.yaml", "board inventory file")
-	fl.StringVar(&board, "device", "", "name of the board in the inventory (required)")
-	fl.StringVar(&ref, "image", "", "the promoted reference, e.g. registry.lan/app:latest (required)")
+	fl.SetNormalizeFunc(normalizeFlags)
+	addDevicesFlag(fl, &devices)
+	fl.StringVar(&board, "device", "", "name of the board in --devices (required)")
+	addImageFlag(fl, &ref, "the promoted reference in its registry, e.g. registry.lan/app:latest (required)")
 	fl.DurationVar(&window, "window", time.Minute, "how long the container must stay running and healthy")
 	fl.DurationVar(&wait, "rollout-timeout", 0, "how long the board may take to pull the promoted digest and restart the app (0: it must run it already)")
 	fl.BoolVar(&rollback, "rollback", false, "when the window fails, move the tag back to the last digest with a passing hil attestation (as hil rollback)")
 	fl.BoolVar(&insecure, "insecure", false, insecureUsage)
-	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	addJSONFlag(fl, &asJSON)
 	rb.register(cmd)
 	_ = cmd.MarkFlagRequired("device")
 	_ = cmd.MarkFlagRequired("image")
@@ -130,7 +132,7 @@ func printWatch(out io.Writer, rep *device.WatchReport) {
 	if rep.Container != "" {
 		fmt.Fprintf(out, "container %.12s runs %v; %s; restarts in window: %d\n", rep.Container, rep.RunningDigests, rep.LastState, rep.Restarts)
 	}
-	if rep.Rollout != "" {
+	if rep.Rollout > 0 {
 		fmt.Fprintf(out, "the board ran it %s after the watch began\n", rep.Rollout)
 	}
 	for _, p := range rep.Problems {
@@ -139,4 +141,27 @@ func printWatch(out io.Writer, rep *device.WatchReport) {
 	if rep.OK() {
 		fmt.Fprintf(out, "ok: promoted digest running and healthy for %s\n", rep.Window)
 	}
+}
+
+// watchJSON is the watch report with the rollback it led to, if any.
+func watchJSON(rep *device.WatchReport, d *rollout.RollbackDecision, rerr error) any {
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return rep
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return rep
+	}
+	m["ok"] = rep.OK()
+	if d == nil && rerr != nil {
+		d = &rollout.RollbackDecision{Tag: rep.Ref}
+	}
+	if d != nil {
+		if d.Verdict == "" || rerr != nil {
+			d.Settle(rerr)
+		}
+		m["rollback"] = d
+	}
+	return m
 }

@@ -20,7 +20,7 @@ pinned="$repo@$digest"
 
 set -- attest verify "$pinned" --key "$KEY"
 if [ -n "${BOARD:-}" ]; then
-	set -- "$@" --require-boards "$BOARD"
+	set -- "$@" --require-board "$BOARD"
 fi
 rc=0
 "$HIL" "$@" || rc=$?

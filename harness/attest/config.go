@@ -16,6 +16,7 @@ import (
 	"github.com/hilproject/hil/harness/kernel"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/scenario"
+	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/internal/cache"
 )
 
@@ -56,8 +57,8 @@ func RunConfiguration(dir string, scs []*scenario.Scenario, results []scenario.R
 	var kernels []*kernel.Kernel
 	for _, res := range results {
 		info := res.Device
-		if pkg := info["kernel_package"]; pkg != "" {
-			r := promote.Resource{Name: pkg, Kind: "kernel", Annotations: map[string]string{"release": info["kernel"]}}
+		if pkg := info.String("kernel_package"); pkg != "" {
+			r := promote.Resource{Name: pkg, Kind: "kernel", Annotations: map[string]string{"release": info.String("kernel")}}
 			if kernels == nil {
 				kernels, _ = kernel.List()
 			}
@@ -68,7 +69,7 @@ func RunConfiguration(dir string, scs []*scenario.Scenario, results []scenario.R
 			}
 			add(r)
 		}
-		if id := info["init"]; id != "" {
+		if id := info.String("init"); id != "" {
 			r := promote.Resource{Name: "hil-init", Kind: "init", Annotations: map[string]string{"build": id}}
 			if sum := initSHA256(id); sum != "" {
 				r.Digest = map[string]string{"sha256": sum}
@@ -92,8 +93,8 @@ func RunConfiguration(dir string, scs []*scenario.Scenario, results []scenario.R
 // system target records its version as "emulator"; the user and container
 // targets record the program's path as "emulator" and the version as
 // "emulator_version".
-func emulator(info map[string]string) promote.Resource {
-	em, ver := info["emulator"], info["emulator_version"]
+func emulator(info target.Info) promote.Resource {
+	em, ver := info.String("emulator"), info.String("emulator_version")
 	var name string
 	switch {
 	case em == "":

@@ -21,8 +21,12 @@ const (
 	// TestResultPredicateType is in-toto's test-result predicate.
 	TestResultPredicateType = "https://in-toto.io/attestation/test-result/v0.1"
 	// DetailPredicateType is hil's own predicate with every verdict's
-	// reason and the runner's step results, about the same subject.
-	DetailPredicateType = "https://hil.dev/test-detail/v1"
+	// reason, each static check once and the runner's step results, about
+	// the same subject. v2 spells its keys in snake_case, as every file
+	// hil writes; v1 statements (camelCase) are still read.
+	DetailPredicateType = "https://hil.dev/test-detail/v2"
+	// DetailPredicateTypeV1 is the detail predicate before v2.
+	DetailPredicateTypeV1 = "https://hil.dev/test-detail/v1"
 	// PayloadType is the DSSE payload type of an in-toto statement, and
 	// the artifactType of the OCI referrer that holds the envelopes.
 	PayloadType = "application/vnd.in-toto+json"
@@ -71,19 +75,22 @@ type Detail struct {
 	// Platforms are the required platforms; PlatformsPresent all those
 	// the artifact holds.
 	Platforms        []string `json:"platforms"`
-	PlatformsPresent []string `json:"platformsPresent,omitempty"`
+	PlatformsPresent []string `json:"platforms_present,omitempty"`
 	// Boards are the required boards and what each pulled ("pi0w pulls
 	// linux/arm/v5").
 	Boards   []string          `json:"boards,omitempty"`
 	Targets  []string          `json:"targets,omitempty"`
 	Outcomes []promote.Outcome `json:"outcomes"`
-	Attempts int               `json:"attempts,omitempty"`
-	HIL      struct {
+	// StaticChecks are the static startup checks, each once with its
+	// problems (the outcomes' reasons name them).
+	StaticChecks []promote.StaticCheck `json:"static_checks,omitempty"`
+	Attempts     int                   `json:"attempts,omitempty"`
+	HIL          struct {
 		Version string `json:"version"`
 	} `json:"hil"`
 	URL      string    `json:"url,omitempty"`
-	Started  time.Time `json:"startedOn"`
-	Finished time.Time `json:"finishedOn"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
 	// Report is the runner's per-case results without the app's output.
 	Report json.RawMessage `json:"report,omitempty"`
 }
@@ -143,6 +150,7 @@ func Statements(pin promote.Pinned, d *promote.Decision, run Run) (testResult, d
 		Boards:           d.Boards,
 		Targets:          d.Result.Targets,
 		Outcomes:         d.Result.Outcomes,
+		StaticChecks:     d.Result.StaticChecks,
 		Attempts:         d.Attempts,
 		URL:              run.URL,
 		Started:          d.Result.Started,
@@ -403,8 +411,9 @@ func ParseTestResult(st *intoto.Statement) (*testresult.TestResult, error) {
 
 // ParseDetail reads hil's detail predicate.
 func ParseDetail(st *intoto.Statement) (*Detail, error) {
-	if st.GetPredicateType() != DetailPredicateType {
-		return nil, fmt.Errorf("predicate type is %q, want %s", st.GetPredicateType(), DetailPredicateType)
+	t := st.GetPredicateType()
+	if t != DetailPredicateType && t != DetailPredicateTypeV1 {
+		return nil, fmt.Errorf("predicate type is %q, want %s", t, DetailPredicateType)
 	}
 	b, err := protojson.Marshal(st.GetPredicate())
 	if err != nil {
@@ -413,6 +422,17 @@ func ParseDetail(st *intoto.Statement) (*Detail, error) {
 	var d Detail
 	if err := json.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("the predicate is not hil's detail predicate: %w", err)
+	}
+	if t == DetailPredicateTypeV1 {
+		// v1 spelled these in camelCase.
+		var v1 struct {
+			PlatformsPresent []string  `json:"platformsPresent"`
+			Started          time.Time `json:"startedOn"`
+			Finished         time.Time `json:"finishedOn"`
+		}
+		if err := json.Unmarshal(b, &v1); err == nil {
+			d.PlatformsPresent, d.Started, d.Finished = v1.PlatformsPresent, v1.Started, v1.Finished
+		}
 	}
 	return &d, nil
 }

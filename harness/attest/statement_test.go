@@ -14,6 +14,7 @@ import (
 	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/scenario"
+	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/internal/testenv"
 )
 
@@ -259,9 +260,9 @@ func TestRunConfigurationOfTheBundledScenarios(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	results := []scenario.Result{{Device: map[string]string{"target": "system", "emulator": "QEMU emulator version 7.2.19", "kernel": "6.1.0-50-armmp",
+	results := []scenario.Result{{Device: target.Info{"target": "system", "emulator": "QEMU emulator version 7.2.19", "kernel": "6.1.0-50-armmp",
 		"kernel_package": "linux-image-6.1.0-50-armmp_6.1.176-1_armhf", "init": "c89ebb4cc3bc29ac", "console_log": "/root/.cache/hil/logs/x.log"}},
-		{Device: map[string]string{"target": "user", "emulator": "/usr/bin/qemu-arm-static", "emulator_version": "qemu-arm version 7.2.19"}}}
+		{Device: target.Info{"target": "user", "emulator": "/usr/bin/qemu-arm-static", "emulator_version": "qemu-arm version 7.2.19"}}}
 	conf := RunConfiguration(dir, scs, results)
 	byName := map[string]promote.Resource{}
 	for _, r := range conf {

@@ -58,7 +58,7 @@ func Inspect(ctx context.Context, reg *promote.Registry, ref string, key *Verifi
 			switch st.GetPredicateType() {
 			case TestResultPredicateType:
 				e.TestResult, err = ParseTestResult(st)
-			case DetailPredicateType:
+			case DetailPredicateType, DetailPredicateTypeV1:
 				e.Detail, err = ParseDetail(st)
 			case RolloutPredicateType:
 				e.Rollout, err = ParseRollout(st)

@@ -32,13 +32,13 @@ type Profile struct {
 	Cores int    `json:"cores,omitempty"`
 	// MemoryMiB is the board's RAM; the system target gives the guest as
 	// much.
-	MemoryMiB int `json:"memoryMiB"`
+	MemoryMiB int `json:"memory_mib"`
 	// ISA is what the CPU executes in 32-bit (AArch32) state, plus its
 	// AArch64 version when it has one.
 	ISA ISA `json:"isa"`
 	// DefaultOS is the word size of Raspberry Pi OS's default for the model
 	// (what Raspberry Pi Imager recommends): 32 or 64.
-	DefaultOS int `json:"defaultOS"`
+	DefaultOS int `json:"default_os"`
 	// OS is how each OS word size the board runs is modelled.
 	OS map[int]OS `json:"os"`
 	// DeviceModels are the beginnings of the board's device-tree model

@@ -23,7 +23,7 @@ type Report struct {
 	Files     int       `json:"files"`
 	Dirs      int       `json:"dirs"`
 	Symlinks  int       `json:"symlinks"`
-	HardLinks int       `json:"hardlinks"`
+	HardLinks int       `json:"hard_links"`
 	Whiteouts int       `json:"whiteouts"`
 	// Bytes is the file content written; Read is the uncompressed layer
 	// bytes read (what the size cap limits).

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hilproject/hil/harness/activity"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/hilproject/hil/internal/cache"
@@ -74,6 +76,7 @@ func (i *Image) RootFS(ctx context.Context) (string, error) {
 		}
 	}()
 	opts := i.opts
+	activity.Report(ctx, "flattening %s (%s) into the rootfs cache (once per image)", i.Ref, i.Platform)
 	rep, err := Flatten(ctx, vi, filepath.Join(tmp, "rootfs"), func(o *options) { *o = opts })
 	if err != nil {
 		return "", fmt.Errorf("image %s (%s, manifest %s): flattening: %w", i.Ref, i.Platform, i.ManifestDigest, err)

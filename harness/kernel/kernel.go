@@ -21,6 +21,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hilproject/hil/harness/activity"
+
 	"github.com/hilproject/hil/internal/cache"
 	"github.com/hilproject/hil/internal/debian"
 )
@@ -146,6 +148,7 @@ func Fetch(ctx context.Context, opts ...Option) (*Kernel, error) {
 	}
 	src := debian.Source{Suite: o.suite, Arch: o.arch}
 	meta := "linux-image-" + fl
+	activity.Report(ctx, "resolving Debian %s's %s kernel through apt", o.suite, o.arch)
 	pkgs, err := src.Closure(ctx, meta)
 	if err != nil {
 		return nil, fmt.Errorf("resolving Debian %s %s kernel (%s): %w", o.suite, o.arch, meta, err)
@@ -168,6 +171,7 @@ func Fetch(ctx context.Context, opts ...Option) (*Kernel, error) {
 	if k, err := load(dir); err == nil && k.Package == pkg.String() && hasModules(k, o.modules) {
 		return k, nil
 	}
+	activity.Report(ctx, "fetching Debian's kernel %s (%s) through apt (once; cached after)", pkg.Name, o.arch)
 	deb, err := src.Fetch(ctx, *pkg)
 	if err != nil {
 		return nil, fmt.Errorf("downloading %s: %w", pkg, err)

@@ -108,12 +108,26 @@ type Result struct {
 	// Configuration is every input the test ran with, by digest (scenario
 	// files, fixtures, kernel, init, emulator, board profiles).
 	Configuration []Resource `json:"configuration,omitempty"`
+	// StaticChecks are the static startup checks the cases ran, each
+	// once with its problems (the outcomes' reasons name them).
+	StaticChecks []StaticCheck `json:"static_checks,omitempty"`
 	// ReportDir is where the runner wrote its JUnit/JSON/HTML reports.
-	ReportDir string `json:"reportDir,omitempty"`
+	ReportDir string `json:"report_dir,omitempty"`
 	// Report is the runner's JSON report, embedded in the attestation.
 	Report   json.RawMessage `json:"report,omitempty"`
 	Started  time.Time       `json:"started"`
 	Finished time.Time       `json:"finished"`
+}
+
+// StaticCheck is one static startup check of the tested image: a
+// platform's manifest and whether its program can start, with every
+// problem once.
+type StaticCheck struct {
+	ID             string   `json:"id"`
+	Platform       string   `json:"platform"`
+	ManifestDigest string   `json:"manifest_digest,omitempty"`
+	OK             bool     `json:"ok"`
+	Problems       []string `json:"problems,omitempty"`
 }
 
 // TestFunc tests the pinned candidate. It must open pinned.Digest, never
@@ -121,15 +135,35 @@ type Result struct {
 // a test that ran and failed is a Result with a failing Outcome.
 type TestFunc func(ctx context.Context, pinned Pinned) (Result, error)
 
-// Decision is what the gate decided and why.
+// The gate's verdicts, as Decision.Verdict spells them.
+const (
+	Promoted     = "PROMOTED"
+	Refused      = "REFUSED"
+	Error        = "ERROR"
+	WouldPromote = "WOULD PROMOTE"
+)
+
+// DecisionSchema is the $id of decision.json's JSON Schema
+// (schemas/decision.schema.json).
+const DecisionSchema = "https://hil.dev/schemas/decision/v1"
+
+// Decision is what the gate decided and why. Its JSON is decision.json
+// (schemas/decision.schema.json).
 type Decision struct {
-	Promoted bool `json:"promoted"`
+	// Schema is DecisionSchema (set by Settle).
+	Schema string `json:"schema"`
+	// Verdict is PROMOTED, REFUSED, WOULD PROMOTE (a dry run that passed)
+	// or ERROR (the gate could not decide or complete the write: Error
+	// says why).
+	Verdict  string `json:"verdict"`
+	Promoted bool   `json:"promoted"`
 	// Passed is set when every required platform passed (with DryRun: the
 	// gate would have promoted).
 	Passed bool `json:"passed"`
 	// DryRun is set when the gate would have written but did not.
-	DryRun bool   `json:"dryRun,omitempty"`
+	DryRun bool   `json:"dry_run,omitempty"`
 	Reason string `json:"reason"`
+	Error  string `json:"error,omitempty"`
 	// Failures are the outcomes that refused promotion.
 	Failures  []Outcome `json:"failures,omitempty"`
 	Candidate string    `json:"candidate"`
@@ -141,13 +175,33 @@ type Decision struct {
 	Tag    string   `json:"tag"`
 	// OldDigest is the tag's digest before the gate ran ("" when the tag did
 	// not exist); NewDigest after (equal to OldDigest when refused).
-	OldDigest   string `json:"oldDigest"`
-	NewDigest   string `json:"newDigest"`
+	OldDigest   string `json:"old_digest"`
+	NewDigest   string `json:"new_digest"`
 	Attestation string `json:"attestation,omitempty"` // where the Attester stored the result
 	Attempts    int    `json:"attempts,omitempty"`
 	// Version is the tester's version (WithVersion), for the attestation.
 	Version string `json:"version,omitempty"`
 	Result  Result `json:"result"`
+}
+
+// Settle sets Verdict from the decision and err, the error Gate returned
+// with it (nil for a decision that stands); Gate calls it before it
+// returns a decision.
+func (d *Decision) Settle(err error) {
+	d.Schema = DecisionSchema
+	if d.Result.Outcomes == nil {
+		d.Result.Outcomes = []Outcome{}
+	}
+	switch {
+	case err != nil:
+		d.Verdict, d.Error = Error, err.Error()
+	case d.Promoted:
+		d.Verdict = Promoted
+	case d.DryRun && d.Passed:
+		d.Verdict = WouldPromote
+	default:
+		d.Verdict = Refused
+	}
 }
 
 // Option configures Gate.
@@ -273,6 +327,14 @@ func ResolveTag(r *Registry, candidate name.Reference, tag string) (name.Tag, er
 // error; an error means the gate could not decide or could not complete the
 // write (the tag is then unchanged, or verified otherwise and reported).
 func Gate(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (*Decision, error) {
+	d, err := gateOnce(ctx, ref, tag, test, opts...)
+	if d != nil {
+		d.Settle(err)
+	}
+	return d, err
+}
+
+func gateOnce(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (*Decision, error) {
 	g := &gate{
 		platforms: []v1.Platform{DefaultPlatform},
 		version:   "dev",

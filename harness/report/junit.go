@@ -79,6 +79,15 @@ func Properties(res scenario.Result) [][2]string {
 	if res.Board != "" {
 		ps = append(ps, [2]string{"board", res.Board})
 	}
+	if res.Exit != nil {
+		ps = append(ps, [2]string{"exit", res.Exit.String()})
+	}
+	if res.StaticCheckID != "" {
+		ps = append(ps, [2]string{"static_check", res.StaticCheckID})
+	}
+	if res.ConsoleLog != "" {
+		ps = append(ps, [2]string{"console_log", res.ConsoleLog})
+	}
 	if len(res.Tags) > 0 {
 		ps = append(ps, [2]string{"tags", strings.Join(res.Tags, ",")})
 	}
@@ -88,7 +97,7 @@ func Properties(res scenario.Result) [][2]string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		ps = append(ps, [2]string{"device." + k, res.Device[k]})
+		ps = append(ps, [2]string{"device." + k, res.Device.String(k)})
 	}
 	keys = keys[:0]
 	for k := range res.Fixtures {
@@ -101,10 +110,17 @@ func Properties(res scenario.Result) [][2]string {
 	return ps
 }
 
-// WriteJUnit writes JUnit XML: one testsuite per target × board ×
-// platform (hil.system.pi3b+.linux/arm64), one testcase per scenario on it. fail → <failure>, infra-error → <error>,
-// unsupported → <skipped> (with the reason); app output goes to
-// system-out, the console to system-err.
+// JUnitTimestamp is the layout of a testsuite's timestamp: an ISO 8601
+// date and time without a zone (UTC), as the JUnit schema Jenkins holds
+// reports to wants it (its xs:dateTime pattern has no "Z").
+const JUnitTimestamp = "2006-01-02T15:04:05"
+
+// WriteJUnit writes JUnit XML as Jenkins and GitLab read it: one
+// testsuite per target × board × platform (hil.system.pi3b+.linux/arm64;
+// no board part for a case without one), one testcase per scenario on
+// it. fail → <failure>, infra-error → <error>, unsupported → <skipped>
+// (with the reason); the app's stdout and the console go to system-out
+// (console lines marked "[console]"), the app's stderr to system-err.
 func (r *Report) WriteJUnit(w io.Writer) error {
 	top := junitSuites{Name: r.Title, Time: secs(r.Duration)}
 	bySuite := map[string]*junitSuite{}
@@ -123,7 +139,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 			name += "." + res.Platform
 			s = &junitSuite{Name: name, Properties: append(props, junitProperty{"platform", res.Platform})}
 			if !res.Start.IsZero() {
-				s.Timestamp = res.Start.UTC().Format(time.RFC3339)
+				s.Timestamp = res.Start.UTC().Format(JUnitTimestamp)
 			}
 			bySuite[key] = s
 			order = append(order, key)
@@ -153,15 +169,18 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 			c.Skipped = &junitResult{Message: "unsupported: " + msg, Text: caseDetail(res)}
 			s.Skipped++
 		}
-		var out, con strings.Builder
+		var out, errs strings.Builder
 		for _, l := range res.Output {
-			if l.Stream == target.Console {
-				con.WriteString(l.Text + "\n")
-			} else {
-				fmt.Fprintf(&out, "[%s] %s\n", l.Stream, l.Text)
+			switch l.Stream {
+			case target.Stderr:
+				errs.WriteString(l.Text + "\n")
+			case target.Console:
+				out.WriteString("[console] " + l.Text + "\n")
+			default:
+				out.WriteString(l.Text + "\n")
 			}
 		}
-		c.SystemOut, c.SystemErr = out.String(), con.String()
+		c.SystemOut, c.SystemErr = out.String(), errs.String()
 		s.Tests++
 		s.Cases = append(s.Cases, c)
 	}

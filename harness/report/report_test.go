@@ -29,7 +29,7 @@ func sampleResults() []scenario.Result {
 			Scenario: name, File: "scenarios/" + name + ".yaml", Target: tgt, Platform: "linux/arm/v7",
 			Verdict: v, Reason: reason, FailedStep: -1, Attempts: 1, Start: t0, Duration: 4 * time.Second,
 			ImageRef: "oci:build/images/pcapwatch", ImageDigest: "sha256:1111", ManifestDigest: "sha256:2222",
-			Device: map[string]string{"qemu_version": "7.2.15", "kernel_version": "6.1.0-41-armmp", "boot": "warm"},
+			Device: target.Info{"qemu_version": "7.2.15", "kernel_version": "6.1.0-41-armmp", "boot": "warm"},
 		}
 	}
 	pass := base("arp-sweep", "system", scenario.Pass, "")
@@ -95,8 +95,9 @@ func TestJUnit(t *testing.T) {
 			t.Errorf("property %s = %q, want %q", k, props[k], v)
 		}
 	}
-	if !strings.Contains(pass.SystemOut, "device_seen") || !strings.Contains(pass.SystemErr, "Booting Linux") {
-		t.Errorf("system-out/err do not carry the app output and the console: %q / %q", pass.SystemOut, pass.SystemErr)
+	if !strings.Contains(pass.SystemOut, "device_seen") || !strings.Contains(pass.SystemOut, "[console] [    0.000000] Booting Linux") ||
+		!strings.Contains(pass.SystemErr, "<script>alert('x')</script> & stderr") || strings.Contains(pass.SystemOut, "stderr") {
+		t.Errorf("system-out must carry the app's stdout and the console, system-err its stderr: %q / %q", pass.SystemOut, pass.SystemErr)
 	}
 	if f := cases["hil.system.linux_arm_v7/dns-names"].Failure; f == nil || !strings.Contains(f.Message, "expected count == 12, saw 11") {
 		t.Errorf("failure element: %+v", f)
@@ -122,7 +123,17 @@ func TestJSONRoundTrip(t *testing.T) {
 	if back.Summary != (scenario.Summary{Total: 4, Pass: 1, Fail: 1, Unsupported: 1, InfraError: 1}) {
 		t.Errorf("summary %+v", back.Summary)
 	}
-	if len(back.Results) != 4 || back.Results[0].Scenario != "arp-sweep" || back.Results[0].Steps[2].Replay.FramesSent != 294 {
+	// Failures first: fail, infra-error, unsupported, pass.
+	var order []string
+	for _, r := range back.Results {
+		order = append(order, string(r.Verdict))
+	}
+	if strings.Join(order, " ") != "fail infra-error unsupported pass" {
+		t.Errorf("results in the order %v, want failures first", order)
+	}
+	last := back.Results[3]
+	if len(back.Results) != 4 || last.Scenario != "arp-sweep" || last.Steps[2].Replay.FramesSent != 294 ||
+		last.Steps[2].Replay.GapErrorP99 != 300*time.Microsecond || last.Duration != 4*time.Second || back.Results[0].Steps[0].Duration != 3*time.Second {
 		t.Errorf("results did not round-trip: %+v", back.Results)
 	}
 	if back.ImageDigest != "sha256:1111" || back.HilVersion != "test" {

@@ -48,16 +48,16 @@ type CanaryDecision struct {
 	Reason  string `json:"reason"`
 	// Gate is the gate's decision; its Tag is the canary tag.
 	Gate      *promote.Decision `json:"gate,omitempty"`
-	CanaryTag string            `json:"canaryTag"`
+	CanaryTag string            `json:"canary_tag"`
 	Boards    []BoardResult     `json:"boards,omitempty"`
 	// Tag is the fleet's tag; OldDigest and NewDigest what it pointed at
 	// before and after (equal unless promoted).
 	Tag       string `json:"tag"`
-	OldDigest string `json:"oldDigest"`
-	NewDigest string `json:"newDigest"`
+	OldDigest string `json:"old_digest"`
+	NewDigest string `json:"new_digest"`
 	// CanaryRevertedTo is where the canary tag went back to after a failed
 	// window ("" when it was not moved back).
-	CanaryRevertedTo string `json:"canaryRevertedTo,omitempty"`
+	CanaryRevertedTo string `json:"canary_reverted_to,omitempty"`
 	// Attestation is where the failed window was recorded.
 	Attestation string `json:"attestation,omitempty"`
 }

@@ -42,13 +42,16 @@ type Candidate struct {
 
 // RollbackDecision is what Rollback decided and did.
 type RollbackDecision struct {
-	Tag string `json:"tag"`
+	// Verdict is ROLLED BACK, REFUSED, WOULD ROLL BACK (a dry run that
+	// found a digest) or ERROR (Error says why).
+	Verdict string `json:"verdict"`
+	Tag     string `json:"tag"`
 	// From is the digest the tag pointed at; To the digest chosen ("" when
 	// none was).
 	From       string `json:"from"`
 	To         string `json:"to,omitempty"`
-	RolledBack bool   `json:"rolledBack"`
-	DryRun     bool   `json:"dryRun,omitempty"`
+	RolledBack bool   `json:"rolled_back"`
+	DryRun     bool   `json:"dry_run,omitempty"`
 	// Verified: the attestations were checked against a key. Without one
 	// the choice rests on attestations anyone with push access could
 	// have written.
@@ -59,6 +62,22 @@ type RollbackDecision struct {
 	Considered []Candidate `json:"considered,omitempty"`
 	// Attestation is where the rollback's own record went.
 	Attestation string `json:"attestation,omitempty"`
+	Error       string `json:"error,omitempty"`
+}
+
+// Settle sets Verdict (and Error) from the decision and the error Rollback
+// returned with it; Rollback calls it.
+func (d *RollbackDecision) Settle(err error) {
+	switch {
+	case err != nil:
+		d.Verdict, d.Error = "ERROR", err.Error()
+	case d.RolledBack:
+		d.Verdict = "ROLLED BACK"
+	case d.DryRun && d.To != "":
+		d.Verdict = "WOULD ROLL BACK"
+	default:
+		d.Verdict = "REFUSED"
+	}
 }
 
 // RollbackOption configures Rollback.
@@ -150,6 +169,14 @@ func WithLog(logf func(string, ...any)) RollbackOption {
 // on both digests. A refusal (nothing to go back to, the tag moved) is a
 // decision with RolledBack false and a nil error; nothing was written.
 func Rollback(ctx context.Context, tag string, opts ...RollbackOption) (*RollbackDecision, error) {
+	d, err := rollback(ctx, tag, opts...)
+	if d != nil {
+		d.Settle(err)
+	}
+	return d, err
+}
+
+func rollback(ctx context.Context, tag string, opts ...RollbackOption) (*RollbackDecision, error) {
 	c := &rollbackConfig{logf: func(string, ...any) {}, version: "dev"}
 	for _, o := range opts {
 		o(c)

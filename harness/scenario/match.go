@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"sort"
 	"strconv"
 	"strings"
@@ -175,4 +176,140 @@ func (m Matcher) jsonKeys() []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// nearMisses returns up to max lines of lines that do not match m but
+// nearly do, closest first, for a failed count's message:
+//
+//   - a JSON matcher: lines that are JSON objects with the same "event"
+//     (every field matcher on the key event holds) but other field values;
+//     without an event field, lines where all field matchers but one hold;
+//   - a regex or substring matcher: lines that hold at least half of its
+//     words (of three or more characters: of the substring, or of the
+//     regex's literal text), those holding more first.
+//
+// Lines m's stream does not consider are not near misses.
+func (m Matcher) nearMisses(lines []target.Line, max int) []string {
+	type miss struct {
+		score int
+		text  string
+	}
+	var misses []miss
+	seen := map[string]bool{}
+	var frags []string
+	if m.Fields == nil {
+		frags = m.fragments()
+		if len(frags) == 0 {
+			return nil
+		}
+	}
+	for _, l := range lines {
+		if seen[l.Text] || m.Match(l) || !m.streamConsiders(l) {
+			continue
+		}
+		score := 0
+		if m.Fields != nil {
+			score = nearJSON(m.Fields, l.Text)
+		} else {
+			for _, f := range frags {
+				if strings.Contains(l.Text, f) {
+					score++
+				}
+			}
+			if 2*score < len(frags) {
+				score = 0
+			}
+		}
+		if score > 0 {
+			seen[l.Text] = true
+			misses = append(misses, miss{score, l.Text})
+		}
+	}
+	sort.SliceStable(misses, func(i, j int) bool { return misses[i].score > misses[j].score })
+	var out []string
+	for i, ms := range misses {
+		if i == max {
+			out = append(out, fmt.Sprintf("... and %d more", len(misses)-max))
+			break
+		}
+		out = append(out, ms.text)
+	}
+	return out
+}
+
+func (m Matcher) streamConsiders(l target.Line) bool {
+	if m.Stream != "" {
+		return l.Stream == m.Stream
+	}
+	return l.Stream != target.Console
+}
+
+// nearJSON scores a JSON line against fields that it does not match: the
+// number of field matchers that hold, when the line counts as a near miss
+// (see nearMisses), else 0.
+func nearJSON(fields []FieldMatcher, text string) int {
+	t := strings.TrimSpace(text)
+	if !strings.HasPrefix(t, "{") {
+		return 0
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(t)))
+	dec.UseNumber()
+	var obj map[string]any
+	if dec.Decode(&obj) != nil {
+		return 0
+	}
+	held, events, eventsHeld := 0, 0, 0
+	for _, f := range fields {
+		v, ok := lookup(obj, f.Path)
+		hold := ok && f.matchValue(v)
+		if hold {
+			held++
+		}
+		if len(f.Path) == 1 && f.Path[0] == "event" {
+			events++
+			if hold {
+				eventsHeld++
+			}
+		}
+	}
+	switch {
+	case events > 0 && eventsHeld == events:
+		return held
+	case events == 0 && held > 0 && held == len(fields)-1:
+		return held
+	}
+	return 0
+}
+
+// fragments are what a substring or regex matcher's text is made of, for
+// near misses: the words (3+ characters) of a substring, or of the
+// literal runs of a regex.
+func (m Matcher) fragments() []string {
+	var out []string
+	words := func(s string) {
+		for _, w := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '=' || r == ':' || r == ',' || r == '"' }) {
+			if len(w) >= 3 {
+				out = append(out, w)
+			}
+		}
+	}
+	if m.Regex == nil {
+		words(m.Contains)
+		return out
+	}
+	re, err := syntax.Parse(m.Regex.String(), syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	var walk func(*syntax.Regexp)
+	walk = func(r *syntax.Regexp) {
+		if r.Op == syntax.OpLiteral && r.Flags&syntax.FoldCase == 0 {
+			words(string(r.Rune))
+		}
+		for _, s := range r.Sub {
+			walk(s)
+		}
+	}
+	walk(re.Simplify())
+	return out
 }

@@ -9,10 +9,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/hilproject/hil/harness/activity"
 	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/link"
@@ -68,6 +70,10 @@ const (
 	StepFinished
 	CaseRetrying
 	CaseFinished
+	// StepActivity says what a running step is doing now (Activity):
+	// fetching the kernel, building the guest init, flattening the image
+	// (harness/activity).
+	StepActivity
 )
 
 // Event is a progress report: which case, which step, how long so far.
@@ -81,8 +87,10 @@ type Event struct {
 	// Step is set for StepStarted and StepFinished.
 	Step *StepResult
 	// Result is set for CaseFinished (and CaseRetrying: the attempt thrown away).
-	Result  *Result
-	Elapsed time.Duration
+	Result *Result
+	// Activity is set for StepActivity.
+	Activity string
+	Elapsed  time.Duration
 }
 
 // Option configures a Runner.
@@ -402,6 +410,9 @@ type caseRun struct {
 	s     *session
 	att   int
 	ctx   context.Context
+	// current is the step (or phase) running now, for activity events
+	// (a target may report from a goroutine of its own).
+	current atomic.Pointer[StepResult]
 }
 
 func (r *Runner) attempt(ctx context.Context, c Case, attempt int) (res Result) {
@@ -422,6 +433,12 @@ func (r *Runner) attempt(ctx context.Context, c Case, attempt int) (res Result) 
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("the case did not finish within its timeout of %s (the scenario's timeout:)", timeout))
 	defer cancel()
+	// What a step does while it is slow (a first run fetches the kernel,
+	// builds the init, flattens the image) becomes a progress event.
+	ctx = activity.With(ctx, func(what string) {
+		r.emit(Event{Kind: StepActivity, Scenario: sc.Name, Target: c.Target, Board: c.BoardName(), Platform: c.Platform, Attempt: attempt,
+			Step: cr.current.Load(), Activity: what, Elapsed: time.Since(cr.start)})
+	})
 	defer func() {
 		if p := recover(); p != nil {
 			cr.decide(-1, InfraError, fmt.Sprintf("harness panic: %v\n%s", p, debug.Stack()))
@@ -451,6 +468,7 @@ func (cr *caseRun) decide(step int, v Verdict, reason string) {
 // step's verdict (empty for pass) and message.
 func (cr *caseRun) phase(index int, kind StepKind, desc, pos string, fn func(sr *StepResult) (Verdict, string)) bool {
 	sr := StepResult{Index: index, Kind: kind, Desc: desc, Pos: pos, Start: time.Now()}
+	cr.current.Store(&sr)
 	cr.r.emit(Event{Kind: StepStarted, Scenario: cr.c.Scenario.Name, Target: cr.c.Target, Board: cr.c.BoardName(), Platform: cr.c.Platform, Attempt: cr.att, Step: &sr, Elapsed: time.Since(cr.start)})
 	v, msg := fn(&sr)
 	if v == "" {
@@ -637,15 +655,22 @@ func (cr *caseRun) run(ctx context.Context) {
 	if r.check != nil && !sc.Startup.SkipStaticCheck {
 		if !cr.phase(-1, PhaseStaticCheck, "static startup check", "", func(*StepResult) (Verdict, string) {
 			summary, problems, err := r.check.Check(ctx, rootfs, img, cfg)
-			cr.res.StaticCheck = summary
 			if err != nil {
 				return InfraError, "static check could not run: " + err.Error()
 			}
-			if len(problems) > 0 {
-				cr.res.StaticCheck = strings.Join(problems, "\n")
-				return Fail, "the app cannot start: " + strings.Join(problems, "; ")
+			cr.res.StaticCheck = &StaticCheck{
+				ImageDigest: cr.res.ImageDigest, ManifestDigest: cr.res.ManifestDigest, Platform: cr.c.Platform,
+				OK: len(problems) == 0, Problems: problems, Summary: summary,
 			}
-			return Pass, "the program can start (the tree is in the report's static check section)"
+			switch len(problems) {
+			case 0:
+				return Pass, "the program can start (the tree is in the report's static checks)"
+			case 1:
+				return Fail, "the app cannot start: " + problems[0]
+			}
+			// The whole list is in the report once per platform (its
+			// static checks), not in every case's reason.
+			return Fail, fmt.Sprintf("the app cannot start: %s (and %d more problems: the static check of %s in the report lists them)", problems[0], len(problems)-1, cr.c.Platform)
 		}) {
 			return
 		}
@@ -847,8 +872,15 @@ func (cr *caseRun) step(ctx context.Context, st *Step, sr *StepResult) (Verdict,
 		if e.FromStep {
 			from = cr.s.lineMark()
 		}
-		return cr.expectCount(ctx, e.Count, e.Within, e.Settle, "lines matching "+e.Match.String(),
+		v, msg := cr.expectCount(ctx, e.Count, e.Within, e.Settle, "lines matching "+e.Match.String(),
 			cr.s.lineCounter(e.Match, from), func() string { return cr.s.tail(10, false) })
+		if v == Fail {
+			if near := cr.s.nearMisses(e.Match, from, 5); len(near) > 0 {
+				sr.NearMisses = near
+				msg += "\nlines that nearly matched:\n  " + strings.Join(near, "\n  ")
+			}
+		}
+		return v, msg
 	case StepExpectFrames:
 		e := st.ExpectFrames
 		if cr.dev.Link() == nil {

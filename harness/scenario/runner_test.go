@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/hilproject/hil/harness/activity"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/harness/target"
@@ -44,6 +45,8 @@ type fakeTarget struct {
 	caps    *target.Capabilities
 	gap     string
 	link    *fakeLink
+	// doing is reported through harness/activity while booting.
+	doing string
 }
 
 // fakeLink hands out the frames the "device" sent.
@@ -69,6 +72,9 @@ func (t *fakeTarget) Boot(ctx context.Context, img *image.Image, cfg target.RunC
 	t.mu.Unlock()
 	if n < len(t.bootErr) && t.bootErr[n] != nil {
 		return nil, t.bootErr[n]
+	}
+	if t.doing != "" {
+		activity.Report(ctx, "%s", t.doing)
 	}
 	d := &fakeDevice{t: t, out: make(chan target.Line, 1000), sig: make(chan syscall.Signal, 4), exited: make(chan struct{}), closed: make(chan struct{}), cfg: cfg}
 	go func() {
@@ -119,7 +125,7 @@ func (d *fakeDevice) Wait(ctx context.Context) (target.Exit, error) {
 		return target.Exit{}, ctx.Err()
 	}
 }
-func (d *fakeDevice) Info() map[string]string { return map[string]string{"emulator": "fake 1.0"} }
+func (d *fakeDevice) Info() target.Info { return target.Info{"emulator": "fake 1.0"} }
 func (d *fakeDevice) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.closed)
@@ -213,6 +219,27 @@ func TestRunnerPass(t *testing.T) {
 	}
 	if res.Exit == nil || res.Exit.Code != 0 || len(res.Output) != 26 || res.Device["emulator"] != "fake 1.0" {
 		t.Errorf("result exit=%v output=%d device=%v", res.Exit, len(res.Output), res.Device)
+	}
+}
+
+// What a slow step does (a target fetching its kernel while it boots)
+// reaches the progress as a StepActivity event of that step.
+func TestRunnerReportsActivity(t *testing.T) {
+	tg := &fakeTarget{script: app(0), doing: "fetching Debian's kernel"}
+	var mu sync.Mutex
+	var got []Event
+	res := runOne(t, tg, head(stopSteps), WithProgress(func(e Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if e.Kind == StepActivity {
+			got = append(got, e)
+		}
+	}))
+	if res.Verdict != Pass {
+		t.Fatalf("verdict %s: %s", res.Verdict, res.Reason)
+	}
+	if len(got) != 1 || got[0].Activity != "fetching Debian's kernel" || got[0].Step == nil || got[0].Step.Kind != PhaseBoot || got[0].Scenario != "t" {
+		t.Errorf("activity events %+v, want one of the boot step", got)
 	}
 }
 
@@ -491,7 +518,8 @@ func TestRunnerExitNotObservedAndEarlyDeath(t *testing.T) {
 		t.Fatalf("verdict %s exit %v: %s", res.Verdict, res.Exit, res.Reason)
 	}
 	b, _ := json.Marshal(res.Exit)
-	if string(b) != `{"observed":false,"code":0,"note":"stopped by hil"}` {
+	// No code at all: an exit nobody saw must not read as exit 0.
+	if string(b) != `{"observed":false,"note":"stopped by hil","text":"not observed (stopped by hil)"}` {
 		t.Errorf("exit as JSON: %s", b)
 	}
 

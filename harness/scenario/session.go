@@ -352,6 +352,15 @@ func (s *session) tailLocked(n int, console bool) string {
 
 // snapshot returns the lines for the report: the head (boot) and the tail
 // (the end of the run) when there are more than maxLines.
+// nearMisses are lines from index from on that nearly match m
+// (Matcher.nearMisses).
+func (s *session) nearMisses(m Matcher, from, max int) []string {
+	s.mu.Lock()
+	lines := s.lines[min(from, len(s.lines)):]
+	s.mu.Unlock()
+	return m.nearMisses(lines, max)
+}
+
 func (s *session) snapshot() ([]target.Line, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

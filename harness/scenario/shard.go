@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hilproject/hil/internal/jsonfmt"
 )
 
 // CaseKey names a case the same way in every process and every run:
@@ -89,10 +91,13 @@ func ReadTimings(path string) (Timings, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading timings: %w", err)
 	}
+	// duration_ns is the spelling of results.json before schema v2: an
+	// earlier run's file still balances the shards.
 	var doc struct {
 		Results []struct {
 			CaseKey
-			Duration *time.Duration `json:"duration_ns"`
+			DurationMS *float64       `json:"duration_ms"`
+			Duration   *time.Duration `json:"duration_ns"`
 		} `json:"results"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
@@ -100,8 +105,12 @@ func ReadTimings(path string) (Timings, error) {
 	}
 	t := Timings{}
 	for i, r := range doc.Results {
+		if r.DurationMS != nil {
+			d := jsonfmt.Duration(*r.DurationMS)
+			r.Duration = &d
+		}
 		if r.Scenario == "" || r.Target == "" || r.Platform == "" || r.Duration == nil {
-			return nil, fmt.Errorf("reading timings from %s: result %d lacks scenario, target, platform or duration_ns", path, i+1)
+			return nil, fmt.Errorf("reading timings from %s: result %d lacks scenario, target, platform or duration_ms", path, i+1)
 		}
 		t[r.CaseKey] = max(t[r.CaseKey], *r.Duration)
 	}

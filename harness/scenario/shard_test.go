@@ -219,8 +219,9 @@ func TestParseShard(t *testing.T) {
 func TestReadTimings(t *testing.T) {
 	dir := t.TempDir()
 	doc := `{"title":"x","results":[
-	 {"scenario":"a","target":"system","platform":"linux/arm/v7","duration_ns":2000000000,"verdict":"pass"},
-	 {"scenario":"a","target":"system","platform":"linux/arm/v7","board":"pi4","duration_ns":3000000000,"verdict":"pass"}]}`
+	 {"scenario":"a","target":"system","platform":"linux/arm/v7","duration_ms":2000,"verdict":"pass"},
+	 {"scenario":"a","target":"system","platform":"linux/arm/v7","board":"pi4","duration_ms":3000.5,"verdict":"pass"},
+	 {"scenario":"b","target":"system","platform":"linux/arm/v7","duration_ns":4000000000,"verdict":"pass"}]}`
 	if err := os.WriteFile(filepath.Join(dir, "results.json"), []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -231,13 +232,15 @@ func TestReadTimings(t *testing.T) {
 	a := scenario.CaseKey{Scenario: "a", Target: "system", Platform: "linux/arm/v7"}
 	b := a
 	b.Board = "pi4"
-	if tm[a] != 2*time.Second || tm[b] != 3*time.Second || len(tm) != 2 {
+	old := a // a results.json of before schema v2 (duration_ns) still counts
+	old.Scenario = "b"
+	if tm[a] != 2*time.Second || tm[b] != 3*time.Second+500*time.Microsecond || tm[old] != 4*time.Second || len(tm) != 3 {
 		t.Errorf("timings %v", tm)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "bad.json"), []byte(`{"results":[{"scenario":"a"}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := scenario.ReadTimings(filepath.Join(dir, "bad.json")); err == nil || !strings.Contains(err.Error(), "lacks scenario, target, platform or duration_ns") {
+	if _, err := scenario.ReadTimings(filepath.Join(dir, "bad.json")); err == nil || !strings.Contains(err.Error(), "lacks scenario, target, platform or duration_ms") {
 		t.Errorf("a result without a duration: %v", err)
 	}
 }

@@ -39,7 +39,7 @@ type Problem struct {
 	Kind    Kind   `json:"kind"`
 	Message string `json:"message"`
 	// NeededBy is the in-image path of the file that needs Object.
-	NeededBy string `json:"neededBy,omitempty"`
+	NeededBy string `json:"needed_by,omitempty"`
 	// Object is what is missing or wrong: a library name, a path, a version.
 	Object string `json:"object,omitempty"`
 	// Objects lists every file a problem is about when there are several
@@ -68,7 +68,7 @@ type Object struct {
 	// Path is where it was found in the image, before symlinks.
 	Path string `json:"path,omitempty"`
 	// RealPath is Path with symlinks resolved (inside the image).
-	RealPath string `json:"realPath,omitempty"`
+	RealPath string `json:"real_path,omitempty"`
 	// Links are the symlinks followed, "link -> target".
 	Links []string `json:"links,omitempty"`
 	// Via says how it was found: RPATH, LD_LIBRARY_PATH, RUNPATH,
@@ -143,11 +143,11 @@ type Report struct {
 	Shell *ShellScript `json:"shell,omitempty"`
 	// NotChecked lists what the check could not resolve statically. The
 	// check is complete only when it is empty.
-	NotChecked []NotChecked `json:"notChecked,omitempty"`
+	NotChecked []NotChecked `json:"not_checked,omitempty"`
 	// Board is the board whose instruction set every ELF was held to.
 	Board string `json:"board,omitempty"`
 	// LDCache says which ld.so.cache was used ("" when the image has none).
-	LDCache  string    `json:"ldCache,omitempty"`
+	LDCache  string    `json:"ld_cache,omitempty"`
 	Problems []Problem `json:"problems"`
 	Notes    []string  `json:"notes,omitempty"`
 }

@@ -66,6 +66,7 @@ package target
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -132,16 +133,17 @@ const (
 
 // Line is one line of output.
 type Line struct {
-	Stream Stream
-	Text   string
-	Time   time.Time
+	Stream Stream    `json:"stream"`
+	Text   string    `json:"text"`
+	Time   time.Time `json:"time"`
 }
 
 // Exit is how the app ended, as far as hil saw it.
 type Exit struct {
 	// Observed is true when hil saw the app end: Code and Signal are then
 	// what its process returned. The zero Exit is not observed, so that an
-	// exit status nobody saw can never read as exit 0.
+	// exit status nobody saw can never read as exit 0 (in JSON an exit
+	// that was not observed has no code).
 	Observed bool `json:"observed"`
 	// Code is the exit code (128+N when signal N killed the app, where the
 	// target reports it so).
@@ -151,6 +153,22 @@ type Exit struct {
 	// Note says, when the exit was not observed, why not ("stopped by hil",
 	// "the device died first").
 	Note string `json:"note,omitempty"`
+}
+
+// MarshalJSON writes code only for an observed exit, and the exit as a
+// person reads it ("exit 1", "killed by SIGSEGV", "not observed (stopped
+// by hil)") as text.
+func (e Exit) MarshalJSON() ([]byte, error) {
+	type plain Exit
+	var code *int
+	if e.Observed {
+		code = &e.Code
+	}
+	return json.Marshal(struct {
+		plain
+		Code *int   `json:"code,omitempty"`
+		Text string `json:"text"`
+	}{plain(e), code, e.String()})
 }
 
 // Exited is the observed exit of an app that returned code.
@@ -191,8 +209,8 @@ type Device interface {
 	// exit status.
 	Wait(ctx context.Context) (Exit, error)
 	// Info describes the device for reports (emulator and kernel versions,
-	// boot mode, timings).
-	Info() map[string]string
+	// boot mode, timings), typed as InfoKeys documents.
+	Info() Info
 	// Close stops the app and releases every process, socket, namespace and
 	// temp dir the boot made. It is safe to call more than once.
 	Close() error

@@ -37,11 +37,11 @@ for ((i = 0; i < RUNS; i++)); do
 	t1=$(now_ns)
 	cli+=($(((t1 - t0) / 1000)))
 	# startup.Check alone, as the runner calls it (measured inside hil).
-	lib+=($(printf '%s\n' "$out" | sed -n 's/.*"checkSeconds": *\([0-9.e+-]*\).*/\1/p' | head -n1 | awk '{printf "%d", $1 * 1e6}'))
+	lib+=($(printf '%s\n' "$out" | sed -n 's/.*"check_ms": *\([0-9.e+-]*\).*/\1/p' | head -n1 | awk '{printf "%d", $1 * 1e3}'))
 	# The same with a board: every ELF's build attributes and the Go build
 	# info read and held to a Pi 3's ISA.
 	out=$("$HIL" check "$ref" --board pi3b+ --json)
-	brd+=($(printf '%s\n' "$out" | sed -n 's/.*"checkSeconds": *\([0-9.e+-]*\).*/\1/p' | head -n1 | awk '{printf "%d", $1 * 1e6}'))
+	brd+=($(printf '%s\n' "$out" | sed -n 's/.*"check_ms": *\([0-9.e+-]*\).*/\1/p' | head -n1 | awk '{printf "%d", $1 * 1e3}'))
 	t0=$(now_ns)
 	"$QEMU" -L "$rootfs" "$loader" --list "$prog" >/dev/null
 	t1=$(now_ns)

@@ -42,7 +42,7 @@ func TestGateWithBoards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := scenariogate.Config{Scenarios: "testdata/usage.yaml", Target: "user", Boards: boards, ReportDir: t.TempDir()}
+	cfg := scenariogate.Config{Scenarios: []string{"testdata/usage.yaml"}, Targets: []string{"user"}, Boards: boards, ReportDir: t.TempDir()}
 	test, err := scenariogate.Test(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -44,8 +44,8 @@ func Example() {
 	defer os.RemoveAll(reports)
 
 	test, err := scenariogate.Test(scenariogate.Config{
-		Scenarios: "testdata/startup.yaml",
-		Target:    "system",
+		Scenarios: []string{"testdata/startup.yaml"},
+		Targets:   []string{"system"},
 		Retries:   1,
 		ReportDir: reports, // junit.xml, results.json, report.html
 	})

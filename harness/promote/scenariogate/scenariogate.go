@@ -11,7 +11,7 @@
 // the two meet, beside promote/staticgate (the static check alone). hil
 // gate is a thin caller of both:
 //
-//	test, err := scenariogate.Test(scenariogate.Config{Scenarios: "scenarios", Target: "system"})
+//	test, err := scenariogate.Test(scenariogate.Config{Scenarios: []string{"scenarios"}, Targets: []string{"system"}})
 //	...
 //	d, err := promote.Gate(ctx, "registry.lan/app:candidate", "latest", test)
 //
@@ -41,11 +41,12 @@ import (
 
 // Config is what the gate's test runs and where its reports go.
 type Config struct {
-	// Scenarios is a scenario file or a directory of them.
-	Scenarios string
-	// Target is the registered name of the target the scenarios run on
-	// (system, user, container, device).
-	Target string
+	// Scenarios are scenario files or directories of them (as hil run
+	// takes them).
+	Scenarios []string
+	// Targets are the registered names of the targets the scenarios run
+	// on (system, user, container, device; default system).
+	Targets []string
 	// Devices is the board inventory and Device the board selection, for
 	// the device target.
 	Devices, Device string
@@ -82,20 +83,66 @@ func (cfg Config) parseOptions() []scenario.ParseOption {
 	return []scenario.ParseOption{scenario.WithBoardCatalog(cfg.Catalog)}
 }
 
+// withDefaults fills in the default target (system) and scenarios
+// (./scenarios).
+func (cfg Config) withDefaults() Config {
+	if len(cfg.Targets) == 0 {
+		cfg.Targets = []string{scenario.DefaultTarget}
+	}
+	if len(cfg.Scenarios) == 0 {
+		cfg.Scenarios = []string{"scenarios"}
+	}
+	return cfg
+}
+
+func (cfg Config) scenarioNames() string { return strings.Join(cfg.Scenarios, ", ") }
+
+// scenarioBase is the directory the attestation names scenario files
+// relative to: the one scenario directory, or the common parent of
+// several paths.
+func (cfg Config) scenarioBase() string {
+	if len(cfg.Scenarios) == 1 {
+		return cfg.Scenarios[0]
+	}
+	var base string
+	for i, p := range cfg.Scenarios {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return "."
+		}
+		if st, err := os.Stat(abs); err == nil && !st.IsDir() {
+			abs = filepath.Dir(abs)
+		}
+		if i == 0 {
+			base = abs
+			continue
+		}
+		for base != "/" && !strings.HasPrefix(abs+"/", base+"/") {
+			base = filepath.Dir(base)
+		}
+	}
+	return base
+}
+
 // Test checks the gate's input before anything is pinned or booted (the
 // scenarios parse and every fixture they replay scans, the target is
 // registered and its boards are in the inventory): such an error is the
 // input's, never a verdict on the image. The TestFunc then runs on the
 // pinned digest.
 func Test(cfg Config) (promote.TestFunc, error) {
-	if _, err := os.Stat(cfg.Scenarios); err != nil {
-		return nil, fmt.Errorf("scenarios %s: %w", cfg.Scenarios, err)
+	cfg = cfg.withDefaults()
+	for _, p := range cfg.Scenarios {
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("scenarios %s: %w", p, err)
+		}
 	}
-	if _, err := scenario.LoadFiles([]string{cfg.Scenarios}, cfg.parseOptions()...); err != nil {
-		return nil, fmt.Errorf("loading scenarios from %s: %w", cfg.Scenarios, err)
+	if _, err := scenario.LoadFiles(cfg.Scenarios, cfg.parseOptions()...); err != nil {
+		return nil, fmt.Errorf("loading scenarios from %s: %w", cfg.scenarioNames(), err)
 	}
-	if _, err := target.New(cfg.Target, target.Params{Inventory: cfg.Devices, Boards: cfg.Device}); err != nil {
-		return nil, err
+	for _, t := range cfg.Targets {
+		if _, err := target.New(t, target.Params{Inventory: cfg.Devices, Boards: cfg.Device}); err != nil {
+			return nil, err
+		}
 	}
 	return func(ctx context.Context, pin promote.Pinned) (promote.Result, error) {
 		res := promote.Result{Started: time.Now(), ReportDir: cfg.ReportDir}
@@ -103,8 +150,8 @@ func Test(cfg Config) (promote.TestFunc, error) {
 		s, err := harness.LoadSuite(harness.Config{
 			// Exactly the pinned digest, through the gate's registry access.
 			Image:        "registry:" + pin.Digest.String(),
-			Scenarios:    []string{cfg.Scenarios},
-			Targets:      []string{cfg.Target},
+			Scenarios:    cfg.Scenarios,
+			Targets:      cfg.Targets,
 			Platforms:    platformStrings(pin),
 			Boards:       cfg.Boards,
 			BoardCatalog: cfg.Catalog,
@@ -117,7 +164,7 @@ func Test(cfg Config) (promote.TestFunc, error) {
 			Timings:      cfg.Timings,
 		})
 		if err != nil {
-			return res, fmt.Errorf("loading scenarios from %s: %w", cfg.Scenarios, err)
+			return res, fmt.Errorf("loading scenarios from %s: %w", cfg.scenarioNames(), err)
 		}
 		_, img, err := s.Runner(ctx)
 		if err != nil {
@@ -140,16 +187,18 @@ func Test(cfg Config) (promote.TestFunc, error) {
 				res.Fixtures[attest.ScrubString(k, roots)] = v
 			}
 		}
-		res.Configuration = append(attest.RunConfiguration(cfg.Scenarios, s.Scenarios(), results), attest.BoardConfiguration(cfg.Boards)...)
+		res.Configuration = append(attest.RunConfiguration(cfg.scenarioBase(), s.Scenarios(), results), attest.BoardConfiguration(cfg.Boards)...)
 		if s.Planned() == 0 {
-			return res, fmt.Errorf("no scenario in %s runs on target %s%s", cfg.Scenarios, cfg.Target, onBoards(cfg.Boards))
+			return res, fmt.Errorf("no scenario in %s runs on target %s%s", cfg.scenarioNames(), strings.Join(cfg.Targets, ", "), onBoards(cfg.Boards))
 		}
+		rep := report.New(results, reportOptions(cfg, pin, s.Planned())...)
 		if cfg.ReportDir != "" {
-			if err := writeReports(cfg, pin, results, s.Planned()); err != nil {
+			if _, err := rep.WriteDir(cfg.ReportDir); err != nil {
 				return res, fmt.Errorf("writing the reports: %w", err)
 			}
 		}
-		res.Report = AttestationReport(results, roots)
+		res.StaticChecks = StaticChecks(rep, roots)
+		res.Report = AttestationReport(rep.Results, roots)
 		return res, nil
 	}, nil
 }
@@ -167,11 +216,11 @@ func platformStrings(pin promote.Pinned) []string {
 	return ps
 }
 
-// planner plans the gate's cases as its runner does: the target, the
+// planner plans the gate's cases as its runner does: the targets, the
 // required platforms, and each board on the manifest the pin says it
 // pulls.
 func planner(cfg Config, pin promote.Pinned) scenario.Planner {
-	p := scenario.Planner{Targets: []string{cfg.Target}, Platforms: platformStrings(pin), Boards: cfg.Boards}
+	p := scenario.Planner{Targets: cfg.Targets, Platforms: platformStrings(pin), Boards: cfg.Boards}
 	if len(cfg.Boards) > 0 {
 		p.Pull = func(b board.Board) (board.Pulled, error) {
 			for _, bp := range pin.Boards {
@@ -196,14 +245,13 @@ func onBoards(bs []board.Board) string {
 	return " as a board of " + strings.Join(names, ", ")
 }
 
-// writeReports writes the runner's JUnit XML, JSON and HTML reports into
-// cfg.ReportDir.
-func writeReports(cfg Config, pin promote.Pinned, results []scenario.Result, planned int) error {
+// reportOptions are the options of the runner's report of a gate.
+func reportOptions(cfg Config, pin promote.Pinned, planned int) []report.Option {
 	opts := []report.Option{
 		report.WithTitle("hil gate: " + pin.Ref),
 		report.WithImage(pin.Ref, pin.Digest.DigestStr()),
 		report.WithMeta("tested digest", pin.Digest.String()),
-		report.WithMeta("target", cfg.Target),
+		report.WithMeta("target", strings.Join(cfg.Targets, ", ")),
 	}
 	if cfg.Version != "" {
 		opts = append(opts, report.WithVersion(cfg.Version))
@@ -214,9 +262,67 @@ func writeReports(cfg Config, pin promote.Pinned, results []scenario.Result, pla
 	if cfg.Shard != nil {
 		opts = append(opts, report.WithShard(*cfg.Shard, planned))
 	}
-	_, err := report.New(results, opts...).WriteDir(cfg.ReportDir)
-	return err
+	return opts
 }
+
+// StaticChecks are the report's static checks as the decision and the
+// attestation list them: once each, problems without host directories,
+// without the startup tree (the report has it).
+func StaticChecks(rep *report.Report, roots []attest.Root) []promote.StaticCheck {
+	var out []promote.StaticCheck
+	for _, c := range rep.StaticChecks {
+		sc := promote.StaticCheck{ID: c.ID, Platform: c.Platform, ManifestDigest: c.ManifestDigest, OK: c.OK}
+		for _, p := range c.Problems {
+			sc.Problems = append(sc.Problems, attest.ScrubString(p, roots))
+		}
+		out = append(out, sc)
+	}
+	return out
+}
+
+// WriteDecision leaves the gate's decision in dir: decision.json, and the
+// report (report.html, results.json, junit.xml) opening with it. A gate
+// that refused before anything was tested (a platform missing) gets a
+// report of its own with the decision alone. err is the error Gate
+// returned with d.
+func WriteDecision(dir string, d *promote.Decision, err error) error {
+	if d.Verdict == "" || (err != nil && d.Verdict != promote.Error) {
+		d.Settle(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating the report directory: %w", err)
+	}
+	b, jerr := json.MarshalIndent(d, "", "  ")
+	if jerr != nil {
+		return jerr
+	}
+	if err := os.WriteFile(filepath.Join(dir, DecisionFile), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", DecisionFile, err)
+	}
+	reason := d.Reason
+	if d.Error != "" {
+		reason = d.Error
+	}
+	rd := report.Decision{
+		Verdict: d.Verdict, Candidate: d.Candidate, Tested: d.Tested, Tag: d.Tag,
+		OldDigest: d.OldDigest, NewDigest: d.NewDigest, Attestation: d.Attestation, Reason: reason,
+	}
+	rep, rerr := report.ReadDir(dir)
+	if rerr != nil {
+		if _, statErr := os.Stat(filepath.Join(dir, report.JSONFile)); statErr == nil {
+			return fmt.Errorf("adding the decision to the report: %w", rerr)
+		}
+		rep = report.New(nil, report.WithTitle("hil gate: "+d.Candidate))
+	}
+	report.WithDecision(rd)(rep)
+	if _, err := rep.WriteDir(dir); err != nil {
+		return fmt.Errorf("adding the decision to the report: %w", err)
+	}
+	return nil
+}
+
+// DecisionFile is the name of the decision WriteDecision writes.
+const DecisionFile = "decision.json"
 
 // FromResults is the test of a gate that decides from the merged results
 // of a sharded run (hil report merge) in dir, without running anything.
@@ -230,23 +336,24 @@ func FromResults(cfg Config, dir string) (promote.TestFunc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the merged results: %w", err)
 	}
-	scs, err := scenario.LoadFiles([]string{cfg.Scenarios}, cfg.parseOptions()...)
+	cfg = cfg.withDefaults()
+	scs, err := scenario.LoadFiles(cfg.Scenarios, cfg.parseOptions()...)
 	if err != nil {
-		return nil, fmt.Errorf("loading scenarios from %s: %w", cfg.Scenarios, err)
+		return nil, fmt.Errorf("loading scenarios from %s: %w", cfg.scenarioNames(), err)
 	}
 	return func(ctx context.Context, pin promote.Pinned) (promote.Result, error) {
-		res := promote.Result{Started: rep.Start, Finished: rep.Start.Add(rep.Duration), ReportDir: dir, Targets: []string{cfg.Target}}
+		res := promote.Result{Started: rep.Start, Finished: rep.Start.Add(rep.Duration), ReportDir: dir, Targets: cfg.Targets}
 		digest := pin.Digest.DigestStr()
 		if rep.ImageDigest != digest {
 			for _, p := range pin.Required {
-				res.Outcomes = append(res.Outcomes, promote.Outcome{Platform: p.String(), Target: cfg.Target, Scenario: "(results)", Verdict: promote.InfraError,
+				res.Outcomes = append(res.Outcomes, promote.Outcome{Platform: p.String(), Target: strings.Join(cfg.Targets, ","), Scenario: "(results)", Verdict: promote.InfraError,
 					Reason: fmt.Sprintf("the results in %s are for %s (%s), not for the pinned candidate %s: they cannot vouch for it", dir, orNone(rep.ImageDigest), rep.ImageRef, digest)})
 			}
 			return res, nil
 		}
 		plan := planner(cfg, pin).Cases(scs)
 		if len(plan) == 0 {
-			return res, fmt.Errorf("no scenario in %s runs on target %s%s", cfg.Scenarios, cfg.Target, onBoards(cfg.Boards))
+			return res, fmt.Errorf("no scenario in %s runs on target %s%s", cfg.scenarioNames(), strings.Join(cfg.Targets, ", "), onBoards(cfg.Boards))
 		}
 		byKey := map[scenario.CaseKey]scenario.Result{}
 		for _, r := range rep.Results {
@@ -278,10 +385,12 @@ func FromResults(cfg Config, dir string) (promote.TestFunc, error) {
 				extra = append(extra, k.String())
 			}
 			sort.Strings(extra)
-			cfg.Logf("%d result(s) in %s are not cases of these scenarios on %s and are not judged: %s", len(extra), dir, cfg.Target, strings.Join(extra, ", "))
+			cfg.Logf("%d result(s) in %s are not cases of these scenarios on %s and are not judged: %s", len(extra), dir, strings.Join(cfg.Targets, ", "), strings.Join(extra, ", "))
 		}
-		res.Configuration = append(attest.RunConfiguration(cfg.Scenarios, scs, used), attest.BoardConfiguration(cfg.Boards)...)
-		res.Report = AttestationReport(used, roots)
+		res.Configuration = append(attest.RunConfiguration(cfg.scenarioBase(), scs, used), attest.BoardConfiguration(cfg.Boards)...)
+		rep := report.New(used)
+		res.StaticChecks = StaticChecks(rep, roots)
+		res.Report = AttestationReport(rep.Results, roots)
 		return res, nil
 	}, nil
 }
@@ -323,7 +432,9 @@ func Outcome(r scenario.Result, roots []attest.Root) promote.Outcome {
 func AttestationReport(results []scenario.Result, roots []attest.Root) json.RawMessage {
 	slim := make([]scenario.Result, len(results))
 	for i, r := range results {
-		r.Output, r.StaticCheck = nil, ""
+		// The static checks are listed once beside it (StaticChecks); the
+		// results name theirs.
+		r.Output, r.StaticCheck = nil, nil
 		slim[i] = r
 	}
 	b, err := json.Marshal(slim)
@@ -341,8 +452,10 @@ func AttestationReport(results []scenario.Result, roots []attest.Root) json.RawM
 // scenario and report directories, hil's cache, the working directory.
 func Roots(cfg Config) []attest.Root {
 	roots := attest.HostRoots()
-	if abs, err := filepath.Abs(cfg.Scenarios); err == nil {
-		roots = append(roots, attest.Root{Path: abs, Label: "."})
+	for _, p := range cfg.Scenarios {
+		if abs, err := filepath.Abs(p); err == nil {
+			roots = append(roots, attest.Root{Path: abs, Label: "."})
+		}
 	}
 	if cfg.ReportDir != "" {
 		roots = append(roots, attest.Root{Path: cfg.ReportDir, Label: "$REPORT"})

@@ -42,10 +42,10 @@ func TestInputErrors(t *testing.T) {
 		cfg  scenariogate.Config
 		want string
 	}{
-		{scenariogate.Config{Scenarios: "testdata/absent", Target: "system"}, "no such file"},
-		{scenariogate.Config{Scenarios: "testdata/broken.yaml", Target: "system"}, "broken.yaml:"},
-		{scenariogate.Config{Scenarios: "testdata/startup.yaml", Target: "vm"}, `unknown target "vm"`},
-		{scenariogate.Config{Scenarios: "testdata/startup.yaml", Target: "container"}, "not linked into this program"},
+		{scenariogate.Config{Scenarios: []string{"testdata/absent"}, Targets: []string{"system"}}, "no such file"},
+		{scenariogate.Config{Scenarios: []string{"testdata/broken.yaml"}, Targets: []string{"system"}}, "broken.yaml:"},
+		{scenariogate.Config{Scenarios: []string{"testdata/startup.yaml"}, Targets: []string{"vm"}}, `unknown target "vm"`},
+		{scenariogate.Config{Scenarios: []string{"testdata/startup.yaml"}, Targets: []string{"container"}}, "not linked into this program"},
 	} {
 		if _, err := scenariogate.Test(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)

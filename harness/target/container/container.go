@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hilproject/hil/internal/jsonfmt"
+
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -180,7 +182,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	}
 	begin := time.Now()
 	d := &Device{
-		status: imgrun.NewStatus("the app container", map[string]string{"target": "container", "platform": img.Platform.String()}),
+		status: imgrun.NewStatus("the app container", target.Info{"target": "container", "platform": img.Platform.String()}),
 		begin:  begin,
 		keep:   t.cfg.keepImage,
 	}
@@ -334,7 +336,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	d.phase("veth")
 	d.status.Set("iface", iface)
 	d.started = time.Now()
-	d.status.Set("boot_ms", fmt.Sprintf("%.1f", float64(d.started.Sub(begin).Microseconds())/1000))
+	d.status.Set("boot_ms", jsonfmt.Millis(d.started.Sub(begin)))
 	// The json-file log keeps everything from the first line, so following
 	// it after start loses nothing; the stream ends when the container stops.
 	d.follow()
@@ -511,10 +513,10 @@ func (d *Device) describe(ctx context.Context) {
 		d.status.Set("inspect_error", err.Error())
 		return
 	}
-	d.status.Update(func(info map[string]string) { describeContainer(info, res.Container) })
+	d.status.Update(func(info target.Info) { describeContainer(info, res.Container) })
 }
 
-func describeContainer(info map[string]string, c dcontainer.InspectResponse) {
+func describeContainer(info target.Info, c dcontainer.InspectResponse) {
 	info["container"] = c.ID
 	runs := append([]string{c.Path}, c.Args...)
 	if len(runs) > 5 && runs[0] == wrapperBusybox && runs[4] == wrapperName {
@@ -548,7 +550,7 @@ func describeContainer(info map[string]string, c dcontainer.InspectResponse) {
 		}
 	}
 	if c.State != nil {
-		info["pid"] = fmt.Sprint(c.State.Pid)
+		info["pid"] = c.State.Pid
 	}
 }
 
@@ -698,7 +700,7 @@ func (d *Device) Signal(sig syscall.Signal) error {
 func (d *Device) Wait(ctx context.Context) (target.Exit, error) { return d.status.Wait(ctx) }
 
 // Info describes the device, including the container-level facts.
-func (d *Device) Info() map[string]string { return d.status.Info() }
+func (d *Device) Info() target.Info { return d.status.Info() }
 
 // Close removes the app container, the veth pair and (when hil loaded it
 // and no other device uses it) the image.

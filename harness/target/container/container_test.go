@@ -69,8 +69,8 @@ func TestContainerTarget(t *testing.T) {
 			"healthcheck": "none",
 			"image":       "hil.local/pcapwatch:",
 		} {
-			if !strings.Contains(info[k], want) {
-				t.Errorf("info[%s] = %q: expected it to contain %q", k, info[k], want)
+			if !strings.Contains(info.String(k), want) {
+				t.Errorf("info[%s] = %q: expected it to contain %q", k, info.String(k), want)
 			}
 		}
 	})
@@ -79,8 +79,8 @@ func TestContainerTarget(t *testing.T) {
 		dev, out := boot(t, "pcapwatch", "linux/arm/v7", "eth0")
 		targettest.HitsEmulatorGap(t, dev, out, 30*time.Second, 30*time.Second)
 		info := dev.Info()
-		if !strings.HasPrefix(info["docker_runs"], "/.hil/qemu-arm-static -0 /opt/pcapwatch /opt/pcapwatch --iface eth0") {
-			t.Errorf("docker_runs = %q: expected the qemu wrapper around the image's entrypoint", info["docker_runs"])
+		if !strings.HasPrefix(info.String("docker_runs"), "/.hil/qemu-arm-static -0 /opt/pcapwatch /opt/pcapwatch --iface eth0") {
+			t.Errorf("docker_runs = %q: expected the qemu wrapper around the image's entrypoint", info.String("docker_runs"))
 		}
 	})
 
@@ -107,7 +107,7 @@ func TestContainerTarget(t *testing.T) {
 		return func(t testing.TB, dev target.Device) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			if err := do(ctx, dev.Info()["container"]); err != nil {
+			if err := do(ctx, dev.Info().String("container")); err != nil {
 				t.Errorf("fault: %v", err)
 			}
 		}

@@ -100,7 +100,7 @@ func TestBoardModelOverSSH(t *testing.T) {
 	defer dev.Close()
 	waitLine(t, dev.Output(), "ready iface=eth0")
 	info := dev.Info()
-	if info["board_profile"] != "pi3b+" || !strings.HasPrefix(info["board_check"], "not verified (verify_board: false") || info["board_model"] != "Raspberry Pi 4 Model B Rev 1.4" {
+	if info["board_profile"] != "pi3b+" || !strings.HasPrefix(info.String("board_check"), "not verified (verify_board: false") || info["board_model"] != "Raspberry Pi 4 Model B Rev 1.4" {
 		t.Errorf("info %v", info)
 	}
 	dev.Close()

@@ -17,7 +17,7 @@ func TestConformance(t *testing.T) {
 	targettest.Conformance(t, func(*testing.T) target.Target { return New(b.Board) }, targettest.App{
 		Image: img, Serve: runConfig(img), Ready: "ready iface=eth0",
 		Exit: exit, ExitCode: 3, ExitLine: "no such thing",
-		Leftovers: func(t testing.TB, info map[string]string) {
+		Leftovers: func(t testing.TB, info target.Info) {
 			targettest.Gone(t, info)
 			b.assertClean(t.(*testing.T))
 		},

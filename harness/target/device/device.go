@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hilproject/hil/internal/jsonfmt"
+
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/crypto/ssh"
@@ -107,7 +109,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{conn: c, board: t.board, output: make(chan target.Line, 1024), info: map[string]string{"board": t.board.Name},
+	d := &Device{conn: c, board: t.board, output: make(chan target.Line, 1024), info: target.Info{"board": t.board.Name},
 		sshDone: make(chan struct{}), dialTimeout: t.dialTimeout}
 	go func() {
 		d.sshErr = c.client.Wait()
@@ -218,7 +220,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		return nil, fmt.Errorf("starting the app on board %s: %w", t.board.Name, err)
 	}
 	d.info["container"] = d.name
-	d.info["boot_seconds"] = fmt.Sprintf("%.2f", time.Since(start).Seconds())
+	d.info["boot_ms"] = jsonfmt.Millis(time.Since(start))
 	if err := d.followLogs(); err != nil {
 		return nil, target.Infra(err)
 	}
@@ -284,7 +286,7 @@ type Device struct {
 	conn  *conn
 	board Board
 	name  string
-	info  map[string]string
+	info  target.Info
 
 	id    string
 	untag []string // tags Close removes: this boot's own, and those it loaded
@@ -493,7 +495,7 @@ func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
 }
 
 // Info describes the board and the run.
-func (d *Device) Info() map[string]string { return d.info }
+func (d *Device) Info() target.Info { return d.info.Clone() }
 
 // Close removes the app and holder containers, the images hil loaded, and
 // closes every channel to the board.

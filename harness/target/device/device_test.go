@@ -191,7 +191,7 @@ func TestBoardRunsAppWithInterfaceSignalAndCleanup(t *testing.T) {
 	}
 	var rx int
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		rx, _ = strconv.Atoi(b.docker(t, "exec", dev.Info()["container"], "/bin/busybox", "cat", "/sys/class/net/eth0/statistics/rx_packets"))
+		rx, _ = strconv.Atoi(b.docker(t, "exec", dev.Info().String("container"), "/bin/busybox", "cat", "/sys/class/net/eth0/statistics/rx_packets"))
 		if rx >= 10 {
 			break
 		}

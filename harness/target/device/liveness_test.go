@@ -32,7 +32,7 @@ func TestLostBoardChannelIsInfra(t *testing.T) {
 	killAgent := func(t testing.TB, dev target.Device) {
 		// The agent runs by docker exec in the holder container; on this
 		// lab board its processes are this host's.
-		top := b.docker(t, "top", dev.Info()["container"]+"-net", "-eo", "pid,args")
+		top := b.docker(t, "top", dev.Info().String("container")+"-net", "-eo", "pid,args")
 		for _, l := range strings.Split(top, "\n") {
 			if f := strings.Fields(l); len(f) > 2 && strings.HasSuffix(f[1], "hil-agent") && f[2] == "link" {
 				pid, _ := strconv.Atoi(f[0])
@@ -47,7 +47,7 @@ func TestLostBoardChannelIsInfra(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	dockerKill := func(t testing.TB, dev target.Device) { b.docker(t, "kill", dev.Info()["container"]) }
+	dockerKill := func(t testing.TB, dev target.Device) { b.docker(t, "kill", dev.Info().String("container")) }
 	for _, tc := range []struct {
 		name  string
 		fault targettest.Fault

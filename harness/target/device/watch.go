@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/hilproject/hil/harness/target"
+	"github.com/hilproject/hil/internal/jsonfmt"
 )
 
 // WatchReport is what Watch found on a board after a promotion.
@@ -21,16 +23,34 @@ type WatchReport struct {
 	PromotedDigest string   `json:"promoted_digest"`
 	Container      string   `json:"container,omitempty"`
 	RunningDigests []string `json:"running_digests,omitempty"`
-	Window         string   `json:"window"`
+	// Window is how long the container was held to (window_ms in JSON).
+	Window time.Duration `json:"-"`
 	// Rollout is how long the board took to run the promoted digest
-	// (WatchDigest with a rollout timeout; "" when not waited for).
-	Rollout   string `json:"rollout,omitempty"`
-	Restarts  int    `json:"restarts"`
-	LastState string `json:"last_state,omitempty"`
+	// (WatchDigest with a rollout timeout; 0 when not waited for;
+	// rollout_ms in JSON).
+	Rollout   time.Duration `json:"-"`
+	Restarts  int           `json:"restarts"`
+	LastState string        `json:"last_state,omitempty"`
 	// Health is the container's healthcheck status at the end ("none"
 	// when the image and the run define no healthcheck).
 	Health   string   `json:"health,omitempty"`
 	Problems []string `json:"problems,omitempty"`
+}
+
+type watchReportJSON WatchReport
+
+// MarshalJSON writes the durations as window_ms and rollout_ms.
+func (r WatchReport) MarshalJSON() ([]byte, error) {
+	var rollout *float64
+	if r.Rollout > 0 {
+		ms := jsonfmt.Millis(r.Rollout)
+		rollout = &ms
+	}
+	return json.Marshal(struct {
+		watchReportJSON
+		WindowMS  float64  `json:"window_ms"`
+		RolloutMS *float64 `json:"rollout_ms,omitempty"`
+	}{watchReportJSON(r), jsonfmt.Millis(r.Window), rollout})
 }
 
 // OK reports whether the board runs the promoted digest and stayed healthy.
@@ -86,7 +106,7 @@ func WatchDigest(ctx context.Context, board Board, exp Expect) (*WatchReport, er
 	if exp.Poll <= 0 {
 		exp.Poll = time.Second
 	}
-	rep := &WatchReport{Board: board.Name, Ref: exp.Ref, PromotedDigest: exp.Digest, Window: exp.Window.String()}
+	rep := &WatchReport{Board: board.Name, Ref: exp.Ref, PromotedDigest: exp.Digest, Window: exp.Window}
 	c, err := dial(ctx, board, 10*time.Second)
 	if err != nil {
 		return nil, err
@@ -141,7 +161,7 @@ func WatchDigest(ctx context.Context, board Board, exp Expect) (*WatchReport, er
 		}
 	}
 	if exp.Rollout > 0 {
-		rep.Rollout = time.Since(start).Round(time.Millisecond).String()
+		rep.Rollout = time.Since(start).Round(time.Millisecond)
 	}
 
 	// The health window (balena's idea): the same container must keep

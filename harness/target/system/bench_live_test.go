@@ -37,7 +37,7 @@ func BenchmarkSystemIdleCPU(b *testing.B) {
 					b.Fatal("never ready")
 				}
 				go drain(b, d, time.Minute) // keep the output flowing, as the runner does
-				pid, _ := strconv.Atoi(d.Info()["pid"])
+				pid, _ := strconv.Atoi(d.Info().String("pid"))
 				time.Sleep(time.Second) // past the boot's own work
 				c0, t0 := procCPU(b, pid), time.Now()
 				for end := t0.Add(5 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {

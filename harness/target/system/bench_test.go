@@ -70,9 +70,9 @@ func BenchmarkSystemWarmRestore(b *testing.B) {
 					b.Fatal("restored guest never ready")
 				}
 				total += time.Since(t0)
-				if d.Info()["boot"] != "warm" {
+				if d.Info().String("boot") != "warm" {
 					d.Close()
-					b.Fatalf("boot %q, want warm (%v)", d.Info()["boot"], d.Info())
+					b.Fatalf("boot %q, want warm (%v)", d.Info().String("boot"), d.Info())
 				}
 				d.Close()
 			}

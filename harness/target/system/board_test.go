@@ -191,8 +191,8 @@ func TestBoardMachines(t *testing.T) {
 				t.Errorf("MemTotal %d kB, want about %d MiB (the board's)", memKB, b.MemoryMiB)
 			}
 			info := d.Info()
-			if info["board"] != b.String() || info["cpu"] != b.OSInfo().System.CPU || info["memory_mb"] != strconv.Itoa(b.MemoryMiB) {
-				t.Errorf("device info board=%q cpu=%q memory_mb=%q", info["board"], info["cpu"], info["memory_mb"])
+			if info["board"] != b.String() || info["cpu"] != b.OSInfo().System.CPU || info["memory_mb"] != b.MemoryMiB {
+				t.Errorf("device info board=%v cpu=%v memory_mb=%v (want %s, %s, %d)", info["board"], info["cpu"], info["memory_mb"], b, b.OSInfo().System.CPU, b.MemoryMiB)
 			}
 		})
 	}

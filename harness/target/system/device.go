@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hilproject/hil/internal/jsonfmt"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/hilproject/hil/harness/link"
@@ -79,7 +81,7 @@ type Device struct {
 	readySeen bool
 
 	infoMu sync.Mutex
-	info   map[string]string
+	info   target.Info
 
 	closeOnce sync.Once
 	closeErr  error
@@ -98,7 +100,7 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 		exited:    make(chan struct{}),
 		qemuDone:  make(chan struct{}),
 		liveReady: make(chan error, 1),
-		info:      map[string]string{},
+		info:      target.Info{},
 	}
 	defer func() {
 		if err != nil {
@@ -225,20 +227,20 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 	if meta != nil {
 		mode = "warm"
 	}
-	d.setInfo(map[string]string{
+	d.setInfo(target.Info{
 		"target": "system", "emulator": p.qemuVersion, "kernel": p.kernel.Release,
 		"kernel_package": p.kernel.Package, "kernel_args": p.appendArgs, "init": p.initHash,
-		"boot": mode, "boot_ms": strconv.FormatInt(time.Since(t0).Milliseconds(), 10),
-		"console_log": d.consolePath, "memory_mb": strconv.Itoa(p.m.memoryMB),
+		"boot": mode, "boot_ms": jsonfmt.Millis(time.Since(t0)),
+		"console_log": d.consolePath, "memory_mb": p.m.memoryMB,
 		"machine": p.m.machine, "cpu": p.m.cpu, "kernel_arch": p.m.kernelArch,
-		"snapshot_key": p.snapshotKey, "pid": strconv.Itoa(d.cmd.Process.Pid),
+		"snapshot_key": p.snapshotKey, "pid": d.cmd.Process.Pid,
 		"liveness": fmt.Sprintf("QEMU process, QMP query-status and hil-init's heartbeat; dead after %s without an answer", t.o.liveTimeout),
 	})
 	if p.m.board != "" {
-		d.setInfo(map[string]string{"board": p.m.board})
+		d.setInfo(target.Info{"board": p.m.board})
 	}
 	if p.m.linux32 {
-		d.setInfo(map[string]string{"personality": "linux32 (uname -m: armv8l)"})
+		d.setInfo(target.Info{"personality": "linux32 (uname -m: armv8l)"})
 	}
 	if meta != nil && meta.Ready != nil {
 		// The app printed its ready line before the snapshot was taken, so
@@ -248,7 +250,7 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 		l := *meta.Ready
 		l.Time = time.Now()
 		d.emit(l)
-		d.setInfo(map[string]string{"ready_replayed": "true"})
+		d.setInfo(target.Info{"ready_replayed": true})
 	}
 	return d, nil
 }
@@ -281,7 +283,7 @@ func (d *Device) bootFailure(ctx context.Context, what string, err error) error 
 	return target.Infra(fmt.Errorf("%s: %w", what, err))
 }
 
-func (d *Device) setInfo(m map[string]string) {
+func (d *Device) setInfo(m target.Info) {
 	d.infoMu.Lock()
 	defer d.infoMu.Unlock()
 	for k, v := range m {
@@ -442,11 +444,11 @@ func (d *Device) onAppLine(l target.Line) {
 	d.pauses.Add(1)
 	d.pausing.Add(-1)
 	if err != nil {
-		d.setInfo(map[string]string{"snapshot_error": err.Error()})
+		d.setInfo(target.Info{"snapshot_error": err.Error()})
 		d.emit(target.Line{Stream: target.Console, Text: "hil: snapshot not saved: " + err.Error(), Time: time.Now()})
 		return
 	}
-	d.setInfo(map[string]string{"snapshot_saved_ms": strconv.FormatInt(time.Since(t0).Milliseconds(), 10)})
+	d.setInfo(target.Info{"snapshot_saved_ms": jsonfmt.Millis(time.Since(t0))})
 }
 
 // restoreKilledError is a restore that failed because QEMU was killed by
@@ -536,14 +538,10 @@ func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
 }
 
 // Info describes the boot.
-func (d *Device) Info() map[string]string {
+func (d *Device) Info() target.Info {
 	d.infoMu.Lock()
 	defer d.infoMu.Unlock()
-	m := make(map[string]string, len(d.info))
-	for k, v := range d.info {
-		m[k] = v
-	}
-	return m
+	return d.info.Clone()
 }
 
 // ConsoleLog is the path of this boot's full console log.

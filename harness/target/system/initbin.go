@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/hilproject/hil/harness/activity"
+
 	"github.com/hilproject/hil/internal/cache"
 )
 
@@ -91,6 +93,7 @@ func initBinary(ctx context.Context, debArch string) (path, hash string, err err
 		return "", "", err
 	}
 	tmp := path + fmt.Sprintf(".%d.tmp", os.Getpid())
+	activity.Report(ctx, "building the guest init (hil-init, GOARCH=%s; once, cached after)", goarch)
 	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags=-s -w", "-o", tmp, ".")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+goarch, "GOARM="+goarm, "CGO_ENABLED=0",

@@ -220,7 +220,7 @@ func TestKilledRestoreIsInfraAndKeepsTheSnapshot(t *testing.T) {
 		t.Fatal("no restoring QEMU showed up to kill")
 	}
 	if err == nil {
-		t.Fatalf("QEMU %d killed during the restore, Boot returned a %s-booted device (%v): the kill was hidden", pid, d.Info()["boot"], d.Info())
+		t.Fatalf("QEMU %d killed during the restore, Boot returned a %s-booted device (%v): the kill was hidden", pid, d.Info().String("boot"), d.Info())
 	}
 	if !target.IsInfra(err) || !strings.Contains(err.Error(), "killed by signal 9 (SIGKILL)") {
 		t.Fatalf("Boot: %v; want an infra error naming the SIGKILL", err)
@@ -229,7 +229,7 @@ func TestKilledRestoreIsInfraAndKeepsTheSnapshot(t *testing.T) {
 		t.Fatalf("the snapshot was dropped after a kill from outside: %v", serr)
 	}
 	// The snapshot still restores.
-	if d, err = boot(); err != nil || d.Info()["boot"] != "warm" {
+	if d, err = boot(); err != nil || d.Info().String("boot") != "warm" {
 		t.Fatalf("the next boot: %v, %v; want warm", err, d)
 	}
 }

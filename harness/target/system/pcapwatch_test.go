@@ -69,7 +69,7 @@ func TestPcapwatchBurst(t *testing.T) {
 	}
 	t.Cleanup(func() { d.Close(); noLeftovers(t, d) })
 	if _, seen, ok := waitLine(t, d, 30*time.Second, pcapwatchReady); !ok {
-		t.Fatalf("pcapwatch never printed ready; app output: %v; console log %s", seen, d.Info()["console_log"])
+		t.Fatalf("pcapwatch never printed ready; app output: %v; console log %s", seen, d.Info().String("console_log"))
 	}
 	fx, err := pcapfixtures.Lookup("burst-100k")
 	if err != nil {

@@ -50,7 +50,7 @@ func TestSnapshotCacheCap(t *testing.T) {
 	}
 	d.Close()
 	noLeftovers(t, d)
-	saved := filepath.Join(snaps, d.Info()["snapshot_key"]+".vmstate")
+	saved := filepath.Join(snaps, d.Info().String("snapshot_key")+".vmstate")
 	if _, err := os.Stat(saved); err != nil {
 		t.Fatalf("no snapshot saved: %v (info %v)", err, d.Info())
 	}
@@ -69,8 +69,8 @@ func TestSnapshotCacheCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { d.Close(); noLeftovers(t, d) }()
-	if d.Info()["boot"] != "warm" {
-		t.Fatalf("second boot %q, want warm", d.Info()["boot"])
+	if d.Info().String("boot") != "warm" {
+		t.Fatalf("second boot %q, want warm", d.Info().String("boot"))
 	}
 	if st, err := os.Stat(saved); err != nil || time.Since(st.ModTime()) > time.Minute {
 		t.Errorf("the restored snapshot was not marked used: %v", err)

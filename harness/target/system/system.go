@@ -33,6 +33,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hilproject/hil/harness/activity"
+
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/kernel"
 	"github.com/hilproject/hil/harness/target"
@@ -309,6 +311,7 @@ func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfi
 		ir, ownIR = f.Name(), true
 	}
 	if _, err := os.Stat(ir); err != nil || ownIR {
+		activity.Report(ctx, "building the boot image (initramfs of %s with hil-init and the kernel's modules)", img.Ref)
 		spec := initramfsSpec{rootfs: rootfs, init: initPath, modules: k.Modules, config: cfgJSON, gzip: t.o.gzip}
 		if err := buildInitramfs(ctx, spec, ir); err != nil {
 			if ownIR {
@@ -365,6 +368,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 			// the cold fallback still needs.
 			warm := *p
 			warm.ownInitramfs = false
+			activity.Report(ctx, "restoring the guest from its snapshot (%s)", p.snapshotKey)
 			d, err := t.start(ctx, &warm, meta)
 			release()
 			if err == nil {
@@ -381,6 +385,11 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 			// A snapshot that does not restore is stale: drop it, boot cold.
 			dropSnapshot(p.snapshot)
 		}
+	}
+	if p.snapshot != "" {
+		activity.Report(ctx, "booting the kernel %s cold (a snapshot taken at ready makes the next boot warm)", p.kernel.Release)
+	} else {
+		activity.Report(ctx, "booting the kernel %s", p.kernel.Release)
 	}
 	return t.start(ctx, p, nil)
 }

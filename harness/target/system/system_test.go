@@ -203,7 +203,7 @@ func TestCaptureAndWarmRestore(t *testing.T) {
 			t.Fatalf("%s boot: never ready; lines %v", wantBoot, seen)
 		}
 		t.Logf("%s boot: ready after %v (info %v)", wantBoot, time.Since(t0), d.Info())
-		if got := d.Info()["boot"]; got != wantBoot {
+		if got := d.Info().String("boot"); got != wantBoot {
 			t.Fatalf("boot mode %q, want %q", got, wantBoot)
 		}
 		frame := make([]byte, 60)
@@ -265,7 +265,7 @@ func TestArm64(t *testing.T) {
 	}
 	defer func() { d.Close(); noLeftovers(t, d) }()
 	if _, seen, ok := waitLine(t, d, 30*time.Second, readyLine); !ok {
-		t.Fatalf("arm64 capcount never ready: %v (console %s)", seen, d.Info()["console_log"])
+		t.Fatalf("arm64 capcount never ready: %v (console %s)", seen, d.Info().String("console_log"))
 	}
 	frame := make([]byte, 60)
 	copy(frame, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x88, 0xb5})
@@ -286,8 +286,8 @@ func TestArm64(t *testing.T) {
 	if e, err := d.Wait(ctx); err != nil || e.Code != 0 {
 		t.Fatalf("exit %v, %v", e, err)
 	}
-	if !strings.Contains(d.Info()["kernel"], "arm64") {
-		t.Fatalf("booted kernel %q, want Debian's arm64", d.Info()["kernel"])
+	if !strings.Contains(d.Info().String("kernel"), "arm64") {
+		t.Fatalf("booted kernel %q, want Debian's arm64", d.Info().String("kernel"))
 	}
 }
 

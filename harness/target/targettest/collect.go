@@ -101,19 +101,19 @@ func Wait(t testing.TB, dev target.Device, timeout time.Duration) target.Exit {
 // this host: its named network namespace ("netns"), the host end of its
 // veth pair ("host_iface"), its process ("pid", for the targets whose
 // process runs on this host: user and system).
-func Gone(t testing.TB, info map[string]string) {
+func Gone(t testing.TB, info target.Info) {
 	t.Helper()
-	if ns := info["netns"]; strings.HasPrefix(ns, "/run/netns/") || strings.HasPrefix(ns, "/var/run/netns/") {
+	if ns := info.String("netns"); strings.HasPrefix(ns, "/run/netns/") || strings.HasPrefix(ns, "/var/run/netns/") {
 		if _, err := os.Stat(ns); err == nil {
 			t.Errorf("network namespace %s left behind", ns)
 		}
 	}
-	if h := info["host_iface"]; h != "" {
+	if h := info.String("host_iface"); h != "" {
 		if _, err := os.Stat(filepath.Join("/sys/class/net", h)); err == nil {
 			t.Errorf("host interface %s left behind", h)
 		}
 	}
-	if pid := info["pid"]; pid != "" && (info["target"] == "user" || info["target"] == "system") {
+	if pid := info.String("pid"); pid != "" && (info["target"] == "user" || info["target"] == "system") {
 		if st, err := os.ReadFile(filepath.Join("/proc", pid, "stat")); err == nil {
 			t.Errorf("process %s left behind: %s", pid, st)
 		}

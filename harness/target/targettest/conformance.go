@@ -36,7 +36,7 @@ type App struct {
 	// Leftovers checks that nothing a closed device made is left, given
 	// its Info from before Close (default Gone: its network namespace, its
 	// veth end, its process on this host).
-	Leftovers func(t testing.TB, info map[string]string)
+	Leftovers func(t testing.TB, info target.Info)
 }
 
 // Conformance checks the targets newTarget makes against the contract of
@@ -86,6 +86,9 @@ func Conformance(t *testing.T, newTarget func(t *testing.T) target.Target, app A
 		}
 		if len(dev.Info()) == 0 {
 			t.Error("Info says nothing about the device")
+		}
+		if err := dev.Info().Validate(); err != nil {
+			t.Errorf("Info is not typed as target.InfoKeys documents: %v", err)
 		}
 		alive(t, dev, true)
 		if err := dev.Signal(syscall.SIGTERM); err != nil {
@@ -148,7 +151,7 @@ func alive(t *testing.T, dev target.Device, want bool) {
 
 // closeTwice closes dev twice (the second Close must give what the first
 // gave) and checks that nothing is left.
-func closeTwice(t testing.TB, dev target.Device, leftovers func(testing.TB, map[string]string)) {
+func closeTwice(t testing.TB, dev target.Device, leftovers func(testing.TB, target.Info)) {
 	info := dev.Info()
 	first := dev.Close()
 	if first != nil {

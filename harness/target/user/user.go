@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hilproject/hil/internal/jsonfmt"
+
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -85,7 +87,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 			return nil, &target.UnsupportedError{Target: "user", What: "the " + img.Platform.String() + " image on " + cfg.Board.String(), Reason: err.Error()}
 		}
 	}
-	d := &Device{status: imgrun.NewStatus("the app", map[string]string{"target": "user", "rootfs": rootfs, "platform": img.Platform.String()})}
+	d := &Device{status: imgrun.NewStatus("the app", target.Info{"target": "user", "rootfs": rootfs, "platform": img.Platform.String()})}
 	em.Describe(d.status.Set)
 	d.status.ProbeEmulator(ctx, em, "native (chroot into the image rootfs)", "qemu-user")
 
@@ -200,8 +202,8 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	}
 	d.cmd = cmd
 	d.started = time.Now()
-	d.status.Set("boot_ms", fmt.Sprintf("%.1f", float64(d.started.Sub(begin).Microseconds())/1000))
-	d.status.Set("pid", fmt.Sprint(cmd.Process.Pid))
+	d.status.Set("boot_ms", jsonfmt.Millis(d.started.Sub(begin)))
+	d.status.Set("pid", cmd.Process.Pid)
 	go func() {
 		werr := cmd.Wait()
 		d.status.RecordExit(exitOf(cmd.ProcessState, werr))
@@ -332,7 +334,7 @@ func (d *Device) Wait(ctx context.Context) (target.Exit, error) { return d.statu
 
 // Info describes the device: mode, emulator and version, capture support,
 // program, user, namespace, boot time.
-func (d *Device) Info() map[string]string { return d.status.Info() }
+func (d *Device) Info() target.Info { return d.status.Info() }
 
 // Close kills the app's process group, then removes the veth pair and the
 // namespace.

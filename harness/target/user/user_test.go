@@ -34,7 +34,7 @@ func TestARMUnderQemuCaptureUnsupported(t *testing.T) {
 		t.Errorf("EmulatorGap(%q) = %q, %v: expected the emulator gap", errLine.Text, reason, ok)
 	}
 	info := dev.Info()
-	if info["mode"] != "qemu-user" || !strings.Contains(info["emulator_version"], "qemu-arm") {
+	if info.String("mode") != "qemu-user" || !strings.Contains(info.String("emulator_version"), "qemu-arm") {
 		t.Errorf("info: expected qemu-user mode and the emulator version, got %v", info)
 	}
 	if _, ok := user.EmulatorGap(`{"event":"summary","frames":3}`); ok {

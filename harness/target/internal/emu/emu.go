@@ -54,7 +54,7 @@ type Emulator struct {
 }
 
 // Describe reports the board and CPU model for a device's Info.
-func (e Emulator) Describe(set func(k, v string)) {
+func (e Emulator) Describe(set func(k string, v any)) {
 	if e.Board != "" {
 		set("board", e.Board)
 	}

@@ -23,7 +23,7 @@ type Status struct {
 	exited chan struct{}
 
 	mu      sync.Mutex
-	info    map[string]string
+	info    target.Info
 	caps    target.Capabilities
 	exit    target.Exit
 	waitErr error
@@ -35,12 +35,12 @@ type Status struct {
 
 // NewStatus starts with info and capture supported; what names the app in
 // Wait's error ("the app", "the app container").
-func NewStatus(what string, info map[string]string) *Status {
+func NewStatus(what string, info target.Info) *Status {
 	return &Status{what: what, exited: make(chan struct{}), info: info, caps: target.Capabilities{Capture: true}}
 }
 
-// Set records one Info fact.
-func (s *Status) Set(key, value string) {
+// Set records one Info fact (typed as target.InfoKeys says).
+func (s *Status) Set(key string, value any) {
 	s.mu.Lock()
 	s.info[key] = value
 	s.mu.Unlock()
@@ -50,25 +50,21 @@ func (s *Status) Set(key, value string) {
 func (s *Status) Get(key string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.info[key]
+	return s.info.String(key)
 }
 
 // Update lets fn change several Info facts at once.
-func (s *Status) Update(fn func(info map[string]string)) {
+func (s *Status) Update(fn func(info target.Info)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fn(s.info)
 }
 
 // Info is a copy of the facts.
-func (s *Status) Info() map[string]string {
+func (s *Status) Info() target.Info {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]string, len(s.info))
-	for k, v := range s.info {
-		out[k] = v
-	}
-	return out
+	return s.info.Clone()
 }
 
 // ProbeEmulator records how the app runs (mode is nativeMode or

@@ -11,7 +11,7 @@ import (
 )
 
 func TestStatusExitAndGap(t *testing.T) {
-	s := NewStatus("the app container", map[string]string{"target": "x"})
+	s := NewStatus("the app container", target.Info{"target": "x"})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := s.Wait(ctx); err == nil || !strings.Contains(err.Error(), "waiting for the app container to exit") {
@@ -25,7 +25,7 @@ func TestStatusExitAndGap(t *testing.T) {
 		t.Error("a gap line was recorded although capture is supported")
 	}
 	s.ProbeEmulator(context.Background(), emu.Emulator{Native: true}, "native", "emulated")
-	if info := s.Info(); info["mode"] != "native" || info["capture"] != "supported" || !s.Capabilities().Capture {
+	if info := s.Info(); info.String("mode") != "native" || info.String("capture") != "supported" || !s.Capabilities().Capture {
 		t.Errorf("native: info %v caps %+v", info, s.Capabilities())
 	}
 

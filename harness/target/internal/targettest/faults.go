@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -137,11 +136,11 @@ func RunScenario(t *testing.T, tgt target.Target, img Images, sc *scenario.Scena
 // PID is the device's process as its Info names it ("pid").
 func PID(t testing.TB, dev target.Device) int {
 	t.Helper()
-	pid, err := strconv.Atoi(dev.Info()["pid"])
-	if err != nil || pid <= 0 {
+	pid, ok := dev.Info().Int("pid")
+	if !ok || pid <= 0 {
 		t.Fatalf("device info names no pid: %v", dev.Info())
 	}
-	return pid
+	return int(pid)
 }
 
 // Kill sends sig to pid from outside hil, as an operator or the OOM killer

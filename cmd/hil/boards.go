@@ -44,7 +44,7 @@ its ISA, on each target's model of it. On the system target a 32-bit OS
 on a 64-bit core runs under the linux32 personality on the arm64 kernel
 (uname -m: armv8l); a 64-bit OS says aarch64, a Pi 2 armv7l. The device
 target reads a real board's /proc/device-tree/model and refuses a profile
-of another model (deviceModels in --json says how the model must begin).
+of another model (device_models in --json says how the model must begin).
 
 A board that is not in the table goes in a profile file (--board-profiles
 FILE; the format is in the README, section "Boards").`,

@@ -79,7 +79,7 @@ func TestGateFleetStatic(t *testing.T) {
 	}{
 		{[]string{"--boards", "pi9"}, `unknown board "pi9"; known boards: pi0w (pi0), pi1 (pi1b+), pi2 (pi2b)`},
 		{[]string{"--fleet", bad}, bad + `:3: unknown board "pi9"`},
-		{[]string{"--boards", "pi2", "--platforms", "linux/arm/v7"}, "--platforms and --board/--fleet"},
+		{[]string{"--boards", "pi2", "--platforms", "linux/arm/v7"}, "--platform and --board/--fleet"},
 	} {
 		if out, code := gate(c.args...); code != 2 || !strings.Contains(out, c.want) {
 			t.Errorf("%v: exit %d, want 2 and %q:\n%s", c.args, code, c.want, out)

@@ -45,7 +45,7 @@ type Profile struct {
 	// (/proc/device-tree/model, e.g. "Raspberry Pi 3 Model B Plus Rev
 	// 1.3"): the device target runs the profile only on a board whose
 	// model starts with one of them. Empty: the model cannot be verified.
-	DeviceModels []string `json:"deviceModels,omitempty"`
+	DeviceModels []string `json:"device_models,omitempty"`
 	// Source is where the profile came from: "built-in" or FILE:LINE.
 	Source string `json:"source"`
 }

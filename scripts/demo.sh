@@ -4,7 +4,7 @@
 #  1. start a throw-away registry on loopback (go-containerregistry's
 #     embedded registry, inside `hil registry serve`);
 #  2. push the sample image as :candidate, gate it for the seed's board, a
-#     Raspberry Pi 3 B+ (--boards pi3b+: its engine pulls the index's arm64
+#     Raspberry Pi 3 B+ (--board pi3b+: its engine pulls the index's arm64
 #     manifest; the full-system target boots a Cortex-A53 with the board's
 #     memory) with scenarios/, and promote :latest to the tested digest;
 #  3. push the old-glibc variant as the next :candidate and show the gate
@@ -90,7 +90,7 @@ echo "latest before: $latest_before"
 rm -rf "$REPORTS/good"
 set +e
 run "$HIL" gate --image "$repo:candidate" --scenarios scenarios --target "$TARGET" \
-  --boards "$BOARD" --promote latest --report "$REPORTS/good"
+  --board "$BOARD" --promote latest --report "$REPORTS/good"
 rc_good=$?
 set -e
 latest_good=$(digest_of "$repo:latest")
@@ -103,7 +103,7 @@ echo "latest before: $latest_good"
 rm -rf "$REPORTS/old-glibc"
 set +e
 run "$HIL" gate --image "$repo:candidate" --scenarios scenarios --target "$TARGET" \
-  --boards "$BOARD" --promote latest --report "$REPORTS/old-glibc"
+  --board "$BOARD" --promote latest --report "$REPORTS/old-glibc"
 rc_bad=$?
 set -e
 latest_bad=$(digest_of "$repo:latest")
@@ -116,7 +116,7 @@ echo "pushed $IMAGES/pcapwatch-rs as $rsrepo:candidate ($rscand)"
 rm -rf "$REPORTS/pcapwatch-rs"
 set +e
 run "$HIL" gate --image "$rsrepo:candidate" --scenarios scenarios --target "$TARGET" \
-  --boards "$BOARD" --promote latest --report "$REPORTS/pcapwatch-rs"
+  --board "$BOARD" --promote latest --report "$REPORTS/pcapwatch-rs"
 rc_rs=$?
 set -e
 rs_latest=$(digest_of "$rsrepo:latest")
@@ -128,7 +128,7 @@ echo "pushed $IMAGES/rs-no-deps as $rsrepo:candidate ($rsbad)"
 rm -rf "$REPORTS/rs-no-deps"
 set +e
 run "$HIL" gate --image "$rsrepo:candidate" --scenarios scenarios --target "$TARGET" \
-  --boards "$BOARD" --promote latest --report "$REPORTS/rs-no-deps"
+  --board "$BOARD" --promote latest --report "$REPORTS/rs-no-deps"
 rc_rsbad=$?
 set -e
 rs_latest_bad=$(digest_of "$rsrepo:latest")

@@ -367,7 +367,11 @@ func (r *Report) copyConsoleLogs(dir string) {
 				continue // already in this report directory
 			}
 		}
-		rel := path.Join(ConsoleDir, fmt.Sprintf("%02d-%s.log", i+1, fileSafe(res.Scenario+"-"+res.Target+"-"+res.Platform)))
+		name := res.Scenario + "-" + res.Target
+		if res.Board != "" {
+			name += "-" + res.Board
+		}
+		rel := path.Join(ConsoleDir, fmt.Sprintf("%02d-%s.log", i+1, fileSafe(name+"-"+res.Platform)))
 		dst := filepath.Join(dir, filepath.FromSlash(rel))
 		if same(src, dst) {
 			res.ConsoleLog = rel

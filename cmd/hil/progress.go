@@ -264,6 +264,13 @@ func (p *progress) event(e scenario.Event) {
 				p.writeLocked("    "+l, "")
 			}
 		}
+		// What a passing step did not account for (frames sent that the
+		// device did not receive) is never silent.
+		for _, st := range r.Steps {
+			for _, w := range st.Warnings {
+				p.writeLocked(fmt.Sprintf("    warning: step %d (%s): %s", st.Index+1, st.Desc, w), ansiYellow)
+			}
+		}
 		p.cur = ""
 		return
 	}

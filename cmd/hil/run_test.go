@@ -74,6 +74,20 @@ func TestRunFailExitCode(t *testing.T) {
 	}
 }
 
+// A step's warning is printed under the case's verdict, in every mode.
+func TestProgressPrintsWarnings(t *testing.T) {
+	var buf bytes.Buffer
+	p := newProgress(&buf, "none")
+	st := scenario.StepResult{Index: 0, Desc: "replay tcp-bulk (top)", Verdict: scenario.Pass,
+		Warnings: []string{"the device's interface eth0 received 511 of the 1811 frames sent (1300 dropped)"}}
+	p.event(scenario.Event{Kind: scenario.CaseFinished, Scenario: "bulk", Target: "user", Platform: "linux/amd64",
+		Result: &scenario.Result{Verdict: scenario.Pass, Steps: []scenario.StepResult{st}}})
+	want := "    warning: step 1 (replay tcp-bulk (top)): the device's interface eth0 received 511 of the 1811 frames sent (1300 dropped)\n"
+	if out := buf.String(); !strings.Contains(out, "--- PASS") || !strings.Contains(out, want) {
+		t.Errorf("output %q lacks the warning %q", out, want)
+	}
+}
+
 func TestProgressLineMode(t *testing.T) {
 	var buf bytes.Buffer
 	p := newProgress(&buf, "line")

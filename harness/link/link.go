@@ -60,3 +60,39 @@ type FDWriter interface {
 	// WriteFD is the descriptor WriteFrame writes to, valid until Close.
 	WriteFD() int
 }
+
+// Counters are the receive statistics of the device's capture interface
+// (the kernel's, as in /sys/class/net/IFACE/statistics), read on the device
+// side: what arrived, not what the harness wrote. Differences between two
+// readings account for a replay frame by frame.
+type Counters struct {
+	// Iface is the interface counted, as the device names it.
+	Iface string `json:"iface"`
+	// RxPackets and RxBytes count the frames the interface took in. On
+	// virtio-net they are counted per frame before receive coalescing
+	// (GRO), as on most NIC drivers.
+	RxPackets uint64 `json:"rx_packets"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	// RxDropped sums what the interface dropped or rejected on receive:
+	// rx_dropped, rx_errors (length, overrun, FIFO, missed), and, for a
+	// veth pair, what the harness's end could not pass to the app's end
+	// (its tx_dropped).
+	RxDropped uint64 `json:"rx_dropped"`
+	// Seen counts the frames as a capture on the interface sees them,
+	// after any receive coalescing, and SeenOverMTU those longer than the
+	// MTU allows (merged segments); -1 where the device does not count
+	// them: the system target counts them only with receive coalescing on
+	// (rx_offload gro), where they differ from RxPackets.
+	Seen        int64 `json:"seen"`
+	SeenOverMTU int64 `json:"seen_over_mtu"`
+}
+
+// Sub is c minus an earlier reading.
+func (c Counters) Sub(before Counters) Counters {
+	d := Counters{Iface: c.Iface, RxPackets: c.RxPackets - before.RxPackets, RxBytes: c.RxBytes - before.RxBytes,
+		RxDropped: c.RxDropped - before.RxDropped, Seen: -1, SeenOverMTU: -1}
+	if c.Seen >= 0 && before.Seen >= 0 {
+		d.Seen, d.SeenOverMTU = c.Seen-before.Seen, c.SeenOverMTU-before.SeenOverMTU
+	}
+	return d
+}

@@ -120,7 +120,8 @@ const JUnitTimestamp = "2006-01-02T15:04:05"
 // no board part for a case without one), one testcase per scenario on
 // it. fail → <failure>, infra-error → <error>, unsupported → <skipped>
 // (with the reason); the app's stdout and the console go to system-out
-// (console lines marked "[console]"), the app's stderr to system-err.
+// (console lines marked "[console]"), the app's stderr and the steps'
+// warnings to system-err.
 func (r *Report) WriteJUnit(w io.Writer) error {
 	top := junitSuites{Name: r.Title, Time: secs(r.Duration)}
 	bySuite := map[string]*junitSuite{}
@@ -178,6 +179,13 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 				out.WriteString("[console] " + l.Text + "\n")
 			default:
 				out.WriteString(l.Text + "\n")
+			}
+		}
+		// A step's warning (frames sent that the device did not count as
+		// received): a passing case's only body.
+		for _, st := range res.Steps {
+			for _, w := range st.Warnings {
+				fmt.Fprintf(&errs, "hil: warning: step %d (%s): %s\n", st.Index+1, st.Desc, w)
 			}
 		}
 		c.SystemOut, c.SystemErr = out.String(), errs.String()

@@ -40,6 +40,7 @@ func sampleResults() []scenario.Result {
 		step(0, scenario.StepReplay, "replay arp-sweep (x4)", 400*time.Millisecond, 700*time.Millisecond, scenario.Pass, "294 frames"),
 		step(1, scenario.StepExpectOutput, "expect 9 devices", 1100*time.Millisecond, 2*time.Second, scenario.Pass, "9 lines"),
 	}
+	pass.Steps[2].Warnings = []string{"the device's interface eth0 received 290 of the 294 frames sent (4 dropped)"}
 	pass.Steps[2].Replay = &scenario.ReplayStats{Fixture: "arp-sweep", Schedule: "x4", FramesSent: 294, BytesSent: 17640, Elapsed: 690 * time.Millisecond, PPS: 426, GapErrorP50: 40 * time.Microsecond, GapErrorP99: 300 * time.Microsecond, GapErrorMax: time.Millisecond}
 	pass.Output = []target.Line{
 		{Stream: target.Console, Text: "[    0.000000] Booting Linux on physical CPU 0x0", Time: t0.Add(10 * time.Millisecond)},
@@ -98,6 +99,11 @@ func TestJUnit(t *testing.T) {
 	if !strings.Contains(pass.SystemOut, "device_seen") || !strings.Contains(pass.SystemOut, "[console] [    0.000000] Booting Linux") ||
 		!strings.Contains(pass.SystemErr, "<script>alert('x')</script> & stderr") || strings.Contains(pass.SystemOut, "stderr") {
 		t.Errorf("system-out must carry the app's stdout and the console, system-err its stderr: %q / %q", pass.SystemOut, pass.SystemErr)
+	}
+	// A passing step's warning (frames not accounted for) is in the
+	// case's system-err, never only in results.json.
+	if want := "hil: warning: step 1 (replay arp-sweep (x4)): the device's interface eth0 received 290 of the 294 frames sent (4 dropped)\n"; !strings.Contains(pass.SystemErr, want) {
+		t.Errorf("system-err %q lacks the step's warning %q", pass.SystemErr, want)
 	}
 	if f := cases["hil.system.linux_arm_v7/dns-names"].Failure; f == nil || !strings.Contains(f.Message, "expected count == 12, saw 11") {
 		t.Errorf("failure element: %+v", f)

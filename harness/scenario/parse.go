@@ -60,7 +60,7 @@ func WithKnownTargets(names ...string) ParseOption {
 // Keys is every key the parser accepts, by context. scenarios/schema.json
 // must list the same ones (a test keeps them in sync).
 var Keys = map[string][]string{
-	"scenario":         {"name", "description", "tags", "app", "targets", "platforms", "boards", "startup", "timeout", "steps"},
+	"scenario":         {"name", "description", "tags", "app", "targets", "platforms", "boards", "startup", "timeout", "rx_offload", "strict_delivery", "steps"},
 	"app":              {"entrypoint", "args", "env", "workdir", "iface"},
 	"startup":          {"budget", "ready", "static_check"},
 	"matcher":          {"contains", "regex", "json", "stream"},
@@ -460,6 +460,23 @@ func (p *parser) scenario(n *yaml.Node) *Scenario {
 	}
 	if v, has := f["app"]; has {
 		p.app(v.val, &sc.App)
+	}
+	if v, has := f["rx_offload"]; has {
+		if s, ok := p.str(v.val, "rx_offload"); ok {
+			if !contains(RxOffloadModes, s) {
+				p.errf(v.val, "rx_offload: want one of %s, found %q", strings.Join(RxOffloadModes, ", "), s)
+			}
+			if s != "off" {
+				sc.RxOffload = s
+			}
+		}
+	}
+	if v, has := f["strict_delivery"]; has {
+		if v.val.Kind != yaml.ScalarNode || v.val.Tag != "!!bool" {
+			p.errf(v.val, "strict_delivery: want true or false, found %q", v.val.Value)
+		} else {
+			sc.StrictDelivery = v.val.Value == "true"
+		}
 	}
 	if v, has := f["targets"]; has {
 		if ts, ok := p.strList(v.val, "targets", false); ok {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/harness/replay"
 	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/pcapfixtures"
@@ -249,6 +251,8 @@ func TestParseErrors(t *testing.T) {
 		{"not a mapping", "- a\n- b\n", []string{"x.yaml:1:1:", "scenario: want a mapping", "found a list"}},
 		{"negative wait", "name: a\nsteps:\n  - wait: -1s\n", []string{"x.yaml:3:11:", "positive duration"}},
 		{"bad iface", "name: a\napp: {iface: \"eth 0\"}\nsteps: [{wait: 1s}]\n", []string{"x.yaml:2:14:", "app.iface: want a Linux interface name"}},
+		{"bad rx_offload", "name: a\nrx_offload: lro\nsteps: [{wait: 1s}]\n", []string{"x.yaml:2:13:", "rx_offload: want one of off, gro", `"lro"`}},
+		{"bad strict_delivery", "name: a\nstrict_delivery: yes please\nsteps: [{wait: 1s}]\n", []string{"x.yaml:2:18:", "strict_delivery: want true or false"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -274,6 +278,49 @@ func TestParseErrors(t *testing.T) {
 }
 
 // Several problems in one file are all reported, each with its line.
+func TestParseDeliveryFields(t *testing.T) {
+	sc, err := Parse("x.yaml", []byte("name: a\nrx_offload: gro\nstrict_delivery: true\nsteps: [{wait: 1s}]\n"), WithFixtures(testFixtures))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.RxOffload != "gro" || !sc.StrictDelivery {
+		t.Errorf("rx_offload %q strict_delivery %v; want gro and true", sc.RxOffload, sc.StrictDelivery)
+	}
+	if cfg := runConfig(&image.Image{}, sc); cfg.RxOffload != "gro" {
+		t.Errorf("the run config asks for rx_offload %q, want gro", cfg.RxOffload)
+	}
+	sc, err = Parse("x.yaml", []byte("name: a\nrx_offload: \"off\"\nsteps: [{wait: 1s}]\n"), WithFixtures(testFixtures))
+	if err != nil || sc.RxOffload != "" || sc.StrictDelivery {
+		t.Errorf("rx_offload off: %v, %q, strict %v; want the defaults", err, sc.RxOffload, sc.StrictDelivery)
+	}
+}
+
+// What a replay step warns about (or, strict, fails on): every frame sent
+// must be received, none dropped, and with coalescing off a capture sees
+// them one for one.
+func TestDeliveryProblem(t *testing.T) {
+	c := func(rx, dropped uint64, seen, over int64) link.Counters {
+		return link.Counters{Iface: "eth0", RxPackets: rx, RxDropped: dropped, Seen: seen, SeenOverMTU: over}
+	}
+	for _, tc := range []struct {
+		name    string
+		d       link.Counters
+		offload string
+		want    string
+	}{
+		{"all there", c(100, 0, 100, 0), "off", ""},
+		{"veth: no capture count", c(100, 0, -1, -1), "off", ""},
+		{"dropped", c(95, 5, 95, 0), "off", "received 95 of the 100 frames sent (5 dropped)"},
+		{"lost without a trace", c(90, 0, 90, 0), "off", "received 90 of the 100 frames sent (0 dropped)"},
+		{"merged with coalescing off", c(100, 0, 60, 20), "off", "a capture on eth0 saw 60 frames of the 100 received, with receive coalescing off"},
+		{"merged as asked", c(100, 0, 60, 20), "rx-gro", ""},
+	} {
+		if got := deliveryProblem(tc.d, 100, tc.offload); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestParseErrorsAll(t *testing.T) {
 	_, err := Parse("x.yaml", []byte("name: a\nfoo: 1\nsteps:\n  - wait: soon\n  - signal: NOPE\n"))
 	var pe ParseErrors

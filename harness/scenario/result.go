@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/internal/jsonfmt"
 )
@@ -178,6 +179,9 @@ type StepResult struct {
 	Start      time.Time     `json:"start"`
 	Duration   time.Duration `json:"-"`
 	Replay     *ReplayStats  `json:"replay,omitempty"`
+	// Warnings are what a step that passed did not account for (frames
+	// sent that the device's interface did not count as received).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 type stepJSON StepResult
@@ -217,6 +221,11 @@ type ReplayStats struct {
 	GapErrorP50 time.Duration `json:"-"`
 	GapErrorP99 time.Duration `json:"-"`
 	GapErrorMax time.Duration `json:"-"`
+	// Delivery is what the device's capture interface counted over the
+	// step, read on the device (nil where the target cannot): frames
+	// received and dropped, and what a capture on it saw (after any
+	// receive coalescing: with rx_offload gro, fewer and larger frames).
+	Delivery *link.Counters `json:"delivery,omitempty"`
 }
 
 type replayJSON ReplayStats

@@ -693,6 +693,9 @@ func (cr *caseRun) run(ctx context.Context) {
 		cr.dev = dev
 		cr.res.Device = dev.Info()
 		cr.s = newSession(dev, r.maxLines)
+		if sc.RxOffload == "gro" && !strings.Contains(cr.res.Device.String("rx_offload"), "rx-gro") {
+			return Unsupported, fmt.Sprintf("rx_offload gro: the %s target's interface does not coalesce received frames (it reports rx_offload %q); the system target models a NIC driver that does GRO", tg.Name(), cr.res.Device.String("rx_offload"))
+		}
 		return Pass, ""
 	}) {
 		return
@@ -743,6 +746,7 @@ func runConfig(img *image.Image, sc *Scenario) target.RunConfig {
 		WorkingDir: img.Config.WorkingDir,
 		User:       img.Config.User,
 		Iface:      sc.App.Iface,
+		RxOffload:  sc.RxOffload,
 	}
 	if sc.App.Entrypoint != nil {
 		cfg.Entrypoint = sc.App.Entrypoint
@@ -957,6 +961,17 @@ func (cr *caseRun) replay(ctx context.Context, rp *Replay, sr *StepResult) (Verd
 		stepCtx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
+	// The device's own receive counters before and after account for
+	// every frame sent (where the target can read them).
+	counter, counting := cr.dev.(target.DeliveryCounter)
+	var before link.Counters
+	if counting {
+		var err error
+		if before, err = counter.RxCounters(ctx); err != nil {
+			sr.Warnings = append(sr.Warnings, "the device's interface counters could not be read before the replay, so its frames are not accounted for: "+err.Error())
+			counting = false
+		}
+	}
 	stats, err := cr.r.replayer.Replay(stepCtx, cr.dev.Link(), rp)
 	stats.Fixture, stats.SHA256, stats.Schedule = rp.Fixture, rp.SHA256, rp.Schedule.String()
 	sr.Replay = &stats
@@ -976,7 +991,108 @@ func (cr *caseRun) replay(ctx context.Context, rp *Replay, sr *StepResult) (Verd
 		}
 		return v, fmt.Sprintf("replay of %s: %v", rp.Fixture, err)
 	}
-	return Pass, fmt.Sprintf("%d frames, %.0f pps", stats.FramesSent, stats.PPS)
+	msg := fmt.Sprintf("%d frames, %.0f pps", stats.FramesSent, stats.PPS)
+	if !counting {
+		return Pass, msg
+	}
+	// Sent is written to the link, not yet taken by the device: QEMU
+	// reads the system target's link only as fast as the guest's NIC
+	// takes frames, a board's agent relays them. Account once the link
+	// says the device has everything.
+	if dl, ok := cr.dev.Link().(link.Drainer); ok {
+		dctx, cancel := context.WithTimeout(ctx, drainBound)
+		err := dl.Drain(dctx)
+		cancel()
+		if err != nil {
+			sr.Warnings = append(sr.Warnings, fmt.Sprintf("the link did not hand the device every frame within %s, so its frames are not accounted for: %v", drainBound, err))
+			return Pass, msg
+		}
+	}
+	d, err := cr.delivered(ctx, counter, before, stats.FramesSent)
+	if err != nil {
+		sr.Warnings = append(sr.Warnings, "the device's interface counters could not be read after the replay, so its frames are not accounted for: "+err.Error())
+		return Pass, msg
+	}
+	stats.Delivery = &d
+	msg += fmt.Sprintf("; %s received %d", d.Iface, d.RxPackets)
+	if d.Seen >= 0 {
+		msg += fmt.Sprintf(", a capture saw %d", d.Seen)
+		if d.SeenOverMTU > 0 {
+			msg += fmt.Sprintf(" (%d over the MTU)", d.SeenOverMTU)
+		}
+	}
+	if problem := deliveryProblem(d, stats.FramesSent, cr.rxOffload()); problem != "" {
+		if cr.c.Scenario.StrictDelivery {
+			return InfraError, fmt.Sprintf("replay of %s: the harness failed to deliver (strict_delivery): %s", rp.Fixture, problem)
+		}
+		sr.Warnings = append(sr.Warnings, problem)
+		msg += "; WARNING: " + problem
+	}
+	return Pass, msg
+}
+
+// drainBound bounds the wait for a link to hand its frames over.
+const drainBound = 2 * time.Minute
+
+// delivered reads the device's counters until every frame sent is
+// accounted for (received or dropped) or they stop moving: frames may
+// still be on their way through the emulator when the last write returns.
+func (cr *caseRun) delivered(ctx context.Context, counter target.DeliveryCounter, before link.Counters, sent int64) (link.Counters, error) {
+	const (
+		poll  = 10 * time.Millisecond
+		still = 300 * time.Millisecond // no change for this long: settled
+		bound = 5 * time.Second
+	)
+	deadline := time.Now().Add(bound)
+	var last link.Counters
+	lastChange := time.Now()
+	for {
+		c, err := counter.RxCounters(ctx)
+		if err != nil {
+			return link.Counters{}, err
+		}
+		d := c.Sub(before)
+		// Done when every frame is accounted for and a capture on the
+		// interface has seen each one (it trails the receive counter by
+		// the frames the kernel is still passing up); with coalescing
+		// on it sees fewer, so that waits for the counts to settle.
+		if int64(d.RxPackets+d.RxDropped) >= sent && (d.Seen < 0 || d.Seen >= int64(d.RxPackets)) {
+			return d, nil
+		}
+		if d != last {
+			last, lastChange = d, time.Now()
+		}
+		if time.Since(lastChange) > still || time.Now().After(deadline) {
+			return d, nil
+		}
+		select {
+		case <-ctx.Done():
+			return d, nil
+		case <-time.After(poll):
+		}
+	}
+}
+
+// rxOffload is the device's receive coalescing as it reported it ("off"
+// when it said nothing: a veth pair).
+func (cr *caseRun) rxOffload() string {
+	if v := cr.dev.Info().String("rx_offload"); v != "" {
+		return v
+	}
+	return "off"
+}
+
+// deliveryProblem says what does not add up between the frames a replay
+// sent and what the device's interface counted, or "".
+func deliveryProblem(d link.Counters, sent int64, offload string) string {
+	var p []string
+	if int64(d.RxPackets) != sent || d.RxDropped != 0 {
+		p = append(p, fmt.Sprintf("the device's interface %s received %d of the %d frames sent (%d dropped)", d.Iface, d.RxPackets, sent, d.RxDropped))
+	}
+	if d.Seen >= 0 && offload == "off" && d.Seen != int64(d.RxPackets) {
+		p = append(p, fmt.Sprintf("a capture on %s saw %d frames of the %d received, with receive coalescing off", d.Iface, d.Seen, d.RxPackets))
+	}
+	return strings.Join(p, "; ")
 }
 
 // expectCount waits until count(from) satisfies want. Lower bounds pass as

@@ -72,7 +72,19 @@ type Scenario struct {
 	// CaseTimeout bounds one attempt of each case of this scenario (the
 	// YAML's timeout); zero means DefaultTimeout. Use Timeout.
 	CaseTimeout time.Duration
+	// RxOffload is how the device's capture interface coalesces received
+	// frames: "" (off: every frame replayed is one frame captured) or
+	// "gro" (as a board whose NIC driver does GRO: back-to-back TCP
+	// segments may reach the app merged, larger than the MTU).
+	RxOffload string
+	// StrictDelivery makes a replay step whose frames did not all reach
+	// the device's interface (its receive counters) an infra-error; by
+	// default it is a warning on the step.
+	StrictDelivery bool
 }
+
+// RxOffloadModes are the values rx_offload takes.
+var RxOffloadModes = []string{"off", "gro"}
 
 // Timeout is how long one attempt of a case of this scenario may take,
 // boot to teardown.

@@ -37,7 +37,7 @@ var InfoKeys = map[string]InfoKind{
 	"target":   InfoString, // system, user, container, device
 	"platform": InfoString, // linux/arm/v7
 	"board":    InfoString, // the board profile, or the inventory's board name (device)
-	"boot":     InfoString, // how the boot went: cold, warm (a snapshot), ...
+	"boot":     InfoString, // how the boot went: cold, or (system) base or app, the snapshot level restored
 	"boot_ms":  InfoNumber, // from Boot's start to the app started
 	"pid":      InfoInteger,
 	"image":    InfoString, // how the target holds the image (a tag, a digest)
@@ -54,11 +54,25 @@ var InfoKeys = map[string]InfoKind{
 	"snapshot_saved_ms": InfoNumber,
 	"snapshot_error":    InfoString,
 	"ready_replayed":    InfoBool, // the ready line was recorded at snapshot time and replayed
-	"liveness":          InfoString,
-	"machine":           InfoString, // QEMU's -machine (virt, raspi3b, ...)
-	"cpu":               InfoString, // the emulated CPU model (system: -cpu; user, container: qemu-user's -cpu, with how close it is)
-	"kernel_arch":       InfoString, // the kernel build booted: armel, armhf, arm64
-	"personality":       InfoString, // set when the app runs under linux32 (a 32-bit OS on a 64-bit board)
+	// The system target's base snapshot (hil-init idle, before the app)
+	// and what hil-init reported on the way.
+	"base_snapshot_key":      InfoString,
+	"base_snapshot_saved_ms": InfoNumber,
+	"base_snapshot_error":    InfoString,
+	"init_idle_ms":           InfoNumber, // from Boot's start to hil-init idle (cold boot)
+	"guest_boot_ms":          InfoNumber, // the guest's CLOCK_BOOTTIME when it set up its interface
+	"ethtool_ms":             InfoNumber, // setting and reading back receive coalescing in the guest
+	"iface_mtu":              InfoInteger,
+	// Every target that captures: the capture interface's receive
+	// coalescing as read back, "off" or the features on ("rx-gro").
+	"rx_offload":          InfoString,
+	"rx_offload_features": InfoString, // each coalescing feature with its state
+	"rx_offload_error":    InfoString, // a feature that would not turn off
+	"liveness":            InfoString,
+	"machine":             InfoString, // QEMU's -machine (virt, raspi3b, ...)
+	"cpu":                 InfoString, // the emulated CPU model (system: -cpu; user, container: qemu-user's -cpu, with how close it is)
+	"kernel_arch":         InfoString, // the kernel build booted: armel, armhf, arm64
+	"personality":         InfoString, // set when the app runs under linux32 (a 32-bit OS on a 64-bit board)
 	// The user and container targets.
 	"mode":          InfoString, // native or emulated
 	"capture":       InfoString, // supported, or unsupported: why

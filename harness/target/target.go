@@ -102,6 +102,12 @@ type RunConfig struct {
 	// Iface is the name the app's capture interface gets inside the device
 	// (eth0 by default).
 	Iface string
+	// RxOffload is how the capture interface coalesces received frames:
+	// "" or "off" (every frame sent is one frame captured: GRO, LRO and
+	// the like off) or "gro" (GRO on, as on a board whose NIC driver does
+	// it: back-to-back TCP segments may reach the app merged, larger than
+	// the MTU). Targets that cannot set it say so when asked for gro.
+	RxOffload string
 	// Ready reports whether an output line means "the app is ready". Targets
 	// that snapshot a booted guest (system) take their snapshot then.
 	Ready func(Line) bool
@@ -209,7 +215,9 @@ type Device interface {
 	// exit status.
 	Wait(ctx context.Context) (Exit, error)
 	// Info describes the device for reports (emulator and kernel versions,
-	// boot mode, timings), typed as InfoKeys documents.
+	// boot mode, timings), typed as InfoKeys documents. Where the target
+	// reads it, "rx_offload" says how the capture interface coalesces
+	// received frames: "off", or the features that are on ("rx-gro").
 	Info() Info
 	// Close stops the app and releases every process, socket, namespace and
 	// temp dir the boot made. It is safe to call more than once.
@@ -334,6 +342,16 @@ type GapReporter interface {
 	// EmulatorGap returns the output line that showed the gap, and
 	// whether there was one.
 	EmulatorGap() (reason string, ok bool)
+}
+
+// DeliveryCounter is implemented by Devices that can read the receive
+// counters of the app's capture interface on the device side, so that the
+// runner accounts for every frame a replay sent (link.Counters). The four
+// bundled targets' devices implement it: system through hil-init, user and
+// container on the app's veth end, device through hil-agent netinfo.
+type DeliveryCounter interface {
+	// RxCounters reads the counters now; the runner takes differences.
+	RxCounters(ctx context.Context) (link.Counters, error)
 }
 
 // CapabilitiesOf returns what d reports, or full capabilities when d does

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hilproject/hil/harness/link"
+	"github.com/hilproject/hil/internal/ethtool"
 	"github.com/hilproject/hil/internal/owner"
 )
 
@@ -399,12 +400,19 @@ func (l *Link) readLoop() {
 }
 
 // WriteFrame sends b out of the host end; the app end receives it as
-// ingress. Frames over MTU()+14 bytes are refused by the kernel.
+// ingress. Frames over MTU()+14 bytes are refused by the kernel. A frame
+// the kernel took but dropped on the way to the app end (ENOBUFS: the app
+// end is down, its MTU is smaller, its backlog is full) is no write error:
+// the frame was sent, and Counters counts the drop, so that a replay
+// accounts for it frame by frame instead of stopping.
 func (l *Link) WriteFrame(b []byte) error {
 	for {
 		_, err := unix.Write(l.tx, b)
 		if err == unix.EINTR {
 			continue
+		}
+		if err == unix.ENOBUFS {
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("veth: write %d-byte frame to %s: %w", len(b), l.hostIface, err)
@@ -593,4 +601,89 @@ func RemoveStale() ([]string, error) {
 		out = append(out, "netns "+n)
 	}
 	return out, errors.Join(err1, err2)
+}
+
+// AppFeatures reads the offload features of the app end (ethtool -k inside
+// the namespace): veth has receive coalescing (GRO) off unless someone
+// turned it on.
+func (l *Link) AppFeatures() (ethtool.Features, error) {
+	var fs ethtool.Features
+	err := l.inAppNS(func() (err error) {
+		fs, err = ethtool.Get(l.appIface)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("veth: reading the features of %s in %s: %w", l.appIface, l.nsPath, err)
+	}
+	return fs, nil
+}
+
+// SetAppFeatures sets offload features of the app end (ethtool -K inside
+// the namespace) and returns them as read back.
+func (l *Link) SetAppFeatures(want map[string]bool) (ethtool.Features, error) {
+	var fs ethtool.Features
+	err := l.inAppNS(func() (err error) {
+		fs, err = ethtool.Set(l.appIface, want)
+		return err
+	})
+	if err != nil {
+		return fs, fmt.Errorf("veth: %w (in %s)", err, l.nsPath)
+	}
+	return fs, nil
+}
+
+// Counters reads the app end's receive statistics (CountersOf).
+func (l *Link) Counters() (link.Counters, error) {
+	return CountersOf(l.nsPath, l.appIface)
+}
+
+// CountersOf reads the receive statistics of the veth end iface in the
+// namespace at nsPath, whose other end is in the caller's namespace. veth
+// counts a frame as received by iface when the other end handed it over;
+// what the other end could not hand over (iface down, or its MTU smaller
+// than the frame) is that end's tx_dropped, counted here as dropped, as
+// is what iface's stack dropped (rx_dropped: a full backlog, or a frame no
+// socket or protocol wanted, which does not happen while the app
+// captures).
+func CountersOf(nsPath, iface string) (link.Counters, error) {
+	c := link.Counters{Iface: iface, Seen: -1, SeenOverMTU: -1}
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return c, fmt.Errorf("veth: opening namespace %s: %w", nsPath, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return c, fmt.Errorf("veth: netlink in namespace %s: %w", nsPath, err)
+	}
+	defer h.Close()
+	app, err := h.LinkByName(iface)
+	if err != nil {
+		return c, fmt.Errorf("veth: finding %s in %s: %w", iface, nsPath, err)
+	}
+	host, err := netlink.LinkByIndex(app.Attrs().ParentIndex)
+	if err != nil {
+		return c, fmt.Errorf("veth: finding the other end of %s: %w", iface, err)
+	}
+	s, hs := app.Attrs().Statistics, host.Attrs().Statistics
+	if s == nil || hs == nil {
+		return c, fmt.Errorf("veth: the kernel gave no statistics for %s or %s", iface, host.Attrs().Name)
+	}
+	c.RxPackets, c.RxBytes = s.RxPackets, s.RxBytes
+	// Kernels differ in where a frame the other end could not hand over
+	// is counted: 6.1 at that end alone (tx_dropped), 6.18 at both ends.
+	// The larger of the two is what was lost on the way.
+	c.RxDropped = max(s.RxDropped+s.RxErrors, hs.TxDropped)
+	return c, nil
+}
+
+func (l *Link) inAppNS(f func() error) error {
+	return onThreadIn(func() error {
+		ns, err := netns.GetFromPath(l.nsPath)
+		if err != nil {
+			return err
+		}
+		defer ns.Close()
+		return netns.Set(ns)
+	}, f)
 }

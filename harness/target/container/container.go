@@ -332,6 +332,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		}
 		d.link = l
 		d.status.Set("host_iface", l.HostIface())
+		imgrun.CoalescingOff(d.status, l)
 	}
 	d.phase("veth")
 	d.status.Set("iface", iface)
@@ -599,6 +600,7 @@ var (
 	_ target.CapabilityReporter = (*Device)(nil)
 	_ target.Liveness           = (*Device)(nil)
 	_ target.GapReporter        = (*Device)(nil)
+	_ target.DeliveryCounter    = (*Device)(nil)
 )
 
 // Output streams the container's stdout and stderr lines.
@@ -701,6 +703,14 @@ func (d *Device) Wait(ctx context.Context) (target.Exit, error) { return d.statu
 
 // Info describes the device, including the container-level facts.
 func (d *Device) Info() target.Info { return d.status.Info() }
+
+// RxCounters reads the receive counters of the app's end of the veth pair.
+func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
+	if d.link == nil {
+		return link.Counters{}, errors.New("the app has no interface (it ended before hil made one)")
+	}
+	return d.link.Counters()
+}
 
 // Close removes the app container, the veth pair and (when hil loaded it
 // and no other device uses it) the image.

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ import (
 	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/harness/link/framed"
 	"github.com/hilproject/hil/harness/target"
+	"github.com/hilproject/hil/harness/target/device/agent"
 	"github.com/hilproject/hil/harness/target/internal/imgrun"
 )
 
@@ -193,6 +195,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		" --sysctl net.ipv6.conf.all.disable_ipv6=1 --sysctl net.ipv6.conf.default.disable_ipv6=1 "+quote(agentRef)); err != nil {
 		return nil, target.Infra(fmt.Errorf("starting the network holder on board %s: %w", t.board.Name, err))
 	}
+	d.iface = iface
 	if err := d.startLink(ctx, iface); err != nil {
 		return nil, target.Infra(err)
 	}
@@ -221,6 +224,11 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	}
 	d.info["container"] = d.name
 	d.info["boot_ms"] = jsonfmt.Millis(time.Since(start))
+	if ni, err := d.netInfo(ctx); err != nil {
+		d.info["rx_offload"] = "unknown (" + err.Error() + ")"
+	} else {
+		d.info["rx_offload"], d.info["rx_offload_features"] = ni.RxOffload, ni.Features
+	}
 	if err := d.followLogs(); err != nil {
 		return nil, target.Infra(err)
 	}
@@ -287,6 +295,7 @@ type Device struct {
 	board Board
 	name  string
 	info  target.Info
+	iface string // the app's interface on the board
 
 	id    string
 	untag []string // tags Close removes: this boot's own, and those it loaded
@@ -309,8 +318,9 @@ type Device struct {
 }
 
 var (
-	_ target.Device   = (*Device)(nil)
-	_ target.Liveness = (*Device)(nil)
+	_ target.Device          = (*Device)(nil)
+	_ target.Liveness        = (*Device)(nil)
+	_ target.DeliveryCounter = (*Device)(nil)
 )
 
 func isClosed(ch <-chan struct{}) bool {
@@ -418,6 +428,27 @@ func (d *Device) startLink(ctx context.Context, iface string) error {
 	}
 	d.link, err = framed.New(br, stdin, stdin, framed.WithName("the agent on "+d.board.Name))
 	return err
+}
+
+// netInfo asks hil's agent on the board for the app interface's receive
+// coalescing and counters.
+func (d *Device) netInfo(ctx context.Context) (agent.NetInfo, error) {
+	var ni agent.NetInfo
+	out, err := d.conn.run(ctx, nil, "docker exec "+d.name+"-net /hil-agent netinfo --iface "+quote(d.iface))
+	if err != nil {
+		return ni, fmt.Errorf("reading %s on board %s: %w", d.iface, d.board.Name, err)
+	}
+	if err := json.Unmarshal([]byte(out), &ni); err != nil {
+		return ni, fmt.Errorf("reading %s on board %s: the agent said %q: %w", d.iface, d.board.Name, out, err)
+	}
+	return ni, nil
+}
+
+// RxCounters reads the receive counters of the app's interface on the
+// board (through hil's agent).
+func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
+	ni, err := d.netInfo(ctx)
+	return ni.Counters, err
 }
 
 // followLogs streams the container's stdout and stderr as Lines; Output is

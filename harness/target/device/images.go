@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -46,7 +48,10 @@ type agentBuild struct {
 }
 
 // agentBinary builds hil-agent for p (static, no cgo) once per process.
-// The Go build cache makes a rebuild after a restart cheap.
+// The Go build cache makes a rebuild after a restart cheap. The binary is
+// kept under a name of its own content: hil processes of other builds (or
+// other checkouts) share the cache directory and must not swap one
+// another's agent.
 func agentBinary(ctx context.Context, p v1.Platform) (string, error) {
 	v, _ := agentBuilds.LoadOrStore(p.String(), &agentBuild{})
 	b := v.(*agentBuild)
@@ -56,8 +61,9 @@ func agentBinary(ctx context.Context, p v1.Platform) (string, error) {
 			b.err = err
 			return
 		}
-		out := filepath.Join(dir, "hil-agent")
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out+".tmp",
+		tmp := filepath.Join(dir, fmt.Sprintf("hil-agent.%d.tmp", os.Getpid()))
+		defer os.Remove(tmp)
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", tmp,
 			"github.com/hilproject/hil/harness/target/device/hilagent")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+p.Architecture)
 		if p.Architecture == "arm" {
@@ -67,7 +73,14 @@ func agentBinary(ctx context.Context, p v1.Platform) (string, error) {
 			b.err = fmt.Errorf("building hil-agent for %s (needs the Go toolchain and the hil module): %w: %s", p, err, msg)
 			return
 		}
-		b.path, b.err = out, os.Rename(out+".tmp", out)
+		data, err := os.ReadFile(tmp)
+		if err != nil {
+			b.err = err
+			return
+		}
+		sum := sha256.Sum256(data)
+		out := filepath.Join(dir, "hil-agent-"+hex.EncodeToString(sum[:])[:16])
+		b.path, b.err = out, os.Rename(tmp, out)
 	})
 	return b.path, b.err
 }

@@ -3,6 +3,7 @@ package system
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,9 +31,9 @@ import (
 
 // Device is one running guest.
 type Device struct {
-	t    *Target
-	p    *plan
-	warm bool
+	t     *Target
+	p     *plan
+	level bootLevel // how it came up: cold, base or app snapshot
 
 	tmp     string
 	net     *qemustream.Link
@@ -79,6 +80,15 @@ type Device struct {
 	qemuErr  error
 
 	readySeen bool
+	bootStart time.Time
+
+	idle     chan struct{} // hil-init is idle, waiting for "run" (cold boot)
+	idleOnce sync.Once
+
+	// Receive counters: "stats SEQ" answered by "stats SEQ JSON".
+	statsMu   sync.Mutex
+	statsSeq  int
+	statsWait map[int]chan string
 
 	infoMu sync.Mutex
 	info   target.Info
@@ -87,13 +97,19 @@ type Device struct {
 	closeErr  error
 }
 
-var _ target.Device = (*Device)(nil)
+var (
+	_ target.Device          = (*Device)(nil)
+	_ target.DeliveryCounter = (*Device)(nil)
+)
 
-// start launches QEMU for p, cold or restoring meta's snapshot.
-func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Device, err error) {
+// start launches QEMU for p: cold (meta nil), or restoring the snapshot of
+// level (base or app) whose metadata is meta.
+func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snapshotMeta) (_ *Device, err error) {
 	t0 := time.Now()
 	d := &Device{
-		t: t, p: p, warm: meta != nil,
+		t: t, p: p, level: level, bootStart: t0,
+		idle:      make(chan struct{}),
+		statsWait: map[int]chan string{},
 		out:       make(chan target.Line, 4096),
 		stop:      make(chan struct{}),
 		started:   make(chan struct{}),
@@ -141,8 +157,11 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 		m: p.m, cpus: t.o.cpus, kernel: p.kernel.Image, initrd: p.initramfs, append: p.appendArgs,
 		netdev: d.net.NetdevArg("n0"), report: repPath, qmp: d.qmpPath, live: d.livePath,
 	}
-	if meta != nil {
+	switch level {
+	case bootApp:
 		l.incoming = p.snapshot
+	case bootBase:
+		l.incoming = p.base
 	}
 	args := qemuArgs(l)
 	d.cmd = exec.Command(p.qemu, args...)
@@ -202,7 +221,19 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 		}
 		// The restored guest's clock stopped when the snapshot was taken.
 		d.send(fmt.Sprintf("time %d", time.Now().UnixNano()))
-		d.send("ping")
+	}
+	switch level {
+	case bootApp:
+		d.send("ping") // the app runs already: its pong says the guest does
+	case bootBase:
+		// hil-init waits for its app, as when the snapshot was taken.
+		if err := d.send("run " + string(p.run)); err != nil {
+			return nil, d.bootFailure(bootCtx, "sending the app's command line to the guest", err)
+		}
+	case bootCold:
+		if err := d.startApp(bootCtx); err != nil {
+			return nil, err
+		}
 	}
 	select {
 	case <-d.started:
@@ -223,17 +254,14 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 		return nil, d.bootFailure(bootCtx, "connecting the liveness monitor", bootCtx.Err())
 	}
 	d.lastSign.Store(time.Now().UnixNano())
-	mode := "cold"
-	if meta != nil {
-		mode = "warm"
-	}
+	mode := string(level)
 	d.setInfo(target.Info{
 		"target": "system", "emulator": p.qemuVersion, "kernel": p.kernel.Release,
 		"kernel_package": p.kernel.Package, "kernel_args": p.appendArgs, "init": p.initHash,
 		"boot": mode, "boot_ms": jsonfmt.Millis(time.Since(t0)),
 		"console_log": d.consolePath, "memory_mb": p.m.memoryMB,
 		"machine": p.m.machine, "cpu": p.m.cpu, "kernel_arch": p.m.kernelArch,
-		"snapshot_key": p.snapshotKey, "pid": d.cmd.Process.Pid,
+		"snapshot_key": p.snapshotKey, "base_snapshot_key": p.baseKey, "pid": d.cmd.Process.Pid,
 		"liveness": fmt.Sprintf("QEMU process, QMP query-status and hil-init's heartbeat; dead after %s without an answer", t.o.liveTimeout),
 	})
 	if p.m.board != "" {
@@ -242,7 +270,11 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 	if p.m.linux32 {
 		d.setInfo(target.Info{"personality": "linux32 (uname -m: armv8l)"})
 	}
-	if meta != nil && meta.Ready != nil {
+	if level == bootApp {
+		// hil-init reported the interface before the snapshot.
+		d.setInfo(meta.Net)
+	}
+	if level == bootApp && meta.Ready != nil {
 		// The app printed its ready line before the snapshot was taken, so
 		// the restored guest will not print it again: replay the recorded
 		// line, after a console note saying so.
@@ -253,6 +285,120 @@ func (t *Target) start(ctx context.Context, p *plan, meta *snapshotMeta) (_ *Dev
 		d.setInfo(target.Info{"ready_replayed": true})
 	}
 	return d, nil
+}
+
+// startApp waits on a cold boot for hil-init to be idle, saves the base
+// snapshot there when there is none yet, and sends the app's command.
+func (d *Device) startApp(ctx context.Context) error {
+	select {
+	case <-d.idle:
+	case <-d.started: // hil-init failed
+		return d.bootFailure(ctx, "waiting for the guest init", d.startErr)
+	case <-ctx.Done():
+		return d.bootFailure(ctx, "waiting for the guest init to be ready for the app", ctx.Err())
+	case <-d.qemuDone:
+		return d.bootFailure(ctx, "booting", errors.New("QEMU exited"))
+	}
+	d.setInfo(target.Info{"init_idle_ms": jsonfmt.Millis(time.Since(d.bootStart))})
+	if d.p.base != "" {
+		if _, err := os.Stat(d.p.base); err != nil {
+			d.snapshotAt(d.p.base, snapshotMeta{Key: d.p.baseKey, Level: bootBase}, "base")
+		}
+	}
+	if err := d.send("run " + string(d.p.run)); err != nil {
+		return d.bootFailure(ctx, "sending the app's command line to the guest", err)
+	}
+	return nil
+}
+
+// snapshotAt saves the VM to path, pausing it: that is no death
+// (liveness.go). A failure is noted, not fatal: the boot goes on without.
+func (d *Device) snapshotAt(path string, meta snapshotMeta, what string) {
+	// The app level keeps the facts' names from before there were two
+	// levels (snapshot_saved_ms); the base level's are base_snapshot_*.
+	prefix := ""
+	if what != "app" {
+		prefix = what + "_"
+	}
+	t0 := time.Now()
+	d.pausing.Add(1)
+	d.pauses.Add(1)
+	err := d.saveSnapshot(path, meta)
+	d.lastSign.Store(time.Now().UnixNano())
+	d.pauses.Add(1)
+	d.pausing.Add(-1)
+	// The guest's clock stood still while the VM was stopped: set it again,
+	// so that the pause hil made does not show in the app's timestamps.
+	d.send(fmt.Sprintf("time %d", time.Now().UnixNano()))
+	if err != nil {
+		d.setInfo(target.Info{prefix + "snapshot_error": err.Error()})
+		d.emit(target.Line{Stream: target.Console, Text: "hil: " + what + " snapshot not saved: " + err.Error(), Time: time.Now()})
+		return
+	}
+	d.setInfo(target.Info{prefix + "snapshot_saved_ms": jsonfmt.Millis(time.Since(t0))})
+}
+
+// RxCounters reads the capture interface's receive counters in the guest
+// (hil-init answers "stats" from sysfs and its counting sockets).
+func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
+	d.statsMu.Lock()
+	d.statsSeq++
+	seq := d.statsSeq
+	ch := make(chan string, 1)
+	d.statsWait[seq] = ch
+	d.statsMu.Unlock()
+	defer func() {
+		d.statsMu.Lock()
+		delete(d.statsWait, seq)
+		d.statsMu.Unlock()
+	}()
+	var c link.Counters
+	if err := d.send(fmt.Sprintf("stats %d", seq)); err != nil {
+		return c, fmt.Errorf("asking the guest for its interface counters: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	select {
+	case js := <-ch:
+		if err := json.Unmarshal([]byte(js), &c); err != nil {
+			return c, fmt.Errorf("the guest's interface counters %q: %w", js, err)
+		}
+		return c, nil
+	case <-d.exited:
+		return c, errors.New("the guest's interface counters: the app has ended and the guest is powering off")
+	case <-ctx.Done():
+		return c, fmt.Errorf("the guest did not answer for its interface counters: %w", ctx.Err())
+	}
+}
+
+// onNet records hil-init's report of the capture interface.
+func (d *Device) onNet(js string) {
+	var n struct {
+		Iface     string `json:"iface"`
+		RxOffload string `json:"rx_offload"`
+		Features  string `json:"features"`
+		MTU       int    `json:"mtu"`
+		EthtoolUS int64  `json:"ethtool_us"`
+		BootMS    int64  `json:"boot_ms"`
+	}
+	if err := json.Unmarshal([]byte(js), &n); err != nil {
+		d.setInfo(target.Info{"rx_offload": "unknown (hil-init said " + js + ")"})
+		return
+	}
+	d.setInfo(target.Info{"rx_offload": n.RxOffload, "rx_offload_features": n.Features, "iface": n.Iface,
+		"iface_mtu": n.MTU, "ethtool_ms": float64(n.EthtoolUS) / 1000, "guest_boot_ms": n.BootMS})
+}
+
+// netInfo is what onNet recorded, for an app-level snapshot's metadata.
+func (d *Device) netInfo() target.Info {
+	info := d.Info()
+	m := target.Info{}
+	for _, k := range []string{"rx_offload", "rx_offload_features", "iface", "iface_mtu"} {
+		if v, ok := info[k]; ok {
+			m[k] = v
+		}
+	}
+	return m
 }
 
 // bootFailure turns a failed boot into the clearest infra error: a kernel
@@ -392,6 +538,18 @@ func (d *Device) readReports(c net.Conn) {
 			d.markStarted(nil)
 		case "pong":
 			d.markStarted(nil)
+		case "idle":
+			d.idleOnce.Do(func() { close(d.idle) })
+		case "net":
+			d.onNet(text)
+		case "stats":
+			seqText, js, _ := strings.Cut(text, " ")
+			seq, _ := strconv.Atoi(seqText)
+			d.statsMu.Lock()
+			if ch, ok := d.statsWait[seq]; ok {
+				ch <- js
+			}
+			d.statsMu.Unlock()
 		case "out", "err":
 			l := target.Line{Stream: target.Stdout, Text: text, Time: now}
 			if kind == "err" {
@@ -420,11 +578,11 @@ func (d *Device) readReports(c net.Conn) {
 	}
 }
 
-// onAppLine takes the snapshot when the app first reports ready on a cold
-// boot, before the ready line reaches Output: the runner starts the
-// scenario only after the VM is saved and running again.
+// onAppLine takes the app-level snapshot when the app first reports ready
+// on a cold or base boot, before the ready line reaches Output: the runner
+// starts the scenario only after the VM is saved and running again.
 func (d *Device) onAppLine(l target.Line) {
-	if d.warm || d.p.snapshot == "" || d.p.cfg.Ready == nil {
+	if d.level == bootApp || d.p.snapshot == "" || d.p.cfg.Ready == nil {
 		return
 	}
 	// Only readReports calls this: no lock needed for readySeen.
@@ -435,20 +593,7 @@ func (d *Device) onAppLine(l target.Line) {
 	if _, err := os.Stat(d.p.snapshot); err == nil {
 		return // another boot saved it meanwhile
 	}
-	t0 := time.Now()
-	// hil pauses the VM for the snapshot: that is no death (liveness.go).
-	d.pausing.Add(1)
-	d.pauses.Add(1)
-	err := d.saveSnapshot(l)
-	d.lastSign.Store(time.Now().UnixNano())
-	d.pauses.Add(1)
-	d.pausing.Add(-1)
-	if err != nil {
-		d.setInfo(target.Info{"snapshot_error": err.Error()})
-		d.emit(target.Line{Stream: target.Console, Text: "hil: snapshot not saved: " + err.Error(), Time: time.Now()})
-		return
-	}
-	d.setInfo(target.Info{"snapshot_saved_ms": jsonfmt.Millis(time.Since(t0))})
+	d.snapshotAt(d.p.snapshot, snapshotMeta{Key: d.p.snapshotKey, Level: bootApp, Ready: &l, Net: d.netInfo()}, "app")
 }
 
 // restoreKilledError is a restore that failed because QEMU was killed by

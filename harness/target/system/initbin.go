@@ -17,16 +17,35 @@ import (
 	"github.com/hilproject/hil/harness/activity"
 
 	"github.com/hilproject/hil/internal/cache"
+	"github.com/hilproject/hil/internal/ethtool"
 )
 
 // The guest init is built from its embedded source on first use and cached
 // by source hash, target architecture and Go version. Building on demand
 // (rather than committing a binary) keeps it reviewable and lets it follow
 // the toolchain; it needs only the Go toolchain, no network, because the
-// init uses nothing outside the standard library.
+// init uses nothing outside the standard library and hil's stdlib-only
+// internal/ethtool, built beside it as part of a one-off module of hil's
+// name.
 //
 //go:embed hilinit/*.go
 var initSource embed.FS
+
+// initFiles are the init's sources: the path in the build module and the
+// bytes, in a fixed order.
+func initFiles() (paths []string, data [][]byte) {
+	files, _ := fs.Glob(initSource, "hilinit/*.go")
+	for _, f := range files {
+		b, _ := initSource.ReadFile(f)
+		paths, data = append(paths, f), append(data, b)
+	}
+	eth, _ := fs.Glob(ethtool.Source, "*.go")
+	for _, f := range eth {
+		b, _ := ethtool.Source.ReadFile(f)
+		paths, data = append(paths, "internal/ethtool/"+f), append(data, b)
+	}
+	return paths, data
+}
 
 var initMu sync.Mutex
 
@@ -61,11 +80,10 @@ func initBinary(ctx context.Context, debArch string) (path, hash string, err err
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s %s %s\n", strings.TrimSpace(string(goVersion)), goarch, goarm)
-	files, _ := fs.Glob(initSource, "hilinit/*.go")
-	for _, f := range files {
-		b, _ := initSource.ReadFile(f)
-		fmt.Fprintf(h, "%s %d\n", f, len(b))
-		h.Write(b)
+	paths, data := initFiles()
+	for i, f := range paths {
+		fmt.Fprintf(h, "%s %d\n", f, len(data[i]))
+		h.Write(data[i])
 	}
 	hash = hex.EncodeToString(h.Sum(nil))[:16]
 	dir, err := cache.Dir("init", hash)
@@ -83,18 +101,21 @@ func initBinary(ctx context.Context, debArch string) (path, hash string, err err
 		return "", "", err
 	}
 	defer os.RemoveAll(src)
-	for _, f := range files {
-		b, _ := initSource.ReadFile(f)
-		if err := os.WriteFile(filepath.Join(src, filepath.Base(f)), b, 0o644); err != nil {
+	for i, f := range paths {
+		dst := filepath.Join(src, filepath.FromSlash(f))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return "", "", err
+		}
+		if err := os.WriteFile(dst, data[i], 0o644); err != nil {
 			return "", "", err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module hilinit\n\ngo 1.21\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module github.com/hilproject/hil\n\ngo 1.22\n"), 0o644); err != nil {
 		return "", "", err
 	}
 	tmp := path + fmt.Sprintf(".%d.tmp", os.Getpid())
 	activity.Report(ctx, "building the guest init (hil-init, GOARCH=%s; once, cached after)", goarch)
-	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags=-s -w", "-o", tmp, ".")
+	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags=-s -w", "-o", tmp, "./hilinit")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+goarch, "GOARM="+goarm, "CGO_ENABLED=0",
 		"GOFLAGS=-mod=mod", "GOWORK=off", "GOTOOLCHAIN=local", "GOPROXY=off")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,19 +102,26 @@ func TestEmulatorFaultsAreInfraErrors(t *testing.T) {
 	}
 }
 
-// A healthy case still passes, cold (the snapshot pauses the VM on
-// purpose) and warm (the restored hil-init beats on): the case lasts
-// longer than the liveness timeout. It reports the exit it saw.
+// A healthy case still passes, cold (the snapshots pause the VM on
+// purpose), from the app-level snapshot and from the base snapshot (the
+// restored hil-init beats on, and starts the app after the restore): the
+// case lasts longer than the liveness timeout. It reports the exit it saw.
 func TestLiveCasePasses(t *testing.T) {
 	img, _ := sampleImage(t, "pcapwatch")
 	tg := New(WithSnapshotDir(t.TempDir()))
-	for _, boot := range []string{"cold", "warm"} {
-		res := targettest.RunCase(t, tg, targettest.Images{Img: img}, absenceSteps+"  - signal: TERM\n  - expect_exit: 0\n", nil)
-		if res.Verdict != scenario.Pass || res.Device["boot"] != boot {
-			t.Fatalf("%s boot (%s): verdict %s: %s", boot, res.Device["boot"], res.Verdict, res.Reason)
+	steps := absenceSteps + "  - signal: TERM\n  - expect_exit: 0\n"
+	for _, c := range []struct{ boot, yaml string }{
+		{"cold", steps},
+		{"app", steps},
+		// Other app arguments: the base snapshot.
+		{"base", strings.Replace(steps, "targets: [system]\n", "targets: [system]\napp: {env: {HIL_CASE: other}}\n", 1)},
+	} {
+		res := targettest.RunCase(t, tg, targettest.Images{Img: img}, c.yaml, nil)
+		if res.Verdict != scenario.Pass || res.Device["boot"] != c.boot {
+			t.Fatalf("%s boot (%s): verdict %s: %s", c.boot, res.Device["boot"], res.Verdict, res.Reason)
 		}
 		if res.Exit == nil || !res.Exit.Observed || res.Exit.Code != 0 || res.Exit.String() != "exit 0" {
-			t.Errorf("%s boot: exit %v, want the observed exit 0", boot, res.Exit)
+			t.Errorf("%s boot: exit %v, want the observed exit 0", c.boot, res.Exit)
 		}
 	}
 }
@@ -194,12 +202,16 @@ func TestKilledRestoreIsInfraAndKeepsTheSnapshot(t *testing.T) {
 	if _, seen, ok := waitLine(t, d, 30*time.Second, readyLine); !ok {
 		t.Fatalf("cold boot never ready: %v", seen)
 	}
-	var snap []string
+	// The cold boot saves the base snapshot (hil-init idle) and the
+	// app-level one (ready); the next boot of the same case restores the
+	// app level, and that restore is killed.
+	var snap, all []string
 	for deadline := time.Now().Add(30 * time.Second); len(snap) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		snap, _ = filepath.Glob(filepath.Join(snaps, "*.vmstate"))
+		all, _ = filepath.Glob(filepath.Join(snaps, "*.vmstate"))
+		snap = slices.DeleteFunc(slices.Clone(all), func(p string) bool { return strings.HasPrefix(filepath.Base(p), "base-") })
 	}
-	if len(snap) != 1 {
-		t.Fatalf("no snapshot after the cold boot: %v", snap)
+	if len(snap) != 1 || len(all) != 2 {
+		t.Fatalf("after the cold boot: snapshots %v; want one base and one app-level", all)
 	}
 	// Kill the restoring QEMU as soon as it shows up.
 	killed := make(chan int, 1)
@@ -229,7 +241,7 @@ func TestKilledRestoreIsInfraAndKeepsTheSnapshot(t *testing.T) {
 		t.Fatalf("the snapshot was dropped after a kill from outside: %v", serr)
 	}
 	// The snapshot still restores.
-	if d, err = boot(); err != nil || d.Info().String("boot") != "warm" {
-		t.Fatalf("the next boot: %v, %v; want warm", err, d)
+	if d, err = boot(); err != nil || d.Info().String("boot") != "app" {
+		t.Fatalf("the next boot: %v, %v; want one from the app-level snapshot", err, d)
 	}
 }

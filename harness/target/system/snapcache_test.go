@@ -69,8 +69,8 @@ func TestSnapshotCacheCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { d.Close(); noLeftovers(t, d) }()
-	if d.Info().String("boot") != "warm" {
-		t.Fatalf("second boot %q, want warm", d.Info().String("boot"))
+	if d.Info().String("boot") != "app" {
+		t.Fatalf("second boot %q, want app", d.Info().String("boot"))
 	}
 	if st, err := os.Stat(saved); err != nil || time.Since(st.ModTime()) > time.Minute {
 		t.Errorf("the restored snapshot was not marked used: %v", err)

@@ -2,6 +2,8 @@ package system
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,14 +15,72 @@ import (
 	"github.com/digitalocean/go-qemu/qmp"
 
 	"github.com/hilproject/hil/harness/target"
+	"github.com/hilproject/hil/internal/cache"
 )
+
+// Two levels of snapshot, both content-addressed in one directory:
+//
+//   - base-KEY.vmstate: the guest with hil-init idle ("idle" on the report
+//     port: kernel, modules, network and counters up, receive coalescing
+//     off), before any app ran. KEY hashes everything QEMU starts with:
+//     the initramfs (image manifest digest, init, kernel, interface name,
+//     hostname, modules; no app arguments), the kernel command line, the
+//     QEMU version, memory and CPUs. One per image and machine; any case
+//     restores it and hil-init starts the app with the case's own
+//     arguments, environment, working directory, user and receive offload
+//     ("run").
+//   - KEY.vmstate: the guest with the app ready (its ready line recorded in
+//     the .json and replayed after a restore). KEY hashes the base key and
+//     the run command: only a case with the same app arguments and
+//     environment matches.
+//
+// A boot takes the app level when it matches, else the base level, else
+// boots cold, and saves what was missing on the way (the base at idle, the
+// app level at the ready line). Device.Info()["boot"] says which: cold,
+// base or app.
+
+// bootLevel is how a guest came up.
+type bootLevel string
+
+const (
+	bootCold bootLevel = "cold"
+	bootBase bootLevel = "base"
+	bootApp  bootLevel = "app"
+)
+
+// snapshotPaths fills p's snapshot keys and paths; machine describes
+// everything QEMU starts with.
+func (t *Target) snapshotPaths(p *plan, machine string) error {
+	dir := t.o.snapshotDir
+	if dir == "" {
+		var err error
+		if dir, err = cache.Dir("snapshots", "system"); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	bh := sha256.Sum256([]byte("base\n" + machine))
+	p.baseKey = hex.EncodeToString(bh[:])[:24]
+	ah := sha256.Sum256(append([]byte("app\nbase="+p.baseKey+"\nrun="), p.run...))
+	p.snapshotKey = hex.EncodeToString(ah[:])[:24]
+	p.base = filepath.Join(dir, "base-"+p.baseKey+".vmstate")
+	p.snapshot = filepath.Join(dir, p.snapshotKey+".vmstate")
+	return nil
+}
 
 // snapshotMeta sits beside a snapshot file (FILE.json).
 type snapshotMeta struct {
-	Key     string       `json:"key"`
-	Image   string       `json:"image"`
-	Created time.Time    `json:"created"`
-	Ready   *target.Line `json:"ready,omitempty"`
+	Key     string    `json:"key"`
+	Level   bootLevel `json:"level,omitempty"`
+	Image   string    `json:"image"`
+	Created time.Time `json:"created"`
+	// Ready is the app's ready line (app level).
+	Ready *target.Line `json:"ready,omitempty"`
+	// Net is what hil-init reported of the capture interface before the
+	// snapshot (app level: the restored guest does not report it again).
+	Net target.Info `json:"net,omitempty"`
 }
 
 func readSnapshotMeta(path string) (*snapshotMeta, error) {
@@ -66,9 +126,10 @@ func qmpRun(mon *qmp.SocketMonitor, cmd string, args any) (json.RawMessage, erro
 	return resp.Return, nil
 }
 
-// saveSnapshot stops the guest, migrates its state to a file and lets it
-// run on. The file appears under its final name only when complete.
-func (d *Device) saveSnapshot(ready target.Line) (err error) {
+// saveSnapshot stops the guest, migrates its state to path and lets it run
+// on. The file appears under its final name only when complete, its
+// metadata (meta) right after it.
+func (d *Device) saveSnapshot(path string, meta snapshotMeta) (err error) {
 	mon, err := d.qmp()
 	if err != nil {
 		return err
@@ -82,7 +143,7 @@ func (d *Device) saveSnapshot(ready target.Line) (err error) {
 			err = cerr
 		}
 	}()
-	tmp := fmt.Sprintf("%s.%d.tmp", d.p.snapshot, os.Getpid())
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
 	defer os.Remove(tmp)
 	if _, err := qmpRun(mon, "migrate", map[string]any{"uri": "exec:cat > " + shellQuote(tmp)}); err != nil {
 		return err
@@ -100,20 +161,26 @@ func (d *Device) saveSnapshot(ready target.Line) (err error) {
 		json.Unmarshal(raw, &st)
 		switch st.Status {
 		case "completed":
-			meta := snapshotMeta{Key: d.p.snapshotKey, Image: d.p.img.Ref + "@" + d.p.img.Digest.String(), Created: time.Now(), Ready: &ready}
+			meta.Image, meta.Created = d.p.img.Ref+"@"+d.p.img.Digest.String(), time.Now()
 			b, _ := json.MarshalIndent(meta, "", "  ")
-			if err := os.WriteFile(d.p.snapshot+".json.tmp", b, 0o644); err != nil {
+			// Both under names of this process's own until complete (two
+			// processes may save the same key at once: the same content,
+			// and rename is atomic). The state file lands first: a reader
+			// that finds it without its metadata yet boots without it.
+			jtmp := fmt.Sprintf("%s.json.%d.tmp", path, os.Getpid())
+			if err := os.WriteFile(jtmp, b, 0o644); err != nil {
 				return err
 			}
-			if err := os.Rename(tmp, d.p.snapshot); err != nil {
+			defer os.Remove(jtmp)
+			if err := os.Rename(tmp, path); err != nil {
 				return err
 			}
-			if err := os.Rename(d.p.snapshot+".json.tmp", d.p.snapshot+".json"); err != nil {
+			if err := os.Rename(jtmp, path+".json"); err != nil {
 				return err
 			}
 			// Over the cap, the least recently used snapshots that no
 			// other process holds make room (snapcache.go).
-			if err := d.t.capSnapshots(filepath.Dir(d.p.snapshot)); err != nil {
+			if err := d.t.capSnapshots(filepath.Dir(path)); err != nil {
 				d.emit(target.Line{Stream: target.Console, Text: "hil: snapshot cache cap: " + err.Error(), Time: time.Now()})
 			}
 			return nil

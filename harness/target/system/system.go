@@ -2,9 +2,13 @@
 // a real ARM Linux kernel under qemu-system-arm (`-M virt`, TCG, no root, no
 // KVM). A Go init (hil-init) runs the app and reports its stdout, stderr and
 // exit over a virtio serial port; the app's capture interface is a
-// virtio-net NIC whose backend is a qemustream link served by the harness.
-// After the first cold boot of an image reaches "ready", the VM is saved
-// over QMP and later boots of the same image and options restore it.
+// virtio-net NIC whose backend is a qemustream link served by the harness,
+// with receive coalescing (GRO and the like) off unless the case asks for
+// it (RunConfig.RxOffload), and its receive counters read by hil-init
+// (Device.RxCounters). Boots restore snapshots saved over QMP at two
+// levels (snapshot.go): the base, with hil-init idle before any app, for
+// any app arguments; and the app level, with the app ready, for a case
+// that matches it exactly. Info()["boot"] says cold, base or app.
 //
 // A Device is alive (target.Liveness) while three things hold: the QEMU
 // process has not exited, QEMU answers QMP query-status on a monitor of
@@ -156,17 +160,25 @@ func init() {
 	target.Register("system", func(target.Params) ([]target.Target, error) { return []target.Target{New()}, nil })
 }
 
-// guestConfig mirrors hil-init's /.hil/config.json.
+// guestConfig mirrors hil-init's /.hil/config.json: what the guest needs
+// before the app, the same for every app argument (so that one initramfs
+// and one base snapshot serve them all).
 type guestConfig struct {
-	Args     []string `json:"args"`
-	Env      []string `json:"env"`
-	Dir      string   `json:"dir"`
-	User     string   `json:"user"`
 	Iface    string   `json:"iface"`
 	Hostname string   `json:"hostname"`
 	Modules  []string `json:"modules"`
 	// Personality "linux32" runs the app under PER_LINUX32 (see machine).
 	Personality string `json:"personality,omitempty"`
+}
+
+// runCommand mirrors hil-init's "run" command: the app, sent after boot or
+// restore.
+type runCommand struct {
+	Args      []string `json:"args"`
+	Env       []string `json:"env"`
+	Dir       string   `json:"dir"`
+	User      string   `json:"user"`
+	RxOffload string   `json:"rx_offload,omitempty"`
 }
 
 // maxInitramfs bounds the initramfs cache (one per image and run config,
@@ -222,10 +234,16 @@ type plan struct {
 	ownInitramfs bool
 	initHash     string
 	appendArgs   string
-	snapshotKey  string
-	snapshot     string // file path (may not exist yet)
-	cfg          target.RunConfig
-	img          *image.Image
+	// run is hil-init's "run" command for this case.
+	run []byte
+	// snapshotKey/snapshot: the app-level snapshot (the app ready, its
+	// arguments included); baseKey/base: the base snapshot (hil-init idle,
+	// before any app). Paths may not exist yet; both empty without
+	// snapshots (snapshot.go).
+	snapshotKey, snapshot string
+	baseKey, base         string
+	cfg                   target.RunConfig
+	img                   *image.Image
 }
 
 func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfig) (*plan, error) {
@@ -268,13 +286,11 @@ func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfi
 			return nil, target.Infra(fmt.Errorf("flattening %s for the guest: %w", img.Ref, err))
 		}
 	}
-	gc := guestConfig{
-		Args:     append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...),
-		Env:      cfg.Env,
-		Dir:      cfg.WorkingDir,
-		User:     cfg.User,
-		Iface:    cfg.Iface,
-		Hostname: t.o.hostname,
+	gc := guestConfig{Iface: cfg.Iface, Hostname: t.o.hostname}
+	run, err := json.Marshal(runCommand{Args: append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...),
+		Env: cfg.Env, Dir: cfg.WorkingDir, User: cfg.User, RxOffload: cfg.RxOffload})
+	if err != nil {
+		return nil, err
 	}
 	if m.linux32 {
 		gc.Personality = "linux32"
@@ -329,67 +345,80 @@ func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfi
 	}
 
 	p := &plan{m: m, qemu: qemuBin, qemuVersion: qv, kernel: k, initramfs: ir, ownInitramfs: ownIR, initHash: initHash,
-		appendArgs: appendArgs, cfg: cfg, img: img}
+		appendArgs: appendArgs, run: run, cfg: cfg, img: img}
 	if t.o.snapshots {
-		sh := sha256.New()
-		// The machine is part of the saved state: a snapshot restores only
-		// into the emulator, machine, CPU and memory it was taken on, so
-		// every board gets its own.
-		fmt.Fprintf(sh, "ir=%s\nappend=%s\nqemu=%s\nmem=%d\ncpus=%d\n", irKey, appendArgs, qv, m.memoryMB, t.o.cpus)
-		fmt.Fprintf(sh, "emulator=%s\nmachine=%s\ncpu=%s\n", qemuBin, m.machine, m.cpu)
-		p.snapshotKey = hex.EncodeToString(sh.Sum(nil))[:24]
-		dir := t.o.snapshotDir
-		if dir == "" {
-			if dir, err = cache.Dir("snapshots", "system"); err != nil {
-				return nil, target.Infra(err)
-			}
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		// What the machine is: everything QEMU is started with. A snapshot
+		// restores only into the emulator, machine, CPU and memory it was
+		// taken on, so every board gets its own.
+		machine := fmt.Sprintf("ir=%s\nappend=%s\nqemu=%s\nmem=%d\ncpus=%d\nemulator=%s\nmachine=%s\ncpu=%s\n",
+			irKey, appendArgs, qv, m.memoryMB, t.o.cpus, qemuBin, m.machine, m.cpu)
+		if err := t.snapshotPaths(p, machine); err != nil {
 			return nil, target.Infra(err)
 		}
-		p.snapshot = filepath.Join(dir, p.snapshotKey+".vmstate")
 	}
 	return p, nil
 }
 
-// Boot boots img and starts its app: from a snapshot when one matches,
-// else cold. It returns once the app has started (cold) or the restored
-// guest answered (warm).
+// Boot boots img and starts its app: from the app-level snapshot when one
+// matches the case exactly (same app arguments and environment; the app's
+// ready line is replayed), else from the base snapshot of the image (hil-init
+// idle, the app started after the restore with the case's own arguments),
+// else cold. It returns once the app has started (cold, base) or the
+// restored guest answered (app).
 func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (target.Device, error) {
 	p, err := t.plan(ctx, img, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if p.snapshot != "" {
-		// Held (and marked used) until the restore is done: no other
-		// process removes it meanwhile (snapcache.go).
-		if meta, release, err := holdSnapshot(p.snapshot); err == nil {
-			// A failed restore must not delete a private initramfs that
-			// the cold fallback still needs.
-			warm := *p
-			warm.ownInitramfs = false
-			activity.Report(ctx, "restoring the guest from its snapshot (%s)", p.snapshotKey)
-			d, err := t.start(ctx, &warm, meta)
-			release()
-			if err == nil {
-				warm.ownInitramfs = p.ownInitramfs
-				return d, nil
-			}
-			var killed *restoreKilledError
-			if ctx.Err() != nil || errors.As(err, &killed) {
-				if p.ownInitramfs {
-					os.Remove(p.initramfs)
-				}
-				return nil, err
-			}
-			// A snapshot that does not restore is stale: drop it, boot cold.
-			dropSnapshot(p.snapshot)
+	for _, lv := range []struct {
+		level bootLevel
+		path  string
+	}{{bootApp, p.snapshot}, {bootBase, p.base}} {
+		if lv.path == "" {
+			continue
+		}
+		d, err := t.restore(ctx, p, lv.level, lv.path)
+		if d != nil || err != nil {
+			return d, err
 		}
 	}
 	if p.snapshot != "" {
-		activity.Report(ctx, "booting the kernel %s cold (a snapshot taken at ready makes the next boot warm)", p.kernel.Release)
+		activity.Report(ctx, "booting the kernel %s cold (snapshots taken at hil-init idle and at ready make the next boots warm)", p.kernel.Release)
 	} else {
 		activity.Report(ctx, "booting the kernel %s", p.kernel.Release)
 	}
-	return t.start(ctx, p, nil)
+	return t.start(ctx, p, bootCold, nil)
+}
+
+// restore boots p from the snapshot at path. It returns no device and no
+// error when there is no such snapshot or it did not restore (then it is
+// dropped as stale, and the caller goes on to the next level).
+func (t *Target) restore(ctx context.Context, p *plan, level bootLevel, path string) (target.Device, error) {
+	// Held (and marked used) until the restore is done: no other process
+	// removes it meanwhile (snapcache.go).
+	meta, release, err := holdSnapshot(path)
+	if err != nil {
+		return nil, nil
+	}
+	// A failed restore must not delete a private initramfs that the next
+	// level still needs.
+	warm := *p
+	warm.ownInitramfs = false
+	activity.Report(ctx, "restoring the guest from its %s snapshot (%s)", level, filepath.Base(path))
+	d, err := t.start(ctx, &warm, level, meta)
+	release()
+	if err == nil {
+		warm.ownInitramfs = p.ownInitramfs
+		return d, nil
+	}
+	var killed *restoreKilledError
+	if ctx.Err() != nil || errors.As(err, &killed) {
+		if p.ownInitramfs {
+			os.Remove(p.initramfs)
+		}
+		return nil, err
+	}
+	// A snapshot that does not restore is stale: drop it.
+	dropSnapshot(path)
+	return nil, nil
 }

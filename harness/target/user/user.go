@@ -173,6 +173,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	d.status.Set("netns", l.NetNSPath())
 	d.status.Set("host_iface", l.HostIface())
 	d.status.Set("iface", iface)
+	imgrun.CoalescingOff(d.status, l)
 
 	d.lines = imgrun.NewLines(d.status.Observe)
 	outR, outW, err := os.Pipe()
@@ -279,6 +280,7 @@ var (
 	_ target.CapabilityReporter = (*Device)(nil)
 	_ target.Liveness           = (*Device)(nil)
 	_ target.GapReporter        = (*Device)(nil)
+	_ target.DeliveryCounter    = (*Device)(nil)
 )
 
 // Output streams the app's stdout and stderr lines.
@@ -335,6 +337,14 @@ func (d *Device) Wait(ctx context.Context) (target.Exit, error) { return d.statu
 // Info describes the device: mode, emulator and version, capture support,
 // program, user, namespace, boot time.
 func (d *Device) Info() target.Info { return d.status.Info() }
+
+// RxCounters reads the receive counters of the app's end of the veth pair.
+func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
+	if d.link == nil {
+		return link.Counters{}, errors.New("the app has no interface (it ended before hil made one)")
+	}
+	return d.link.Counters()
+}
 
 // Close kills the app's process group, then removes the veth pair and the
 // namespace.

@@ -5,6 +5,7 @@ package agent
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -14,18 +15,33 @@ import (
 
 	"github.com/hilproject/hil/harness/link/framed"
 	"github.com/hilproject/hil/harness/link/veth"
+	"github.com/hilproject/hil/internal/ethtool"
 )
 
 // Main runs the agent with args (without the program name) and returns the
 // process exit status.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: hil-agent pause | link [--iface NAME] [--mtu N]")
+		fmt.Fprintln(stderr, "usage: hil-agent pause | link [--iface NAME] [--mtu N] | netinfo [--iface NAME]")
 		return 2
 	}
 	switch args[0] {
 	case "pause":
 		return pause(ctx)
+	case "netinfo":
+		fs := flag.NewFlagSet("netinfo", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		iface := fs.String("iface", "eth0", "name of the app's interface")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		ni, err := ReadNetInfo(*iface)
+		if err != nil {
+			fmt.Fprintln(stderr, "hil-agent:", err)
+			return 1
+		}
+		json.NewEncoder(stdout).Encode(ni)
+		return 0
 	case "link":
 		fs := flag.NewFlagSet("link", flag.ContinueOnError)
 		fs.SetOutput(stderr)
@@ -40,9 +56,23 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		}
 		return 0
 	default:
-		fmt.Fprintf(stderr, "hil-agent: unknown command %q: expected pause or link\n", args[0])
+		fmt.Fprintf(stderr, "hil-agent: unknown command %q: expected pause, link or netinfo\n", args[0])
 		return 2
 	}
+}
+
+// ReadNetInfo reads iface, a veth end in this namespace whose other end is
+// here too (as `link` makes it).
+func ReadNetInfo(iface string) (NetInfo, error) {
+	fs, err := ethtool.Get(iface)
+	if err != nil {
+		return NetInfo{}, err
+	}
+	c, err := veth.CountersOf("/proc/self/ns/net", iface)
+	if err != nil {
+		return NetInfo{}, err
+	}
+	return NetInfo{RxOffload: fs.Coalescing(), Features: fs.CoalescingState(), Counters: c}, nil
 }
 
 // pause holds the container (and so its network namespace) until told to
@@ -63,6 +93,12 @@ func relay(ctx context.Context, iface string, mtu int, stdin io.Reader, stdout i
 		return fmt.Errorf("creating %s: %w", iface, err)
 	}
 	defer l.Close()
+	// Every frame the harness sends is one frame the app captures: receive
+	// coalescing off on the app's end, as hil does on every target (netinfo
+	// reads it back for the device facts).
+	if _, err := l.SetAppFeatures(ethtool.CoalescingOff()); err != nil {
+		return fmt.Errorf("turning receive coalescing off on %s: %w", iface, err)
+	}
 
 	// Both directions write to stdout: frames from the app, and echoes of
 	// the harness's sync markers.

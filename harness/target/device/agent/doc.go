@@ -5,6 +5,8 @@
 //
 //	hil-agent pause                    hold the namespace until SIGTERM
 //	hil-agent link [--iface eth0]      create the app's interface and relay frames
+//	hil-agent netinfo [--iface eth0]   print the interface's receive coalescing
+//	                                   and counters as JSON (NetInfo)
 //
 // `link` makes a veth pair inside the namespace: the app end gets the
 // scenario's interface name, the agent writes fixture frames on the other end

@@ -2,14 +2,29 @@
 
 // Command hil-init is PID 1 inside hil's system-target guests. It prepares a
 // minimal Linux userland around the image's rootfs (mounts, NIC modules,
-// interface name, hostname), runs the app with the image config, and reports
-// to the harness over a virtio serial port, separate from the kernel console:
+// interface name, hostname, receive coalescing off), waits for the harness
+// to say what to run, runs the app, and reports to the harness over a
+// virtio serial port, separate from the kernel console:
 //
-//	guest → harness: "hello <version>", "started <pid> <unixnano>",
-//	                 "out <text>", "err <text>", "exit <code>",
-//	                 "signal <name>", "fail <text>", "pong", "beat"
-//	harness → guest: "signal <number>", "time <unixnano>", "ping",
-//	                 "poweroff"
+//	guest → harness: "hello <version>", "net <json>", "idle",
+//	                 "started <pid> <unixnano>", "out <text>", "err <text>",
+//	                 "exit <code>", "signal <name>", "fail <text>", "pong",
+//	                 "beat", "stats <seq> <json>"
+//	harness → guest: "run <json>", "signal <number>", "time <unixnano>",
+//	                 "ping", "stats <seq>", "poweroff"
+//
+// "idle" says the guest is ready for its app: kernel, modules, report port
+// and network are up and nothing of the app has run. The harness may
+// snapshot the VM there (the base snapshot, one per image, kernel and init)
+// and restore it for any app arguments: the app's argv, environment,
+// working directory, user and receive-offload mode come with "run", after
+// the restore, never from the initramfs or the kernel command line.
+//
+// "net" reports the capture interface's receive-coalescing features as
+// read back after setting them (off by default, so that every frame sent is
+// one frame captured; "gro" on request), "stats" its receive counters
+// (sysfs) and, with gro, what a capture on it sees (two counting packet
+// sockets).
 //
 // "beat" comes every beatInterval from the moment the port is open: the
 // harness takes any line as a sign of life and calls a guest that gave
@@ -17,8 +32,9 @@
 // itself still runs. The beat loop is part of the guest's memory, so a
 // snapshot restored later beats on by itself.
 //
-// It uses only the standard library so that the harness can build it on
-// demand with nothing but the Go toolchain.
+// It uses only the standard library (and hil's stdlib-only ethtool package)
+// so that the harness can build it on demand with nothing but the Go
+// toolchain.
 package main
 
 import (
@@ -36,9 +52,11 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/hilproject/hil/internal/ethtool"
 )
 
-const version = "2"
+const version = "3"
 
 // beatInterval is how often hil-init tells the harness it is alive. A
 // beat wakes the idle guest, which under TCG costs QEMU about 4 ms of host
@@ -47,12 +65,9 @@ const version = "2"
 // only after 3 s without a sign, so 200 ms leaves a wide margin.
 const beatInterval = 200 * time.Millisecond
 
-// config is /.hil/config.json, written by the harness's initramfs builder.
+// config is /.hil/config.json, written by the harness's initramfs builder:
+// what the guest needs before the app, the same for every app argument.
 type config struct {
-	Args     []string `json:"args"`
-	Env      []string `json:"env"`
-	Dir      string   `json:"dir"`
-	User     string   `json:"user"`
 	Iface    string   `json:"iface"`
 	Hostname string   `json:"hostname"`
 	Modules  []string `json:"modules"` // load order, paths inside the rootfs
@@ -60,6 +75,16 @@ type config struct {
 	// userland on a 64-bit kernel as a 32-bit Raspberry Pi OS runs it
 	// (uname -m says armv8l, not aarch64).
 	Personality string `json:"personality,omitempty"`
+}
+
+// runConfig comes with "run": the app and how its interface delivers.
+type runConfig struct {
+	Args []string `json:"args"`
+	Env  []string `json:"env"`
+	Dir  string   `json:"dir"`
+	User string   `json:"user"`
+	// RxOffload: "off" (default) or "gro".
+	RxOffload string `json:"rx_offload"`
 }
 
 var (
@@ -151,10 +176,236 @@ func main() {
 	syscall.Sethostname([]byte(hostname))
 	os.WriteFile("/proc/sys/net/ipv6/conf/all/disable_ipv6", []byte("1"), 0)
 	os.WriteFile("/proc/sys/net/ipv6/conf/default/disable_ipv6", []byte("1"), 0)
-	if err := setupNet(cfg.Iface); err != nil {
+	iface := cfg.Iface
+	if iface == "" {
+		iface = "eth0"
+	}
+	if err := setupNet(iface); err != nil {
 		fail("setting up the network: %v", err)
 	}
-	run(cfg)
+	countIface = iface
+	if err := setOffload(iface, "off"); err != nil {
+		fail("%v", err)
+	}
+	report("idle", "")
+	rc := <-runCh
+	// Set (gro) or read back (off, as set above: a restored base snapshot
+	// says so again) for this app, and reported with it.
+	if rc.RxOffload == "" {
+		rc.RxOffload = "off"
+	}
+	if err := setOffload(iface, rc.RxOffload); err != nil {
+		exitWith(126, err.Error())
+	}
+	if rc.RxOffload == "gro" {
+		if err := openCounters(iface); err != nil {
+			exitWith(126, fmt.Sprintf("opening the frame counters on %s: %v", iface, err))
+		}
+	}
+	run(rc, cfg.Personality)
+}
+
+// runCh carries the first "run" command to main.
+var (
+	runCh   = make(chan runConfig, 1)
+	runOnce sync.Once
+)
+
+// netReport is the "net" line.
+type netReport struct {
+	Iface string `json:"iface"`
+	// RxOffload is "off" when no receive coalescing is active (read back),
+	// else the names of those that are.
+	RxOffload string `json:"rx_offload"`
+	Features  string `json:"features"`
+	MTU       int    `json:"mtu"`
+	// EthtoolUS is what setting and reading back the features took.
+	EthtoolUS int64 `json:"ethtool_us"`
+	// BootMS is the time since the kernel started (CLOCK_BOOTTIME).
+	BootMS int64 `json:"boot_ms"`
+}
+
+// offSet: coalescing was set off once (at boot).
+var offSet bool
+
+// setOffload sets the interface's receive coalescing: "off" turns every
+// kind off, "gro" turns GRO on (the rest off), as a board whose NIC driver
+// does GRO. The state is read back and reported; a mismatch is an error.
+func setOffload(iface, mode string) error {
+	t0 := time.Now()
+	want := ethtool.CoalescingOff()
+	switch mode {
+	case "off":
+	case "gro":
+		want["rx-gro"] = true
+	default:
+		return fmt.Errorf("rx_offload %q: expected off or gro", mode)
+	}
+	var fs ethtool.Features
+	var err error
+	if mode == "off" && offSet {
+		// Already set at boot: read back only.
+		if fs, err = ethtool.Get(iface); err == nil && fs.Coalescing() != "off" {
+			err = fmt.Errorf("receive coalescing is on again: %s", fs.CoalescingState())
+		}
+	} else {
+		fs, err = ethtool.Set(iface, want)
+		offSet = mode == "off"
+	}
+	if err != nil {
+		return fmt.Errorf("setting receive offload %s on %s: %v", mode, iface, err)
+	}
+	nr := netReport{Iface: iface, RxOffload: fs.Coalescing(), Features: fs.CoalescingState(), MTU: readInt("/sys/class/net/" + iface + "/mtu"),
+		EthtoolUS: time.Since(t0).Microseconds(), BootMS: bootTime().Milliseconds()}
+	b, _ := json.Marshal(nr)
+	report("net", string(b))
+	return nil
+}
+
+func bootTime() time.Duration {
+	var ts syscall.Timespec
+	const clockBoottime = 7
+	syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockBoottime, uintptr(unsafe.Pointer(&ts)), 0)
+	return time.Duration(ts.Nano())
+}
+
+func readInt(path string) int {
+	b, _ := os.ReadFile(path)
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
+}
+
+func readUint(path string) uint64 {
+	b, _ := os.ReadFile(path)
+	n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	return n
+}
+
+// The counting sockets: packet sockets on the interface whose filters
+// keep one byte of each received frame (all frames; frames longer than the
+// MTU allows) and that are never read. The kernel counts every frame a
+// filter passes (PACKET_STATISTICS: queued plus dropped), which is what a
+// capture on the interface sees, after any coalescing; a tiny receive
+// buffer keeps what they hold to a frame or two.
+//
+// Each is one more receiver of every frame in the guest's softirq, which
+// costs on TCG: with them open, the app's capture of a 100k-frame burst
+// fell seconds behind (pcapwatch had read 73-98% of it 3 s after QEMU
+// took the last frame; without them, all of it). So they are opened only
+// with receive coalescing on (rx_offload gro), where what a capture sees
+// differs from what the interface received and is what the step's stats
+// must show. With coalescing off (read back with ethtool), a capture sees
+// each frame received: "stats" says seen -1 (not counted).
+var (
+	countMu              sync.Mutex
+	countIface           string
+	countAll, countOver  = -1, -1 // open with rx_offload gro only
+	seenAll, seenOverMTU int64
+)
+
+const (
+	solPacket        = 263
+	packetStatistics = 6
+	ethPAll          = 0x0003
+	skfAdPkttype     = 0xfffff004 // SKF_AD_OFF + SKF_AD_PKTTYPE
+	packetOutgoing   = 4
+)
+
+// openCounters opens the counting sockets on iface (rx_offload gro).
+func openCounters(iface string) error {
+	idx, err := ifIndex(iface)
+	if err != nil {
+		return err
+	}
+	limit := uint32(readInt("/sys/class/net/"+iface+"/mtu") + 14 + 4)
+	ldType := syscall.SockFilter{Code: syscall.BPF_LD | syscall.BPF_W | syscall.BPF_ABS, K: skfAdPkttype}
+	all := []syscall.SockFilter{
+		ldType,
+		{Code: syscall.BPF_JMP | syscall.BPF_JEQ | syscall.BPF_K, K: packetOutgoing, Jt: 1},
+		{Code: syscall.BPF_RET | syscall.BPF_K, K: 1},
+		{Code: syscall.BPF_RET | syscall.BPF_K, K: 0},
+	}
+	over := []syscall.SockFilter{
+		ldType,
+		{Code: syscall.BPF_JMP | syscall.BPF_JEQ | syscall.BPF_K, K: packetOutgoing, Jt: 3},
+		{Code: syscall.BPF_LD | syscall.BPF_W | syscall.BPF_LEN},
+		{Code: syscall.BPF_JMP | syscall.BPF_JGT | syscall.BPF_K, K: limit, Jf: 1},
+		{Code: syscall.BPF_RET | syscall.BPF_K, K: 1},
+		{Code: syscall.BPF_RET | syscall.BPF_K, K: 0},
+	}
+	open := func(prog []syscall.SockFilter) (int, error) {
+		fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, int(htons(ethPAll)))
+		if err != nil {
+			return -1, err
+		}
+		syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1)
+		fp := syscall.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+		if _, _, e := syscall.Syscall6(syscall.SYS_SETSOCKOPT, uintptr(fd), syscall.SOL_SOCKET, syscall.SO_ATTACH_FILTER,
+			uintptr(unsafe.Pointer(&fp)), unsafe.Sizeof(fp), 0); e != 0 {
+			syscall.Close(fd)
+			return -1, fmt.Errorf("attaching the filter: %v", e)
+		}
+		if err := syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: htons(ethPAll), Ifindex: idx}); err != nil {
+			syscall.Close(fd)
+			return -1, err
+		}
+		return fd, nil
+	}
+	fa, err := open(all)
+	if err != nil {
+		return err
+	}
+	fo, err := open(over)
+	if err != nil {
+		syscall.Close(fa)
+		return err
+	}
+	countMu.Lock()
+	countAll, countOver = fa, fo
+	countMu.Unlock()
+	return nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// packetStats reads and resets a counting socket's count.
+func packetStats(fd int) int64 {
+	var st struct{ packets, drops uint32 }
+	l := uint32(unsafe.Sizeof(st))
+	if _, _, e := syscall.Syscall6(syscall.SYS_GETSOCKOPT, uintptr(fd), solPacket, packetStatistics,
+		uintptr(unsafe.Pointer(&st)), uintptr(unsafe.Pointer(&l)), 0); e != 0 {
+		return 0
+	}
+	// tp_packets already includes tp_drops.
+	return int64(st.packets)
+}
+
+// counters is the "stats" answer (link.Counters on the host side).
+type counters struct {
+	Iface       string `json:"iface"`
+	RxPackets   uint64 `json:"rx_packets"`
+	RxBytes     uint64 `json:"rx_bytes"`
+	RxDropped   uint64 `json:"rx_dropped"`
+	Seen        int64  `json:"seen"`
+	SeenOverMTU int64  `json:"seen_over_mtu"`
+}
+
+func readCounters() counters {
+	countMu.Lock()
+	defer countMu.Unlock()
+	// The interface's counters first, what the capture saw after: a frame
+	// is counted as received before it is passed up, so read in this order
+	// a quiet interface never shows more received than seen.
+	dir := "/sys/class/net/" + countIface + "/statistics/"
+	c := counters{Iface: countIface, RxPackets: readUint(dir + "rx_packets"), RxBytes: readUint(dir + "rx_bytes"),
+		RxDropped: readUint(dir+"rx_dropped") + readUint(dir+"rx_errors") + readUint(dir+"rx_missed_errors")}
+	c.Seen, c.SeenOverMTU = -1, -1
+	if countAll >= 0 {
+		seenAll += packetStats(countAll)
+		seenOverMTU += packetStats(countOver)
+		c.Seen, c.SeenOverMTU = seenAll, seenOverMTU
+	}
+	return c
 }
 
 // heartbeat reports "beat" every beatInterval for as long as the guest
@@ -265,15 +516,22 @@ func handle(cmd string) {
 		}
 	case "poweroff":
 		closeOnce.Do(func() { close(powerOff) })
+	case "run":
+		var rc runConfig
+		if err := json.Unmarshal([]byte(arg), &rc); err != nil {
+			report("fail", fmt.Sprintf("parsing the run command: %v", err))
+			return
+		}
+		runOnce.Do(func() { runCh <- rc })
+	case "stats":
+		b, _ := json.Marshal(readCounters())
+		report("stats", arg+" "+string(b))
 	}
 }
 
 func setupNet(iface string) error {
 	if err := ifUp("lo"); err != nil {
 		return fmt.Errorf("bringing lo up: %w", err)
-	}
-	if iface == "" {
-		iface = "eth0"
 	}
 	deadline := time.Now().Add(3 * time.Second)
 	for {
@@ -329,6 +587,15 @@ func ifUp(name string) error {
 	return ioctlIf(syscall.SIOCSIFFLAGS, &r)
 }
 
+func ifIndex(name string) (int, error) {
+	var r ifreq
+	copy(r.Name[:], name)
+	if err := ioctlIf(syscall.SIOCGIFINDEX, &r); err != nil {
+		return 0, fmt.Errorf("the index of %s: %w", name, err)
+	}
+	return int(*(*int32)(unsafe.Pointer(&r.Data[0]))), nil
+}
+
 func ifRename(from, to string) error {
 	if len(to) > 15 {
 		return fmt.Errorf("interface name %q longer than 15 bytes", to)
@@ -339,7 +606,7 @@ func ifRename(from, to string) error {
 	return ioctlIf(syscall.SIOCSIFNAME, &r)
 }
 
-func run(cfg config) {
+func run(cfg runConfig, personality string) {
 	if len(cfg.Args) == 0 {
 		fail("the image config gives no entrypoint or cmd to run")
 	}
@@ -389,7 +656,7 @@ func run(cfg config) {
 			report(kind, sc.Text())
 		}
 	}
-	if err := startApp(cmd, cfg.Personality); err != nil {
+	if err := startApp(cmd, personality); err != nil {
 		// The kernel's own words (e.g. ENOENT when the ELF interpreter is
 		// missing), as a shell would print them.
 		exitWith(127, fmt.Sprintf("exec %s: %v", argv0, err))

@@ -82,7 +82,7 @@ echo "latest before: $latest_before"
 rm -rf "$REPORTS/good"
 set +e
 run "$HIL" gate --image "$repo:candidate" --scenarios scenarios --target "$TARGET" \
-  --platforms linux/arm/v7 --promote latest --report "$REPORTS/good"
+  --platform linux/arm/v7 --promote latest --report "$REPORTS/good"
 rc_good=$?
 set -e
 latest_good=$(digest_of "$repo:latest")
@@ -95,7 +95,7 @@ echo "latest before: $latest_good"
 rm -rf "$REPORTS/old-glibc"
 set +e
 run "$HIL" gate --image "$repo:candidate" --scenarios scenarios --target "$TARGET" \
-  --platforms linux/arm/v7 --promote latest --report "$REPORTS/old-glibc"
+  --platform linux/arm/v7 --promote latest --report "$REPORTS/old-glibc"
 rc_bad=$?
 set -e
 latest_bad=$(digest_of "$repo:latest")
@@ -108,7 +108,7 @@ echo "pushed $IMAGES/pcapwatch-rs as $rsrepo:candidate ($rscand)"
 rm -rf "$REPORTS/pcapwatch-rs"
 set +e
 run "$HIL" gate --image "$rsrepo:candidate" --scenarios scenarios --target "$TARGET" \
-  --platforms linux/arm/v7 --promote latest --report "$REPORTS/pcapwatch-rs"
+  --platform linux/arm/v7 --promote latest --report "$REPORTS/pcapwatch-rs"
 rc_rs=$?
 set -e
 rs_latest=$(digest_of "$rsrepo:latest")
@@ -120,7 +120,7 @@ echo "pushed $IMAGES/rs-no-deps as $rsrepo:candidate ($rsbad)"
 rm -rf "$REPORTS/rs-no-deps"
 set +e
 run "$HIL" gate --image "$rsrepo:candidate" --scenarios scenarios --target "$TARGET" \
-  --platforms linux/arm/v7 --promote latest --report "$REPORTS/rs-no-deps"
+  --platform linux/arm/v7 --promote latest --report "$REPORTS/rs-no-deps"
 rc_rsbad=$?
 set -e
 rs_latest_bad=$(digest_of "$rsrepo:latest")

@@ -175,7 +175,7 @@ func checkFlags(t *testing.T, file, text string) {
 	t.Helper()
 	known := map[string]bool{}
 	root := testenv.RepoRoot(t)
-	for _, f := range []string{"gate.go", "run.go", "report.go", "watch.go", "rollback.go"} {
+	for _, f := range []string{"flags.go", "gate.go", "run.go", "report.go", "watch.go", "rollback.go"} {
 		src, err := os.ReadFile(filepath.Join(root, "cmd", "hil", f))
 		if err != nil {
 			t.Fatal(err)

@@ -1,6 +1,6 @@
 # hil: the two commands of the quick start are `make demo` and `make test`.
 # Each installs what it needs on its first run (Debian packages, the armhf
-# runtime packages, the ARM kernel) and caches downloads under
+# runtime packages, the ARM kernels) and caches downloads under
 # $(HIL_CACHE) so that later runs are offline and fast.
 
 SHELL      := /bin/bash
@@ -15,7 +15,7 @@ HIL        := $(BUILD)/hil
 COMMIT     ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo .dirty)
 export HIL_CACHE
 
-.PHONY: all deps hil images kernel demo test vet bench fmt clean
+.PHONY: all deps hil images kernel demo test test-boards vet bench fmt clean
 
 all: hil
 
@@ -30,10 +30,13 @@ hil:
 images: deps
 	$(GO) run ./images/build --out $(IMAGES)
 
-# Debian's armmp kernel for the system target, resolved through apt,
-# sha256-checked and cached (a later run only re-reads the package lists).
+# Debian's kernels for the system target, resolved through apt,
+# sha256-checked and cached (a later run only re-reads the package lists):
+# armmp for qemu-system-arm (virt, pi2) and arm64 for qemu-system-aarch64
+# (the 64-bit boards: pi02w, pi3b+, pi4, pi5, and linux/arm64 images).
 kernel: deps hil
-	$(HIL) kernel fetch
+	$(HIL) kernel fetch --arch armhf
+	$(HIL) kernel fetch --arch arm64
 
 demo: deps images kernel hil
 	@scripts/demo.sh
@@ -68,6 +71,16 @@ test: deps images kernel vet
 	if [ -f $(FAULT_TABLE) ]; then echo; cat $(FAULT_TABLE); fi; \
 	if [ -f $(TEST_JSON) ]; then echo; echo "slowest tests (over 20 s):"; $(GOTESTSUM) tool slowest --jsonfile $(TEST_JSON) --threshold 20s | head -30; fi; \
 	exit $$rc
+
+# The board matrix cell by cell (make test boots the system target for a
+# representative cell per board; this boots it for every cell QEMU models)
+# and every bundled scenario on the system target as each board QEMU models.
+BOARDS_QEMU := pi2,pi3b+,pi4/32,pi4/64
+
+test-boards: deps images kernel
+	HIL_IMAGES=$(IMAGES) $(GO) test -count=1 -timeout 30m -tags boardmatrix -run 'TestBoardMatrix|TestBundledScenarioOnBoards' ./harness
+	HIL_IMAGE=oci:$(IMAGES)/pcapwatch HIL_TARGETS=system HIL_BOARDS=$(BOARDS_QEMU) HIL_REPORT_DIR=$(BUILD)/report-boards \
+	  $(GO) test -count=1 -timeout 30m -run TestHIL . -args -ginkgo.label-filter='!broken'
 
 bench: deps images kernel hil
 	@for s in scripts/bench/*.sh; do echo "== $$s"; HIL_IMAGES=$(IMAGES) HIL=$(HIL) bash "$$s" || exit 1; done

@@ -4,8 +4,9 @@
 // `ginkgo --label-filter='capture && !performance' -p` works. It tests
 // HIL_IMAGE (default: the bundled sample in HIL_IMAGES, default
 // build/images); HIL_TARGETS, HIL_PLATFORMS, HIL_DEVICES, HIL_DEVICE,
-// HIL_INSECURE, HIL_SHARD and HIL_TIMINGS change what runs (see
-// harness.ConfigFromEnv) and the reports go to HIL_REPORT_DIR (default
+// HIL_INSECURE, HIL_SHARD, HIL_TIMINGS and HIL_BOARDS (every case as each
+// board, labelled board:NAME; HIL_BOARD_PROFILES adds profiles) change what
+// runs (see harness.ConfigFromEnv) and the reports go to HIL_REPORT_DIR (default
 // build/report). samples_test.go adds the other sample images and the
 // broken variants that must fail for the right reason.
 package hil_test

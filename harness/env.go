@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/registry"
 	"github.com/hilproject/hil/harness/scenario"
@@ -21,11 +22,16 @@ const (
 	EnvInsecure  = "HIL_INSECURE"  // non-empty: plain HTTP to a loopback registry
 	EnvShard     = "HIL_SHARD"     // i/n: only that part of the cases
 	EnvTimings   = "HIL_TIMINGS"   // with HIL_SHARD: results.json (or report dir) of an earlier run
+	EnvBoards    = "HIL_BOARDS"    // comma-separated boards every case runs as (pi2,pi3b+,pi4/64)
+	// EnvBoardProfiles is a board profile file adding to the built-in
+	// table, for HIL_BOARDS and the scenarios' boards:.
+	EnvBoardProfiles = "HIL_BOARD_PROFILES"
 )
 
 // ConfigFromEnv is base with what the HIL_* variables set replacing its
 // fields: HIL_IMAGE, HIL_TARGETS, HIL_PLATFORMS, HIL_DEVICES, HIL_DEVICE,
-// HIL_INSECURE, HIL_SHARD and HIL_TIMINGS (see the Env constants). A
+// HIL_INSECURE, HIL_SHARD, HIL_TIMINGS, HIL_BOARDS and HIL_BOARD_PROFILES
+// (see the Env constants). A
 // variable that is set but wrong (a shard that is not i/n, timings that
 // do not read) is an error; one that is not set leaves base alone.
 func ConfigFromEnv(base Config) (Config, error) {
@@ -47,6 +53,24 @@ func ConfigFromEnv(base Config) (Config, error) {
 	}
 	if os.Getenv(EnvInsecure) != "" {
 		cfg.ImageOptions = append(append([]image.Option{}, cfg.ImageOptions...), image.WithRegistry(registry.New(registry.WithInsecure())))
+	}
+	if f := os.Getenv(EnvBoardProfiles); f != "" {
+		cat, err := board.Builtin().WithFile(f)
+		if err != nil {
+			return cfg, fmt.Errorf("%s: %w", EnvBoardProfiles, err)
+		}
+		cfg.BoardCatalog = cat
+	}
+	if v := os.Getenv(EnvBoards); v != "" {
+		cat := cfg.BoardCatalog
+		if cat == nil {
+			cat = board.Builtin()
+		}
+		bs, err := cat.LookupList(v)
+		if err != nil {
+			return cfg, fmt.Errorf("%s: %w", EnvBoards, err)
+		}
+		cfg.Boards = bs
 	}
 	shard, timings := os.Getenv(EnvShard), os.Getenv(EnvTimings)
 	if shard == "" && timings != "" {

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/scenario"
 	"github.com/hilproject/hil/harness/startup"
@@ -47,6 +50,13 @@ func (i *Image) Ref() string { return i.Artifact.Ref }
 
 // Digest is what the reference resolved to.
 func (i *Image) Digest() string { return i.Artifact.Digest.String() }
+
+// Platforms lists the image's platforms in index order (the runner plans
+// what each board pulls from them).
+func (i *Image) Platforms() []v1.Platform { return i.Artifact.Platforms() }
+
+// Single reports whether the image is one manifest rather than an index.
+func (i *Image) Single() bool { return i.Artifact.Index() == nil }
 
 // Image returns one platform's image and its flattened rootfs, flattening
 // at most once per platform. A platform the image lacks, layers that try
@@ -93,6 +103,7 @@ func StaticCheck() scenario.StaticChecker {
 			Cmd:        cfg.Cmd,
 			Env:        cfg.Env,
 			WorkingDir: cfg.WorkingDir,
+			Board:      cfg.Board,
 		})
 		if err != nil {
 			return "", nil, err
@@ -133,6 +144,15 @@ type Config struct {
 	Targets []string
 	// Platforms, when set, replace every scenario's platform list.
 	Platforms []string
+	// Boards, when set, are the boards every scenario runs as (a scenario
+	// with boards: runs as those of them it lists): each board's case runs
+	// the manifest its engine pulls, held to its instruction set, on the
+	// targets' model of the board. Planning what each board pulls opens
+	// the image (LoadSuite).
+	Boards []board.Board
+	// BoardCatalog resolves the scenarios' boards: names (default: the
+	// built-in profiles; a catalog with a profile file's boards).
+	BoardCatalog *board.Catalog
 	// Retries of infra errors per case (default 1).
 	Retries *int
 	// Progress, when set, receives every case and step event.
@@ -192,6 +212,9 @@ func newRunner(ctx context.Context, cfg Config, ts []target.Target) (*scenario.R
 	}
 	if len(cfg.Platforms) > 0 {
 		opts = append(opts, scenario.WithPlatforms(cfg.Platforms...))
+	}
+	if len(cfg.Boards) > 0 {
+		opts = append(opts, scenario.WithBoards(cfg.Boards...))
 	}
 	if cfg.Retries != nil {
 		opts = append(opts, scenario.WithRetries(*cfg.Retries))

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/scenario"
 	"github.com/hilproject/hil/harness/target"
 )
@@ -26,6 +27,9 @@ type Suite struct {
 	planned   []scenario.Case
 	cases     []scenario.Case
 
+	// plannedDigest is the image's digest when boards were planned on it.
+	plannedDigest string
+
 	once   sync.Once
 	runner *scenario.Runner
 	img    *Image
@@ -35,15 +39,23 @@ type Suite struct {
 // LoadSuite loads cfg.Scenarios (a file with errors stops everything, with
 // file:line:column of each problem), makes cfg's targets (by their
 // registered names, with the board inventory and selection) and plans the
-// cases with scenario.PlanCases, the runner's own planner: each
+// cases with the runner's own planner (scenario.Planner): each
 // scenario's targets that cfg has (T also matches the board instances
-// T@NAME) × its platforms, or cfg.Platforms. With cfg.Shard only that
-// shard's cases are the suite's Cases. Nothing is opened or booted.
+// T@NAME) × its platforms, or cfg.Platforms; or, with boards (cfg.Boards
+// or a scenario's boards:), × each board on the manifest its engine
+// pulls. With cfg.Shard only that shard's cases are the suite's Cases.
+// Nothing is booted; the image is opened only when boards need planning
+// (what each board pulls depends on the image's platforms), and the
+// runner then refuses another digest than the one planned on.
 func LoadSuite(cfg Config) (*Suite, error) {
 	if len(cfg.Scenarios) == 0 {
 		return nil, errors.New("no scenarios given")
 	}
-	scs, err := scenario.LoadFiles(cfg.Scenarios)
+	var popts []scenario.ParseOption
+	if cfg.BoardCatalog != nil {
+		popts = append(popts, scenario.WithBoardCatalog(cfg.BoardCatalog))
+	}
+	scs, err := scenario.LoadFiles(cfg.Scenarios, popts...)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +67,23 @@ func LoadSuite(cfg Config) (*Suite, error) {
 		return nil, err
 	}
 	s := &Suite{cfg: cfg, scenarios: scs, targets: ts}
-	s.planned = scenario.PlanCases(scs, s.TargetNames(), cfg.Platforms)
+	p := scenario.Planner{Targets: s.TargetNames(), Platforms: cfg.Platforms, Boards: cfg.Boards}
+	if needsPull(cfg, scs) {
+		// What each board pulls depends on the image's platforms. The
+		// image opened here only plans (an image reads through the context
+		// it was opened with); the runner opens it again and must find the
+		// same digest.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		img, err := OpenImage(ctx, cfg.Image, cfg.ImageOptions...)
+		if err != nil {
+			return nil, fmt.Errorf("planning what each board pulls: %w", err)
+		}
+		s.plannedDigest = img.Digest()
+		platforms, single := img.Platforms(), img.Single()
+		p.Pull = func(b board.Board) (board.Pulled, error) { return b.Pull(platforms, single) }
+	}
+	s.planned = p.Cases(scs)
 	s.cases = s.planned
 	if cfg.Shard != nil {
 		s.cases = cfg.Shard.Select(s.planned, cfg.Timings)
@@ -100,10 +128,31 @@ func (s *Suite) Timeout(c scenario.Case) time.Duration {
 	return time.Duration(attempts)*c.Scenario.Timeout() + time.Minute
 }
 
+// needsPull reports whether planning needs the image: a board to plan.
+func needsPull(cfg Config, scs []*scenario.Scenario) bool {
+	if len(cfg.Boards) > 0 {
+		return true
+	}
+	for _, sc := range scs {
+		if len(sc.Boards) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Runner opens the image (once) and makes the runner with the suite's
 // targets. It first removes what killed hil processes left on the host.
+// When boards were planned on the image's platforms, the image must still
+// be the digest they were planned on (a tag that moved meanwhile is an
+// error, not a run of cases planned for another image).
 func (s *Suite) Runner(ctx context.Context) (*scenario.Runner, *Image, error) {
-	s.once.Do(func() { s.runner, s.img, s.err = newRunner(ctx, s.cfg, s.targets) })
+	s.once.Do(func() {
+		s.runner, s.img, s.err = newRunner(ctx, s.cfg, s.targets)
+		if s.err == nil && s.plannedDigest != "" && s.img.Digest() != s.plannedDigest {
+			s.runner, s.err = nil, fmt.Errorf("%s was %s when the board cases were planned and is %s now: plan and run one digest (give the image by digest)", s.cfg.Image, s.plannedDigest, s.img.Digest())
+		}
+	})
 	return s.runner, s.img, s.err
 }
 
@@ -130,7 +179,10 @@ func (s *Suite) RunAll(ctx context.Context, each func(scenario.Result)) ([]scena
 
 // CaseName names a case in one word-ish string without "/" (which nests
 // Go subtests and is not allowed in Ginkgo labels): "arp-sweep on system
-// linux-arm-v7".
+// linux-arm-v7", with a board "arp-sweep on system pi4-64 linux-arm64".
 func CaseName(c scenario.Case) string {
+	if c.Board != nil {
+		return fmt.Sprintf("%s on %s %s %s", c.Scenario.Name, c.Target, c.Board.Label(), strings.ReplaceAll(c.Platform, "/", "-"))
+	}
 	return fmt.Sprintf("%s on %s %s", c.Scenario.Name, c.Target, strings.ReplaceAll(c.Platform, "/", "-"))
 }

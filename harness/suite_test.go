@@ -1,13 +1,23 @@
 package harness
 
 import (
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/hilproject/hil/harness/board"
+	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/harness/promote"
+	"github.com/hilproject/hil/harness/registry"
 	"github.com/hilproject/hil/harness/scenario"
+	"github.com/hilproject/hil/internal/testenv"
 )
 
 func writeFile(t *testing.T, dir, name, body string) string {
@@ -113,5 +123,119 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv(EnvShard, "")
 	if _, err := ConfigFromEnv(base); err == nil || !strings.Contains(err.Error(), "set HIL_SHARD") {
 		t.Errorf("timings without a shard: %v", err)
+	}
+}
+
+// With boards, the suite opens the image to plan what each board pulls
+// (and its runner uses that image); cases are named with the board.
+func TestLoadSuitePlansBoards(t *testing.T) {
+	images := testenv.ImagesDir(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "a.yaml", "name: a\ntargets: [system, user]\nsteps:\n  - wait: 1s\n")
+	writeFile(t, dir, "z.yaml", "name: z\ntargets: [user]\nboards: [pi0w, pi2]\nsteps:\n  - wait: 1s\n")
+	boards, err := board.Builtin().LookupList("pi0w", "pi4/64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoadSuite(Config{Image: "oci:" + filepath.Join(images, "pcapwatch"), Scenarios: []string{dir}, Targets: []string{"system", "user"}, Boards: boards})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range s.Cases() {
+		got = append(got, CaseName(c))
+	}
+	want := "a on system pi0w linux-arm-v5,a on system pi4-64 linux-arm64,a on user pi0w linux-arm-v5,a on user pi4-64 linux-arm64,z on user pi0w linux-arm-v5"
+	if strings.Join(got, ",") != want {
+		t.Errorf("cases:\n%s\nwant\n%s", strings.Join(got, ","), want)
+	}
+	if _, img, err := s.Runner(t.Context()); err != nil || img.Digest() != s.plannedDigest {
+		t.Errorf("the runner's image %v, planned on %s", err, s.plannedDigest)
+	}
+	// A board name no profile has, from the environment.
+	t.Setenv(EnvBoards, "pi3b+,pi9")
+	if _, err := ConfigFromEnv(Config{}); err == nil || !strings.Contains(err.Error(), `HIL_BOARDS: unknown board "pi9"; known boards: pi0w (pi0)`) {
+		t.Errorf("HIL_BOARDS with an unknown board: %v", err)
+	}
+	t.Setenv(EnvBoards, "pi3, pi4/32")
+	cfg, err := ConfigFromEnv(Config{})
+	if err != nil || len(cfg.Boards) != 2 || cfg.Boards[0].String() != "pi3b+" || cfg.Boards[1].String() != "pi4/32" {
+		t.Errorf("HIL_BOARDS: %v, %v", cfg.Boards, err)
+	}
+}
+
+// Board cases are planned on the image's platforms: a tag that moves to
+// another digest before the runner opens it is refused, never run with a
+// plan made for another image.
+func TestLoadSuiteBoardsTagMoved(t *testing.T) {
+	images := testenv.ImagesDir(t)
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	reg := registry.New(registry.WithInsecure())
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/app:candidate"
+	r, err := reg.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push := func(image string) {
+		if _, err := promote.PushLayout(t.Context(), reg, filepath.Join(images, image), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	push("pcapwatch")
+	dir := t.TempDir()
+	writeFile(t, dir, "a.yaml", "name: a\ntargets: [user]\nsteps:\n  - wait: 1s\n")
+	boards, _ := board.Builtin().LookupList("pi2")
+	s, err := LoadSuite(Config{Image: ref, Scenarios: []string{dir}, Targets: []string{"user"}, Boards: boards,
+		ImageOptions: []image.Option{image.WithRegistry(reg)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	push("pcapwatch-armhf")
+	if _, _, err := s.Runner(t.Context()); err == nil || !strings.Contains(err.Error(), "when the board cases were planned") {
+		t.Errorf("a moved tag: %v", err)
+	}
+}
+
+// HIL_BOARD_PROFILES adds the boards of a profile file, which HIL_BOARDS
+// can then name (and the suite's catalog holds, for scenarios' boards:);
+// a file with an error says the variable, the file and the line.
+func TestConfigFromEnvBoardProfiles(t *testing.T) {
+	dir := t.TempDir()
+	profiles := writeFile(t, dir, "boards.yaml", `boards:
+  - name: acme-a7
+    aliases: [acme]
+    model: Acme A7 gateway
+    cpu: Cortex-A7
+    memory: 256MiB
+    isa: {arch: v7, fp: VFPv4, simd: NEONv2, idiv: true}
+    os:
+      32:
+        platform: linux/arm/v7
+        system: {emulator: qemu-system-arm, machine: virt, cpu: cortex-a7, kernel: armhf}
+        user: {emulator: qemu-arm, cpu: cortex-a7}
+`)
+	t.Setenv(EnvBoards, "acme,pi2")
+	if _, err := ConfigFromEnv(Config{}); err == nil || !strings.Contains(err.Error(), `HIL_BOARDS: unknown board "acme"`) {
+		t.Fatalf("a profile-file board without HIL_BOARD_PROFILES: %v", err)
+	}
+	t.Setenv(EnvBoardProfiles, profiles)
+	cfg, err := ConfigFromEnv(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Boards) != 2 || cfg.Boards[0].Name != "acme-a7" || cfg.Boards[0].MemoryMiB != 256 || cfg.Boards[1].Name != "pi2" {
+		t.Errorf("HIL_BOARDS with HIL_BOARD_PROFILES: %v", cfg.Boards)
+	}
+	if cfg.BoardCatalog == nil {
+		t.Fatal("no board catalog in the configuration")
+	}
+	if _, err := cfg.BoardCatalog.Lookup("acme"); err != nil {
+		t.Errorf("the suite's catalog lacks the file's board: %v", err)
+	}
+	bad := writeFile(t, dir, "bad.yaml", "boards:\n  - name: acme-a7\n    colour: red\n")
+	t.Setenv(EnvBoardProfiles, bad)
+	if _, err := ConfigFromEnv(Config{}); err == nil || !strings.Contains(err.Error(), "HIL_BOARD_PROFILES: "+bad+":3: ") {
+		t.Errorf("a profile file with an error: %v", err)
 	}
 }

@@ -63,6 +63,18 @@ func platformImage(t *testing.T, layoutDir, platform string) v1.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(im.Manifests) == 1 && im.Manifests[0].MediaType.IsImage() {
+		// A single-manifest image (pcapwatch-armhf, armv8-only).
+		d := im.Manifests[0]
+		if d.Platform == nil || d.Platform.String() != platform {
+			t.Fatalf("%s: the image is for %v, not %s", layoutDir, d.Platform, platform)
+		}
+		img, err := top.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
 	if len(im.Manifests) != 1 || !im.Manifests[0].MediaType.IsIndex() {
 		t.Fatalf("%s/index.json: expected one entry pointing at an image index, found %+v", layoutDir, im.Manifests)
 	}
@@ -201,14 +213,54 @@ func TestArmV7PcapwatchIsEABI5HardFloatAndNeedsLibpcap(t *testing.T) {
 func TestImagesAndVariants(t *testing.T) {
 	_, imgs := built(t)
 	both := []string{"linux/arm/v7", "linux/amd64"}
+	fleet := []string{"linux/arm/v7", "linux/amd64", "linux/arm/v5", "linux/arm64"}
 	arm := []string{"linux/arm/v7"}
 	cases := []struct {
 		name      string
 		platforms []string
 		check     func(t *testing.T, platform string, hdrs map[string]*tar.Header, data map[string][]byte)
 	}{
-		{"pcapwatch", both, func(t *testing.T, p string, h map[string]*tar.Header, _ map[string][]byte) {
+		{"pcapwatch", fleet, func(t *testing.T, p string, h map[string]*tar.Header, d map[string][]byte) {
 			mustHave(t, h, loader(p), libDir(p)+"/libc.so.6", libpcapPath(h, p))
+			// Each build is the ABI of its platform: armel soft-float for
+			// arm/v5 (what a Pi Zero runs), AArch64 for arm64.
+			f, err := elf.NewFile(strings.NewReader(string(d["/opt/pcapwatch"])))
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch p {
+			case "linux/arm/v5":
+				// EF_ARM_ABI_FLOAT_SOFT (0x200), not _HARD (0x400).
+				if flags := elfFlags(t, strings.NewReader(string(d["/opt/pcapwatch"]))); f.Machine != elf.EM_ARM || flags&0x600 != 0x200 {
+					t.Errorf("arm/v5: want a soft-float ARM program, found %v (flags %#x)", f.Machine, flags)
+				}
+			case "linux/arm64":
+				if f.Machine != elf.EM_AARCH64 {
+					t.Errorf("arm64: want an AArch64 program, found %v", f.Machine)
+				}
+			}
+		}},
+		{"pcapwatch-armhf", arm, func(t *testing.T, p string, _ map[string]*tar.Header, _ map[string][]byte) {
+			// The same manifest as the index's arm/v7, alone.
+			if imgs["pcapwatch-armhf"].Digest != imgs["pcapwatch"].Manifests[p] {
+				t.Errorf("pcapwatch-armhf is %s, want pcapwatch's arm/v7 manifest %s", imgs["pcapwatch-armhf"].Digest, imgs["pcapwatch"].Manifests[p])
+			}
+		}},
+		{"armv8-only", arm, func(t *testing.T, p string, _ map[string]*tar.Header, d map[string][]byte) {
+			f, err := elf.NewFile(strings.NewReader(string(d["/opt/pcapwatch"])))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sec := f.Section(".ARM.attributes")
+			if sec == nil {
+				t.Fatal("no .ARM.attributes")
+			}
+			b, _ := sec.Data()
+			// Tag_CPU_arch (6) = 14, v8-A: the helper's attributes reach
+			// the program.
+			if !strings.Contains(string(b), "\x06\x0e") {
+				t.Errorf("armv8-only's program does not say Tag_CPU_arch v8: %q", b)
+			}
 		}},
 		{"no-libpcap", both, func(t *testing.T, p string, h map[string]*tar.Header, _ map[string][]byte) {
 			mustHave(t, h, loader(p), libDir(p)+"/libc.so.6")
@@ -278,15 +330,25 @@ func TestImagesAndVariants(t *testing.T) {
 }
 
 func loader(platform string) string {
-	if platform == "linux/amd64" {
+	switch platform {
+	case "linux/amd64":
 		return "/lib64/ld-linux-x86-64.so.2"
+	case "linux/arm64":
+		return "/lib/ld-linux-aarch64.so.1"
+	case "linux/arm/v5":
+		return "/lib/ld-linux.so.3"
 	}
 	return "/lib/ld-linux-armhf.so.3"
 }
 
 func libDir(platform string) string {
-	if platform == "linux/amd64" {
+	switch platform {
+	case "linux/amd64":
 		return "/lib/x86_64-linux-gnu"
+	case "linux/arm64":
+		return "/lib/aarch64-linux-gnu"
+	case "linux/arm/v5":
+		return "/lib/arm-linux-gnueabi"
 	}
 	return "/lib/arm-linux-gnueabihf"
 }

@@ -33,6 +33,8 @@ func TestSchemasRefuse(t *testing.T) {
 		{Results, `{"schema":"https://hil.dev/schemas/results/v2","title":"x","start":"2026-01-01T00:00:00Z","duration_ns":1,"summary":{"total":0,"pass":0,"fail":0,"unsupported":0,"infra_error":0},"results":[]}`},
 		{Results + "#/$defs/device", `{"boot_ms": "333"}`},
 		{Results + "#/$defs/device", `{"ready_replayed": "true"}`},
+		{Results + "#/$defs/device", `{"memory_mb": "1024"}`},
+		{Results + "#/$defs/device", `{"cpu": 53}`},
 		{Results + "#/$defs/exit", `{"observed": false, "code": 0, "text": "exit 0"}`},
 		{Results + "#/$defs/line", `{"Stream": "stdout", "Text": "x", "Time": "2026-01-01T00:00:00Z"}`},
 		{Decision, `{"schema":"https://hil.dev/schemas/decision/v1","verdict":"PROMOTED","promoted":true,"passed":true,"reason":"","candidate":"c","tag":"t","oldDigest":"","new_digest":"","result":{"outcomes":[],"started":"2026-01-01T00:00:00Z","finished":"2026-01-01T00:00:00Z"}}`},

@@ -169,7 +169,7 @@ flag) or an unreachable registry.`,
 	fl := verify.Flags()
 	fl.StringVar(&keyPath, "key", "", "public key the attestation must be signed with (cosign.pub; PEM) (required)")
 	fl.SetNormalizeFunc(normalizeFlags)
-	fl.StringSliceVar(&boards, "require-board", nil, "board(s) that must each have passed (repeat the flag or separate with commas)")
+	fl.StringSliceVar(&boards, "require-board", nil, "board(s) that must each have passed, e.g. pi3b+,pi4/64; virt is the system target without a board (repeat the flag or separate with commas)")
 	fl.StringVar(&result, "require-result", attest.Passed, "weakest result accepted: PASSED, or WARNED (PASSED or WARNED)")
 	fl.BoolVar(&insecure, "insecure", false, insecureUsage)
 	fl.BoolVar(&asJSON, "json", false, "print the verification as JSON")

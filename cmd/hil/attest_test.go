@@ -70,7 +70,7 @@ func TestAttestVerifyAndShowExitCodes(t *testing.T) {
 	if code != 0 || strings.Contains(errOut, "UNSIGNED") {
 		t.Fatalf("signed gate: exit %d\n%s\n%s", code, out, errOut)
 	}
-	out, errOut, code = runHilStderr(t, "attest", "verify", reg.Host+"/pcapwatch:latest", "--key", pub, "--require-boards", "virt")
+	out, errOut, code = runHilStderr(t, "attest", "verify", reg.Host+"/pcapwatch:latest", "--key", pub, "--require-board", "virt")
 	if code != 0 || !strings.Contains(out, "verified: "+reg.Host+"/pcapwatch@"+good.String()) || !strings.Contains(out, "https://github.com/acme/pcapwatch/actions/runs/4242") {
 		t.Fatalf("attest verify: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -96,7 +96,7 @@ func TestAttestVerifyAndShowExitCodes(t *testing.T) {
 		code int
 		want string
 	}{
-		{"another board", []string{"--key", pub, "--require-boards", "pi3b+"}, 1, "no passed test on board pi3b+"},
+		{"another board", []string{"--key", pub, "--require-board", "pi3b+"}, 1, "no passed test on board pi3b+"},
 		{"another key", []string{"--key", otherPub}, 1, "does not verify"},
 		{"WARNED is no required result", []string{"--key", pub, "--require-result", "FAILED"}, 2, "want PASSED or WARNED"},
 		{"no --key", nil, 2, `"key" not set`},

@@ -37,6 +37,15 @@ arm64 -> arm/v8 -> v7 -> v6 -> v5), and how each target models it: the
 QEMU machine, CPU and kernel of the system target, the qemu-user CPU of the
 user and container targets.
 
+Name boards with --board (also --boards) on hil check, run and gate, or
+list them in a scenario (boards: [pi0w, pi3b+]) or a fleet file (hil gate
+--fleet): each board's case runs the manifest its engine pulls, held to
+its ISA, on each target's model of it. On the system target a 32-bit OS
+on a 64-bit core runs under the linux32 personality on the arm64 kernel
+(uname -m: armv8l); a 64-bit OS says aarch64, a Pi 2 armv7l. The device
+target reads a real board's /proc/device-tree/model and refuses a profile
+of another model (device_models in --json says how the model must begin).
+
 A board that is not in the table goes in a profile file (--board-profiles
 FILE; the format is in the README, section "Boards").`,
 		Example: `  hil boards

@@ -240,18 +240,7 @@ func checkJobs(art *image.Artifact, ref string, platforms []string, boards []boa
 			}
 			continue
 		}
-		if art.Index() == nil {
-			// A single manifest is pulled whatever its platform (Docker
-			// only warns); the static check then says whether it runs.
-			p := art.Platforms()[0].String()
-			note := "a single-platform image: the engine pulls it whatever it asks for"
-			if _, err := b.Pick(art.Platforms()); err != nil {
-				note += fmt.Sprintf(" (%s asks for %s; Docker warns that the platforms differ)", b, b.Platform())
-			}
-			jobs = append(jobs, checkJob{platform: p, board: b, note: note})
-			continue
-		}
-		p, err := b.Pick(art.Platforms())
+		pulled, err := b.Pull(art.Platforms(), art.Index() == nil)
 		var none *board.NoManifestError
 		switch {
 		case errors.As(err, &none):
@@ -259,7 +248,7 @@ func checkJobs(art *image.Artifact, ref string, platforms []string, boards []boa
 		case err != nil:
 			return nil, &exitError{2, fmt.Errorf("check: %w", err)}
 		default:
-			jobs = append(jobs, checkJob{platform: p.String(), board: b})
+			jobs = append(jobs, checkJob{platform: pulled.Platform.String(), board: b, note: pulled.Note})
 		}
 	}
 	return jobs, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hilproject/hil/harness/attest"
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/promote/scenariogate"
 	"github.com/hilproject/hil/harness/promote/staticgate"
@@ -53,6 +54,14 @@ type gateFlags struct {
 	canaryBoards  string
 	canaryWindow  time.Duration
 	canaryRollout time.Duration
+	// Board profiles every case runs as and that must each pass (--board,
+	// --fleet), resolved with --board-profiles; not the device boards of
+	// --device or --canary-boards.
+	boardNames    []string
+	fleet         string
+	boardProfiles string
+	fleetBoards   []board.Board
+	catalog       *board.Catalog
 	// progress receives one line per finished case (stderr).
 	progress io.Writer
 }
@@ -109,11 +118,28 @@ window stops there: --promote is untouched, TAG goes back to what it
 pointed at before, the failure is recorded on the digest (so no rollback
 ever returns to it) and the report names each board and what it showed
 (exit 1). A canary board that does not answer is an infra-error (exit 2):
-checked before anything is tested, and --promote is never moved.`,
+checked before anything is tested, and --promote is never moved.
+
+Boards. --board pi0w,pi3b+ (also --boards), or --fleet FILE listing the
+boards a fleet has (boards: [pi0w, pi3b+, pi4/64]), makes the boards the
+requirement instead of --platform: each board's engine must find a
+manifest in the candidate (containerd's matcher; a single-manifest image
+is pulled whatever it is), that manifest is what is tested for the board,
+held to the board's instruction set, on the target's model of the board,
+and the gate promotes only when every board passed. The refusal names the
+board: "static-check [static pi0w linux/arm/v7]: fail: libc.so.6 needs
+ARMv7 ...", "board pi0w pulls nothing from ...". With --target static
+each board's pull gets the static check alone, which any board can; QEMU
+cannot model a Pi Zero or Pi 1 on the system target (unsupported: gate
+those with --target static or user). The attestation names every test
+scenario/target/board/platform (pi4/64 is written pi4-64) and lists the
+board profiles by digest.`,
 		Example: `  hil gate --image registry.lan/pcapwatch:candidate --promote latest
   hil gate scenarios/startup.yaml scenarios/arp-sweep.yaml --image registry.lan/pcapwatch:candidate \
            --target system --platform linux/arm/v7 --promote latest --report build/gate --sign-key cosign.key
   hil gate --image registry.lan/pcapwatch:candidate --target static --promote latest --json
+  hil gate --image registry.lan/pcapwatch:candidate --target static,user --board pi0w,pi3b+ --promote latest
+  hil gate --image registry.lan/pcapwatch:candidate --target static --fleet fleet.yaml --promote latest
   hil gate --image registry.lan/pcapwatch:candidate --shard 2/3 --report shard-2   # then hil report merge, and:
   hil gate --image registry.lan/pcapwatch:candidate --results merged --promote latest`,
 		Args: cobra.ArbitraryArgs,
@@ -127,7 +153,10 @@ checked before anything is tested, and --promote is never moved.`,
 	addImageFlag(fl, &f.image, "candidate image in a registry: host/repo:tag or host/repo@sha256:... (required)")
 	addScenariosFlag(fl, &f.scenarios)
 	fl.StringVar(&f.tag, "promote", "", "tag to move to the tested digest: a tag name (latest) or host/repo:tag (required)")
-	addPlatformFlag(fl, &f.platforms, []string{promote.DefaultPlatform.String()}, "each must be in the image and pass")
+	addPlatformFlag(fl, &f.platforms, []string{promote.DefaultPlatform.String()}, "each must be in the image and pass (not with --board or --fleet)")
+	addBoardFlag(fl, &f.boardNames, "each must pass, testing the manifest its engine pulls (instead of --platform)")
+	fl.StringVar(&f.fleet, "fleet", "", "a YAML file listing the boards a fleet has (boards: [pi0w, pi3b+]); like --board")
+	fl.StringVar(&f.boardProfiles, "board-profiles", "", "a YAML file of board profiles to add to the table")
 	fl.StringSliceVar(&f.targets, "target", []string{"system"}, targetUsage+", or static (the static startup check only)")
 	fl.StringVar(&f.device, "device", "", "the board(s) for the device target: a name in --devices, names separated by commas, or tag:LABEL")
 	addDevicesFlag(fl, &f.devices)
@@ -152,6 +181,9 @@ checked before anything is tested, and --promote is never moved.`,
 
 func runGate(cmd *cobra.Command, f *gateFlags) error {
 	if err := requireRegistryRef("gate", f.image); err != nil {
+		return &exitError{2, err}
+	}
+	if err := gateBoards(f, cmd.Flags().Changed("platform")); err != nil {
 		return &exitError{2, err}
 	}
 	platforms, err := promote.ParsePlatforms(strings.Join(f.platforms, ","))
@@ -219,6 +251,7 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 	opts := []promote.Option{
 		promote.WithRegistry(reg),
 		promote.WithPlatforms(platforms...),
+		promote.WithBoards(f.fleetBoards...),
 		// The runner retries each case's infra errors itself; the gate
 		// re-runs the whole test only for the static check.
 		promote.WithRetries(gateRetries(f)),
@@ -278,6 +311,9 @@ func printDecision(w io.Writer, d *promote.Decision, reportDir string, gerr erro
 	if len(d.Platforms) > 0 {
 		fmt.Fprintf(tw, "  platforms\t%s\n", strings.Join(d.Platforms, ", "))
 	}
+	if len(d.Boards) > 0 {
+		fmt.Fprintf(tw, "  boards\t%s\n", strings.Join(d.Boards, ", "))
+	}
 	if n := len(d.Result.Outcomes); n > 0 {
 		counts := map[promote.Verdict]int{}
 		for _, o := range d.Result.Outcomes {
@@ -333,7 +369,7 @@ func printDecision(w io.Writer, d *promote.Decision, reportDir string, gerr erro
 			if _, ok := cases[k]; !ok {
 				order = append(order, k)
 			}
-			cases[k] = append(cases[k], fmt.Sprintf("%s [%s %s]", o.Scenario, o.Target, o.Platform))
+			cases[k] = append(cases[k], fmt.Sprintf("%s [%s]", o.Scenario, o.Where()))
 		}
 		for _, k := range order {
 			fmt.Fprintf(w, "    - %s: %s: %s\n", strings.Join(cases[k], ", "), k.verdict, indent(k.reason, "      "))
@@ -428,6 +464,7 @@ func gateConfig(f *gateFlags) scenariogate.Config {
 		Scenarios: f.scenarios, Targets: f.targets, Devices: f.devices, Device: f.device,
 		Retries: f.retries, ReportDir: f.report, Progress: gateProgress(f),
 		Shard: f.shard, Timings: f.timings, Version: hilVersion(), Tag: f.tag,
+		Boards: f.fleetBoards, Catalog: f.catalog,
 	}
 	if w := f.progress; w != nil {
 		cfg.Logf = func(format string, args ...any) { fmt.Fprintf(w, "hil gate: "+format+"\n", args...) }
@@ -452,12 +489,54 @@ func gateProgress(f *gateFlags) func(scenario.Event) {
 		if ev.Kind == scenario.CaseRetrying {
 			what = "retrying after " + what
 		}
-		line := fmt.Sprintf("hil gate: %-16s %-9s %-13s %s (%s)", ev.Scenario, ev.Target, ev.Platform, what, ev.Elapsed.Round(time.Millisecond))
+		where := ev.Platform
+		if ev.Board != "" {
+			where = ev.Board + " " + ev.Platform
+		}
+		line := fmt.Sprintf("hil gate: %-16s %-9s %-13s %s (%s)", ev.Scenario, ev.Target, where, what, ev.Elapsed.Round(time.Millisecond))
 		if ev.Result.Verdict != scenario.Pass && ev.Result.Reason != "" {
 			line += ": " + ev.Result.Reason
 		}
 		fmt.Fprintln(w, line)
 	}
+}
+
+// gateBoards resolves --board and --fleet (with --board-profiles) into
+// f.fleetBoards; they replace --platform, which must then not be given.
+func gateBoards(f *gateFlags, platformsGiven bool) error {
+	f.fleetBoards, f.catalog = nil, nil // what an earlier run in this process resolved
+	if len(f.boardNames) == 0 && f.fleet == "" && f.boardProfiles == "" {
+		return nil
+	}
+	cat, err := boardCatalog(f.boardProfiles)
+	if err != nil {
+		return err
+	}
+	f.catalog = cat
+	if len(f.boardNames) > 0 {
+		if f.fleetBoards, err = cat.LookupList(f.boardNames...); err != nil {
+			return err
+		}
+	}
+	if f.fleet != "" {
+		fleet, err := cat.LoadFleet(f.fleet)
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, b := range f.fleetBoards {
+			seen[b.Key()] = true
+		}
+		for _, b := range fleet {
+			if !seen[b.Key()] {
+				f.fleetBoards = append(f.fleetBoards, b)
+			}
+		}
+	}
+	if len(f.fleetBoards) > 0 && platformsGiven {
+		return errors.New("--platform and --board/--fleet: a board tests the manifest its engine pulls; give one of them")
+	}
+	return nil
 }
 
 // static reports whether the gate runs the static check alone.

@@ -17,7 +17,7 @@ import (
 // promote nothing. Exit 0 when the shard's cases passed, 1 when not.
 func runGateShard(cmd *cobra.Command, f *gateFlags, test promote.TestFunc, reg *promote.Registry, platforms []v1.Platform) error {
 	ctx := cmd.Context()
-	pin, err := promote.Pin(ctx, f.image, promote.WithRegistry(reg), promote.WithPlatforms(platforms...))
+	pin, err := promote.Pin(ctx, f.image, promote.WithRegistry(reg), promote.WithPlatforms(platforms...), promote.WithBoards(f.fleetBoards...))
 	if err != nil {
 		return &exitError{2, err}
 	}

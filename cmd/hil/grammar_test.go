@@ -104,7 +104,8 @@ func TestSharedFlagsAgree(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range [][2]string{{"target", "hil run"}, {"target", "hil gate"}, {"platform", "hil gate"}, {"platform", "hil check"}, {"retries", "hil gate"}, {"scenarios", "hil gate"}, {"scenarios", "hil run"}} {
+	for _, want := range [][2]string{{"target", "hil run"}, {"target", "hil gate"}, {"platform", "hil gate"}, {"platform", "hil check"}, {"retries", "hil gate"}, {"scenarios", "hil gate"}, {"scenarios", "hil run"},
+		{"board", "hil run"}, {"board", "hil gate"}, {"board", "hil check"}, {"require-board", "hil attest verify"}} {
 		found := false
 		for _, s := range byName[want[0]] {
 			found = found || s.cmd == want[1]
@@ -130,6 +131,10 @@ func TestGrammarErrorsAndAliases(t *testing.T) {
 		{[]string{"watch", "--device", "pi", "--image", "oci:" + layout}, "watch needs a registry reference"},
 		{[]string{"run"}, "--image is required"},
 		{[]string{"run", "--image", "oci:/nonexistent", "--progress", "fancy"}, "want auto, line, plain, json or none"},
+		{[]string{"run", "--image", "oci:/nonexistent", "--board", "pi0w", "--platform", "linux/arm/v7"}, "--platform and --board: a board runs the manifest its engine pulls"},
+		{[]string{"run", "--image", "oci:/nonexistent", "--board", "pi9"}, "pi9"},
+		{[]string{"gate", "--image", "localhost:1/app:rc", "--promote", "latest", "--board", "pi0w", "--platform", "linux/arm/v7"}, "--platform and --board/--fleet"},
+		{[]string{"gate", "--image", "localhost:1/app:rc", "--promote", "latest", "--fleet", "/nonexistent-fleet.yaml"}, "/nonexistent-fleet.yaml"},
 	} {
 		_, errText, code := runHil(t, c.args...)
 		if code != 2 || !strings.Contains(errText, c.want) {
@@ -140,6 +145,13 @@ func TestGrammarErrorsAndAliases(t *testing.T) {
 	r := execHil(t, "check", "oci:/nonexistent", "--platforms", "linux/arm/v7")
 	if !strings.Contains(r.stderr, "--platforms is spelled --platform now") || strings.Contains(r.errText, "unknown flag") {
 		t.Errorf("--platforms: %q / %q", r.errText, r.stderr)
+	}
+	// --boards is --board, on run and gate alike.
+	for _, verb := range [][]string{{"run", "--image", "oci:/nonexistent"}, {"gate", "--image", "localhost:1/app:rc", "--promote", "latest"}} {
+		r := execHil(t, append(verb, "--boards", "pi9")...)
+		if !strings.Contains(r.stderr, "--boards is spelled --board now") || strings.Contains(r.errText, "unknown flag") || !strings.Contains(r.errText, "pi9") {
+			t.Errorf("%s --boards: %q / %q", verb[0], r.errText, r.stderr)
+		}
 	}
 	out, _, code := runHil(t, "--version")
 	v, _, _ := runHil(t, "version")

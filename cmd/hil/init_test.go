@@ -48,7 +48,7 @@ func TestInit(t *testing.T) {
 			}
 			scen := filepath.Join(dir, "scenarios", "startup.yaml")
 			y, _ := os.ReadFile(scen)
-			for _, want := range []string{"static startup check linux/arm/v7: the program can start", "entrypoint: [\"/", "platforms: [\"linux/arm/v7\"]"} {
+			for _, want := range []string{"static startup check linux/arm/v7: the program can start", "entrypoint: [\"/", "platforms: [\"linux/arm/v7\""} {
 				if !bytes.Contains(y, []byte(want)) {
 					t.Errorf("the scenario does not say %q:\n%s", want, y)
 				}

@@ -207,6 +207,9 @@ func shortenEnd(s string, n int) string {
 }
 
 func caseName(e scenario.Event) string {
+	if e.Board != "" {
+		return fmt.Sprintf("%s [%s %s %s]", e.Scenario, e.Target, e.Board, e.Platform)
+	}
 	return fmt.Sprintf("%s [%s %s]", e.Scenario, e.Target, e.Platform)
 }
 
@@ -283,6 +286,7 @@ type progressEvent struct {
 	Time       time.Time    `json:"time"`
 	Scenario   string       `json:"scenario"`
 	Target     string       `json:"target"`
+	Board      string       `json:"board,omitempty"`
 	Platform   string       `json:"platform"`
 	Attempt    int          `json:"attempt"`
 	Case       int          `json:"case,omitempty"`
@@ -321,7 +325,7 @@ func (p *progress) jsonEvent(e scenario.Event) {
 		attempt = 1
 	}
 	ev := progressEvent{Event: progressEventNames[e.Kind], Time: time.Now().UTC(), Scenario: e.Scenario, Target: e.Target,
-		Platform: e.Platform, Attempt: attempt, ElapsedMS: ms(e.Elapsed)}
+		Board: e.Board, Platform: e.Platform, Attempt: attempt, ElapsedMS: ms(e.Elapsed)}
 	if e.Kind == scenario.CaseStarted {
 		ev.Case, ev.Cases = p.done+1, p.total
 	}

@@ -204,3 +204,29 @@ func TestProgressJSON(t *testing.T) {
 		t.Errorf("results.json: %v", err)
 	}
 }
+
+// A board's case names its board in every progress mode: "[user pi0w
+// linux/arm/v5]" in the plain lines, "board" in each json event.
+func TestProgressNamesTheBoard(t *testing.T) {
+	res := &scenario.Result{Scenario: "startup", Target: "user", Board: "pi0w", Platform: "linux/arm/v5", Verdict: scenario.Pass, Attempts: 1}
+	events := []scenario.Event{
+		{Kind: scenario.CaseStarted, Scenario: "startup", Target: "user", Board: "pi0w", Platform: "linux/arm/v5", Attempt: 1},
+		{Kind: scenario.CaseFinished, Scenario: "startup", Target: "user", Board: "pi0w", Platform: "linux/arm/v5", Attempt: 1, Result: res},
+	}
+	var plain, js bytes.Buffer
+	for mode, buf := range map[string]*bytes.Buffer{"plain": &plain, "json": &js} {
+		p := newProgress(buf, mode)
+		p.total = 1
+		for _, e := range events {
+			p.event(e)
+		}
+		p.stop()
+	}
+	if !strings.Contains(plain.String(), "startup [user pi0w linux/arm/v5]") {
+		t.Errorf("plain: %q", plain.String())
+	}
+	n, err := schemas.ValidateLines(schemas.Def("progress_event"), js.Bytes())
+	if err != nil || n != 2 || strings.Count(js.String(), `"board":"pi0w"`) != 2 {
+		t.Errorf("json: %d events, %v:\n%s", n, err, js.String())
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hilproject/hil/harness"
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/report"
 	"github.com/hilproject/hil/harness/scenario"
@@ -27,15 +28,18 @@ func init() {
 		insecure         bool
 		allowUnsupported bool
 		progressMode     string
-		devices, board   string
+		devices, device  string
 		shard, timings   string
 		scenarios        []string
+		boards           []string
+		boardProfiles    string
 	)
 	cmd := &cobra.Command{
 		Use: "run [SCENARIO...] --image REF",
 		Example: `  hil run --image oci:build/images/pcapwatch                       # ./scenarios on the system target
   hil run scenarios/startup.yaml --image oci:build/images/pcapwatch --target user --platform linux/amd64
   hil run --image registry.lan/pcapwatch:candidate --target system,user --report build/report
+  hil run --image oci:build/images/pcapwatch --target system,user --board pi0w,pi3b+
   hil run --image oci:build/images/pcapwatch --progress json > events.jsonl   # for CI systems
   hil run --image REF --shard 2/3 --timings last/results.json --report shard-2`,
 		Short: "Run scenarios against an image on targets and report the verdicts",
@@ -44,7 +48,7 @@ static startup check first, then boot, readiness, and the scenario's steps
 (replay fixtures, expect output, frames, exit). SCENARIO is a scenario file
 or a directory of them (default: ./scenarios).
 
-A verdict per scenario × target × platform: pass, fail (the step, the
+A verdict per scenario × target × board × platform: pass, fail (the step, the
 expectation and what was seen), unsupported (the target cannot do what a
 step needs), infra-error (the harness or host failed, or the device died
 during the case: named with the step, retried --retries times, never a
@@ -76,6 +80,20 @@ The device target runs on a real board over SSH: --target device
 --devices devices.yaml --device pi-lab-1 (see the README's "Testing on a
 real Pi").
 
+Boards. --board pi0w,pi3b+ (also --boards) runs every case as each board
+(a scenario's boards: keeps those of them it lists; without --board a
+scenario runs as its own boards, or as none): the board's engine picks
+the manifest from the image (containerd's matcher; none is a fail that
+lists what the index has), the static check holds it to the board's
+instruction set, and the targets model the board: system boots the
+board's QEMU machine, CPU, memory and kernel (QEMU cannot model the
+ARM1176 of a Pi Zero or Pi 1: unsupported there), user and container run
+qemu-user with the board's CPU (qemu-arm -cpu arm1176 for a Pi Zero), and
+device refuses a board of another model. A SIGILL on a board fails the
+case as "illegal instruction on BOARD (CPU)". A case is then scenario ×
+target × board × platform everywhere: progress, reports, shards. See
+"hil boards".
+
 --shard i/n runs only the i-th of n parts of the cases (scenario × target
 × platform), for CI matrices and Kubernetes Indexed Jobs: every process
 plans the same cases and takes its part, so each case runs in exactly one
@@ -102,7 +120,22 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 				image: imageRef, scenarios: args, targets: targets, platforms: platforms,
 				reportDir: reportDir, retries: retries, imageOpts: iopts,
 				allowUnsupported: allowUnsupported, progress: progressMode,
-				devices: devices, device: board, errOut: cmd.ErrOrStderr(),
+				devices: devices, device: device, errOut: cmd.ErrOrStderr(),
+			}
+			if len(boards) > 0 || boardProfiles != "" {
+				cat, err := boardCatalog(boardProfiles)
+				if err != nil {
+					return &exitError{2, err}
+				}
+				o.catalog = cat
+				if len(boards) > 0 {
+					if len(platforms) > 0 {
+						return &exitError{2, errors.New("--platform and --board: a board runs the manifest its engine pulls; give one of them")}
+					}
+					if o.boards, err = cat.LookupList(boards...); err != nil {
+						return &exitError{2, err}
+					}
+				}
 			}
 			var err error
 			if o.shard, o.timings, err = shardFlags(shard, timings); err != nil {
@@ -117,7 +150,9 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 	addScenariosFlag(f, &scenarios)
 	addTargetFlag(f, &targets)
 	addDevicesFlag(f, &devices)
-	f.StringVar(&board, "device", "", "the board(s) for the device target: a name in --devices, names separated by commas, or tag:LABEL (several boards run in parallel)")
+	f.StringVar(&device, "device", "", "the board(s) for the device target: a name in --devices, names separated by commas, or tag:LABEL (several boards run in parallel)")
+	addBoardFlag(f, &boards, "run every case as these boards, each on the manifest its engine pulls (instead of --platform)")
+	f.StringVar(&boardProfiles, "board-profiles", "", "a YAML file of board profiles to add to the table")
 	addPlatformFlag(f, &platforms, nil, "run these instead of the scenarios' own")
 	f.StringVar(&reportDir, "report", "", "write junit.xml, results.json, report.html and the console logs into this directory")
 	addRetriesFlag(f, &retries)
@@ -164,10 +199,16 @@ type runOptions struct {
 	devices, device  string
 	shard            *scenario.Shard
 	timings          scenario.Timings
+	boards           []board.Board
+	catalog          *board.Catalog // nil: the built-in profiles
 }
 
 func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
-	scs, err := scenario.LoadFiles(o.scenarios)
+	var popts []scenario.ParseOption
+	if o.catalog != nil {
+		popts = append(popts, scenario.WithBoardCatalog(o.catalog))
+	}
+	scs, err := scenario.LoadFiles(o.scenarios, popts...)
 	if err != nil {
 		return &exitError{2, err}
 	}
@@ -191,7 +232,7 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 	runner, img, err := harness.NewRunner(ctx, harness.Config{
 		Image: o.image, Targets: o.targets, Platforms: o.platforms,
 		Retries: &retries, Progress: pr.event, ImageOptions: o.imageOpts,
-		Devices: o.devices, Device: o.device,
+		Devices: o.devices, Device: o.device, Boards: o.boards,
 	})
 	if err != nil {
 		return &exitError{2, err}
@@ -201,6 +242,9 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 		cases = append(cases, runner.Plan(sc)...)
 	}
 	if len(cases) == 0 {
+		if len(o.boards) > 0 {
+			return &exitError{2, fmt.Errorf("no case to run: none of the %d scenarios lists a target of %s and a board of %s", len(scs), strings.Join(o.targets, ", "), boardNames(o.boards))}
+		}
 		return &exitError{2, fmt.Errorf("no case to run: none of the %d scenarios lists a target of %s", len(scs), strings.Join(o.targets, ", "))}
 	}
 	planned := len(cases)
@@ -242,6 +286,14 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 		return &exitError{1, fmt.Errorf("%d case(s) unsupported on their target (--allow-unsupported to accept)", sum.Unsupported)}
 	}
 	return nil
+}
+
+func boardNames(bs []board.Board) string {
+	var s []string
+	for _, b := range bs {
+		s = append(s, b.String())
+	}
+	return strings.Join(s, ", ")
 }
 
 func firstLineOf(s string) string {

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/kernel"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/scenario"
@@ -217,4 +218,34 @@ func HostRoots() []Root {
 		rs = append(rs, Root{wd, "."})
 	}
 	return rs
+}
+
+// BoardConfiguration lists the board profiles a run held cases to, each
+// by the sha256 of its JSON form (what the targets and the static check
+// used: CPU, ISA, memory, QEMU machine, qemu-user CPU), with where it came
+// from ("built-in", or the profile file's base name and line).
+func BoardConfiguration(bs []board.Board) []promote.Resource {
+	var out []promote.Resource
+	seen := map[string]bool{}
+	for _, b := range bs {
+		if seen[b.Key()] {
+			continue
+		}
+		seen[b.Key()] = true
+		r := promote.Resource{Name: b.String(), Kind: "board", Annotations: map[string]string{
+			"model": b.Model, "cpu": b.CPU, "platform": b.Platform(), "source": portableName("", b.Source),
+		}}
+		// Where the file lies is no part of what the profile says.
+		p := *b.Profile
+		p.Source = ""
+		if js, err := json.Marshal(struct {
+			Profile board.Profile `json:"profile"`
+			Bits    int           `json:"bits"`
+		}{p, b.Bits}); err == nil {
+			sum := sha256.Sum256(js)
+			r.Digest = map[string]string{"sha256": hex.EncodeToString(sum[:])}
+		}
+		out = append(out, r)
+	}
+	return out
 }

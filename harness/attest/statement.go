@@ -41,13 +41,18 @@ const (
 
 // TestName names a case the way passedTests, warnedTests and failedTests
 // list it: scenario/target/board/platform, e.g.
-// "dhcp-basic/system/virt/linux/arm/v7". The board is empty for targets
-// that model none ("startup/container//linux/amd64"). Scenario, target and
-// board names hold no slash, so the platform is everything after the
-// third one.
+// "dhcp-basic/system/pi3b+/linux/arm64". The board is "virt" for a system
+// case without a board and empty for other targets without one
+// ("startup/container//linux/amd64"). Scenario, target and board names
+// hold no slash (a board's OS word size is written pi4-64, see
+// BoardName), so the platform is everything after the third one.
 func TestName(o promote.Outcome) string {
-	return o.Scenario + "/" + o.Target + "/" + o.Board + "/" + o.Platform
+	return o.Scenario + "/" + o.Target + "/" + BoardName(o.Board) + "/" + o.Platform
 }
+
+// BoardName is a board as test names spell it: "pi3b+", and "pi4-64" for
+// "pi4/64" (a test name's fields are separated by slashes).
+func BoardName(b string) string { return strings.ReplaceAll(b, "/", "-") }
 
 // ParseTestName splits a name made by TestName.
 func ParseTestName(s string) (scenario, target, board, platform string, err error) {
@@ -69,10 +74,13 @@ type Detail struct {
 	Candidate string `json:"candidate"`
 	// Platforms are the required platforms; PlatformsPresent all those
 	// the artifact holds.
-	Platforms        []string          `json:"platforms"`
-	PlatformsPresent []string          `json:"platforms_present,omitempty"`
-	Targets          []string          `json:"targets,omitempty"`
-	Outcomes         []promote.Outcome `json:"outcomes"`
+	Platforms        []string `json:"platforms"`
+	PlatformsPresent []string `json:"platforms_present,omitempty"`
+	// Boards are the required boards and what each pulled ("pi0w pulls
+	// linux/arm/v5").
+	Boards   []string          `json:"boards,omitempty"`
+	Targets  []string          `json:"targets,omitempty"`
+	Outcomes []promote.Outcome `json:"outcomes"`
 	// StaticChecks are the static startup checks, each once with its
 	// problems (the outcomes' reasons name them).
 	StaticChecks []promote.StaticCheck `json:"static_checks,omitempty"`
@@ -139,6 +147,7 @@ func Statements(pin promote.Pinned, d *promote.Decision, run Run) (testResult, d
 		Reason:           d.Reason,
 		Candidate:        d.Candidate,
 		PlatformsPresent: d.Platforms,
+		Boards:           d.Boards,
 		Targets:          d.Result.Targets,
 		Outcomes:         d.Result.Outcomes,
 		StaticChecks:     d.Result.StaticChecks,
@@ -150,6 +159,9 @@ func Statements(pin promote.Pinned, d *promote.Decision, run Run) (testResult, d
 	}
 	if res != Failed {
 		det.Reason = "every required platform passed"
+		if len(d.Boards) > 0 {
+			det.Reason = "every required board passed"
+		}
 	}
 	for _, p := range pin.Required {
 		det.Platforms = append(det.Platforms, p.String())

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/scenario"
 	"github.com/hilproject/hil/harness/target"
@@ -181,6 +182,71 @@ func TestTestNameRoundTrip(t *testing.T) {
 	}
 	if _, _, _, _, err := ParseTestName("dhcp/system"); err == nil {
 		t.Error("a two-part name parsed")
+	}
+	// A board's OS word size is spelled with a dash: the fields stay apart.
+	o = promote.Outcome{Scenario: "startup", Target: "system", Board: "pi4/64", Platform: "linux/arm64"}
+	if got := TestName(o); got != "startup/system/pi4-64/linux/arm64" {
+		t.Errorf("TestName = %q", got)
+	}
+	if _, _, b, p, _ := ParseTestName(TestName(o)); b != "pi4-64" || p != "linux/arm64" {
+		t.Errorf("parsed board %q platform %q", b, p)
+	}
+	r, err := Requirements{Boards: []string{"pi4/64", "pi0w"}}.normalize()
+	if err != nil || strings.Join(r.Boards, ",") != "pi4-64,pi0w" {
+		t.Errorf("required boards %v, %v", r.Boards, err)
+	}
+}
+
+// Board profiles in the configuration: by the digest of what they say,
+// never by where the profile file lies.
+func TestBoardConfiguration(t *testing.T) {
+	cat, err := board.Builtin().WithProfiles("/home/someone/lab/boards.yaml", []byte(`boards:
+  - name: acme-a7
+    model: Acme A7
+    cpu: Cortex-A7
+    memory: 1GiB
+    isa: {arch: v7, fp: VFPv4, simd: NEONv2, idiv: true}
+    os:
+      32:
+        platform: linux/arm/v7
+        system: {emulator: qemu-system-arm, machine: virt, cpu: cortex-a7, kernel: armhf}
+        user: {emulator: qemu-arm, cpu: cortex-a7}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := cat.LookupList("pi3b+", "acme-a7", "pi3", "pi3b+/32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := BoardConfiguration(bs)
+	if len(rs) != 3 {
+		t.Fatalf("%d resources for 3 distinct boards: %+v", len(rs), rs)
+	}
+	if rs[0].Name != "pi3b+" || rs[0].Kind != "board" || len(rs[0].Digest["sha256"]) != 64 || rs[0].Annotations["source"] != "built-in" {
+		t.Errorf("pi3b+: %+v", rs[0])
+	}
+	if rs[1].Annotations["source"] != "boards.yaml:2" {
+		t.Errorf("a profile file's board names the file by its base name: %+v", rs[1])
+	}
+	if rs[2].Digest["sha256"] == rs[0].Digest["sha256"] {
+		t.Error("pi3b+/32 and pi3b+ have one digest")
+	}
+	again, _ := board.Builtin().WithProfiles("/elsewhere/boards.yaml", []byte(strings.ReplaceAll(`boards:
+  - name: acme-a7
+    model: Acme A7
+    cpu: Cortex-A7
+    memory: 1GiB
+    isa: {arch: v7, fp: VFPv4, simd: NEONv2, idiv: true}
+    os:
+      32:
+        platform: linux/arm/v7
+        system: {emulator: qemu-system-arm, machine: virt, cpu: cortex-a7, kernel: armhf}
+        user: {emulator: qemu-arm, cpu: cortex-a7}
+`, "\t", "  ")))
+	b2, _ := again.Lookup("acme-a7")
+	if BoardConfiguration([]board.Board{b2})[0].Digest["sha256"] != rs[1].Digest["sha256"] {
+		t.Error("the same profile from another directory has another digest")
 	}
 }
 

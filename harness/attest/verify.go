@@ -95,7 +95,8 @@ type Requirements struct {
 	// PASSED only, Warned accepts PASSED and WARNED.
 	Result string
 	// Boards must each appear in at least one passed test (or warned one,
-	// with Warned) and in no failed test.
+	// with Warned) and in no failed test. They are compared as the test
+	// names spell them: "pi4/64" matches the tests of board pi4-64.
 	Boards []string
 }
 
@@ -108,11 +109,15 @@ func (r Requirements) normalize() (Requirements, error) {
 	default:
 		return r, fmt.Errorf("required result %q: want PASSED or WARNED (FAILED is never accepted)", r.Result)
 	}
-	for _, b := range r.Boards {
-		if b == "" || strings.Contains(b, "/") {
-			return r, fmt.Errorf("board %q: want a board name without slashes", b)
+	boards := make([]string, len(r.Boards))
+	for i, b := range r.Boards {
+		if b == "" || strings.Count(b, "/") > 1 {
+			return r, fmt.Errorf("board %q: want a board name such as pi3b+ or pi4/64", b)
 		}
+		// Test names spell pi4/64 as pi4-64.
+		boards[i] = BoardName(b)
 	}
+	r.Boards = boards
 	return r, nil
 }
 

@@ -41,6 +41,11 @@ type Profile struct {
 	DefaultOS int `json:"default_os"`
 	// OS is how each OS word size the board runs is modelled.
 	OS map[int]OS `json:"os"`
+	// DeviceModels are the beginnings of the board's device-tree model
+	// (/proc/device-tree/model, e.g. "Raspberry Pi 3 Model B Plus Rev
+	// 1.3"): the device target runs the profile only on a board whose
+	// model starts with one of them. Empty: the model cannot be verified.
+	DeviceModels []string `json:"device_models,omitempty"`
 	// Source is where the profile came from: "built-in" or FILE:LINE.
 	Source string `json:"source"`
 }
@@ -100,6 +105,26 @@ func (b Board) String() string {
 		return fmt.Sprintf("%s/%d", b.Name, b.Bits)
 	}
 	return b.Name
+}
+
+// Key names the board and OS the same way whatever alias or spelling
+// chose it ("pi3b+/64" for pi3, pi3b+ and pi3b+/64).
+func (b Board) Key() string { return fmt.Sprintf("%s/%d", b.Name, b.Bits) }
+
+// Label is the board's name as a Ginkgo label value and a file name
+// allow it: "/" (pi4/64) becomes "-".
+func (b Board) Label() string { return strings.ReplaceAll(b.String(), "/", "-") }
+
+// MatchesModel reports whether a device-tree model string is this
+// board's (see Profile.DeviceModels).
+func (p *Profile) MatchesModel(model string) bool {
+	model = strings.TrimSpace(strings.TrimRight(model, "\x00"))
+	for _, m := range p.DeviceModels {
+		if strings.HasPrefix(model, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // OSInfo is the OS entry of the board's word size.
@@ -265,4 +290,29 @@ func (p *Profile) WordSizes() []int {
 	}
 	sort.Ints(bits)
 	return bits
+}
+
+// UserFor is how qemu-user models the board for a program of GOARCH arch
+// ("arm" or "arm64"): the emulator and its CPU. A 32-bit program on a
+// 64-bit OS runs under the profile's 32-bit CPU model (qemu-arm has no
+// AArch64 cores), as the board runs it in AArch32 state. A 32-bit OS runs
+// no arm64 program, and no board runs other architectures: an error says
+// so.
+func (b Board) UserFor(arch string) (User, error) {
+	switch arch {
+	case "arm":
+		if u := b.OS[b.Bits].User; u.Emulator == "qemu-arm" {
+			return u, nil
+		}
+		if o, ok := b.OS[32]; ok {
+			return o.User, nil
+		}
+		return User{Emulator: "qemu-arm", Note: "the profile has no 32-bit OS: QEMU's default CPU"}, nil
+	case "arm64":
+		if b.Bits != 64 {
+			return User{}, fmt.Errorf("%s runs a 32-bit OS, which runs no arm64 program (its engine pulls %s)", b.Describe(), b.Platform())
+		}
+		return b.OS[64].User, nil
+	}
+	return User{}, fmt.Errorf("%s is an ARM board: it runs no %s program", b.Describe(), arch)
 }

@@ -22,6 +22,7 @@ import (
 //	  - name: acme-a7                # letters, digits and . + _ -
 //	    aliases: [acme]
 //	    model: Acme A7 gateway
+//	    device_model: "Acme A7"     # how /proc/device-tree/model begins (the device target checks it)
 //	    soc: ACME7
 //	    cpu: Cortex-A7
 //	    cores: 4
@@ -296,7 +297,26 @@ func (p *profileParser) profile(n *yaml.Node) *Profile {
 				prof.Aliases = append(prof.Aliases, s)
 			}
 		},
-		"model":      func(v *yaml.Node) { p.str(v, "model", &prof.Model) },
+		"model": func(v *yaml.Node) { p.str(v, "model", &prof.Model) },
+		"device_model": func(v *yaml.Node) {
+			if v.Kind == yaml.ScalarNode {
+				var s string
+				p.str(v, "device_model", &s)
+				prof.DeviceModels = append(prof.DeviceModels, s)
+				return
+			}
+			if v.Kind != yaml.SequenceNode {
+				p.errorf(v, "device_model: expected a string or a list of the device-tree models (/proc/device-tree/model) the board reports")
+				return
+			}
+			for _, m := range v.Content {
+				var s string
+				p.str(m, "device_model", &s)
+				if s != "" {
+					prof.DeviceModels = append(prof.DeviceModels, s)
+				}
+			}
+		},
 		"soc":        func(v *yaml.Node) { p.str(v, "soc", &prof.SoC) },
 		"cpu":        func(v *yaml.Node) { p.str(v, "cpu", &prof.CPU) },
 		"cores":      func(v *yaml.Node) { p.integer(v, "cores", &prof.Cores) },

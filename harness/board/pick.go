@@ -97,3 +97,32 @@ func toSpec(p v1.Platform) specs.Platform {
 		OSVersion: p.OSVersion, OSFeatures: p.OSFeatures,
 	}
 }
+
+// Pulled is what a board's engine pulls from an image: the platform of
+// the manifest, and a note when that is worth knowing (a single-manifest
+// image pulled whatever the board asked for).
+type Pulled struct {
+	Platform v1.Platform
+	Note     string
+}
+
+// Pull is what the board's engine pulls from an image whose manifests are
+// for these platforms: from an index (single false), the manifest Pick
+// chooses (or a *NoManifestError); a single-manifest image is pulled
+// whatever its platform, as Docker does (it only warns when the platforms
+// differ), and the static check and the targets then say whether it runs.
+func (b Board) Pull(platforms []v1.Platform, single bool) (Pulled, error) {
+	if single && len(platforms) == 1 {
+		p := platforms[0]
+		note := "a single-platform image: the engine pulls it whatever it asks for"
+		if _, err := b.Pick(platforms); err != nil {
+			note += fmt.Sprintf(" (%s asks for %s; Docker warns that the platforms differ)", b, b.Platform())
+		}
+		return Pulled{Platform: p, Note: note}, nil
+	}
+	p, err := b.Pick(platforms)
+	if err != nil {
+		return Pulled{}, err
+	}
+	return Pulled{Platform: p}, nil
+}

@@ -67,14 +67,17 @@ func builtinProfiles() []*Profile {
 		{
 			Name: "pi0w", Aliases: []string{"pi0"}, Model: "Raspberry Pi Zero W", SoC: "BCM2835",
 			CPU: "ARM1176JZF-S", Cores: 1, MemoryMiB: 512, ISA: isaARM1176, DefaultOS: 32, OS: armv6OS(),
+			DeviceModels: []string{"Raspberry Pi Zero W", "Raspberry Pi Zero Rev"},
 		},
 		{
 			Name: "pi1", Aliases: []string{"pi1b+"}, Model: "Raspberry Pi 1 Model B+", SoC: "BCM2835",
 			CPU: "ARM1176JZF-S", Cores: 1, MemoryMiB: 512, ISA: isaARM1176, DefaultOS: 32, OS: armv6OS(),
+			DeviceModels: []string{"Raspberry Pi Model "},
 		},
 		{
 			Name: "pi2", Aliases: []string{"pi2b"}, Model: "Raspberry Pi 2 Model B", SoC: "BCM2836",
 			CPU: "Cortex-A7", Cores: 4, MemoryMiB: 1024, ISA: isaCortexA7, DefaultOS: 32,
+			DeviceModels: []string{"Raspberry Pi 2 Model B"},
 			OS: map[int]OS{32: {
 				Platform: "linux/arm/v7",
 				System:   System{Emulator: "qemu-system-arm", Machine: "virt", CPU: "cortex-a7", Kernel: "armhf"},
@@ -84,10 +87,12 @@ func builtinProfiles() []*Profile {
 		{
 			Name: "pi02w", Aliases: []string{"pi0-2w"}, Model: "Raspberry Pi Zero 2 W", SoC: "RP3A0 (BCM2710A1)",
 			CPU: "Cortex-A53", Cores: 4, MemoryMiB: 512, ISA: isaCortexA53, DefaultOS: 64, OS: armv8OS("cortex-a53"),
+			DeviceModels: []string{"Raspberry Pi Zero 2 W"},
 		},
 		{
 			Name: "pi3b+", Aliases: []string{"pi3", "pi3b"}, Model: "Raspberry Pi 3 Model B+", SoC: "BCM2837B0",
 			CPU: "Cortex-A53", Cores: 4, MemoryMiB: 1024, ISA: isaCortexA53, DefaultOS: 64, OS: armv8OS("cortex-a53"),
+			DeviceModels: []string{"Raspberry Pi 3 Model B"},
 		},
 	}
 	// Pi 4 and Pi 5 come in several memory sizes; the bare name is the
@@ -100,6 +105,7 @@ func builtinProfiles() []*Profile {
 		ps = append(ps, &Profile{
 			Name: name, Aliases: aliases, Model: fmt.Sprintf("Raspberry Pi 4 Model B (%d GB)", gib), SoC: "BCM2711",
 			CPU: "Cortex-A72", Cores: 4, MemoryMiB: gib * 1024, ISA: isaCortexA72, DefaultOS: 64, OS: armv8OS("cortex-a72"),
+			DeviceModels: []string{"Raspberry Pi 4 Model B"},
 		})
 	}
 	for _, gib := range []int{2, 4, 8, 16} {
@@ -110,6 +116,7 @@ func builtinProfiles() []*Profile {
 		ps = append(ps, &Profile{
 			Name: name, Aliases: aliases, Model: fmt.Sprintf("Raspberry Pi 5 (%d GB)", gib), SoC: "BCM2712",
 			CPU: "Cortex-A76", Cores: 4, MemoryMiB: gib * 1024, ISA: isaCortexA76, DefaultOS: 64, OS: armv8OS("cortex-a76"),
+			DeviceModels: []string{"Raspberry Pi 5 Model B"},
 		})
 	}
 	ps = append(ps, &Profile{

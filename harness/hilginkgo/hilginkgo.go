@@ -67,7 +67,8 @@ type Option func(*options)
 
 // FromEnv lets the HIL_* environment variables change the configuration
 // (harness.ConfigFromEnv): HIL_IMAGE, HIL_TARGETS, HIL_PLATFORMS,
-// HIL_DEVICES, HIL_DEVICE, HIL_INSECURE, HIL_SHARD and HIL_TIMINGS. A
+// HIL_DEVICES, HIL_DEVICE, HIL_INSECURE, HIL_SHARD, HIL_TIMINGS,
+// HIL_BOARDS and HIL_BOARD_PROFILES. A
 // variable that is set wrong becomes a failing spec that says so.
 func FromEnv() Option { return func(o *options) { o.env = true } }
 
@@ -113,11 +114,16 @@ func Label(s string) string {
 }
 
 // Labels of a case: its target, its board (the NAME of a target instance
-// KIND@NAME), its platform, and the scenario's tags.
+// KIND@NAME), its platform, its board profile as a label set
+// ("board:pi3b+", "board:pi4-64": --label-filter='board: containsAny
+// pi3b+'), and the scenario's tags.
 func caseLabels(c scenario.Case) []string {
 	ls := []string{c.Target, c.Platform}
 	if kind, board, ok := strings.Cut(c.Target, "@"); ok {
 		ls = append(ls, kind, board)
+	}
+	if c.Board != nil {
+		ls = append(ls, "board:"+c.Board.Label())
 	}
 	return append(ls, c.Scenario.Tags...)
 }

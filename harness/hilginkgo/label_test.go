@@ -17,6 +17,8 @@ func TestLabel(t *testing.T) {
 		":odd":            "odd",
 		"key:":            "key",
 		"os:linux":        "os:linux",
+		"board:pi3b+":     "board:pi3b+",
+		"board:pi4/64":    "board:pi4-64",
 	} {
 		got := Label(in)
 		if got != want {

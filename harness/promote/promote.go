@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/registry"
 )
 
@@ -50,19 +51,33 @@ type Pinned struct {
 	Descriptor v1.Descriptor
 	// Platforms are the platforms the artifact holds.
 	Platforms []v1.Platform
-	// Required are the platforms that must be tested and pass.
+	// Required are the platforms that must be tested and pass: with
+	// boards, the manifests the boards pull.
 	Required []v1.Platform
+	// Boards are the boards that must pass (WithBoards), each with the
+	// manifest its engine pulls from the candidate.
+	Boards []BoardPull
 	// Registry reaches the registry with the gate's credentials and retries.
 	Registry *Registry
+}
+
+// BoardPull is a required board and what its engine pulls from the
+// candidate.
+type BoardPull struct {
+	Board board.Board
+	// Platform is the manifest it pulls; Note says how it was chosen when
+	// that is worth knowing (a single manifest pulled whatever it is).
+	Platform v1.Platform
+	Note     string
 }
 
 // Outcome is one verdict.
 type Outcome struct {
 	Platform string `json:"platform"`
 	Target   string `json:"target"`
-	// Board is the board profile the case ran as ("virt" for the system
-	// target's QEMU machine until board profiles name it; "" when the
-	// target models no board).
+	// Board is the board profile the case ran as ("pi3b+", "pi4/32"; for
+	// a case without one, "virt" for the system target's generic machine
+	// and "" for targets that model none).
 	Board    string  `json:"board,omitempty"`
 	Scenario string  `json:"scenario"`
 	Verdict  Verdict `json:"verdict"`
@@ -76,7 +91,7 @@ type Outcome struct {
 }
 
 func (o Outcome) String() string {
-	s := fmt.Sprintf("%s [%s %s]: %s", o.Scenario, o.Target, o.Platform, o.Verdict)
+	s := fmt.Sprintf("%s [%s]: %s", o.Scenario, o.Where(), o.Verdict)
 	if o.Reason != "" {
 		s += ": " + o.Reason
 	}
@@ -154,7 +169,10 @@ type Decision struct {
 	Candidate string    `json:"candidate"`
 	Tested    string    `json:"tested,omitempty"` // repo@sha256:...
 	Platforms []string  `json:"platforms,omitempty"`
-	Tag       string    `json:"tag"`
+	// Boards says, with WithBoards, what each board pulls ("pi0w pulls
+	// linux/arm/v5"), or that it pulls nothing.
+	Boards []string `json:"boards,omitempty"`
+	Tag    string   `json:"tag"`
 	// OldDigest is the tag's digest before the gate ran ("" when the tag did
 	// not exist); NewDigest after (equal to OldDigest when refused).
 	OldDigest   string `json:"old_digest"`
@@ -189,8 +207,17 @@ func (d *Decision) Settle(err error) {
 // Option configures Gate.
 type Option func(*gate)
 
+// Where is "target board platform" (no board when there is none).
+func (o Outcome) Where() string {
+	if o.Board != "" {
+		return o.Target + " " + o.Board + " " + o.Platform
+	}
+	return o.Target + " " + o.Platform
+}
+
 type gate struct {
 	platforms []v1.Platform
+	boards    []board.Board
 	registry  *Registry
 	retries   int
 	dryRun    bool
@@ -206,6 +233,15 @@ type gate struct {
 // ("linux/arm/v7" by default).
 func WithPlatforms(platforms ...v1.Platform) Option {
 	return func(g *gate) { g.platforms = platforms }
+}
+
+// WithBoards makes boards the gate's requirement: each board's engine
+// must find a manifest in the candidate (containerd's matcher; a single
+// manifest is pulled whatever it is), those manifests are the platforms
+// tested (WithPlatforms is then not used), and every board must pass: at
+// least one passing case on it and none that did not pass.
+func WithBoards(bs ...board.Board) Option {
+	return func(g *gate) { g.boards = bs }
 }
 
 // WithRegistry sets registry access (credentials, plain HTTP for loopback,
@@ -340,7 +376,19 @@ func gateOnce(ctx context.Context, ref, tag string, test TestFunc, opts ...Optio
 	} else {
 		d.OldDigest, d.NewDigest = old, old
 	}
-	if missing := missingPlatforms(pin.Platforms, g.platforms); len(missing) > 0 {
+	for _, bp := range pin.Boards {
+		if bp.Platform.Architecture == "" {
+			d.Boards = append(d.Boards, bp.Board.String()+" pulls nothing")
+			continue
+		}
+		d.Boards = append(d.Boards, bp.Board.String()+" pulls "+bp.Platform.String())
+	}
+	if refused := g.refusedBoards(pin); len(refused) > 0 {
+		d.Failures = refused
+		d.Reason = "refused: " + summarize(refused)
+		return d, nil
+	}
+	if missing := missingPlatforms(pin.Platforms, g.platforms); len(missing) > 0 && len(g.boards) == 0 {
 		d.Reason = fmt.Sprintf("refused: %s lacks required platform %s; it has %s",
 			pinned, strings.Join(missing, ", "), listOrNone(d.Platforms))
 		return d, nil
@@ -355,7 +403,7 @@ func gateOnce(ctx context.Context, ref, tag string, test TestFunc, opts ...Optio
 			return nil, fmt.Errorf("testing %s: %w", pinned, ctx.Err())
 		}
 		if err == nil {
-			failures = judge(res, g.platforms)
+			failures = judge(res, pin.Required, pin.Boards)
 			if !onlyInfra(failures) {
 				break
 			}
@@ -384,6 +432,9 @@ func gateOnce(ctx context.Context, ref, tag string, test TestFunc, opts ...Optio
 	if g.dryRun {
 		if passed {
 			d.Reason = fmt.Sprintf("dry run: every required platform passed; would move %s from %s to %s", tagRef, orNone(d.OldDigest), desc.Digest)
+			if len(pin.Boards) > 0 {
+				d.Reason = fmt.Sprintf("dry run: every board (%s) passed; would move %s from %s to %s", boardList(pin.Boards), tagRef, orNone(d.OldDigest), desc.Digest)
+			}
 		}
 		return d, nil
 	}
@@ -428,7 +479,10 @@ func gateOnce(ctx context.Context, ref, tag string, test TestFunc, opts ...Optio
 		return d, err
 	}
 	d.Promoted = true
-	d.Reason = fmt.Sprintf("promoted: every required platform (%s) passed; %s now points at the tested digest", platformList(g.platforms), tagRef)
+	d.Reason = fmt.Sprintf("promoted: every required platform (%s) passed; %s now points at the tested digest", platformList(pin.Required), tagRef)
+	if len(pin.Boards) > 0 {
+		d.Reason = fmt.Sprintf("promoted: every board (%s) passed; %s now points at the tested digest", boardList(pin.Boards), tagRef)
+	}
 	return d, nil
 }
 
@@ -452,7 +506,10 @@ func Pin(ctx context.Context, ref string, opts ...Option) (Pinned, error) {
 	if err != nil {
 		return Pinned{}, err
 	}
-	if missing := missingPlatforms(pin.Platforms, g.platforms); len(missing) > 0 {
+	if refused := g.refusedBoards(pin); len(refused) > 0 {
+		return Pinned{}, errors.New(refused[0].Reason)
+	}
+	if missing := missingPlatforms(pin.Platforms, g.platforms); len(missing) > 0 && len(g.boards) == 0 {
 		var has []string
 		for _, p := range pin.Platforms {
 			has = append(has, p.String())
@@ -478,14 +535,44 @@ func (g *gate) pin(ctx context.Context, candidate name.Reference, ref string) (P
 	if err != nil {
 		return Pinned{}, nil, fmt.Errorf("reading the platforms of %s: %w", pinned, err)
 	}
-	return Pinned{
+	pin := Pinned{
 		Ref:        ref,
 		Digest:     pinned,
 		Descriptor: desc.Descriptor,
 		Platforms:  present,
 		Required:   g.platforms,
 		Registry:   reg,
-	}, desc, nil
+	}
+	if len(g.boards) > 0 {
+		// What each board pulls is what is tested: the platforms follow.
+		pin.Required = nil
+		single := !desc.MediaType.IsIndex()
+		for _, b := range g.boards {
+			pulled, err := b.Pull(present, single)
+			if err != nil {
+				pin.Boards = append(pin.Boards, BoardPull{Board: b, Note: err.Error()})
+				continue
+			}
+			pin.Boards = append(pin.Boards, BoardPull{Board: b, Platform: pulled.Platform, Note: pulled.Note})
+			if !hasPlatform(pin.Required, pulled.Platform) {
+				pin.Required = append(pin.Required, pulled.Platform)
+			}
+		}
+	}
+	return pin, desc, nil
+}
+
+// refusedBoards are the required boards whose engine finds nothing to pull
+// in the candidate, each as a failing outcome naming the board.
+func (g *gate) refusedBoards(pin Pinned) []Outcome {
+	var out []Outcome
+	for _, bp := range pin.Boards {
+		if bp.Platform.Architecture == "" {
+			out = append(out, Outcome{Scenario: "(pull)", Target: "engine", Board: bp.Board.String(), Platform: bp.Board.Platform(),
+				Verdict: Fail, Reason: fmt.Sprintf("board %s pulls nothing from %s: %s", bp.Board, pin.Digest, bp.Note)})
+		}
+	}
+	return out
 }
 
 func missingPlatforms(present, required []v1.Platform) []string {
@@ -499,8 +586,9 @@ func missingPlatforms(present, required []v1.Platform) []string {
 }
 
 // judge returns the outcomes that refuse promotion, plus a synthetic one per
-// required platform that no passing scenario covered.
-func judge(res Result, required []v1.Platform) []Outcome {
+// required platform, and per required board, that no passing scenario
+// covered.
+func judge(res Result, required []v1.Platform, boards []BoardPull) []Outcome {
 	var bad []Outcome
 	var passedOn []v1.Platform
 	for _, o := range res.Outcomes {
@@ -520,6 +608,27 @@ func judge(res Result, required []v1.Platform) []Outcome {
 			o.Verdict = Fail
 			bad = append(bad, o)
 		}
+	}
+	if len(boards) > 0 {
+		passedBoard := map[string]bool{}
+		failedBoard := map[string]bool{}
+		for _, o := range res.Outcomes {
+			if o.Verdict == Pass {
+				passedBoard[o.Board] = true
+			}
+		}
+		for _, o := range bad {
+			failedBoard[o.Board] = true
+		}
+		for _, bp := range boards {
+			name := bp.Board.String()
+			if passedBoard[name] || failedBoard[name] {
+				continue
+			}
+			bad = append(bad, Outcome{Board: name, Platform: bp.Platform.String(), Verdict: Fail, Scenario: "(none)",
+				Reason: fmt.Sprintf("no scenario passed on board %s: nothing was tested there", name)})
+		}
+		return bad
 	}
 	for _, p := range required {
 		if hasPlatform(passedOn, p) || hasFailureOn(bad, p) {
@@ -563,7 +672,7 @@ func summarize(bad []Outcome) string {
 			parts = append(parts, fmt.Sprintf("and %d more", len(bad)-max))
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%s [%s %s] %s", o.Scenario, o.Target, o.Platform, o.Verdict))
+		parts = append(parts, fmt.Sprintf("%s [%s] %s", o.Scenario, o.Where(), o.Verdict))
 	}
 	return fmt.Sprintf("%d cases did not pass: %s; the first: %s", len(bad), strings.Join(parts, ", "), bad[0].Reason)
 }
@@ -706,6 +815,14 @@ func platformList(ps []v1.Platform) string {
 		s = append(s, p.String())
 	}
 	sort.Strings(s)
+	return strings.Join(s, ", ")
+}
+
+func boardList(bs []BoardPull) string {
+	var s []string
+	for _, b := range bs {
+		s = append(s, b.Board.String()+" pulls "+b.Platform.String())
+	}
 	return strings.Join(s, ", ")
 }
 

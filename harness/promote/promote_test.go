@@ -599,7 +599,7 @@ func TestJudge(t *testing.T) {
 		{"unknown verdict", []Outcome{pass("linux/arm/v7"), {Platform: "linux/arm/v7", Verdict: "maybe"}}, []v1.Platform{armv7}, 1},
 		{"optional does not excuse a fail", []Outcome{pass("linux/arm/v7"), {Platform: "linux/arm/v7", Verdict: Fail, Optional: true}}, []v1.Platform{armv7}, 1},
 	} {
-		if bad := judge(Result{Outcomes: c.outcomes}, c.required); len(bad) != c.bad {
+		if bad := judge(Result{Outcomes: c.outcomes}, c.required, nil); len(bad) != c.bad {
 			t.Errorf("%s: %d refusing outcomes %v, want %d", c.name, len(bad), bad, c.bad)
 		}
 	}

@@ -150,6 +150,13 @@ func TestConsoleLogCopiedAndLinked(t *testing.T) {
 	for i := range rs {
 		rs[i].Device = target.Info{"console_log": log, "boot_ms": 333.5, "ready_replayed": true, "pid": 4242}
 	}
+	// A board's case: its console log is named with the board, and its
+	// board facts are typed as target.InfoKeys says.
+	rs[0].Board = "pi3b+"
+	rs[0].Device = target.Info{"console_log": log, "board": "pi3b+", "machine": "raspi3b", "cpu": "cortex-a53", "kernel_arch": "arm64", "memory_mb": 1024}
+	if err := rs[0].Device.Validate(); err != nil {
+		t.Error(err)
+	}
 	dir := t.TempDir()
 	rep := New(rs)
 	if _, err := rep.WriteDir(dir); err != nil {
@@ -177,6 +184,9 @@ func TestConsoleLogCopiedAndLinked(t *testing.T) {
 	dev := doc["results"].([]any)[0].(map[string]any)["device"].(map[string]any)
 	if dev["boot_ms"] != 333.5 || dev["ready_replayed"] != true || dev["pid"] != 4242.0 {
 		t.Errorf("device facts are not typed in results.json: %v", dev)
+	}
+	if logs, _ := filepath.Glob(filepath.Join(dir, ConsoleDir, "*-pi3b_-*.log")); len(logs) != 1 {
+		t.Errorf("console logs named with the board pi3b+: %v", logs)
 	}
 	html, _ := os.ReadFile(filepath.Join(dir, HTMLFile))
 	if !strings.Contains(string(html), `class="console-log" href="console/01-`) {

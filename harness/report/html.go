@@ -175,10 +175,10 @@ h2 { font-size: 16px; margin: 14px 0 4px; } h3 { font-size: 13px; margin: 12px 0
 </div>
 <h2>Verdicts{{if nfails .}} (failures first){{end}}</h2>
 <table id="verdicts">
-<thead><tr><th>Scenario</th>{{if .MultiImage}}<th>Image</th>{{end}}<th>Target</th><th>Platform</th><th>Verdict</th><th>Time</th><th>Reason</th></tr></thead>
+<thead><tr><th>Scenario</th>{{if .MultiImage}}<th>Image</th>{{end}}<th>Target</th>{{if .HasBoards}}<th>Board</th>{{end}}<th>Platform</th><th>Verdict</th><th>Time</th><th>Reason</th></tr></thead>
 <tbody>
 {{range $i, $r := .Results}}<tr class="verdict-row" id="row-{{$i}}" data-verdict="{{$r.Verdict}}">
-<td><a href="#{{caseid $i}}">{{$r.Scenario}}</a></td>{{if $.MultiImage}}<td class="small" title="{{$r.ImageDigest}}">{{base $r.ImageRef}}<br>{{short $r.ImageDigest}}</td>{{end}}<td>{{$r.Target}}</td><td>{{$r.Platform}}</td>
+<td><a href="#{{caseid $i}}">{{$r.Scenario}}</a></td>{{if $.MultiImage}}<td class="small" title="{{$r.ImageDigest}}">{{base $r.ImageRef}}<br>{{short $r.ImageDigest}}</td>{{end}}<td>{{$r.Target}}</td>{{if $.HasBoards}}<td class="board">{{$r.Board}}</td>{{end}}<td>{{$r.Platform}}</td>
 <td><span class="v v-{{$r.Verdict}}">{{$r.Verdict}}</span></td><td>{{dur $r.Duration}}</td><td class="reason"><div>{{$r.Reason}}</div></td>
 </tr>
 {{end}}</tbody>
@@ -192,7 +192,7 @@ h2 { font-size: 16px; margin: 14px 0 4px; } h3 { font-size: 13px; margin: 12px 0
 {{end}}{{end}}
 {{range $i, $r := .Results}}
 <details class="case" id="{{caseid $i}}"{{if notpass $r.Verdict}} open{{end}}>
-<summary><span class="v v-{{$r.Verdict}}">{{$r.Verdict}}</span> {{$r.Scenario}}{{if $.MultiImage}} · {{base $r.ImageRef}}{{end}} · {{$r.Target}} · {{$r.Platform}} · {{dur $r.Duration}}{{if gt $r.Attempts 1}} · {{$r.Attempts}} attempts{{end}}</summary>
+<summary><span class="v v-{{$r.Verdict}}">{{$r.Verdict}}</span> {{$r.Scenario}}{{if $.MultiImage}} · {{base $r.ImageRef}}{{end}} · {{$r.Target}}{{if $r.Board}} · board {{$r.Board}}{{end}} · {{$r.Platform}} · {{dur $r.Duration}}{{if gt $r.Attempts 1}} · {{$r.Attempts}} attempts{{end}}</summary>
 <div class="body">
 {{if $r.Description}}<p>{{$r.Description}}</p>{{end}}
 <p class="small">exit: <span class="exit">{{if $r.Exit}}{{$r.Exit}}{{else}}not observed (the app did not start){{end}}</span>{{with $r.StaticCheckID}}{{with check $ .}} · static startup check: <a href="#{{anchor .ID}}">{{.ID}}</a> ({{if .OK}}ok{{else}}{{len .Problems}} problem(s){{end}}){{end}}{{end}}{{if $r.ConsoleLog}} · <a class="console-log" href="{{$r.ConsoleLog}}">guest console log</a>{{end}}</p>

@@ -62,7 +62,7 @@ type junitResult struct {
 func secs(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
 
 // Properties lists what a test case was run against: image digest,
-// platform, target, the device's versions (QEMU, kernel, ...) and the
+// platform, target, board, the device's versions (QEMU, kernel, ...) and the
 // sha256 of every fixture replayed. JUnit and HTML show the same list.
 func Properties(res scenario.Result) [][2]string {
 	ps := [][2]string{
@@ -75,6 +75,9 @@ func Properties(res scenario.Result) [][2]string {
 		{"image.digest", res.ImageDigest},
 		{"image.manifest_digest", res.ManifestDigest},
 		{"attempts", fmt.Sprint(res.Attempts)},
+	}
+	if res.Board != "" {
+		ps = append(ps, [2]string{"board", res.Board})
 	}
 	if res.Exit != nil {
 		ps = append(ps, [2]string{"exit", res.Exit.String()})
@@ -113,31 +116,42 @@ func Properties(res scenario.Result) [][2]string {
 const JUnitTimestamp = "2006-01-02T15:04:05"
 
 // WriteJUnit writes JUnit XML as Jenkins and GitLab read it: one
-// testsuite per target × platform, one testcase per scenario on it. fail
-// → <failure>, infra-error → <error>, unsupported → <skipped> (with the
-// reason); the app's stdout and the console go to system-out (console
-// lines marked "[console]"), the app's stderr and the steps'
+// testsuite per target × board × platform (hil.system.pi3b+.linux/arm64;
+// no board part for a case without one), one testcase per scenario on
+// it. fail → <failure>, infra-error → <error>, unsupported → <skipped>
+// (with the reason); the app's stdout and the console go to system-out
+// (console lines marked "[console]"), the app's stderr and the steps'
 // warnings to system-err.
 func (r *Report) WriteJUnit(w io.Writer) error {
 	top := junitSuites{Name: r.Title, Time: secs(r.Duration)}
 	bySuite := map[string]*junitSuite{}
 	var order []string
+	suiteKey := func(res scenario.Result) string { return res.Target + " " + res.Board + " " + res.Platform }
 	for _, res := range r.Results {
-		key := res.Target + " " + res.Platform
+		key := suiteKey(res)
 		s, ok := bySuite[key]
 		if !ok {
-			s = &junitSuite{Name: "hil." + res.Target + "." + res.Platform, Properties: []junitProperty{
-				{"image.ref", res.ImageRef}, {"image.digest", res.ImageDigest}, {"target", res.Target}, {"platform", res.Platform},
-			}}
+			name := "hil." + res.Target
+			props := []junitProperty{{"image.ref", res.ImageRef}, {"image.digest", res.ImageDigest}, {"target", res.Target}}
+			if res.Board != "" {
+				name += "." + res.Board
+				props = append(props, junitProperty{"board", res.Board})
+			}
+			name += "." + res.Platform
+			s = &junitSuite{Name: name, Properties: append(props, junitProperty{"platform", res.Platform})}
 			if !res.Start.IsZero() {
 				s.Timestamp = res.Start.UTC().Format(JUnitTimestamp)
 			}
 			bySuite[key] = s
 			order = append(order, key)
 		}
+		class := "hil." + res.Target
+		if res.Board != "" {
+			class += "." + strings.ReplaceAll(res.Board, "/", "_")
+		}
 		c := junitCase{
 			Name:      res.Scenario,
-			Classname: "hil." + res.Target + "." + strings.ReplaceAll(res.Platform, "/", "_"),
+			Classname: class + "." + strings.ReplaceAll(res.Platform, "/", "_"),
 			File:      res.File,
 			Time:      secs(res.Duration),
 		}
@@ -182,7 +196,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 		s := bySuite[k]
 		var d time.Duration
 		for _, res := range r.Results {
-			if res.Target+" "+res.Platform == k {
+			if suiteKey(res) == k {
 				d += res.Duration
 			}
 		}

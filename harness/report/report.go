@@ -137,8 +137,8 @@ func WithMeta(k, v string) Option {
 
 // New builds a report from results, failures first: sorted by verdict
 // (fail, infra-error, unsupported, pass), then image (in order of first
-// appearance), scenario, target, platform. Each distinct static check is
-// listed once in StaticChecks and named by its results.
+// appearance), scenario, target, board, platform. Each distinct static
+// check is listed once in StaticChecks and named by its results.
 func New(results []scenario.Result, opts ...Option) *Report {
 	rs := append([]scenario.Result(nil), results...)
 	// Images keep the order they first appear in (the image under test
@@ -163,6 +163,9 @@ func New(results []scenario.Result, opts ...Option) *Report {
 		if a.Target != b.Target {
 			return a.Target < b.Target
 		}
+		if a.Board != b.Board {
+			return a.Board < b.Board
+		}
 		return a.Platform < b.Platform
 	})
 	r := &Report{Title: "hil scenarios", Results: rs, Summary: scenario.Summarize(rs)}
@@ -186,6 +189,17 @@ func New(results []scenario.Result, opts ...Option) *Report {
 		o(r)
 	}
 	return r
+}
+
+// HasBoards reports whether any case ran as a board: the tables then
+// have a board column.
+func (r *Report) HasBoards() bool {
+	for _, res := range r.Results {
+		if res.Board != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // verdictRank orders verdicts for a reader: what needs attention first.
@@ -353,7 +367,11 @@ func (r *Report) copyConsoleLogs(dir string) {
 				continue // already in this report directory
 			}
 		}
-		rel := path.Join(ConsoleDir, fmt.Sprintf("%02d-%s.log", i+1, fileSafe(res.Scenario+"-"+res.Target+"-"+res.Platform)))
+		name := res.Scenario + "-" + res.Target
+		if res.Board != "" {
+			name += "-" + res.Board
+		}
+		rel := path.Join(ConsoleDir, fmt.Sprintf("%02d-%s.log", i+1, fileSafe(name+"-"+res.Platform)))
 		dst := filepath.Join(dir, filepath.FromSlash(rel))
 		if same(src, dst) {
 			res.ConsoleLog = rel

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	stdhtml "html"
 	"image/png"
 	"os"
 	"os/exec"
@@ -256,5 +257,85 @@ func TestHTMLMultiImage(t *testing.T) {
 		if !strings.Contains(multi.String(), want) {
 			t.Errorf("multi-image report lacks %q", want)
 		}
+	}
+}
+
+// A board is a dimension of every report: its own JUnit suite (name,
+// classname and properties), a column in the HTML table, a field in
+// results.json; reports of board-less runs stay as they were.
+func TestReportsNameTheBoard(t *testing.T) {
+	rs := sampleResults()[:2]
+	plain := New(rs)
+	var html, junit bytes.Buffer
+	if err := plain.WriteHTML(&html); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(html.String(), "<th>Board</th>") {
+		t.Error("a run without boards has a board column")
+	}
+	on := func(r scenario.Result, b, p string) scenario.Result {
+		r.Board, r.Platform = b, p
+		return r
+	}
+	rs = []scenario.Result{on(rs[0], "pi3b+", "linux/arm64"), on(rs[0], "pi4/32", "linux/arm/v7"), on(rs[1], "pi3b+", "linux/arm64")}
+	rep := New(rs)
+	html.Reset()
+	if err := rep.WriteHTML(&html); err != nil {
+		t.Fatal(err)
+	}
+	page := stdhtml.UnescapeString(html.String()) // html/template writes + as &#43;
+	for _, want := range []string{"<th>Board</th>", `<td class="board">pi4/32</td>`, "system · board pi3b+ · linux/arm64"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
+	if err := rep.WriteJUnit(&junit); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Suites []struct {
+			Name  string `xml:"name,attr"`
+			Props []struct {
+				Name  string `xml:"name,attr"`
+				Value string `xml:"value,attr"`
+			} `xml:"properties>property"`
+			Cases []struct {
+				Class string `xml:"classname,attr"`
+				Props []struct {
+					Name  string `xml:"name,attr"`
+					Value string `xml:"value,attr"`
+				} `xml:"properties>property"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(junit.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var names, classes []string
+	for _, s := range doc.Suites {
+		names = append(names, s.Name)
+		for _, c := range s.Cases {
+			classes = append(classes, c.Class)
+			found := false
+			for _, p := range c.Props {
+				found = found || p.Name == "board" && p.Value != ""
+			}
+			if !found {
+				t.Errorf("case %s has no board property", c.Class)
+			}
+		}
+	}
+	if got := strings.Join(names, " "); got != "hil.system.pi3b+.linux/arm64 hil.system.pi4/32.linux/arm/v7" {
+		t.Errorf("suites %s", got)
+	}
+	if got := strings.Join(classes, " "); got != "hil.system.pi3b+.linux_arm64 hil.system.pi3b+.linux_arm64 hil.system.pi4_32.linux_arm_v7" {
+		t.Errorf("classnames %s", got)
+	}
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(js.String(), `"board": "pi4/32"`) {
+		t.Errorf("results.json names no board")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/replay"
 	"github.com/hilproject/hil/harness/target"
 )
@@ -43,6 +44,13 @@ func WithFixtures(r FixtureResolver) ParseOption {
 	return func(p *parser) { p.fixtures = r }
 }
 
+// WithBoardCatalog resolves `boards:` names against cat (default: the
+// built-in board profiles, board.Builtin), e.g. one with a profile file's
+// boards.
+func WithBoardCatalog(cat *board.Catalog) ParseOption {
+	return func(p *parser) { p.boards = cat }
+}
+
 // WithKnownTargets limits `targets:` to these names (default: system,
 // user, container, device).
 func WithKnownTargets(names ...string) ParseOption {
@@ -52,7 +60,7 @@ func WithKnownTargets(names ...string) ParseOption {
 // Keys is every key the parser accepts, by context. scenarios/schema.json
 // must list the same ones (a test keeps them in sync).
 var Keys = map[string][]string{
-	"scenario":         {"name", "description", "tags", "app", "targets", "platforms", "startup", "timeout", "rx_offload", "strict_delivery", "steps"},
+	"scenario":         {"name", "description", "tags", "app", "targets", "platforms", "boards", "startup", "timeout", "rx_offload", "strict_delivery", "steps"},
 	"app":              {"entrypoint", "args", "env", "workdir", "iface"},
 	"startup":          {"budget", "ready", "static_check"},
 	"matcher":          {"contains", "regex", "json", "stream"},
@@ -97,6 +105,7 @@ type parser struct {
 	dir          string
 	fixtures     FixtureResolver
 	knownTargets []string
+	boards       *board.Catalog
 	limits       Limits
 	errs         ParseErrors
 
@@ -110,6 +119,9 @@ func newParser(file string, opts []ParseOption) *parser {
 	p := &parser{file: file, dir: filepath.Dir(file), fixtures: BundledFixtures(), knownTargets: []string{"system", "user", "container", "device"}, limits: DefaultLimits, timeout: DefaultTimeout}
 	for _, o := range opts {
 		o(p)
+	}
+	if p.boards == nil {
+		p.boards = board.Builtin()
 	}
 	return p
 }
@@ -492,6 +504,30 @@ func (p *parser) scenario(n *yaml.Node) *Scenario {
 				}
 			}
 			sc.Platforms = ps
+		}
+	}
+	if v, has := f["boards"]; has {
+		if _, both := f["platforms"]; both {
+			p.errf(v.key, "boards: a board runs the manifest its engine pulls from the image; give boards or platforms, not both")
+		}
+		if names, ok := p.strList(v.val, "boards", false); ok {
+			if len(names) == 0 {
+				p.errf(v.val, "boards: want at least one board, like pi3b+ (hil boards lists them)")
+			}
+			seen := map[string]bool{}
+			for i, name := range names {
+				b, err := p.boards.Lookup(name)
+				if err != nil {
+					p.errf(v.val.Content[i], "boards[%d]: %v", i, err)
+					continue
+				}
+				if seen[b.Key()] {
+					p.errf(v.val.Content[i], "boards[%d]: %s is listed twice", i, b)
+					continue
+				}
+				seen[b.Key()] = true
+				sc.Boards = append(sc.Boards, b)
+			}
 		}
 	}
 	if v, has := f["timeout"]; has {

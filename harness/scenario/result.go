@@ -3,6 +3,7 @@ package scenario
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hilproject/hil/harness/link"
@@ -46,7 +47,9 @@ type Result struct {
 	Description string   `json:"description,omitempty"`
 	Tags        []string `json:"tags,omitempty"`
 	Target      string   `json:"target"`
-	Platform    string   `json:"platform"`
+	// Board is the board the case ran as ("" without one: see BoardOf).
+	Board    string `json:"board,omitempty"`
+	Platform string `json:"platform"`
 
 	Verdict Verdict `json:"verdict"`
 	// Reason is one paragraph: for fail, the step, the expectation and what
@@ -144,8 +147,22 @@ func (c *StaticCheck) Same(o *StaticCheck) bool {
 		c.OK == o.OK && c.Summary == o.Summary && slices.Equal(c.Problems, o.Problems)
 }
 
-// ID names the case as scenario/target/platform.
-func (r *Result) ID() string { return r.Scenario + " [" + r.Target + " " + r.Platform + "]" }
+// ID names the case as "scenario [target board platform]" (no board when
+// the case had none).
+func (r *Result) ID() string { return r.Key().String() }
+
+// BoardOf is the board a result's case ran as, as attestations name it:
+// its board, or without one the system target's generic machine, "virt";
+// "" for other targets without a board (they model none).
+func (r *Result) BoardOf() string {
+	switch {
+	case r.Board != "":
+		return r.Board
+	case r.Target == "system" || strings.HasPrefix(r.Target, "system@"):
+		return "virt"
+	}
+	return ""
+}
 
 // StepResult is the outcome and timing of one step (or runner phase).
 type StepResult struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -11,8 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hilproject/hil/harness/activity"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/hilproject/hil/harness/activity"
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/harness/target"
@@ -78,6 +81,7 @@ type Event struct {
 	Kind     EventKind
 	Scenario string
 	Target   string
+	Board    string
 	Platform string
 	Attempt  int
 	// Step is set for StepStarted and StepFinished.
@@ -115,6 +119,12 @@ func WithProgress(fn func(Event)) Option { return func(r *Runner) { r.progress =
 // WithPlatforms replaces every scenario's platform list.
 func WithPlatforms(ps ...string) Option { return func(r *Runner) { r.platforms = ps } }
 
+// WithBoards runs the scenarios as these boards (a scenario that lists
+// boards: runs as those of them it lists): each board's case runs the
+// manifest its engine pulls from the image, the static check holds it to
+// the board's instruction set, and the targets model the board.
+func WithBoards(bs ...board.Board) Option { return func(r *Runner) { r.boards = bs } }
+
 // WithCaseTimeout caps one attempt of one case below the scenario's own
 // Timeout (its timeout:, default 5 minutes): a hung target becomes an
 // infra error, never a stuck suite.
@@ -133,6 +143,7 @@ type Runner struct {
 	retries     int
 	progress    func(Event)
 	platforms   []string
+	boards      []board.Board
 	caseTimeout time.Duration
 	maxLines    int
 }
@@ -146,38 +157,146 @@ func NewRunner(images ImageSource, opts ...Option) *Runner {
 	return r
 }
 
-// Case is one scenario × target × platform.
+// Case is one scenario × target × board × platform.
 type Case struct {
 	Scenario *Scenario
 	Target   string
 	Platform string
+	// Board is the board the case runs as; nil without one (the targets'
+	// own defaults: the system target's generic virt machine).
+	Board *board.Board
+	// Refused, with a Board, says why the board's engine pulls nothing
+	// from the image (no manifest it accepts): the case fails without a
+	// boot. Platform is then what the board asks for.
+	Refused string
+	// Pulled, with a Board, says how the manifest was chosen when that is
+	// worth knowing (a single-manifest image pulled whatever the board
+	// asked for).
+	Pulled string
 }
 
-// Plan lists the cases of sc: its targets the runner has × its platforms
-// (or the runner's WithPlatforms). A scenario's target T also matches every
-// instance of it the runner has, named T@INSTANCE (several boards of the
-// device target: "device@pi-lab-1", "device@pi-lab-2").
+// BoardName is the case's board as reports name it ("" without one).
+func (c Case) BoardName() string {
+	if c.Board == nil {
+		return ""
+	}
+	return c.Board.String()
+}
+
+// Plan lists the cases of sc (see Planner); the runner's images say what
+// each board pulls.
 func (r *Runner) Plan(sc *Scenario) []Case {
-	return PlanCases([]*Scenario{sc}, r.Targets(), r.platforms)
+	return r.planner().Cases([]*Scenario{sc})
+}
+
+func (r *Runner) planner() Planner {
+	p := Planner{Targets: r.Targets(), Platforms: r.platforms, Boards: r.boards}
+	if pi, ok := r.images.(PlatformLister); ok {
+		p.Pull = func(b board.Board) (board.Pulled, error) {
+			return b.Pull(pi.Platforms(), pi.Single())
+		}
+	}
+	return p
+}
+
+// PlatformLister is implemented by an ImageSource that can say which
+// platforms the image has, so that the runner can plan what each board
+// pulls.
+type PlatformLister interface {
+	// Platforms lists the image's platforms in index order.
+	Platforms() []v1.Platform
+	// Single reports whether the image is one manifest rather than an
+	// index (an engine pulls it whatever platform it asks for).
+	Single() bool
 }
 
 // PlanCases lists the cases of scs on targets (names; T@INSTANCE matches a
 // scenario's T) × each scenario's platforms, or platforms when given: what
-// a runner with those targets and WithPlatforms(platforms...) would run.
+// a runner with those targets and WithPlatforms(platforms...) would run,
+// without boards (Planner plans boards too).
 func PlanCases(scs []*Scenario, targets, platforms []string) []Case {
+	return Planner{Targets: targets, Platforms: platforms}.Cases(scs)
+}
+
+// Planner turns scenarios into cases: scenario × target × board ×
+// platform.
+type Planner struct {
+	// Targets are the run's targets (names; T@INSTANCE matches a
+	// scenario's T).
+	Targets []string
+	// Platforms, when set, replace every scenario's platforms (cases
+	// without a board).
+	Platforms []string
+	// Boards are the run's boards (--boards). A scenario runs on those of
+	// them it lists, or on all when it lists none; without run boards a
+	// scenario runs on its own boards, or without a board.
+	Boards []board.Board
+	// Pull says what a board's engine pulls from the image under test;
+	// needed when a case has a board (nil: every board case is refused,
+	// saying the image's platforms are not known).
+	Pull func(board.Board) (board.Pulled, error)
+}
+
+// BoardsOf are the boards sc runs as under p (nil: no board).
+func (p Planner) BoardsOf(sc *Scenario) []board.Board {
+	if len(p.Boards) == 0 {
+		return sc.Boards
+	}
+	if len(sc.Boards) == 0 {
+		return p.Boards
+	}
+	want := map[string]bool{}
+	for _, b := range sc.Boards {
+		want[b.Key()] = true
+	}
+	var out []board.Board
+	for _, b := range p.Boards {
+		if want[b.Key()] {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Cases lists the cases of scs, scenario by scenario, then by target,
+// board and platform.
+func (p Planner) Cases(scs []*Scenario) []Case {
 	var out []Case
 	for _, sc := range scs {
 		ps := sc.Platforms
-		if len(platforms) > 0 {
-			ps = platforms
+		if len(p.Platforms) > 0 {
+			ps = p.Platforms
+		}
+		boards := p.BoardsOf(sc)
+		if len(boards) == 0 && (len(p.Boards) > 0 || len(sc.Boards) > 0) {
+			continue // the run's boards and the scenario's have none in common
 		}
 		for _, t := range sc.Targets {
-			for _, n := range targets {
+			for _, n := range p.Targets {
 				if n != t && !strings.HasPrefix(n, t+"@") {
 					continue
 				}
-				for _, p := range ps {
-					out = append(out, Case{Scenario: sc, Target: n, Platform: p})
+				if len(boards) == 0 {
+					for _, pl := range ps {
+						out = append(out, Case{Scenario: sc, Target: n, Platform: pl})
+					}
+					continue
+				}
+				for i := range boards {
+					b := boards[i]
+					c := Case{Scenario: sc, Target: n, Board: &b, Platform: b.Platform()}
+					switch {
+					case p.Pull == nil:
+						c.Refused = "the image's platforms are not known, so what " + b.String() + " pulls cannot be planned"
+					default:
+						pulled, err := p.Pull(b)
+						if err != nil {
+							c.Refused = err.Error()
+						} else {
+							c.Platform, c.Pulled = pulled.Platform.String(), pulled.Note
+						}
+					}
+					out = append(out, c)
 				}
 			}
 		}
@@ -267,11 +386,11 @@ func (r *Runner) Run(ctx context.Context, c Case) Result {
 		res.Attempts = attempt
 		res.Retried = retried
 		if res.Verdict != InfraError || attempt > r.retries || ctx.Err() != nil {
-			r.emit(Event{Kind: CaseFinished, Scenario: c.Scenario.Name, Target: c.Target, Platform: c.Platform, Attempt: attempt, Result: &res, Elapsed: res.Duration})
+			r.emit(Event{Kind: CaseFinished, Scenario: c.Scenario.Name, Target: c.Target, Board: c.BoardName(), Platform: c.Platform, Attempt: attempt, Result: &res, Elapsed: res.Duration})
 			return res
 		}
 		retried = append(retried, fmt.Sprintf("attempt %d: %s", attempt, res.Reason))
-		r.emit(Event{Kind: CaseRetrying, Scenario: c.Scenario.Name, Target: c.Target, Platform: c.Platform, Attempt: attempt, Result: &res, Elapsed: res.Duration})
+		r.emit(Event{Kind: CaseRetrying, Scenario: c.Scenario.Name, Target: c.Target, Board: c.BoardName(), Platform: c.Platform, Attempt: attempt, Result: &res, Elapsed: res.Duration})
 	}
 }
 
@@ -300,13 +419,13 @@ func (r *Runner) attempt(ctx context.Context, c Case, attempt int) (res Result) 
 	sc := c.Scenario
 	res = Result{
 		Scenario: sc.Name, File: sc.Pos.File, Description: sc.Description, Tags: sc.Tags,
-		Target: c.Target, Platform: c.Platform, FailedStep: -1, Start: time.Now(),
+		Target: c.Target, Board: c.BoardName(), Platform: c.Platform, FailedStep: -1, Start: time.Now(),
 	}
 	if r.images != nil {
 		res.ImageRef, res.ImageDigest = r.images.Ref(), r.images.Digest()
 	}
 	cr := &caseRun{r: r, c: c, res: &res, start: res.Start, att: attempt}
-	r.emit(Event{Kind: CaseStarted, Scenario: sc.Name, Target: c.Target, Platform: c.Platform, Attempt: attempt})
+	r.emit(Event{Kind: CaseStarted, Scenario: sc.Name, Target: c.Target, Board: c.BoardName(), Platform: c.Platform, Attempt: attempt})
 
 	timeout := sc.Timeout()
 	if r.caseTimeout > 0 && r.caseTimeout < timeout {
@@ -317,7 +436,7 @@ func (r *Runner) attempt(ctx context.Context, c Case, attempt int) (res Result) 
 	// What a step does while it is slow (a first run fetches the kernel,
 	// builds the init, flattens the image) becomes a progress event.
 	ctx = activity.With(ctx, func(what string) {
-		r.emit(Event{Kind: StepActivity, Scenario: sc.Name, Target: c.Target, Platform: c.Platform, Attempt: attempt,
+		r.emit(Event{Kind: StepActivity, Scenario: sc.Name, Target: c.Target, Board: c.BoardName(), Platform: c.Platform, Attempt: attempt,
 			Step: cr.current.Load(), Activity: what, Elapsed: time.Since(cr.start)})
 	})
 	defer func() {
@@ -350,7 +469,7 @@ func (cr *caseRun) decide(step int, v Verdict, reason string) {
 func (cr *caseRun) phase(index int, kind StepKind, desc, pos string, fn func(sr *StepResult) (Verdict, string)) bool {
 	sr := StepResult{Index: index, Kind: kind, Desc: desc, Pos: pos, Start: time.Now()}
 	cr.current.Store(&sr)
-	cr.r.emit(Event{Kind: StepStarted, Scenario: cr.c.Scenario.Name, Target: cr.c.Target, Platform: cr.c.Platform, Attempt: cr.att, Step: &sr, Elapsed: time.Since(cr.start)})
+	cr.r.emit(Event{Kind: StepStarted, Scenario: cr.c.Scenario.Name, Target: cr.c.Target, Board: cr.c.BoardName(), Platform: cr.c.Platform, Attempt: cr.att, Step: &sr, Elapsed: time.Since(cr.start)})
 	v, msg := fn(&sr)
 	if v == "" {
 		v = Pass
@@ -376,13 +495,15 @@ func (cr *caseRun) phase(index int, kind StepKind, desc, pos string, fn func(sr 
 		}
 	}
 	if v == Fail && kind != PhaseStaticCheck && kind != PhaseImage {
-		if gap, ok := cr.emulatorGap(); ok {
+		if ill := cr.illegalInstruction(); ill != "" {
+			msg = ill + ": " + msg
+		} else if gap, ok := cr.emulatorGap(); ok {
 			v, msg = Unsupported, fmt.Sprintf("target %s cannot run what the app needs: %s (a failure of the emulator, not of the app: %s)", cr.c.Target, gap, firstLine(msg))
 		}
 	}
 	sr.Verdict, sr.Message, sr.Duration = v, msg, time.Since(sr.Start)
 	cr.res.Steps = append(cr.res.Steps, sr)
-	cr.r.emit(Event{Kind: StepFinished, Scenario: cr.c.Scenario.Name, Target: cr.c.Target, Platform: cr.c.Platform, Attempt: cr.att, Step: &sr, Elapsed: time.Since(cr.start)})
+	cr.r.emit(Event{Kind: StepFinished, Scenario: cr.c.Scenario.Name, Target: cr.c.Target, Board: cr.c.BoardName(), Platform: cr.c.Platform, Attempt: cr.att, Step: &sr, Elapsed: time.Since(cr.start)})
 	if v != Pass {
 		if death != "" {
 			cr.decide(len(cr.res.Steps)-1, v, death)
@@ -427,6 +548,34 @@ func deathReason(err error, where string) string {
 		return s
 	}
 	return "lost the device during " + where + ": " + err.Error()
+}
+
+// goSIGILL is how the Go runtime reports an illegal instruction it caught
+// (in cgo code, or its own): it prints this and exits 2. Compiled on first
+// use, as every package-level regexp is (not at every hil process's init).
+var goSIGILL = sync.OnceValue(func() Matcher {
+	return Matcher{Regex: regexp.MustCompile(`^SIGILL: illegal instruction`), Stream: target.Stderr}
+})
+
+// illegalInstruction says, for a case with a board whose app died of an
+// illegal instruction (killed by SIGILL, or the Go runtime's report of
+// one), that the board's CPU cannot run the app: "illegal instruction on
+// pi0w (ARM1176JZF-S)". "" otherwise.
+func (cr *caseRun) illegalInstruction() string {
+	if cr.c.Board == nil || cr.s == nil {
+		return ""
+	}
+	ex, err, done := cr.s.exitStatus()
+	if !done || err != nil || !ex.Observed {
+		return ""
+	}
+	if ex.Signal == "SIGILL" {
+		return fmt.Sprintf("illegal instruction on %s (%s): the app was killed by SIGILL", cr.c.Board, cr.c.Board.CPU)
+	}
+	if l, ok := cr.s.firstMatch(goSIGILL(), 0); ok {
+		return fmt.Sprintf("illegal instruction on %s (%s): the Go runtime caught it (%q) and exited %d", cr.c.Board, cr.c.Board.CPU, l.Text, ex.Code)
+	}
+	return ""
 }
 
 func (cr *caseRun) emulatorGap() (string, bool) {
@@ -480,18 +629,29 @@ func (cr *caseRun) run(ctx context.Context) {
 	}
 	var img *image.Image
 	var rootfs string
-	if !cr.phase(-1, PhaseImage, "open image "+cr.c.Platform, "", func(*StepResult) (Verdict, string) {
+	desc := "open image " + cr.c.Platform
+	if cr.c.Board != nil {
+		desc = fmt.Sprintf("open the image as %s pulls it (%s)", cr.c.Board, cr.c.Platform)
+	}
+	if !cr.phase(-1, PhaseImage, desc, "", func(*StepResult) (Verdict, string) {
+		if cr.c.Refused != "" {
+			return Fail, "the board pulls nothing: " + cr.c.Refused
+		}
 		var err error
 		img, rootfs, err = r.images.Image(ctx, cr.c.Platform)
 		if err != nil {
 			return classify(err), err.Error()
 		}
 		cr.res.ManifestDigest = img.ManifestDigest.String()
+		if cr.c.Pulled != "" {
+			return Pass, img.ManifestDigest.String() + "; " + cr.c.Pulled
+		}
 		return Pass, img.ManifestDigest.String()
 	}) {
 		return
 	}
 	cfg := runConfig(img, sc)
+	cfg.Board = cr.c.Board
 	if r.check != nil && !sc.Startup.SkipStaticCheck {
 		if !cr.phase(-1, PhaseStaticCheck, "static startup check", "", func(*StepResult) (Verdict, string) {
 			summary, problems, err := r.check.Check(ctx, rootfs, img, cfg)

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/replay"
 )
 
@@ -62,8 +63,12 @@ type Scenario struct {
 	App         App
 	Targets     []string
 	Platforms   []string
-	Startup     Startup
-	Steps       []Step
+	// Boards are the boards the scenario runs as (its `boards:`); empty:
+	// the run's boards, or none. A board's case runs the manifest the
+	// board's engine pulls from the image.
+	Boards  []board.Board
+	Startup Startup
+	Steps   []Step
 	// CaseTimeout bounds one attempt of each case of this scenario (the
 	// YAML's timeout); zero means DefaultTimeout. Use Timeout.
 	CaseTimeout time.Duration

@@ -16,8 +16,8 @@ import (
 
 // CaseKey names a case the same way in every process and every run:
 // sharding splits by it, timings are looked up by it, merged reports are
-// checked by it. Board is empty until cases carry a board profile; a key
-// with a board is a different case from one without.
+// checked by it. Board is empty for a case without a board; a key with a
+// board is a different case from one without.
 type CaseKey struct {
 	Scenario string `json:"scenario"`
 	Target   string `json:"target"`
@@ -39,12 +39,12 @@ func (k CaseKey) compare(o CaseKey) int {
 
 // Key is the case's CaseKey.
 func (c Case) Key() CaseKey {
-	return CaseKey{Scenario: c.Scenario.Name, Target: c.Target, Platform: c.Platform}
+	return CaseKey{Scenario: c.Scenario.Name, Target: c.Target, Platform: c.Platform, Board: c.BoardName()}
 }
 
 // Key is the CaseKey of the case the result is for.
 func (r *Result) Key() CaseKey {
-	return CaseKey{Scenario: r.Scenario, Target: r.Target, Platform: r.Platform}
+	return CaseKey{Scenario: r.Scenario, Target: r.Target, Platform: r.Platform, Board: r.Board}
 }
 
 // Shard is one of Count parts of a run's cases, Index counting from 1

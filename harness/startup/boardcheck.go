@@ -98,7 +98,7 @@ func (c *checker) checkBoard() {
 		}
 		c.prefix = s.u.prefix
 		if baselineFits && s.u.role != roleLoader {
-			if why, err := s.u.info.runtimeDispatch(); err == nil && why != "" {
+			if why, err := s.u.info.runtimeDispatch(s.u.role == roleLibrary); err == nil && why != "" {
 				c.note("%s says it may use %s, more than a %s has (%s), but %s: not refused, as its loader fits the board; the emulation targets are the judge",
 					displayName(s.u.obj), s.u.obj.ISA, b.Describe(), b.ISA.CPUSummary(b.CPU), why)
 				continue

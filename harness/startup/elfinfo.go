@@ -610,9 +610,14 @@ func (in *elfInfo) dynsymTable(bo binary.ByteOrder) (syms []byte, n, syment uint
 
 // runtimeDispatch says whether the object picks instructions at run time
 // by the CPU it finds: it imports getauxval (how libraries read AT_HWCAP,
-// e.g. libgcrypt, OpenSSL) or defines GNU indirect functions (glibc's
-// memcpy variants). It returns the evidence, or "".
-func (in *elfInfo) runtimeDispatch() (evidence string, err error) {
+// e.g. libgcrypt, OpenSSL), defines GNU indirect functions (glibc's
+// memcpy variants), or, for a library, names /proc/self/auxv, the file
+// libraries built without getauxval read AT_HWCAP from (Debian bullseye's
+// armhf libgcrypt 1.8, whose attributes say ARMv8-A). Not for a program:
+// every Go program names that file (its runtime reads the auxiliary vector
+// there when it must), which says nothing about its own code. It returns
+// the evidence, or "".
+func (in *elfInfo) runtimeDispatch(library bool) (evidence string, err error) {
 	if !in.hasSymtab {
 		return "", nil
 	}
@@ -661,5 +666,40 @@ func (in *elfInfo) runtimeDispatch() (evidence string, err error) {
 	if ifuncs > 0 {
 		return fmt.Sprintf("it picks code by the CPU at run time (%d GNU indirect functions)", ifuncs), nil
 	}
+	if !library {
+		return "", nil
+	}
+	if found, err := fileContains(in.r, in.size, auxvPath); err != nil {
+		return "", err
+	} else if found {
+		return "it reads the CPU's features at run time (it opens /proc/self/auxv)", nil
+	}
 	return "", nil
+}
+
+// auxvPath is the file name as a C string in a library's read-only data.
+var auxvPath = []byte("/proc/self/auxv\x00")
+
+// maxScanBytes bounds fileContains: a shared library larger than this is
+// not scanned (no evidence of dispatch found).
+const maxScanBytes = 64 << 20
+
+// fileContains reports whether the first size bytes of r (at most
+// maxScanBytes) hold needle, reading in chunks that overlap by its length.
+func fileContains(r io.ReaderAt, size int64, needle []byte) (bool, error) {
+	size = min(size, maxScanBytes)
+	buf := make([]byte, 256<<10)
+	for off := int64(0); off < size; off += int64(len(buf) - len(needle)) {
+		n, err := r.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		if bytes.Contains(buf[:n], needle) {
+			return true, nil
+		}
+		if err != nil && err != io.EOF {
+			return false, err
+		}
+		if off+int64(n) >= size {
+			break
+		}
+	}
+	return false, nil
 }

@@ -29,7 +29,7 @@ func FuzzParseELF(f *testing.F) {
 		a, _ := parsePlatform("linux/arm/v7")
 		a.compatible(in, true)
 		describe(in)
-		in.runtimeDispatch()
+		in.runtimeDispatch(true)
 		for _, vn := range in.VerNeed {
 			for _, v := range vn.Versions {
 				in.symbolForVersion(v.Index)

@@ -375,3 +375,38 @@ func versionLess(a, b string) bool {
 	}
 	return len(pa) < len(pb)
 }
+
+// The sample images against boards, the static half of the board matrix:
+// bullseye's libgcrypt 1.8 (attributes ARMv8-A) reads /proc/self/auxv to
+// pick its code, so old-glibc on a Pi 2 is refused for GLIBC_2.34 alone;
+// armv8-only's program is refused on a Pi 2 (the Go runtime's own read of
+// /proc/self/auxv excuses nothing) and passes on a Pi 3; the armel build
+// passes a Pi Zero W.
+func TestSampleImagesOnBoards(t *testing.T) {
+	run := func(variant, platform, b string) *startup.Report {
+		t.Helper()
+		dir, cfg := sampleRootFS(t, variant, platform)
+		bd, err := board.Builtin().Lookup(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Board = &bd
+		r, err := startup.Check(context.Background(), dir, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := run("old-glibc", "linux/arm/v7", "pi2")
+	onlyProblem(t, r, startup.KindMissingVersion, `GLIBC_2\.34`)
+	if notes := strings.Join(r.Notes, "\n"); !strings.Contains(notes, "libgcrypt.so.20 says it may use ARMv8-A") || !strings.Contains(notes, "/proc/self/auxv") {
+		t.Errorf("no note on libgcrypt's run-time dispatch: %s", notes)
+	}
+	onlyProblem(t, run("armv8-only", "linux/arm/v7", "pi2"), startup.KindISA, `^pcapwatch needs ARMv8-A \(Thumb-2, VFPv3-D16\); a pi2 \(Raspberry Pi 2 Model B\) has ARMv7`)
+	if r := run("armv8-only", "linux/arm/v7", "pi3b+"); !r.OK() {
+		t.Errorf("armv8-only on pi3b+: %v", r.Problems)
+	}
+	if r := run("pcapwatch", "linux/arm/v5", "pi0w"); !r.OK() {
+		t.Errorf("the armel build on pi0w: %v", r.Problems)
+	}
+}

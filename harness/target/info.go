@@ -69,6 +69,10 @@ var InfoKeys = map[string]InfoKind{
 	"rx_offload_features": InfoString, // each coalescing feature with its state
 	"rx_offload_error":    InfoString, // a feature that would not turn off
 	"liveness":            InfoString,
+	"machine":             InfoString, // QEMU's -machine (virt, raspi3b, ...)
+	"cpu":                 InfoString, // the emulated CPU model (system: -cpu; user, container: qemu-user's -cpu, with how close it is)
+	"kernel_arch":         InfoString, // the kernel build booted: armel, armhf, arm64
+	"personality":         InfoString, // set when the app runs under linux32 (a 32-bit OS on a 64-bit board)
 	// The user and container targets.
 	"mode":          InfoString, // native or emulated
 	"capture":       InfoString, // supported, or unsupported: why
@@ -97,6 +101,9 @@ var InfoKeys = map[string]InfoKind{
 	// The device target.
 	"board_arch":     InfoString,
 	"docker_version": InfoString,
+	"board_model":    InfoString, // the Pi's own /proc/device-tree/model
+	"board_profile":  InfoString, // the board profile the case was held to
+	"board_check":    InfoString, // whether the Pi is the profile's board: verified, or not verified and why
 }
 
 // String returns the value of key as text ("" when absent): a string as

@@ -75,6 +75,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/link"
 )
@@ -110,6 +111,21 @@ type RunConfig struct {
 	// Ready reports whether an output line means "the app is ready". Targets
 	// that snapshot a booted guest (system) take their snapshot then.
 	Ready func(Line) bool
+	// Board, when set, is the board the case runs as, and each target
+	// models it as closely as it can: system boots the board's QEMU
+	// machine, CPU, memory and kernel (or reports the board unsupported,
+	// with the profile's reason); user and container run qemu-user with
+	// the board's CPU; device refuses a board of another model. nil is
+	// the target's own default (system: QEMU virt, Cortex-A15, 512 MiB).
+	Board *board.Board
+}
+
+// BoardName is the name of cfg's board, or "" without one.
+func (cfg RunConfig) BoardName() string {
+	if cfg.Board == nil {
+		return ""
+	}
+	return cfg.Board.String()
 }
 
 // Stream names where a line of output came from.

@@ -229,8 +229,12 @@ type builtImage = images.Built
 
 // writeImage writes the index as an OCI layout (index.json pointing at the
 // image index, tagged "latest") and a docker-save tarball with one tag per
-// platform. Both are written aside and renamed into place.
-func writeImage(outDir, imgName string, plats []string, imgs map[string]v1.Image) (*builtImage, error) {
+// platform. Both are written aside and renamed into place. single writes
+// the one platform's manifest itself instead of an index around it.
+func writeImage(outDir, imgName string, plats []string, imgs map[string]v1.Image, single bool) (*builtImage, error) {
+	if single && len(plats) != 1 {
+		return nil, fmt.Errorf("a single-manifest image has one platform, not %d", len(plats))
+	}
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	bi := &builtImage{Name: imgName, Platforms: plats, Manifests: map[string]string{}, Tags: map[string]string{}}
 	tags := map[name.Tag]v1.Image{}
@@ -254,6 +258,11 @@ func writeImage(outDir, imgName string, plats []string, imgs map[string]v1.Image
 	if err != nil {
 		return nil, err
 	}
+	if single {
+		if d, err = imgs[plats[0]].Digest(); err != nil {
+			return nil, err
+		}
+	}
 	bi.Digest = d.String()
 
 	layoutDir := filepath.Join(outDir, imgName)
@@ -263,9 +272,15 @@ func writeImage(outDir, imgName string, plats []string, imgs map[string]v1.Image
 	if err != nil {
 		return nil, err
 	}
-	if err := lp.AppendIndex(idx, layout.WithAnnotations(map[string]string{
-		"org.opencontainers.image.ref.name": "latest",
-	})); err != nil {
+	tagLatest := layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "latest"})
+	if single {
+		img := imgs[plats[0]]
+		p := parsePlatform(plats[0])
+		err = lp.AppendImage(img, tagLatest, layout.WithPlatform(p))
+	} else {
+		err = lp.AppendIndex(idx, tagLatest)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("writing OCI layout %s: %w", layoutDir, err)
 	}
 	os.RemoveAll(layoutDir)

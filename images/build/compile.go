@@ -27,6 +27,10 @@ type target struct {
 var targets = map[string]target{
 	"linux/arm/v7": {Platform: "linux/arm/v7", GOARCH: "arm", GOARM: "7", CC: "arm-linux-gnueabihf-gcc",
 		Triplet: "arm-linux-gnueabihf", Sysroot: []string{"sysroot-armhf", "runtime-armhf"}, Interpret: "/lib/ld-linux-armhf.so.3"},
+	// ARMv5TE soft-float on Debian's armel: GOARM=5 (Go's software
+	// floating point), the armel cross compiler; runs on every Pi.
+	"linux/arm/v5": {Platform: "linux/arm/v5", GOARCH: "arm", GOARM: "5", CC: "arm-linux-gnueabi-gcc",
+		Triplet: "arm-linux-gnueabi", Sysroot: []string{"sysroot-armel", "runtime-armel"}, Interpret: "/lib/ld-linux.so.3"},
 	"linux/arm64": {Platform: "linux/arm64", GOARCH: "arm64", CC: "aarch64-linux-gnu-gcc",
 		Triplet: "aarch64-linux-gnu", Sysroot: []string{"sysroot-arm64", "runtime-arm64"}, Interpret: "/lib/ld-linux-aarch64.so.1"},
 	// amd64 builds natively against the host's libpcap-dev.
@@ -38,6 +42,7 @@ type binary struct {
 	Name     string // file name under bin/
 	Target   target
 	LDFlagsX []string // -X settings
+	Tags     []string // build tags (a variant's extra source files)
 }
 
 func platformSlug(p string) string {
@@ -84,7 +89,11 @@ func compile(ctx context.Context, repo, outDir string, b binary, sysroot string)
 	for _, x := range b.LDFlagsX {
 		ld += " -X '" + x + "'"
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags", ld, "-o", out, "./images/pcapwatch")
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", ld}
+	if len(b.Tags) > 0 {
+		args = append(args, "-tags", strings.Join(b.Tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, "-o", out, "./images/pcapwatch")...)
 	cmd.Dir = repo
 	env := append(os.Environ(), "CGO_ENABLED=1", "GOOS=linux", "GOARCH="+t.GOARCH, "CC="+t.CC)
 	if t.GOARM != "" {
@@ -116,6 +125,8 @@ func ccPackage(cc string) string {
 		return "gcc-arm-linux-gnueabihf"
 	case "aarch64-linux-gnu-gcc":
 		return "gcc-aarch64-linux-gnu"
+	case "arm-linux-gnueabi-gcc":
+		return "gcc-arm-linux-gnueabi"
 	}
 	return "gcc"
 }

@@ -33,6 +33,10 @@ var debSets = []debSet{
 	{Name: "sysroot-armhf", Suite: "bookworm", Arch: "armhf", Roots: []string{"libpcap0.8-dev"}},
 	{Name: "runtime-arm64", Suite: "bookworm", Arch: "arm64", Roots: []string{"libc6", "libpcap0.8"}, Closure: true},
 	{Name: "sysroot-arm64", Suite: "bookworm", Arch: "arm64", Roots: []string{"libpcap0.8-dev"}},
+	// armel (soft-float EABI5, built for ARMv5TE): the runtime a Pi Zero
+	// or Pi 1 (ARMv6) can run, behind the index's linux/arm/v5 entry.
+	{Name: "runtime-armel", Suite: "bookworm", Arch: "armel", Roots: []string{"libc6", "libpcap0.8"}, Closure: true},
+	{Name: "sysroot-armel", Suite: "bookworm", Arch: "armel", Roots: []string{"libpcap0.8-dev"}},
 	// pcapwatch-rs: a distroless/cc-style runtime base, and the armhf
 	// standard library for Debian's rustc (see rust.go).
 	{Name: "runtime-armhf-cc", Suite: "bookworm", Arch: "armhf", Roots: []string{"libc6"}, Closure: true},

@@ -46,14 +46,27 @@ type variant struct {
 	// Binary picks the target the app is compiled for (wrong-arch lies).
 	Binary func(platform string) string
 	LDX    []string // -X settings baked into the binary
+	Tags   []string // build tags: extra source files of the variant
 	Drop   []string // path.Match patterns left out of the rootfs
+	// Single writes the image as one manifest instead of an index, as a
+	// plain `docker build` (or a one-platform push) makes it: an engine
+	// pulls it whatever platform it asks for.
+	Single bool
+	// From reuses the platform images of another variant as they are
+	// (same manifests, same digests).
+	From string
 }
 
 func samePlatform(p string) string { return p }
 
 func bookwormRuntime(p string) string {
-	if p == "linux/amd64" {
+	switch p {
+	case "linux/amd64":
 		return "runtime-amd64"
+	case "linux/arm64":
+		return "runtime-arm64"
+	case "linux/arm/v5":
+		return "runtime-armel"
 	}
 	return "runtime-armhf"
 }
@@ -61,8 +74,21 @@ func bookwormRuntime(p string) string {
 var both = []string{"linux/arm/v7", "linux/amd64"}
 var armOnly = []string{"linux/arm/v7"}
 
+// fleet is the sample app's index: the two platforms it always had (their
+// manifests unchanged), then an armel build for the ARMv6 boards (Pi Zero,
+// Pi 1: linux/arm/v5 is what their engine falls back to) and an arm64
+// build for the 64-bit Raspberry Pi OS.
+var fleet = []string{"linux/arm/v7", "linux/amd64", "linux/arm/v5", "linux/arm64"}
+
 var variants = []variant{
-	{Name: "pcapwatch", Platforms: both, Runtime: bookwormRuntime, Binary: samePlatform},
+	{Name: "pcapwatch", Platforms: fleet, Runtime: bookwormRuntime, Binary: samePlatform},
+	// The arm/v7 manifest of pcapwatch alone, as a single-manifest image
+	// (what a one-platform build pushes): a Pi Zero's engine pulls it
+	// anyway and the board kills it with SIGILL.
+	{Name: "pcapwatch-armhf", Breaks: "only the armhf (ARMv7) build, as one manifest: an ARMv6 board (Pi Zero, Pi 1) pulls it and cannot run it",
+		Platforms: armOnly, Single: true, From: "pcapwatch", Runtime: bookwormRuntime, Binary: samePlatform},
+	{Name: "armv8-only", Breaks: "a helper built for ARMv8 AArch32 (-march=armv8-a+crc) runs at start: SIGILL on ARMv7 (Pi 2) and ARMv6 boards", Platforms: armOnly, Single: true,
+		Runtime: bookwormRuntime, Binary: samePlatform, Tags: []string{"armv8crc"}},
 	{Name: "no-libpcap", Breaks: "libpcap.so.0.8 is missing from the image", Platforms: both,
 		Runtime: bookwormRuntime, Binary: samePlatform,
 		Drop: []string{"lib/*/libpcap.so*", "usr/lib/*/libpcap.so*"}},
@@ -209,16 +235,16 @@ func run(ctx context.Context, out, lockPath string, relock, fetchOnly, force boo
 	binaries := map[string]string{} // key: binary platform + "|" + LDX
 	binFor := func(v variant, plat string) (string, error) {
 		bp := v.Binary(plat)
-		key := bp + "|" + strings.Join(v.LDX, ",")
+		key := bp + "|" + strings.Join(v.LDX, ",") + "|" + strings.Join(v.Tags, ",")
 		if p, ok := binaries[key]; ok {
 			return p, nil
 		}
 		nm := "pcapwatch"
-		if len(v.LDX) > 0 {
+		if len(v.LDX) > 0 || len(v.Tags) > 0 {
 			nm += "-" + v.Name
 		}
 		nm += "-" + strings.ReplaceAll(bp, "/", "-")
-		p, err := compile(ctx, repo, out, binary{Name: nm, Target: targets[bp], LDFlagsX: v.LDX}, sysroots[bp])
+		p, err := compile(ctx, repo, out, binary{Name: nm, Target: targets[bp], LDFlagsX: v.LDX, Tags: v.Tags}, sysroots[bp])
 		if err != nil {
 			return "", err
 		}
@@ -229,11 +255,25 @@ func run(ctx context.Context, out, lockPath string, relock, fetchOnly, force boo
 	// Images.
 	layers := map[string]v1.Layer{}
 	var built []*builtImage
+	type platImages struct {
+		imgs     map[string]v1.Image
+		bins     map[string]string
+		pkgsUsed map[string][]string
+	}
+	byVariant := map[string]platImages{}
 	for _, v := range variants {
 		imgs := map[string]v1.Image{}
 		bins := map[string]string{}
 		pkgsUsed := map[string][]string{}
 		for _, plat := range v.Platforms {
+			if v.From != "" {
+				from, ok := byVariant[v.From]
+				if !ok || from.imgs[plat] == nil {
+					return fmt.Errorf("image %s: reuses %s %s, which is not built before it", v.Name, v.From, plat)
+				}
+				imgs[plat], bins[plat], pkgsUsed[plat] = from.imgs[plat], from.bins[plat], from.pkgsUsed[plat]
+				continue
+			}
 			bin, err := binFor(v, plat)
 			if err != nil {
 				return err
@@ -246,7 +286,8 @@ func run(ctx context.Context, out, lockPath string, relock, fetchOnly, force boo
 			bins[plat] = bin
 			pkgsUsed[plat] = names
 		}
-		bi, err := writeImage(out, v.Name, v.Platforms, imgs)
+		byVariant[v.Name] = platImages{imgs, bins, pkgsUsed}
+		bi, err := writeImage(out, v.Name, v.Platforms, imgs, v.Single)
 		if err != nil {
 			return fmt.Errorf("image %s: %w", v.Name, err)
 		}
@@ -389,7 +430,7 @@ func inputHash(repo, lockPath string) (string, error) {
 		fmt.Fprintf(h, "%s %d\n", rel, len(b))
 		h.Write(b)
 	}
-	for _, tool := range [][]string{{"go", "version"}, {"arm-linux-gnueabihf-gcc", "-dumpfullversion"}, {"aarch64-linux-gnu-gcc", "-dumpfullversion"}, {"gcc", "-dumpfullversion"}, {rustc, "--version"}} {
+	for _, tool := range [][]string{{"go", "version"}, {"arm-linux-gnueabihf-gcc", "-dumpfullversion"}, {"aarch64-linux-gnu-gcc", "-dumpfullversion"}, {"arm-linux-gnueabi-gcc", "-dumpfullversion"}, {"gcc", "-dumpfullversion"}, {rustc, "--version"}} {
 		o, _ := exec.Command(tool[0], tool[1:]...).Output()
 		fmt.Fprintf(h, "%s: %s\n", tool[0], o)
 	}

@@ -127,7 +127,7 @@ func buildRustImages(ctx context.Context, repo, out string, sets map[string]fetc
 			}
 			imgs[plat], vbins[plat], pkgsUsed[plat] = img, bin, names
 		}
-		bi, err := writeImage(out, v.Name, v.Platforms, imgs)
+		bi, err := writeImage(out, v.Name, v.Platforms, imgs, false)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", v.Name, err)
 		}

@@ -77,7 +77,7 @@ func buildDebImages(ctx context.Context, out string, sets map[string]fetched, la
 			}
 			imgs[plat], pkgsUsed[plat] = img, names
 		}
-		bi, err := writeImage(out, d.Name, d.Platforms, imgs)
+		bi, err := writeImage(out, d.Name, d.Platforms, imgs, false)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", d.Name, err)
 		}

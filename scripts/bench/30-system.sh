@@ -12,6 +12,10 @@
 # the runner's liveness check every 250 ms) and one liveness check. Go
 # benchmarks in
 # harness/target/system (bench_test.go), RUNS iterations each.
+# Per board profile (BenchmarkSystemBoard*, bench_board_test.go): cold boot
+# and warm restore to ready on 2 vCPUs with the manifest of the sample index
+# each board pulls, on the board's QEMU machine, CPU and memory, next to
+# hil's generic virt machine ("no board").
 # Targets on 2 cores: cold <= 5 s, warm <= 0.5 s, >= 100,000 pps with 0 loss.
 #
 # Env: HIL_IMAGES (default build/images), RUNS (3).
@@ -20,6 +24,7 @@ export HIL_IMAGES=${HIL_IMAGES:-build/images}
 case "$HIL_IMAGES" in /*) ;; *) HIL_IMAGES=$PWD/$HIL_IMAGES ;; esac
 RUNS=${RUNS:-3}
 command -v qemu-system-arm >/dev/null || { echo "missing qemu-system-arm (apt-get install qemu-system-arm)" >&2; exit 1; }
+command -v qemu-system-aarch64 >/dev/null || { echo "missing qemu-system-aarch64 (apt-get install qemu-system-arm)" >&2; exit 1; }
 
 out=$(go test -run '^$' -bench 'BenchmarkSystem' -benchtime "${RUNS}x" -timeout 30m ./harness/target/system/ 2>&1) || {
 	printf '%s\n' "$out" >&2
@@ -39,6 +44,21 @@ printf '  %-52s %8s s   (target <= 0.5 s)\n' "base restore, other app arguments,
 printf '  %-52s %8s s\n' "  ... to ready (saving its app-level snapshot too)" "$(metric "^BenchmarkSystemBaseRestore" s-to-ready)"
 printf '  %-52s %8s s / %s s\n' "cold boot: QEMU start to hil-init idle / base saved in" "$(metric "^BenchmarkSystemBaseRestore" cold-s-to-idle)" "$(metric "^BenchmarkSystemBaseRestore" base-save-s)"
 printf '  %-52s %8s ms\n' "cold boot: receive offload off and read back (ethtool)" "$(metric "^BenchmarkSystemBaseRestore" cold-ethtool-ms)"
+echo "  per board profile, 2 vCPUs (target: cold <= 5 s, warm <= 0.5 s):"
+printf '    %-16s %-44s %8s %8s\n' board "machine (manifest pulled)" cold warm
+while read -r b m; do
+	re=${b//+/[+]} # pi3b+ in a regular expression
+	printf '    %-16s %-44s %6s s %6s s\n' "$b" "$m" "$(metric "^BenchmarkSystemBoardColdBoot/$re-" s-to-ready)" "$(metric "^BenchmarkSystemBoardWarmRestore/$re-" s-to-ready)"
+done <<'BOARDS'
+no-board virt,cortex-a15,512MiB(arm/v7)
+virt virt,cortex-a15,512MiB(arm/v7)
+pi2 virt,cortex-a7,1GiB(arm/v7)
+pi3b+-32 aarch64,cortex-a53,1GiB,linux32(arm/v7)
+pi3b+ aarch64,cortex-a53,1GiB(arm64)
+pi4-32 aarch64,cortex-a72,1GiB,linux32(arm/v7)
+pi4-64 aarch64,cortex-a72,1GiB(arm64)
+pi5 aarch64,cortex-a76,2GiB(arm64)
+BOARDS
 printf '  %-52s %8s ms/s (QEMU CPU per second)\n' "idle guest, heartbeat every 200 ms" "$(metric "^BenchmarkSystemIdleCPU/idle" qemu-cpu-ms/s)"
 printf '  %-52s %8s ms/s\n' "idle guest, liveness checked every 250 ms" "$(metric "^BenchmarkSystemIdleCPU/alive-every-250ms" qemu-cpu-ms/s)"
 printf '  %-52s %8s ns\n' "one liveness check (QMP round trip)" "$(metric "^BenchmarkSystemAlive" ns/op)"

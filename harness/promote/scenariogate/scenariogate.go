@@ -31,6 +31,7 @@ import (
 
 	"github.com/hilproject/hil/harness"
 	"github.com/hilproject/hil/harness/attest"
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/report"
@@ -67,6 +68,19 @@ type Config struct {
 	Version, Tag string
 	// Logf, when set, receives notes (results FromResults does not judge).
 	Logf func(format string, args ...any)
+	// Boards, when set, are the boards every case runs as (the gate's
+	// promote.WithBoards): each on the manifest the pin says it pulls.
+	// Catalog resolves the scenarios' boards: names (nil: the built-in
+	// profiles).
+	Boards  []board.Board
+	Catalog *board.Catalog
+}
+
+func (cfg Config) parseOptions() []scenario.ParseOption {
+	if cfg.Catalog == nil {
+		return nil
+	}
+	return []scenario.ParseOption{scenario.WithBoardCatalog(cfg.Catalog)}
 }
 
 // withDefaults fills in the default target (system) and scenarios
@@ -122,7 +136,7 @@ func Test(cfg Config) (promote.TestFunc, error) {
 			return nil, fmt.Errorf("scenarios %s: %w", p, err)
 		}
 	}
-	if _, err := scenario.LoadFiles(cfg.Scenarios); err != nil {
+	if _, err := scenario.LoadFiles(cfg.Scenarios, cfg.parseOptions()...); err != nil {
 		return nil, fmt.Errorf("loading scenarios from %s: %w", cfg.scenarioNames(), err)
 	}
 	for _, t := range cfg.Targets {
@@ -139,6 +153,8 @@ func Test(cfg Config) (promote.TestFunc, error) {
 			Scenarios:    cfg.Scenarios,
 			Targets:      cfg.Targets,
 			Platforms:    platformStrings(pin),
+			Boards:       cfg.Boards,
+			BoardCatalog: cfg.Catalog,
 			Retries:      &retries,
 			ImageOptions: []image.Option{image.WithRegistry(pin.Registry)},
 			Progress:     cfg.Progress,
@@ -171,9 +187,9 @@ func Test(cfg Config) (promote.TestFunc, error) {
 				res.Fixtures[attest.ScrubString(k, roots)] = v
 			}
 		}
-		res.Configuration = attest.RunConfiguration(cfg.scenarioBase(), s.Scenarios(), results)
+		res.Configuration = append(attest.RunConfiguration(cfg.scenarioBase(), s.Scenarios(), results), attest.BoardConfiguration(cfg.Boards)...)
 		if s.Planned() == 0 {
-			return res, fmt.Errorf("no scenario in %s runs on target %s", cfg.scenarioNames(), strings.Join(cfg.Targets, ", "))
+			return res, fmt.Errorf("no scenario in %s runs on target %s%s", cfg.scenarioNames(), strings.Join(cfg.Targets, ", "), onBoards(cfg.Boards))
 		}
 		rep := report.New(results, reportOptions(cfg, pin, s.Planned())...)
 		if cfg.ReportDir != "" {
@@ -187,12 +203,46 @@ func Test(cfg Config) (promote.TestFunc, error) {
 	}, nil
 }
 
+// platformStrings are the platforms to plan: the required ones, or none
+// with boards (each board's case runs what the board pulls).
 func platformStrings(pin promote.Pinned) []string {
+	if len(pin.Boards) > 0 {
+		return nil
+	}
 	var ps []string
 	for _, p := range pin.Required {
 		ps = append(ps, p.String())
 	}
 	return ps
+}
+
+// planner plans the gate's cases as its runner does: the targets, the
+// required platforms, and each board on the manifest the pin says it
+// pulls.
+func planner(cfg Config, pin promote.Pinned) scenario.Planner {
+	p := scenario.Planner{Targets: cfg.Targets, Platforms: platformStrings(pin), Boards: cfg.Boards}
+	if len(cfg.Boards) > 0 {
+		p.Pull = func(b board.Board) (board.Pulled, error) {
+			for _, bp := range pin.Boards {
+				if bp.Board.Key() == b.Key() && bp.Platform.Architecture != "" {
+					return board.Pulled{Platform: bp.Platform, Note: bp.Note}, nil
+				}
+			}
+			return board.Pulled{}, fmt.Errorf("%s pulls nothing from %s", b, pin.Digest)
+		}
+	}
+	return p
+}
+
+func onBoards(bs []board.Board) string {
+	if len(bs) == 0 {
+		return ""
+	}
+	var names []string
+	for _, b := range bs {
+		names = append(names, b.String())
+	}
+	return " as a board of " + strings.Join(names, ", ")
 }
 
 // reportOptions are the options of the runner's report of a gate.
@@ -287,24 +337,23 @@ func FromResults(cfg Config, dir string) (promote.TestFunc, error) {
 		return nil, fmt.Errorf("reading the merged results: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	scs, err := scenario.LoadFiles(cfg.Scenarios)
+	scs, err := scenario.LoadFiles(cfg.Scenarios, cfg.parseOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("loading scenarios from %s: %w", cfg.scenarioNames(), err)
 	}
 	return func(ctx context.Context, pin promote.Pinned) (promote.Result, error) {
 		res := promote.Result{Started: rep.Start, Finished: rep.Start.Add(rep.Duration), ReportDir: dir, Targets: cfg.Targets}
 		digest := pin.Digest.DigestStr()
-		platforms := platformStrings(pin)
 		if rep.ImageDigest != digest {
-			for _, p := range platforms {
-				res.Outcomes = append(res.Outcomes, promote.Outcome{Platform: p, Target: strings.Join(cfg.Targets, ","), Scenario: "(results)", Verdict: promote.InfraError,
+			for _, p := range pin.Required {
+				res.Outcomes = append(res.Outcomes, promote.Outcome{Platform: p.String(), Target: strings.Join(cfg.Targets, ","), Scenario: "(results)", Verdict: promote.InfraError,
 					Reason: fmt.Sprintf("the results in %s are for %s (%s), not for the pinned candidate %s: they cannot vouch for it", dir, orNone(rep.ImageDigest), rep.ImageRef, digest)})
 			}
 			return res, nil
 		}
-		plan := scenario.PlanCases(scs, cfg.Targets, platforms)
+		plan := planner(cfg, pin).Cases(scs)
 		if len(plan) == 0 {
-			return res, fmt.Errorf("no scenario in %s runs on target %s", cfg.scenarioNames(), strings.Join(cfg.Targets, ", "))
+			return res, fmt.Errorf("no scenario in %s runs on target %s%s", cfg.scenarioNames(), strings.Join(cfg.Targets, ", "), onBoards(cfg.Boards))
 		}
 		byKey := map[scenario.CaseKey]scenario.Result{}
 		for _, r := range rep.Results {
@@ -319,7 +368,7 @@ func FromResults(cfg Config, dir string) (promote.TestFunc, error) {
 			k := c.Key()
 			r, ok := byKey[k]
 			if !ok {
-				res.Outcomes = append(res.Outcomes, promote.Outcome{Platform: k.Platform, Target: k.Target, Scenario: k.Scenario, Verdict: promote.InfraError,
+				res.Outcomes = append(res.Outcomes, promote.Outcome{Platform: k.Platform, Target: k.Target, Board: k.Board, Scenario: k.Scenario, Verdict: promote.InfraError,
 					Reason: fmt.Sprintf("no result for this case in %s: the merged shards do not cover every case the scenarios plan (a shard missing or interrupted?)", dir)})
 				continue
 			}
@@ -338,7 +387,7 @@ func FromResults(cfg Config, dir string) (promote.TestFunc, error) {
 			sort.Strings(extra)
 			cfg.Logf("%d result(s) in %s are not cases of these scenarios on %s and are not judged: %s", len(extra), dir, strings.Join(cfg.Targets, ", "), strings.Join(extra, ", "))
 		}
-		res.Configuration = attest.RunConfiguration(cfg.scenarioBase(), scs, used)
+		res.Configuration = append(attest.RunConfiguration(cfg.scenarioBase(), scs, used), attest.BoardConfiguration(cfg.Boards)...)
 		rep := report.New(used)
 		res.StaticChecks = StaticChecks(rep, roots)
 		res.Report = AttestationReport(rep.Results, roots)
@@ -368,7 +417,7 @@ func Verdict(v scenario.Verdict) promote.Verdict {
 // directories roots name.
 func Outcome(r scenario.Result, roots []attest.Root) promote.Outcome {
 	o := promote.Outcome{
-		Platform: r.Platform, Target: r.Target, Board: Board(r.Target), Scenario: r.Scenario,
+		Platform: r.Platform, Target: r.Target, Board: r.BoardOf(), Scenario: r.Scenario,
 		Verdict: Verdict(r.Verdict), Reason: attest.ScrubString(r.Reason, roots), Attempts: r.Attempts,
 	}
 	if o.Verdict == promote.InfraError && r.Verdict != scenario.InfraError {
@@ -414,13 +463,12 @@ func Roots(cfg Config) []attest.Root {
 	return roots
 }
 
-// Board is the board a case ran as. Until board profiles name boards,
-// the system target's QEMU machine is "virt" and other targets model none.
+// Board is the board a case without a board profile ran as on target, as
+// the attestation names it: the system target's generic machine, "virt";
+// "" for targets that model none. A case with a board names its board
+// (scenario.Result.BoardOf).
 func Board(target string) string {
-	if target == "system" {
-		return "virt"
-	}
-	return ""
+	return (&scenario.Result{Target: target}).BoardOf()
 }
 
 func orNone(s string) string {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/startup"
@@ -26,7 +27,9 @@ const Target = "static"
 const Scenario = "static-check"
 
 // Test returns a promote.TestFunc that opens the pinned digest and runs the
-// startup check for every required platform.
+// startup check for every required platform, or, when the gate requires
+// boards, for every board on the manifest it pulls, held to the board's
+// instruction set.
 func Test() promote.TestFunc {
 	return func(ctx context.Context, pin promote.Pinned) (promote.Result, error) {
 		res := promote.Result{Targets: []string{Target}, Started: time.Now()}
@@ -34,8 +37,16 @@ func Test() promote.TestFunc {
 		if err != nil {
 			return res, err
 		}
-		for _, p := range pin.Required {
-			res.Outcomes = append(res.Outcomes, checkOne(ctx, art, p.String()))
+		if len(pin.Boards) > 0 {
+			// Each board: the manifest it pulls, held to its instruction set.
+			for _, bp := range pin.Boards {
+				b := bp.Board
+				res.Outcomes = append(res.Outcomes, checkOne(ctx, art, bp.Platform.String(), &b))
+			}
+		} else {
+			for _, p := range pin.Required {
+				res.Outcomes = append(res.Outcomes, checkOne(ctx, art, p.String(), nil))
+			}
 		}
 		res.Finished = time.Now()
 		return res, nil
@@ -55,8 +66,11 @@ func Open(ctx context.Context, pin promote.Pinned) (*image.Artifact, error) {
 	return art, nil
 }
 
-func checkOne(ctx context.Context, art *image.Artifact, platform string) promote.Outcome {
+func checkOne(ctx context.Context, art *image.Artifact, platform string, b *board.Board) promote.Outcome {
 	o := promote.Outcome{Platform: platform, Target: Target, Scenario: Scenario, Attempts: 1}
+	if b != nil {
+		o.Board = b.String()
+	}
 	img, err := art.Image(platform)
 	if err != nil {
 		o.Verdict, o.Reason = promote.Fail, err.Error()
@@ -75,7 +89,9 @@ func checkOne(ctx context.Context, art *image.Artifact, platform string) promote
 		}
 		return o
 	}
-	rep, err := startup.Check(ctx, dir, startup.ConfigFor(platform, img.Config))
+	cfg := startup.ConfigFor(platform, img.Config)
+	cfg.Board = b
+	rep, err := startup.Check(ctx, dir, cfg)
 	if err != nil {
 		o.Verdict, o.Reason = promote.InfraError, fmt.Sprintf("startup check could not run: %v", err)
 		return o

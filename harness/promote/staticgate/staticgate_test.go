@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/promote"
 	"github.com/hilproject/hil/harness/promote/staticgate"
 	"github.com/hilproject/hil/harness/registry"
@@ -171,5 +172,51 @@ func TestShellFormThroughTheStaticGate(t *testing.T) {
 	}
 	if head.Digest.String() != good.Tested[strings.LastIndex(good.Tested, "@")+1:] {
 		t.Errorf("latest moved to %s, want the first promotion %s", head.Digest, good.Tested)
+	}
+}
+
+// A fleet gated statically: each board's pull held to its instruction set.
+// The sample index (with its armel build) passes a Pi Zero W and a Pi 3;
+// the armhf-only image, which the Zero's engine pulls anyway (one
+// manifest), is refused with the ISA reason naming the board; armv8-only
+// passes the Pi 3 and is refused for the Pi 2.
+func TestStaticGateBoards(t *testing.T) {
+	images := testenv.ImagesDir(t)
+	reg := testenv.Registry(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
+	defer cancel()
+	r := registry.New()
+	cand, err := name.ParseReference(reg.Host + "/fleet:candidate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	boards := func(names ...string) promote.Option {
+		bs, err := board.Builtin().LookupList(names...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return promote.WithBoards(bs...)
+	}
+	for _, c := range []struct {
+		image    string
+		boards   []string
+		promoted bool
+		reason   string
+	}{
+		{"pcapwatch", []string{"pi0w", "pi3b+"}, true, "every board (pi0w pulls linux/arm/v5, pi3b+ pulls linux/arm64) passed"},
+		{"pcapwatch-armhf", []string{"pi0w", "pi3b+"}, false, "libc.so.6 needs ARMv7 (Thumb-2, VFPv3, NEON); a pi0w (Raspberry Pi Zero W) has ARMv6 (ARM1176JZF-S, VFPv2): the board kills it with SIGILL"},
+		{"armv8-only", []string{"pi3b+"}, true, "every board (pi3b+ pulls linux/arm/v7) passed"},
+		{"armv8-only", []string{"pi2"}, false, "pcapwatch needs ARMv8-A (Thumb-2, VFPv3-D16); a pi2 (Raspberry Pi 2 Model B) has ARMv7"},
+	} {
+		if _, err := promote.PushLayout(ctx, r, filepath.Join(images, c.image), cand); err != nil {
+			t.Fatal(err)
+		}
+		d, err := promote.Gate(ctx, cand.String(), "latest", staticgate.Test(), promote.WithRegistry(r), promote.WithDryRun(), boards(c.boards...))
+		if err != nil {
+			t.Fatalf("%s: %v", c.image, err)
+		}
+		if d.Passed != c.promoted || !strings.Contains(d.Reason, c.reason) || !c.promoted && !strings.Contains(d.Reason, "static-check [static "+c.boards[0]+" linux/arm/v7]: fail: ") {
+			t.Errorf("%s on %v: passed %v, reason %q; want %v and %q", c.image, c.boards, d.Passed, d.Reason, c.promoted, c.reason)
+		}
 	}
 }

@@ -216,6 +216,12 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err != nil {
 		return nil, target.Infra(fmt.Errorf("container target: %w", err))
 	}
+	if cfg.Board != nil {
+		if em, err = em.WithBoard(img.Platform, cfg.Board); err != nil {
+			return nil, &target.UnsupportedError{Target: "container", What: "the " + img.Platform.String() + " image on " + cfg.Board.String(), Reason: err.Error()}
+		}
+	}
+	em.Describe(d.status.Set)
 	d.status.ProbeEmulator(ctx, em, "native", "bind-mounted qemu-user entrypoint wrapper")
 	if _, err := os.Stat(t.cfg.busybox); err != nil {
 		return nil, target.Infra(fmt.Errorf("container target: the interface wait needs a static busybox at %s (Debian package busybox-static): %w", t.cfg.busybox, err))
@@ -250,11 +256,13 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	// The app container has network none; hil moves the veth end into its
 	// namespace right after start. So that the app never runs without its
 	// interface, a bind-mounted static busybox waits for it and then execs
-	// the real entrypoint: the app still is PID 1 with the image's user,
-	// env and workdir, and nothing is written into the image.
+	// the real entrypoint: the app still is PID 1 (when it runs natively;
+	// see Init below) with the image's user, env and workdir, and nothing
+	// is written into the image.
 	entrypoint, cmd := cfg.Entrypoint, cfg.Cmd
 	binds := []string{t.cfg.busybox + ":" + wrapperBusybox + ":ro"}
-	if !em.Native {
+	emulated := !em.Native
+	if emulated {
 		// qemu-user does not search PATH: give it the program's path, and
 		// keep argv[0] as the image says with -0.
 		qemu := inContainerDir + "/" + filepath.Base(em.Path)
@@ -263,7 +271,10 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		if err != nil {
 			return nil, err
 		}
-		entrypoint = append([]string{qemu}, eargs...)
+		// The board's CPU model as an option of the wrapper rather than
+		// QEMU_CPU in the environment: the app's environment stays the
+		// image's.
+		entrypoint = append(append([]string{qemu}, em.Args()...), eargs...)
 		cmd = []string{}
 	}
 	entrypoint = append(waitFor(iface), entrypoint...)
@@ -286,6 +297,12 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 			NetworkMode: "none",
 			CapAdd:      []string{capturePriv1, capturePriv2},
 			Binds:       binds,
+			// Under qemu-user, the engine's init (tini) is PID 1 and
+			// qemu its child: qemu dies of a guest's fatal signal
+			// (SIGILL on a board's CPU, SIGSEGV) by sending it to
+			// itself, which the kernel ignores for a namespace's PID 1,
+			// and then waits for it forever.
+			Init: &emulated,
 		},
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/scenario"
 	"github.com/hilproject/hil/harness/target"
@@ -142,6 +143,48 @@ func TestContainerTarget(t *testing.T) {
 			assertEngineClean(t, cli)
 		})
 	}
+
+	// A board's CPU model reaches the bind-mounted qemu-user: a Pi Zero W
+	// runs the sample's armel build (linux/arm/v5) under -cpu arm1176 and
+	// its armhf build dies of SIGILL, as on the board.
+	t.Run("pi0w: the armel build starts, the armhf build dies of SIGILL", func(t *testing.T) {
+		pi0w, err := board.Builtin().Lookup("pi0w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			platform string
+			signal   string
+		}{{"linux/arm/v5", ""}, {"linux/arm/v7", "SIGILL"}} {
+			img := open(t, "pcapwatch", c.platform)
+			cfg := targettest.RunConfig(img, "eth0")
+			cfg.Cmd, cfg.Board = []string{"-h"}, &pi0w
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			dev, err := tgt.Boot(ctx, img, cfg)
+			if err != nil {
+				cancel()
+				t.Fatal(err)
+			}
+			out := targettest.Collect(t, dev)
+			t0 := time.Now()
+			ex, err := dev.Wait(ctx)
+			t.Logf("%s: %s after %s", c.platform, ex, time.Since(t0))
+			out.Rest(2 * time.Second)
+			info := dev.Info()
+			dev.Close()
+			cancel()
+			if err != nil || !ex.Observed || ex.Signal != c.signal || (c.signal == "" && ex.Code != 0) {
+				t.Errorf("%s on pi0w: %s, %v; want signal %q (output %q)", c.platform, ex, err, c.signal, out.Text())
+			}
+			if info["board"] != "pi0w" || info["cpu"] != "arm1176" {
+				t.Errorf("%s: info board %q cpu %q", c.platform, info["board"], info["cpu"])
+			}
+			if c.signal == "" && !strings.Contains(out.Text(), "Usage of /opt/pcapwatch") {
+				t.Errorf("armel build on pi0w printed %q", out.Text())
+			}
+			assertEngineClean(t, cli)
+		}
+	})
 
 	t.Run("a user the image lacks fails before anything starts", func(t *testing.T) {
 		img := open(t, "pcapwatch", "linux/amd64")

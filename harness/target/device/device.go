@@ -123,7 +123,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		}
 	}()
 	// One round trip for every fact: sessions cost a few hundred ms on a Pi.
-	facts, err := c.run(ctx, nil, "command -v docker >/dev/null || { echo 'docker: command not found' >&2; exit 127; }; uname -m; uname -r; docker version --format '{{.Server.Version}}'")
+	facts, err := c.run(ctx, nil, "command -v docker >/dev/null || { echo 'docker: command not found' >&2; exit 127; }; uname -m; uname -r; docker version --format '{{.Server.Version}}'; "+boardFactsCmd())
 	if err != nil {
 		if ctx.Err() == nil && strings.Contains(err.Error(), "docker: command not found") {
 			return nil, target.Infra(fmt.Errorf("board %s has no docker in PATH for user %s: install Docker on the board (or fix PATH)", t.board.Name, c.client.User()))
@@ -139,6 +139,19 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		return nil, target.Infra(err)
 	}
 	d.info["board_arch"], d.info["kernel"], d.info["docker_version"] = plat.String(), f[1], f[2]
+	bf := parseBoardFacts(f[3:])
+	if bf.model != "" {
+		d.info["board_model"] = bf.model
+	}
+	if cfg.Board != nil {
+		// Before anything is brought to the board: a board of another
+		// model runs nothing of this case.
+		verified, err := checkBoard(t.board, cfg.Board, bf)
+		if err != nil {
+			return nil, err
+		}
+		d.info["board_profile"], d.info["board_check"] = cfg.Board.String(), verified
+	}
 	if img.Platform.Architecture != plat.Architecture {
 		// Docker would run it through binfmt if the board had it, which is
 		// not what the fleet does: say so instead.

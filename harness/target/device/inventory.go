@@ -29,6 +29,16 @@ type Board struct {
 	InsecureIgnoreHostKey bool     `yaml:"insecure_ignore_host_key"`
 	Arch                  string   `yaml:"arch"`
 	Tags                  []string `yaml:"tags"`
+	// Profile is the board profile this machine is ("pi3b+"; the YAML key
+	// is board): hil runs no other board's cases on it. Optional: hil
+	// reads the board's model anyway.
+	Profile string `yaml:"board"`
+	// VerifyBoard false runs board cases on a machine whose model hil
+	// cannot read (no /proc/device-tree/model: an x86 stand-in, a kernel
+	// without device tree) and skips the memory check. Leave it out on
+	// real boards: by default a board case on a machine hil cannot
+	// identify is refused.
+	VerifyBoard *bool `yaml:"verify_board"`
 }
 
 // Addr is host:port.
@@ -56,6 +66,8 @@ type Inventory struct {
 //	    known_hosts: ~/.ssh/known_hosts
 //	    arch: linux/arm/v7
 //	    tags: [lab, pi3]
+//	    board: pi3b+                 # optional: the board profile it is
+//	    verify_board: false          # only for machines without /proc/device-tree
 //
 // Unknown keys, wrong types, missing names or hosts and duplicate names are
 // errors that give file:line.

@@ -17,6 +17,8 @@ boards:
     host: 192.0.2.11
     port: 2222
     tags: [lab]
+    board: pi4-4g
+    verify_board: false
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -27,6 +29,9 @@ boards:
 	}
 	if b.Key != "/lab/keys/pi" {
 		t.Errorf("relative key resolved to %q, want /lab/keys/pi", b.Key)
+	}
+	if b2 := inv.Boards[1]; b2.Profile != "pi4-4g" || b2.VerifyBoard == nil || *b2.VerifyBoard || inv.Boards[0].VerifyBoard != nil {
+		t.Errorf("board: and verify_board: read as %q, %v", b2.Profile, b2.VerifyBoard)
 	}
 	if got := inv.Boards[1].Addr(); got != "192.0.2.11:2222" {
 		t.Errorf("Addr = %q", got)

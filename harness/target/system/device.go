@@ -153,29 +153,17 @@ func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snap
 	}
 	d.consolePath = d.consoleLog.Name()
 
-	_, machine, err := machineFor(p.arch)
-	if err != nil {
-		return nil, err
+	l := launch{
+		m: p.m, cpus: t.o.cpus, kernel: p.kernel.Image, initrd: p.initramfs, append: p.appendArgs,
+		netdev: d.net.NetdevArg("n0"), report: repPath, qmp: d.qmpPath, live: d.livePath,
 	}
-	args := append(machine,
-		"-m", strconv.Itoa(t.o.memoryMB), "-smp", strconv.Itoa(t.o.cpus),
-		"-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
-		"-kernel", p.kernel.Image, "-initrd", p.initramfs, "-append", p.appendArgs,
-		"-netdev", d.net.NetdevArg("n0"), "-device", "virtio-net-device,netdev=n0",
-		"-device", "virtio-serial-device",
-		"-chardev", "socket,id=rep,path="+repPath,
-		"-device", "virtserialport,chardev=rep,name=hil",
-		"-qmp", "unix:"+d.qmpPath+",server=on,wait=off",
-		// A second monitor for the liveness check alone: QEMU serves one
-		// client per monitor, and the snapshot code has the first.
-		"-qmp", "unix:"+d.livePath+",server=on,wait=off",
-	)
 	switch level {
 	case bootApp:
-		args = append(args, "-incoming", "exec:cat "+shellQuote(p.snapshot))
+		l.incoming = p.snapshot
 	case bootBase:
-		args = append(args, "-incoming", "exec:cat "+shellQuote(p.base))
+		l.incoming = p.base
 	}
+	args := qemuArgs(l)
 	d.cmd = exec.Command(p.qemu, args...)
 	d.cmd.SysProcAttr = qemuProcAttr()
 	d.cmd.Stdin = nil
@@ -271,10 +259,17 @@ func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snap
 		"target": "system", "emulator": p.qemuVersion, "kernel": p.kernel.Release,
 		"kernel_package": p.kernel.Package, "kernel_args": p.appendArgs, "init": p.initHash,
 		"boot": mode, "boot_ms": jsonfmt.Millis(time.Since(t0)),
-		"console_log": d.consolePath, "memory_mb": t.o.memoryMB,
+		"console_log": d.consolePath, "memory_mb": p.m.memoryMB,
+		"machine": p.m.machine, "cpu": p.m.cpu, "kernel_arch": p.m.kernelArch,
 		"snapshot_key": p.snapshotKey, "base_snapshot_key": p.baseKey, "pid": d.cmd.Process.Pid,
 		"liveness": fmt.Sprintf("QEMU process, QMP query-status and hil-init's heartbeat; dead after %s without an answer", t.o.liveTimeout),
 	})
+	if p.m.board != "" {
+		d.setInfo(target.Info{"board": p.m.board})
+	}
+	if p.m.linux32 {
+		d.setInfo(target.Info{"personality": "linux32 (uname -m: armv8l)"})
+	}
 	if level == bootApp {
 		// hil-init reported the interface before the snapshot.
 		d.setInfo(meta.Net)

@@ -27,6 +27,13 @@ func capcountRootFS(t testing.TB) (string, *image.Image) {
 
 // capcountRootFSFor does the same for a Debian architecture (armhf, arm64).
 func capcountRootFSFor(t testing.TB, arch string) (string, *image.Image) {
+	return cRootFS(t, arch, "capcount")
+}
+
+// cRootFS builds a minimal rootfs for a Debian architecture (armhf,
+// arm64): the cross toolchain's glibc and loader plus testdata/NAME.c
+// compiled as /bin/NAME, the image's entrypoint.
+func cRootFS(t testing.TB, arch, prog string) (string, *image.Image) {
 	t.Helper()
 	triplet, loader, platform := "arm-linux-gnueabihf", "ld-linux-armhf.so.3", v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}
 	if arch == "arm64" {
@@ -48,17 +55,17 @@ func capcountRootFSFor(t testing.TB, arch string) (string, *image.Image) {
 		}
 		os.WriteFile(filepath.Join(dir, "lib", f), b, 0o755)
 	}
-	out := filepath.Join(dir, "bin", "capcount")
-	if b, err := exec.Command(gcc, "-O2", "-o", out, "testdata/capcount.c").CombinedOutput(); err != nil {
-		t.Fatalf("compiling capcount: %v\n%s", err, b)
+	out := filepath.Join(dir, "bin", prog)
+	if b, err := exec.Command(gcc, "-O2", "-o", out, "testdata/"+prog+".c").CombinedOutput(); err != nil {
+		t.Fatalf("compiling %s: %v\n%s", prog, err, b)
 	}
 	b, _ := os.ReadFile(out)
 	sum := sha256.Sum256(b)
 	h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 	img := &image.Image{
-		Ref: "test:capcount-" + arch, Digest: h, ManifestDigest: h,
+		Ref: "test:" + prog + "-" + arch, Digest: h, ManifestDigest: h,
 		Platform: platform,
-		Config:   v1.Config{Entrypoint: []string{"/bin/capcount"}},
+		Config:   v1.Config{Entrypoint: []string{"/bin/" + prog}},
 	}
 	return dir, img
 }

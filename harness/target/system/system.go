@@ -73,8 +73,8 @@ type options struct {
 // Option configures the system target.
 type Option func(*options)
 
-// WithMemory sets guest RAM in MiB (512 by default; it is also the size of
-// a snapshot's upper bound).
+// WithMemory sets guest RAM in MiB (by default the board's memory, or 512
+// without a board; it is also the size of a snapshot's upper bound).
 func WithMemory(mb int) Option { return func(o *options) { o.memoryMB = mb } }
 
 // WithCPUs sets the guest's CPU count (2 by default, 1 on a single-core
@@ -92,7 +92,8 @@ func WithKernelArgs(args ...string) Option {
 	return func(o *options) { o.kernelArgs = append(o.kernelArgs, args...) }
 }
 
-// WithQEMU sets the emulator binary (qemu-system-arm from PATH by default).
+// WithQEMU sets the emulator binary (by default qemu-system-arm or
+// qemu-system-aarch64 from PATH, as the machine needs).
 func WithQEMU(path string) Option { return func(o *options) { o.qemu = path } }
 
 // WithSnapshots turns warm boots on or off (on by default).
@@ -144,7 +145,7 @@ func New(opts ...Option) *Target {
 	if runtime.NumCPU() < 2 {
 		cpus = 1
 	}
-	o := options{memoryMB: 512, cpus: cpus, snapshots: true, bootTimeout: 30 * time.Second, hostname: "hil", liveTimeout: DefaultLivenessTimeout}
+	o := options{cpus: cpus, snapshots: true, bootTimeout: 30 * time.Second, hostname: "hil", liveTimeout: DefaultLivenessTimeout}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -166,6 +167,8 @@ type guestConfig struct {
 	Iface    string   `json:"iface"`
 	Hostname string   `json:"hostname"`
 	Modules  []string `json:"modules"`
+	// Personality "linux32" runs the app under PER_LINUX32 (see machine).
+	Personality string `json:"personality,omitempty"`
 }
 
 // runCommand mirrors hil-init's "run" command: the app, sent after boot or
@@ -222,7 +225,7 @@ func qemuVersion(ctx context.Context, bin string) (string, error) {
 
 // plan is everything a boot needs, resolved before QEMU starts.
 type plan struct {
-	arch        string // Debian architecture: armhf, arm64
+	m           machine
 	qemu        string
 	qemuVersion string
 	kernel      *kernel.Kernel
@@ -243,49 +246,25 @@ type plan struct {
 	img                   *image.Image
 }
 
-func machineFor(arch string) (qemu string, machine []string, err error) {
-	switch arch {
-	case "armhf", "arm":
-		return "qemu-system-arm", []string{"-M", "virt", "-cpu", "cortex-a15"}, nil
-	case "arm64":
-		return "qemu-system-aarch64", []string{"-M", "virt", "-cpu", "cortex-a57"}, nil
-	}
-	return "", nil, fmt.Errorf("the system target has no machine for architecture %q", arch)
-}
-
-func debArch(img *image.Image) (string, error) {
-	p := img.Platform
-	switch {
-	case p.Architecture == "arm" && (p.Variant == "v7" || p.Variant == ""):
-		return "armhf", nil
-	case p.Architecture == "arm64":
-		return "arm64", nil
-	}
-	return "", &target.UnsupportedError{Target: "system", What: "platform " + p.String(),
-		Reason: "the system target boots linux/arm/v7 (Debian armmp kernel on qemu-system-arm) and linux/arm64 (Debian arm64 kernel on qemu-system-aarch64)"}
-}
-
 func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfig) (*plan, error) {
 	if img == nil {
-		return nil, errors.New("system target: no image")
+		return nil, errNoImage
 	}
-	arch, err := debArch(img)
+	m, err := machineFor(img.Platform, cfg.Board, t.o.memoryMB)
 	if err != nil {
 		return nil, err
 	}
 	k := t.o.kernel
-	if k != nil && k.Arch != "" && k.Arch != arch {
-		return nil, fmt.Errorf("system target: the kernel given is for %s but the image %s is %s (%s)", k.Arch, img.Ref, img.Platform.String(), arch)
+	if k != nil && k.Arch != "" && k.Arch != m.kernelArch {
+		return nil, fmt.Errorf("system target: the kernel given is for %s but the image %s (%s) boots the %s kernel on %s %s",
+			k.Arch, img.Ref, img.Platform.String(), m.kernelArch, m.emulator, m.cpu)
 	}
 	if k == nil {
-		if k, err = kernel.Default(ctx, kernel.WithArch(arch)); err != nil {
-			return nil, target.Infra(fmt.Errorf("getting a guest kernel: %w", err))
+		if k, err = guestKernel(ctx, m); err != nil {
+			return nil, target.Infra(err)
 		}
 	}
-	qemuBin, _, err := machineFor(arch)
-	if err != nil {
-		return nil, err
-	}
+	qemuBin := m.emulator
 	if t.o.qemu != "" {
 		qemuBin = t.o.qemu
 	}
@@ -293,7 +272,7 @@ func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err != nil {
 		return nil, target.Infra(err)
 	}
-	initPath, initHash, err := initBinary(ctx, arch)
+	initPath, initHash, err := initBinary(ctx, m.initArch)
 	if err != nil {
 		return nil, target.Infra(err)
 	}
@@ -312,6 +291,9 @@ func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfi
 		Env: cfg.Env, Dir: cfg.WorkingDir, User: cfg.User, RxOffload: cfg.RxOffload})
 	if err != nil {
 		return nil, err
+	}
+	if m.linux32 {
+		gc.Personality = "linux32"
 	}
 	if gc.Iface == "" {
 		gc.Iface = "eth0"
@@ -362,11 +344,14 @@ func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfi
 		os.Chtimes(ir, now, now)
 	}
 
-	p := &plan{arch: arch, qemu: qemuBin, qemuVersion: qv, kernel: k, initramfs: ir, ownInitramfs: ownIR, initHash: initHash,
+	p := &plan{m: m, qemu: qemuBin, qemuVersion: qv, kernel: k, initramfs: ir, ownInitramfs: ownIR, initHash: initHash,
 		appendArgs: appendArgs, run: run, cfg: cfg, img: img}
 	if t.o.snapshots {
-		// What the machine is: everything QEMU is started with.
-		machine := fmt.Sprintf("ir=%s\nappend=%s\nqemu=%s\nmem=%d\ncpus=%d\n", irKey, appendArgs, qv, t.o.memoryMB, t.o.cpus)
+		// What the machine is: everything QEMU is started with. A snapshot
+		// restores only into the emulator, machine, CPU and memory it was
+		// taken on, so every board gets its own.
+		machine := fmt.Sprintf("ir=%s\nappend=%s\nqemu=%s\nmem=%d\ncpus=%d\nemulator=%s\nmachine=%s\ncpu=%s\n",
+			irKey, appendArgs, qv, m.memoryMB, t.o.cpus, qemuBin, m.machine, m.cpu)
 		if err := t.snapshotPaths(p, machine); err != nil {
 			return nil, target.Infra(err)
 		}

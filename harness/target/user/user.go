@@ -82,7 +82,13 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if err != nil {
 		return nil, target.Infra(fmt.Errorf("user target: %w", err))
 	}
+	if cfg.Board != nil {
+		if em, err = em.WithBoard(img.Platform, cfg.Board); err != nil {
+			return nil, &target.UnsupportedError{Target: "user", What: "the " + img.Platform.String() + " image on " + cfg.Board.String(), Reason: err.Error()}
+		}
+	}
 	d := &Device{status: imgrun.NewStatus("the app", target.Info{"target": "user", "rootfs": rootfs, "platform": img.Platform.String()})}
+	em.Describe(d.status.Set)
 	d.status.ProbeEmulator(ctx, em, "native (chroot into the image rootfs)", "qemu-user")
 
 	p, err := imgrun.FindProgram(rootfs, cfg)
@@ -125,7 +131,8 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		if err != nil {
 			return nil, err
 		}
-		args := append([]string{em.Path, "-L", rootfs}, eargs...)
+		args := append(append([]string{em.Path}, em.Args()...), "-L", rootfs)
+		args = append(args, eargs...)
 		dir, rerr := imgrun.Resolve(rootfs, workdir)
 		hostDir := filepath.Join(rootfs, dir)
 		if fi, serr := os.Stat(hostDir); rerr != nil || serr != nil || !fi.IsDir() {

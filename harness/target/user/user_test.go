@@ -4,11 +4,13 @@ package user_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/harness/target/internal/targettest"
 	"github.com/hilproject/hil/harness/target/user"
@@ -113,5 +115,58 @@ func TestBootErrors(t *testing.T) {
 				t.Errorf("error %q: expected it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A board's CPU model: a Pi Zero W runs under qemu-arm -cpu arm1176, where
+// the sample's armel build (linux/arm/v5) starts (its loader, libc and Go
+// runtime run on ARMv6) and its armhf build dies of SIGILL in the loader,
+// as on the board.
+func TestBoardCPU(t *testing.T) {
+	testenv.RequireRoot(t)
+	pi0w, err := board.Builtin().Lookup("pi0w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		platform string
+		want     target.Exit
+	}{
+		{"linux/arm/v5", target.Exited(0)},
+		{"linux/arm/v7", target.KilledBy("SIGILL", 128+int(syscall.SIGILL))},
+	} {
+		img := targettest.Open(t, "pcapwatch", c.platform)
+		cfg := targettest.RunConfig(img, "eth0")
+		cfg.Cmd, cfg.Board = []string{"-h"}, &pi0w
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		dev, err := user.New().Boot(ctx, img, cfg)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		out := targettest.Collect(t, dev)
+		ex, err := dev.Wait(ctx)
+		rest := out.Rest(2 * time.Second)
+		info := dev.Info()
+		dev.Close()
+		cancel()
+		if err != nil || ex != c.want {
+			t.Errorf("%s on pi0w: %s, %v; want %s (output %v)", c.platform, ex, err, c.want, rest)
+		}
+		if info["board"] != "pi0w" || info["cpu"] != "arm1176" {
+			t.Errorf("%s: info board %q cpu %q", c.platform, info["board"], info["cpu"])
+		}
+		if c.want.Code == 0 && !strings.Contains(out.Text(), "Usage of /opt/pcapwatch") {
+			t.Errorf("armel build on pi0w printed %q", out.Text())
+		}
+	}
+	// A 32-bit OS runs no arm64 program: unsupported, before anything runs.
+	img := targettest.Open(t, "pcapwatch", "linux/arm64")
+	cfg := targettest.RunConfig(img, "eth0")
+	pi2, _ := board.Builtin().Lookup("pi2")
+	cfg.Board = &pi2
+	var ue *target.UnsupportedError
+	if _, err := user.New().Boot(context.Background(), img, cfg); !errors.As(err, &ue) || !strings.Contains(err.Error(), "runs no arm64 program") {
+		t.Errorf("arm64 on pi2: %v", err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/internal/cache"
 )
 
@@ -45,6 +46,50 @@ type Emulator struct {
 	Native bool   // the host runs the program directly
 	Path   string // the static qemu-user binary when not Native
 	Arch   string // the image's GOARCH
+	// CPU is the emulated CPU model (-cpu), "" for QEMU's default.
+	CPU string
+	// Board names the board the CPU models, and CPUNote says how close
+	// the model is when it is not the board's own core.
+	Board, CPUNote string
+}
+
+// Describe reports the board and CPU model for a device's Info.
+func (e Emulator) Describe(set func(k string, v any)) {
+	if e.Board != "" {
+		set("board", e.Board)
+	}
+	if e.CPU != "" {
+		cpu := e.CPU
+		if e.CPUNote != "" {
+			cpu += " (" + e.CPUNote + ")"
+		}
+		set("cpu", cpu)
+	}
+}
+
+// Args are the emulator's options before the program: "-cpu MODEL" when a
+// CPU is set.
+func (e Emulator) Args() []string {
+	if e.Native || e.CPU == "" {
+		return nil
+	}
+	return []string{"-cpu", e.CPU}
+}
+
+// WithBoard is e (For's answer for platform p) with the board's CPU. A
+// program the board cannot run at all (an arm64 image on a 32-bit OS, an
+// amd64 one on any Pi) is an error saying so: the caller reports it as
+// unsupported.
+func (e Emulator) WithBoard(p v1.Platform, b *board.Board) (Emulator, error) {
+	u, err := b.UserFor(p.Architecture)
+	if err != nil {
+		return Emulator{}, err
+	}
+	if e.Native {
+		return Emulator{}, fmt.Errorf("%s runs natively on this host, which models no %s", p.String(), b.Describe())
+	}
+	e.CPU, e.Board, e.CPUNote = u.CPU, b.String(), u.Note
+	return e, nil
 }
 
 // For picks how programs of platform p run on a host of arch hostArch

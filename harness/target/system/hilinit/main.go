@@ -45,6 +45,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +71,10 @@ type config struct {
 	Iface    string   `json:"iface"`
 	Hostname string   `json:"hostname"`
 	Modules  []string `json:"modules"` // load order, paths inside the rootfs
+	// Personality "linux32" starts the app under PER_LINUX32: 32-bit
+	// userland on a 64-bit kernel as a 32-bit Raspberry Pi OS runs it
+	// (uname -m says armv8l, not aarch64).
+	Personality string `json:"personality,omitempty"`
 }
 
 // runConfig comes with "run": the app and how its interface delivers.
@@ -197,7 +202,7 @@ func main() {
 			exitWith(126, fmt.Sprintf("opening the frame counters on %s: %v", iface, err))
 		}
 	}
-	run(rc)
+	run(rc, cfg.Personality)
 }
 
 // runCh carries the first "run" command to main.
@@ -601,7 +606,7 @@ func ifRename(from, to string) error {
 	return ioctlIf(syscall.SIOCSIFNAME, &r)
 }
 
-func run(cfg runConfig) {
+func run(cfg runConfig, personality string) {
 	if len(cfg.Args) == 0 {
 		fail("the image config gives no entrypoint or cmd to run")
 	}
@@ -651,7 +656,7 @@ func run(cfg runConfig) {
 			report(kind, sc.Text())
 		}
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startApp(cmd, personality); err != nil {
 		// The kernel's own words (e.g. ENOENT when the ELF interpreter is
 		// missing), as a shell would print them.
 		exitWith(127, fmt.Sprintf("exec %s: %v", argv0, err))
@@ -672,6 +677,27 @@ func run(cfg runConfig) {
 		report("exit", strconv.Itoa(st.ExitCode()))
 	}
 	finish()
+}
+
+// perLinux32 is PER_LINUX32 from <linux/personality.h>.
+const perLinux32 = 0x0008
+
+// startApp starts cmd, under the personality asked for. A personality
+// belongs to the thread that sets it and is inherited by what it forks,
+// so the thread is locked while it sets it and forks.
+func startApp(cmd *exec.Cmd, personality string) error {
+	if personality == "" {
+		return cmd.Start()
+	}
+	if personality != "linux32" {
+		return fmt.Errorf("unknown personality %q (want linux32)", personality)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PERSONALITY, perLinux32, 0, 0); e != 0 {
+		return fmt.Errorf("personality(PER_LINUX32): %w", e)
+	}
+	return cmd.Start()
 }
 
 func exitWith(code int, msg string) {

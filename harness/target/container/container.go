@@ -75,7 +75,7 @@ var _ target.Target = (*Target)(nil)
 // New returns the container target. The engine is the one of DOCKER_HOST
 // (with DOCKER_TLS_VERIFY, DOCKER_CERT_PATH and DOCKER_API_VERSION, as the
 // docker CLI reads them) or the local socket, asked at every Boot. Every
-// Device removes what it made on Close.
+// Container removes what it made on Close.
 func New(opts ...Option) *Target {
 	t := &Target{cfg: config{busybox: hostBusybox}}
 	for _, o := range opts {
@@ -176,12 +176,12 @@ func localTag(img *image.Image) string {
 
 // Boot loads the image, starts the app container and moves the veth end
 // into its namespace. It returns once the container runs.
-func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (_ target.Device, err error) {
+func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (_ target.App, err error) {
 	if img == nil {
 		return nil, errors.New("container target: no image")
 	}
 	begin := time.Now()
-	d := &Device{
+	d := &Container{
 		status: imgrun.NewStatus("the app container", target.Info{"target": "container", "platform": img.Platform.String()}),
 		begin:  begin,
 		keep:   t.cfg.keepImage,
@@ -366,7 +366,7 @@ func waitFor(iface string) []string {
 
 // phase records how long the boot step that just ended took (Info
 // "boot_phases"), to see where a container boot spends its time.
-func (d *Device) phase(name string) {
+func (d *Container) phase(name string) {
 	now := time.Now()
 	if d.last.IsZero() {
 		d.last = d.begin
@@ -378,7 +378,7 @@ func (d *Device) phase(name string) {
 
 // loadImage makes tag exist on the engine: already there (by an earlier
 // device or the user) or loaded now from a docker-save tarball of img.
-func (d *Device) loadImage(ctx context.Context, img *image.Image, tag string) error {
+func (d *Container) loadImage(ctx context.Context, img *image.Image, tag string) error {
 	loadedMu.Lock()
 	li := loaded[tag]
 	if li != nil {
@@ -459,7 +459,7 @@ func (d *Device) loadImage(ctx context.Context, img *image.Image, tag string) er
 
 // releaseImage drops this device's use of its tag; the last user removes
 // it when hil loaded it.
-func (d *Device) releaseImage(ctx context.Context) error {
+func (d *Container) releaseImage(ctx context.Context) error {
 	if d.tag == "" {
 		return nil
 	}
@@ -486,7 +486,7 @@ func (d *Device) releaseImage(ctx context.Context) error {
 }
 
 // follow streams the container log (stdout and stderr demultiplexed).
-func (d *Device) follow() {
+func (d *Container) follow() {
 	rc, err := d.cli.ContainerLogs(d.ctx, d.id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
 	if err != nil {
 		d.lines.Push(target.Line{Stream: target.Console, Text: "hil: following the container log failed: " + err.Error(), Time: time.Now()})
@@ -508,7 +508,7 @@ func (d *Device) follow() {
 // describe records the container-level facts a plain image check misses:
 // what Docker actually runs (entrypoint and cmd after its merge with the
 // image), the user, env, exposed ports and healthcheck.
-func (d *Device) describe(ctx context.Context) {
+func (d *Container) describe(ctx context.Context) {
 	res, err := d.cli.ContainerInspect(ctx, d.id, client.ContainerInspectOptions{})
 	if err != nil {
 		d.status.Set("inspect_error", err.Error())
@@ -556,7 +556,7 @@ func describeContainer(info target.Info, c dcontainer.InspectResponse) {
 }
 
 // wait records the exit once the container stops.
-func (d *Device) wait() {
+func (d *Container) wait() {
 	exit := target.NotObserved("the engine did not say")
 	var werr error
 	res := d.cli.ContainerWait(d.ctx, d.id, client.ContainerWaitOptions{Condition: dcontainer.WaitConditionNotRunning})
@@ -573,8 +573,8 @@ func (d *Device) wait() {
 	d.status.RecordExit(exit, werr)
 }
 
-// Device is an app running in a container.
-type Device struct {
+// Container is an app running in a container.
+type Container struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	cli     *client.Client
@@ -596,19 +596,19 @@ type Device struct {
 }
 
 var (
-	_ target.Device             = (*Device)(nil)
-	_ target.CapabilityReporter = (*Device)(nil)
-	_ target.Liveness           = (*Device)(nil)
-	_ target.GapReporter        = (*Device)(nil)
-	_ target.DeliveryCounter    = (*Device)(nil)
+	_ target.App                = (*Container)(nil)
+	_ target.CapabilityReporter = (*Container)(nil)
+	_ target.Liveness           = (*Container)(nil)
+	_ target.GapReporter        = (*Container)(nil)
+	_ target.DeliveryCounter    = (*Container)(nil)
 )
 
 // Output streams the container's stdout and stderr lines.
-func (d *Device) Output() <-chan target.Line { return d.lines.C() }
+func (d *Container) Output() <-chan target.Line { return d.lines.C() }
 
 // Link is the host end of the veth pair inside the container's namespace
 // (nil when the container stopped before hil could move it in).
-func (d *Device) Link() link.Link {
+func (d *Container) Link() link.Link {
 	if d.link == nil {
 		return nil
 	}
@@ -617,11 +617,11 @@ func (d *Device) Link() link.Link {
 
 // Capabilities says whether capture works and, under the qemu wrapper, why
 // not.
-func (d *Device) Capabilities() target.Capabilities { return d.status.Capabilities() }
+func (d *Container) Capabilities() target.Capabilities { return d.status.Capabilities() }
 
 // EmulatorGap returns the first output line that showed the app failing
 // only because of the emulator's capture gap.
-func (d *Device) EmulatorGap() (string, bool) { return d.status.EmulatorGap() }
+func (d *Container) EmulatorGap() (string, bool) { return d.status.EmulatorGap() }
 
 // livenessTimeout bounds one Alive: an engine that does not answer
 // inspect within it is as good as gone for the case.
@@ -631,7 +631,7 @@ const livenessTimeout = 10 * time.Second
 // it ended on its own. A container that was removed, paused or OOM-killed,
 // or killed by a SIGKILL hil did not send (docker kill, kill -9), and an
 // engine that does not answer, are a dead device, not the app's failure.
-func (d *Device) Alive(ctx context.Context) error {
+func (d *Container) Alive(ctx context.Context) error {
 	what := "the app container " + shortID(d.id)
 	ctx, cancel := context.WithTimeout(ctx, livenessTimeout)
 	defer cancel()
@@ -666,7 +666,7 @@ func (d *Device) Alive(ctx context.Context) error {
 
 // gone waits until the engine no longer knows the app container, and
 // reports whether that happened before ctx ended.
-func (d *Device) gone(ctx context.Context) bool {
+func (d *Container) gone(ctx context.Context) bool {
 	for {
 		if _, err := d.cli.ContainerInspect(ctx, d.id, client.ContainerInspectOptions{}); cerrdefs.IsNotFound(err) {
 			return true
@@ -687,7 +687,7 @@ func shortID(id string) string {
 }
 
 // Signal sends sig to the container's main process through the engine.
-func (d *Device) Signal(sig syscall.Signal) error {
+func (d *Container) Signal(sig syscall.Signal) error {
 	if err := d.status.AlreadyExited("signal " + unix.SignalName(sig)); err != nil {
 		return err
 	}
@@ -699,13 +699,13 @@ func (d *Device) Signal(sig syscall.Signal) error {
 }
 
 // Wait blocks until the container stops or ctx is done.
-func (d *Device) Wait(ctx context.Context) (target.Exit, error) { return d.status.Wait(ctx) }
+func (d *Container) Wait(ctx context.Context) (target.Exit, error) { return d.status.Wait(ctx) }
 
 // Info describes the device, including the container-level facts.
-func (d *Device) Info() target.Info { return d.status.Info() }
+func (d *Container) Info() target.Info { return d.status.Info() }
 
 // RxCounters reads the receive counters of the app's end of the veth pair.
-func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
+func (d *Container) RxCounters(ctx context.Context) (link.Counters, error) {
 	if d.link == nil {
 		return link.Counters{}, errors.New("the app has no interface (it ended before hil made one)")
 	}
@@ -714,7 +714,7 @@ func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
 
 // Close removes the app container, the veth pair and (when hil loaded it
 // and no other device uses it) the image.
-func (d *Device) Close() error {
+func (d *Container) Close() error {
 	d.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), engineOpTimeout)
 		defer cancel()

@@ -69,7 +69,7 @@ func EmulatorGap(line string) (reason string, ok bool) { return emu.Gap(line) }
 
 // Boot flattens img, creates the namespace and veth pair, and starts the
 // program. It returns once the process runs.
-func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (_ target.Device, err error) {
+func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (_ target.App, err error) {
 	if img == nil {
 		return nil, errors.New("user target: no image")
 	}
@@ -87,7 +87,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 			return nil, &target.UnsupportedError{Target: "user", What: "the " + img.Platform.String() + " image on " + cfg.Board.String(), Reason: err.Error()}
 		}
 	}
-	d := &Device{status: imgrun.NewStatus("the app", target.Info{"target": "user", "rootfs": rootfs, "platform": img.Platform.String()})}
+	d := &Process{status: imgrun.NewStatus("the app", target.Info{"target": "user", "rootfs": rootfs, "platform": img.Platform.String()})}
 	em.Describe(d.status.Set)
 	d.status.ProbeEmulator(ctx, em, "native (chroot into the image rootfs)", "qemu-user")
 
@@ -261,8 +261,8 @@ func exitOf(ps *os.ProcessState, werr error) (target.Exit, error) {
 	return target.Exited(ps.ExitCode()), nil
 }
 
-// Device is a running app under the user target.
-type Device struct {
+// Process is a running app under the user target.
+type Process struct {
 	cmd     *exec.Cmd
 	link    *veth.Link
 	lines   *imgrun.Lines
@@ -276,21 +276,21 @@ type Device struct {
 }
 
 var (
-	_ target.Device             = (*Device)(nil)
-	_ target.CapabilityReporter = (*Device)(nil)
-	_ target.Liveness           = (*Device)(nil)
-	_ target.GapReporter        = (*Device)(nil)
-	_ target.DeliveryCounter    = (*Device)(nil)
+	_ target.App                = (*Process)(nil)
+	_ target.CapabilityReporter = (*Process)(nil)
+	_ target.Liveness           = (*Process)(nil)
+	_ target.GapReporter        = (*Process)(nil)
+	_ target.DeliveryCounter    = (*Process)(nil)
 )
 
 // Output streams the app's stdout and stderr lines.
-func (d *Device) Output() <-chan target.Line { return d.lines.C() }
+func (d *Process) Output() <-chan target.Line { return d.lines.C() }
 
 // Alive reports whether the app's process still runs (and is not stopped),
 // or ended on its own: nil then. A process that hil could not wait for,
 // that is stopped, or that was killed by a SIGKILL hil did not send is a
 // dead device, not the app's failure.
-func (d *Device) Alive(ctx context.Context) error {
+func (d *Process) Alive(ctx context.Context) error {
 	what := fmt.Sprintf("the app's process %s (pid %d)", filepath.Base(d.cmd.Path), d.cmd.Process.Pid)
 	if ex, err, done := d.status.Exit(); done {
 		if err != nil {
@@ -308,19 +308,19 @@ func (d *Device) Alive(ctx context.Context) error {
 }
 
 // Link is the host end of the app's veth pair.
-func (d *Device) Link() link.Link { return d.link }
+func (d *Process) Link() link.Link { return d.link }
 
 // Capabilities says whether capture works here and, if not, the emulator's
 // reason (from the once-per-QEMU-version probe).
-func (d *Device) Capabilities() target.Capabilities { return d.status.Capabilities() }
+func (d *Process) Capabilities() target.Capabilities { return d.status.Capabilities() }
 
 // EmulatorGap returns the first output line that showed the app failing
 // only because of the emulator's capture gap.
-func (d *Device) EmulatorGap() (reason string, ok bool) { return d.status.EmulatorGap() }
+func (d *Process) EmulatorGap() (reason string, ok bool) { return d.status.EmulatorGap() }
 
 // Signal delivers sig to the app (under qemu-user, to the emulator, which
 // forwards it to the guest).
-func (d *Device) Signal(sig syscall.Signal) error {
+func (d *Process) Signal(sig syscall.Signal) error {
 	if err := d.status.AlreadyExited("signal " + unix.SignalName(sig)); err != nil {
 		return err
 	}
@@ -332,14 +332,14 @@ func (d *Device) Signal(sig syscall.Signal) error {
 }
 
 // Wait blocks until the app exits or ctx is done.
-func (d *Device) Wait(ctx context.Context) (target.Exit, error) { return d.status.Wait(ctx) }
+func (d *Process) Wait(ctx context.Context) (target.Exit, error) { return d.status.Wait(ctx) }
 
 // Info describes the device: mode, emulator and version, capture support,
 // program, user, namespace, boot time.
-func (d *Device) Info() target.Info { return d.status.Info() }
+func (d *Process) Info() target.Info { return d.status.Info() }
 
 // RxCounters reads the receive counters of the app's end of the veth pair.
-func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
+func (d *Process) RxCounters(ctx context.Context) (link.Counters, error) {
 	if d.link == nil {
 		return link.Counters{}, errors.New("the app has no interface (it ended before hil made one)")
 	}
@@ -348,7 +348,7 @@ func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
 
 // Close kills the app's process group, then removes the veth pair and the
 // namespace.
-func (d *Device) Close() error {
+func (d *Process) Close() error {
 	d.closeOnce.Do(func() {
 		var errs []error
 		d.status.Stopping()

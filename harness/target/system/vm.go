@@ -29,8 +29,8 @@ import (
 	"github.com/hilproject/hil/internal/owner"
 )
 
-// Device is one running guest.
-type Device struct {
+// VM is one running guest.
+type VM struct {
 	t     *Target
 	p     *plan
 	level bootLevel // how it came up: cold, base or app snapshot
@@ -98,15 +98,15 @@ type Device struct {
 }
 
 var (
-	_ target.Device          = (*Device)(nil)
-	_ target.DeliveryCounter = (*Device)(nil)
+	_ target.App             = (*VM)(nil)
+	_ target.DeliveryCounter = (*VM)(nil)
 )
 
 // start launches QEMU for p: cold (meta nil), or restoring the snapshot of
 // level (base or app) whose metadata is meta.
-func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snapshotMeta) (_ *Device, err error) {
+func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snapshotMeta) (_ *VM, err error) {
 	t0 := time.Now()
-	d := &Device{
+	d := &VM{
 		t: t, p: p, level: level, bootStart: t0,
 		idle:      make(chan struct{}),
 		statsWait: map[int]chan string{},
@@ -289,7 +289,7 @@ func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snap
 
 // startApp waits on a cold boot for hil-init to be idle, saves the base
 // snapshot there when there is none yet, and sends the app's command.
-func (d *Device) startApp(ctx context.Context) error {
+func (d *VM) startApp(ctx context.Context) error {
 	select {
 	case <-d.idle:
 	case <-d.started: // hil-init failed
@@ -313,7 +313,7 @@ func (d *Device) startApp(ctx context.Context) error {
 
 // snapshotAt saves the VM to path, pausing it: that is no death
 // (liveness.go). A failure is noted, not fatal: the boot goes on without.
-func (d *Device) snapshotAt(path string, meta snapshotMeta, what string) {
+func (d *VM) snapshotAt(path string, meta snapshotMeta, what string) {
 	// The app level keeps the facts' names from before there were two
 	// levels (snapshot_saved_ms); the base level's are base_snapshot_*.
 	prefix := ""
@@ -340,7 +340,7 @@ func (d *Device) snapshotAt(path string, meta snapshotMeta, what string) {
 
 // RxCounters reads the capture interface's receive counters in the guest
 // (hil-init answers "stats" from sysfs and its counting sockets).
-func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
+func (d *VM) RxCounters(ctx context.Context) (link.Counters, error) {
 	d.statsMu.Lock()
 	d.statsSeq++
 	seq := d.statsSeq
@@ -372,7 +372,7 @@ func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
 }
 
 // onNet records hil-init's report of the capture interface.
-func (d *Device) onNet(js string) {
+func (d *VM) onNet(js string) {
 	var n struct {
 		Iface     string `json:"iface"`
 		RxOffload string `json:"rx_offload"`
@@ -390,7 +390,7 @@ func (d *Device) onNet(js string) {
 }
 
 // netInfo is what onNet recorded, for an app-level snapshot's metadata.
-func (d *Device) netInfo() target.Info {
+func (d *VM) netInfo() target.Info {
 	info := d.Info()
 	m := target.Info{}
 	for _, k := range []string{"rx_offload", "rx_offload_features", "iface", "iface_mtu"} {
@@ -403,7 +403,7 @@ func (d *Device) netInfo() target.Info {
 
 // bootFailure turns a failed boot into the clearest infra error: a kernel
 // panic seen on the console, QEMU's own exit, or the deadline.
-func (d *Device) bootFailure(ctx context.Context, what string, err error) error {
+func (d *VM) bootFailure(ctx context.Context, what string, err error) error {
 	if d.startErr != nil {
 		return d.startErr
 	}
@@ -429,7 +429,7 @@ func (d *Device) bootFailure(ctx context.Context, what string, err error) error 
 	return target.Infra(fmt.Errorf("%s: %w", what, err))
 }
 
-func (d *Device) setInfo(m target.Info) {
+func (d *VM) setInfo(m target.Info) {
 	d.infoMu.Lock()
 	defer d.infoMu.Unlock()
 	for k, v := range m {
@@ -437,7 +437,7 @@ func (d *Device) setInfo(m target.Info) {
 	}
 }
 
-func (d *Device) readConsole(r io.Reader, done chan struct{}) {
+func (d *VM) readConsole(r io.Reader, done chan struct{}) {
 	defer close(done)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -460,13 +460,13 @@ func (d *Device) readConsole(r io.Reader, done chan struct{}) {
 	}
 }
 
-func (d *Device) panic() string {
+func (d *VM) panic() string {
 	d.tailMu.Lock()
 	defer d.tailMu.Unlock()
 	return d.panicLine
 }
 
-func (d *Device) consoleTail() string {
+func (d *VM) consoleTail() string {
 	d.tailMu.Lock()
 	defer d.tailMu.Unlock()
 	return "  " + strings.Join(d.tail, "\n  ")
@@ -474,7 +474,7 @@ func (d *Device) consoleTail() string {
 
 // emit delivers a line to Output unless Output is closed; it blocks while
 // the consumer is behind, until Close.
-func (d *Device) emit(l target.Line) {
+func (d *VM) emit(l target.Line) {
 	d.outMu.Lock()
 	defer d.outMu.Unlock()
 	if d.outClosed {
@@ -498,7 +498,7 @@ func (d *Device) emit(l target.Line) {
 	}
 }
 
-func (d *Device) closeOutput() {
+func (d *VM) closeOutput() {
 	d.outMu.Lock()
 	defer d.outMu.Unlock()
 	if !d.outClosed {
@@ -507,14 +507,14 @@ func (d *Device) closeOutput() {
 	}
 }
 
-func (d *Device) markStarted(err error) {
+func (d *VM) markStarted(err error) {
 	d.startOne.Do(func() {
 		d.startErr = err
 		close(d.started)
 	})
 }
 
-func (d *Device) finish(e target.Exit, err error) {
+func (d *VM) finish(e target.Exit, err error) {
 	d.exitOnce.Do(func() {
 		d.exit, d.exitErr = e, err
 		close(d.exited)
@@ -523,7 +523,7 @@ func (d *Device) finish(e target.Exit, err error) {
 }
 
 // readReports handles hil-init's line protocol (see hilinit/main.go).
-func (d *Device) readReports(c net.Conn) {
+func (d *VM) readReports(c net.Conn) {
 	sc := bufio.NewScanner(c)
 	sc.Buffer(make([]byte, 64<<10), 2<<20)
 	for sc.Scan() {
@@ -581,7 +581,7 @@ func (d *Device) readReports(c net.Conn) {
 // onAppLine takes the app-level snapshot when the app first reports ready
 // on a cold or base boot, before the ready line reaches Output: the runner
 // starts the scenario only after the VM is saved and running again.
-func (d *Device) onAppLine(l target.Line) {
+func (d *VM) onAppLine(l target.Line) {
 	if d.level == bootApp || d.p.snapshot == "" || d.p.cfg.Ready == nil {
 		return
 	}
@@ -607,7 +607,7 @@ func (e *restoreKilledError) Unwrap() error { return e.err }
 
 // killedFromOutside reports whether QEMU has ended on a signal that hil
 // did not send (hil stops it only through Close, which closes stop).
-func (d *Device) killedFromOutside() bool {
+func (d *VM) killedFromOutside() bool {
 	select {
 	case <-d.qemuDone:
 	default:
@@ -624,7 +624,7 @@ func (d *Device) killedFromOutside() bool {
 
 // onQEMUExit ends the device when QEMU goes away before the app reported
 // its exit: that is the host's or the guest kernel's failure, not the app's.
-func (d *Device) onQEMUExit() {
+func (d *VM) onQEMUExit() {
 	select {
 	case <-d.exited:
 		return
@@ -642,7 +642,7 @@ func (d *Device) onQEMUExit() {
 	}
 }
 
-func (d *Device) send(line string) error {
+func (d *VM) send(line string) error {
 	d.repMu.Lock()
 	defer d.repMu.Unlock()
 	if d.rep == nil {
@@ -654,13 +654,13 @@ func (d *Device) send(line string) error {
 }
 
 // Output streams app stdout/stderr and console lines.
-func (d *Device) Output() <-chan target.Line { return d.out }
+func (d *VM) Output() <-chan target.Line { return d.out }
 
 // Link is the app's capture interface.
-func (d *Device) Link() link.Link { return d.net }
+func (d *VM) Link() link.Link { return d.net }
 
 // Signal asks hil-init to deliver sig to the app.
-func (d *Device) Signal(sig syscall.Signal) error {
+func (d *VM) Signal(sig syscall.Signal) error {
 	select {
 	case <-d.exited:
 		return fmt.Errorf("signal %v: the app already ended (%s)", sig, d.exit)
@@ -673,7 +673,7 @@ func (d *Device) Signal(sig syscall.Signal) error {
 }
 
 // Wait blocks until the app exits (or the guest fails) or ctx is done.
-func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
+func (d *VM) Wait(ctx context.Context) (target.Exit, error) {
 	select {
 	case <-d.exited:
 		return d.exit, d.exitErr
@@ -683,17 +683,17 @@ func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
 }
 
 // Info describes the boot.
-func (d *Device) Info() target.Info {
+func (d *VM) Info() target.Info {
 	d.infoMu.Lock()
 	defer d.infoMu.Unlock()
 	return d.info.Clone()
 }
 
 // ConsoleLog is the path of this boot's full console log.
-func (d *Device) ConsoleLog() string { return d.consolePath }
+func (d *VM) ConsoleLog() string { return d.consolePath }
 
 // Close kills QEMU's whole process group and removes sockets and temp dir.
-func (d *Device) Close() error {
+func (d *VM) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.stop)
 		if d.cmd != nil && d.cmd.Process != nil {

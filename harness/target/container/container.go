@@ -356,12 +356,19 @@ const (
 
 var ifaceName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`) })
 
-// waitFor is the entrypoint prefix that waits until iface exists in the
-// container's namespace, then execs the rest of the command line.
+// waitFor is the entrypoint prefix that waits until iface is in the
+// container's namespace and up, then execs the rest of the command line.
+// Up, not only there: the interface appears when it is moved in and comes
+// up a moment later, and libpcap refuses an interface that is down
+// ("Interface Not Up"). flags is read with the shell's own read, as the
+// image may have no cat.
 func waitFor(iface string) []string {
-	script := fmt.Sprintf(`i=0; while [ ! -e /sys/class/net/%[1]s ]; do i=$((i+1)); if [ $i -gt %[2]d ]; then echo "hil: interface %[1]s never appeared in the container" >&2; exit 125; fi; %[3]s usleep 2000; done; exec "$@"`,
-		iface, ifaceWaitLoops, wrapperBusybox)
-	return []string{wrapperBusybox, "sh", "-c", script, wrapperName}
+	return []string{wrapperBusybox, "sh", "-c", waitScript(iface, ifaceWaitLoops, wrapperBusybox), wrapperName}
+}
+
+func waitScript(iface string, loops int, busybox string) string {
+	return fmt.Sprintf(`i=0; while :; do f=; [ -e /sys/class/net/%[1]s/flags ] && read f < /sys/class/net/%[1]s/flags; [ -n "$f" ] && [ $((f & 1)) -eq 1 ] && break; i=$((i+1)); if [ $i -gt %[2]d ]; then echo "hil: interface %[1]s never appeared or never came up in the container (flags: ${f:-none})" >&2; exit 125; fi; %[3]s usleep 2000; done; exec "$@"`,
+		iface, loops, busybox)
 }
 
 // phase records how long the boot step that just ended took (Info

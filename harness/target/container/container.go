@@ -188,45 +188,22 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	}
 	devCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.ctx, d.cancel = devCtx, cancel
+	// Every phase below records what it made in d (client, image, container,
+	// link), so Close undoes exactly what exists on any failure.
 	defer func() {
 		if err != nil {
 			d.Close()
 		}
 	}()
 
-	cli, err := client.New(client.FromEnv)
+	arch, err := d.connect(ctx)
 	if err != nil {
-		return nil, target.Infra(fmt.Errorf("container target: connecting to the Docker engine: %w", err))
+		return nil, err
 	}
-	d.cli = cli
-	host := cli.DaemonHost()
-	d.status.Set("docker_host", host)
-	if !localEngine(host) {
-		return nil, &target.UnsupportedError{Target: "container", What: "a remote Docker engine (" + host + ")",
-			Reason: "hil wires the app's interface with a veth pair moved into the container's network namespace, which needs the engine on this host (a unix socket or loopback TCP)"}
-	}
-	sys, err := cli.Info(ctx, client.InfoOptions{})
+	em, err := t.emulator(ctx, d, img, cfg, arch)
 	if err != nil {
-		return nil, target.Infra(fmt.Errorf("container target: docker info on %s: %w", host, err))
+		return nil, err
 	}
-	arch := engineArch(sys.Info.Architecture)
-	d.status.Set("engine", fmt.Sprintf("Docker %s on %s/%s", sys.Info.ServerVersion, sys.Info.OSType, sys.Info.Architecture))
-
-	em, err := emu.For(img.Platform, arch)
-	if err != nil {
-		return nil, target.Infra(fmt.Errorf("container target: %w", err))
-	}
-	if cfg.Board != nil {
-		if em, err = em.WithBoard(img.Platform, cfg.Board); err != nil {
-			return nil, &target.UnsupportedError{Target: "container", What: "the " + img.Platform.String() + " image on " + cfg.Board.String(), Reason: err.Error()}
-		}
-	}
-	em.Describe(d.status.Set)
-	d.status.ProbeEmulator(ctx, em, "native", "bind-mounted qemu-user entrypoint wrapper")
-	if _, err := os.Stat(t.cfg.busybox); err != nil {
-		return nil, target.Infra(fmt.Errorf("container target: the interface wait needs a static busybox at %s (Debian package busybox-static): %w", t.cfg.busybox, err))
-	}
-
 	// The rootfs answers what Docker would only say at start, and better:
 	// the entrypoint's program (the qemu wrapper needs its path) and the user.
 	rootfs, err := img.RootFS(ctx)
@@ -252,7 +229,73 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if !ifaceName().MatchString(iface) {
 		return nil, fmt.Errorf("container target: interface name %q: expected 1-15 of [A-Za-z0-9_.-]", iface)
 	}
+	if err := t.create(ctx, d, tag, iface, rootfs, p, em, cfg); err != nil {
+		return nil, err
+	}
+	d.phase("create")
+	if err := t.startWired(ctx, d, tag, iface, cfg.User); err != nil {
+		return nil, err
+	}
+	d.phase("veth")
+	d.status.Set("iface", iface)
+	d.started = time.Now()
+	d.status.Set("boot_ms", jsonfmt.Millis(d.started.Sub(begin)))
+	// The json-file log keeps everything from the first line, so following
+	// it after start loses nothing; the stream ends when the container stops.
+	d.follow()
+	d.describe(ctx)
+	d.waiting = true
+	go d.wait()
+	return d, nil
+}
 
+// connect opens the Docker client (d.cli, closed by Close) and checks that
+// the engine runs on this host, where hil can reach the container's
+// namespace. It returns the engine's architecture as a Go GOARCH.
+func (d *Container) connect(ctx context.Context) (string, error) {
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		return "", target.Infra(fmt.Errorf("container target: connecting to the Docker engine: %w", err))
+	}
+	d.cli = cli
+	host := cli.DaemonHost()
+	d.status.Set("docker_host", host)
+	if !localEngine(host) {
+		return "", &target.UnsupportedError{Target: "container", What: "a remote Docker engine (" + host + ")",
+			Reason: "hil wires the app's interface with a veth pair moved into the container's network namespace, which needs the engine on this host (a unix socket or loopback TCP)"}
+	}
+	sys, err := cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return "", target.Infra(fmt.Errorf("container target: docker info on %s: %w", host, err))
+	}
+	d.status.Set("engine", fmt.Sprintf("Docker %s on %s/%s", sys.Info.ServerVersion, sys.Info.OSType, sys.Info.Architecture))
+	return engineArch(sys.Info.Architecture), nil
+}
+
+// emulator picks how img runs on an engine of arch (natively or under a
+// bind-mounted qemu-user) and checks the host busybox that waits for the
+// interface is there.
+func (t *Target) emulator(ctx context.Context, d *Container, img *image.Image, cfg target.RunConfig, arch string) (emu.Emulator, error) {
+	em, err := emu.For(img.Platform, arch)
+	if err != nil {
+		return em, target.Infra(fmt.Errorf("container target: %w", err))
+	}
+	if cfg.Board != nil {
+		if em, err = em.WithBoard(img.Platform, cfg.Board); err != nil {
+			return em, &target.UnsupportedError{Target: "container", What: "the " + img.Platform.String() + " image on " + cfg.Board.String(), Reason: err.Error()}
+		}
+	}
+	em.Describe(d.status.Set)
+	d.status.ProbeEmulator(ctx, em, "native", "bind-mounted qemu-user entrypoint wrapper")
+	if _, err := os.Stat(t.cfg.busybox); err != nil {
+		return em, target.Infra(fmt.Errorf("container target: the interface wait needs a static busybox at %s (Debian package busybox-static): %w", t.cfg.busybox, err))
+	}
+	return em, nil
+}
+
+// create creates the app container from tag (d.id, removed by Close), with
+// network none and the entrypoint wrapped to wait for iface.
+func (t *Target) create(ctx context.Context, d *Container, tag, iface, rootfs string, p imgrun.Program, em emu.Emulator, cfg target.RunConfig) error {
 	// The app container has network none; hil moves the veth end into its
 	// namespace right after start. So that the app never runs without its
 	// interface, a bind-mounted static busybox waits for it and then execs
@@ -269,7 +312,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		binds = append(binds, em.Path+":"+qemu+":ro")
 		eargs, err := imgrun.EmulatedArgv(rootfs, p.Path, p.Argv, func(p string) string { return p })
 		if err != nil {
-			return nil, err
+			return err
 		}
 		// The board's CPU model as an option of the wrapper rather than
 		// QEMU_CPU in the environment: the app's environment stays the
@@ -283,7 +326,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	}
 	// Network mode none: the namespace holds only lo and, once hil moves
 	// it in, the veth end.
-	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Config: &dcontainer.Config{
 			Image:      tag,
 			Entrypoint: entrypoint,
@@ -306,45 +349,42 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		},
 	})
 	if err != nil {
-		return nil, target.Infra(fmt.Errorf("container target: creating the app container: %w", err))
+		return target.Infra(fmt.Errorf("container target: creating the app container: %w", err))
 	}
-	d.phase("create")
-	id := created.ID
-	d.id = id
+	d.id = created.ID
+	return nil
+}
+
+// startWired starts the created container and moves the veth end named
+// iface into its namespace (d.link, removed by Close). A container that
+// exited already gets no link: its log and exit status say why, which
+// Boot's caller reads rather than an error from here.
+func (t *Target) startWired(ctx context.Context, d *Container, tag, iface, user string) error {
+	id := d.id
 	d.lines = imgrun.NewLines(d.status.Observe)
-	if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-		return nil, fmt.Errorf("container target: starting the app container (image %s, user %q): %w", tag, cfg.User, err)
+	if _, err := d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("container target: starting the app container (image %s, user %q): %w", tag, user, err)
 	}
 	d.phase("start")
-	ci, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	ci, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil || ci.Container.State == nil || ci.Container.State.Pid == 0 {
 		// Exited already (e.g. the wrapper could not run as the image user):
 		// the log and the exit status say why.
 		d.status.Set("veth", fmt.Sprintf("not created: the container was not running (%v)", err))
-	} else {
-		vopts := []veth.Option{veth.WithName(iface), veth.WithNetNSPath(fmt.Sprintf("/proc/%d/ns/net", ci.Container.State.Pid))}
-		if t.cfg.mtu != 0 {
-			vopts = append(vopts, veth.WithMTU(t.cfg.mtu))
-		}
-		l, err := veth.New(devCtx, vopts...)
-		if err != nil {
-			return nil, target.Infra(fmt.Errorf("container target: moving the app's interface %s into the container: %w", iface, err))
-		}
-		d.link = l
-		d.status.Set("host_iface", l.HostIface())
-		imgrun.CoalescingOff(d.status, l)
+		return nil
 	}
-	d.phase("veth")
-	d.status.Set("iface", iface)
-	d.started = time.Now()
-	d.status.Set("boot_ms", jsonfmt.Millis(d.started.Sub(begin)))
-	// The json-file log keeps everything from the first line, so following
-	// it after start loses nothing; the stream ends when the container stops.
-	d.follow()
-	d.describe(ctx)
-	d.waiting = true
-	go d.wait()
-	return d, nil
+	vopts := []veth.Option{veth.WithName(iface), veth.WithNetNSPath(fmt.Sprintf("/proc/%d/ns/net", ci.Container.State.Pid))}
+	if t.cfg.mtu != 0 {
+		vopts = append(vopts, veth.WithMTU(t.cfg.mtu))
+	}
+	l, err := veth.New(d.ctx, vopts...)
+	if err != nil {
+		return target.Infra(fmt.Errorf("container target: moving the app's interface %s into the container: %w", iface, err))
+	}
+	d.link = l
+	d.status.Set("host_iface", l.HostIface())
+	imgrun.CoalescingOff(d.status, l)
+	return nil
 }
 
 const (

@@ -106,7 +106,49 @@ var (
 // level (base or app) whose metadata is meta.
 func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snapshotMeta) (_ *VM, err error) {
 	t0 := time.Now()
-	d := &VM{
+	d := newVM(t, p, level, t0)
+	// Every phase below records what it made in d (temp dir, sockets,
+	// console log, QEMU), so Close undoes exactly what exists on any failure.
+	defer func() {
+		if err != nil {
+			if meta != nil && d.killedFromOutside() {
+				err = &restoreKilledError{err}
+			}
+			d.Close()
+		}
+	}()
+	repPath, err := d.makeSockets()
+	if err != nil {
+		return nil, err
+	}
+	if err := d.launchQEMU(repPath); err != nil {
+		return nil, err
+	}
+
+	timeout := t.o.bootTimeout
+	if meta != nil && timeout > 10*time.Second {
+		// A restore either works in well under a second or not at all;
+		// fail fast so that Boot can fall back to a cold boot.
+		timeout = 10 * time.Second
+	}
+	bootCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := d.connectQEMU(bootCtx); err != nil {
+		return nil, err
+	}
+	if err := d.runApp(bootCtx, meta); err != nil {
+		return nil, err
+	}
+	if err := d.waitStarted(bootCtx); err != nil {
+		return nil, err
+	}
+	d.describeBoot(t0, meta)
+	return d, nil
+}
+
+// newVM is the VM of one boot of p, before anything is made for it.
+func newVM(t *Target, p *plan, level bootLevel, t0 time.Time) *VM {
+	return &VM{
 		t: t, p: p, level: level, bootStart: t0,
 		idle:      make(chan struct{}),
 		statsWait: map[int]chan string{},
@@ -118,46 +160,52 @@ func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snap
 		liveReady: make(chan error, 1),
 		info:      target.Info{},
 	}
-	defer func() {
-		if err != nil {
-			if meta != nil && d.killedFromOutside() {
-				err = &restoreKilledError{err}
-			}
-			d.Close()
-		}
-	}()
+}
+
+// makeSockets makes the VM's temp dir with the NIC's and the report port's
+// listening sockets, names the QMP and liveness sockets QEMU will listen
+// on, and opens the console log. It returns the report socket's path for
+// QEMU's command line. What it made is in d, for Close.
+func (d *VM) makeSockets() (repPath string, err error) {
 	// Short paths: unix socket names are limited to 108 bytes. The name
 	// records this process as the owner, so that the next hil removes the
 	// dir if this one is killed (internal/owner).
 	if d.tmp, err = owner.MkdirTemp("", TempPrefix); err != nil {
-		return nil, target.Infra(err)
+		return "", target.Infra(err)
 	}
 	if d.net, err = qemustream.Listen(filepath.Join(d.tmp, "net.sock")); err != nil {
-		return nil, target.Infra(err)
+		return "", target.Infra(err)
 	}
-	repPath := filepath.Join(d.tmp, "rep.sock")
+	repPath = filepath.Join(d.tmp, "rep.sock")
 	if d.repLn, err = net.ListenUnix("unix", &net.UnixAddr{Name: repPath, Net: "unix"}); err != nil {
-		return nil, target.Infra(fmt.Errorf("listening for the guest report port: %w", err))
+		return "", target.Infra(fmt.Errorf("listening for the guest report port: %w", err))
 	}
 	d.qmpPath = filepath.Join(d.tmp, "qmp.sock")
 	d.livePath = filepath.Join(d.tmp, "live.sock")
-	logDir := t.o.logDir
+	logDir := d.t.o.logDir
 	if logDir == "" {
 		if logDir, err = cache.Dir("logs", "system"); err != nil {
-			return nil, target.Infra(err)
+			return "", target.Infra(err)
 		}
 	}
 	pruneLogs(logDir, 100)
 	if d.consoleLog, err = os.CreateTemp(logDir, time.Now().Format("20060102-150405-")+"*.console.log"); err != nil {
-		return nil, target.Infra(fmt.Errorf("creating the console log: %w", err))
+		return "", target.Infra(fmt.Errorf("creating the console log: %w", err))
 	}
 	d.consolePath = d.consoleLog.Name()
+	return repPath, nil
+}
 
+// launchQEMU starts QEMU (cold, or loading the snapshot of d.level) with its
+// output read into the console log, and a watcher that closes d.qemuDone
+// when it exits.
+func (d *VM) launchQEMU(repPath string) error {
+	p := d.p
 	l := launch{
-		m: p.m, cpus: t.o.cpus, kernel: p.kernel.Image, initrd: p.initramfs, append: p.appendArgs,
+		m: p.m, cpus: d.t.o.cpus, kernel: p.kernel.Image, initrd: p.initramfs, append: p.appendArgs,
 		netdev: d.net.NetdevArg("n0"), report: repPath, qmp: d.qmpPath, live: d.livePath,
 	}
-	switch level {
+	switch d.level {
 	case bootApp:
 		l.incoming = p.snapshot
 	case bootBase:
@@ -169,12 +217,12 @@ func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snap
 	d.cmd.Stdin = nil
 	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {
-		return nil, target.Infra(err)
+		return target.Infra(err)
 	}
 	d.cmd.Stderr = d.cmd.Stdout
 	fmt.Fprintf(d.consoleLog, "# %s %s\n", p.qemu, strings.Join(args, " "))
 	if err := d.cmd.Start(); err != nil {
-		return nil, target.Infra(fmt.Errorf("starting %s: %w", p.qemu, err))
+		return target.Infra(fmt.Errorf("starting %s: %w", p.qemu, err))
 	}
 	consoleDone := make(chan struct{})
 	go d.readConsole(stdout, consoleDone)
@@ -185,15 +233,13 @@ func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snap
 		close(d.qemuDone)
 		d.onQEMUExit()
 	}()
+	return nil
+}
 
-	timeout := t.o.bootTimeout
-	if meta != nil && timeout > 10*time.Second {
-		// A restore either works in well under a second or not at all;
-		// fail fast so that Boot can fall back to a cold boot.
-		timeout = 10 * time.Second
-	}
-	bootCtx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+// connectQEMU accepts QEMU's connections to the report port and the NIC,
+// and starts connecting the liveness monitor meanwhile (waitStarted
+// collects it). A QEMU that exits or a bootCtx that ends stops the wait.
+func (d *VM) connectQEMU(bootCtx context.Context) error {
 	// Connected while the guest boots (or the snapshot loads): no wait.
 	go func() { d.liveReady <- d.connectLive(bootCtx) }()
 	stopWatch := context.AfterFunc(bootCtx, func() { d.repLn.SetDeadline(time.Unix(1, 0)) })
@@ -206,53 +252,73 @@ func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snap
 	rep, err := d.repLn.AcceptUnix()
 	stopWatch()
 	if err != nil {
-		return nil, d.bootFailure(bootCtx, "waiting for QEMU to open the report port", err)
+		return d.bootFailure(bootCtx, "waiting for QEMU to open the report port", err)
 	}
 	d.rep = rep
 	if err := <-netErr; err != nil {
-		return nil, d.bootFailure(bootCtx, "waiting for QEMU to connect the NIC", err)
+		return d.bootFailure(bootCtx, "waiting for QEMU to connect the NIC", err)
 	}
 	go d.readReports(rep)
+	return nil
+}
+
+// runApp gets the app running for d.level: a restored guest is resumed
+// (meta non-nil) and, at the base level, given the app's command line; a
+// cold guest gets it once hil-init is idle (startApp).
+func (d *VM) runApp(bootCtx context.Context, meta *snapshotMeta) error {
 	if meta != nil {
 		// The snapshot was taken with the CPUs stopped, so the restored VM
 		// stays paused until told to run.
 		if err := d.resume(bootCtx); err != nil {
-			return nil, d.bootFailure(bootCtx, "restoring the snapshot", err)
+			return d.bootFailure(bootCtx, "restoring the snapshot", err)
 		}
 		// The restored guest's clock stopped when the snapshot was taken.
 		d.send(fmt.Sprintf("time %d", time.Now().UnixNano()))
 	}
-	switch level {
+	switch d.level {
 	case bootApp:
 		d.send("ping") // the app runs already: its pong says the guest does
 	case bootBase:
 		// hil-init waits for its app, as when the snapshot was taken.
-		if err := d.send("run " + string(p.run)); err != nil {
-			return nil, d.bootFailure(bootCtx, "sending the app's command line to the guest", err)
+		if err := d.send("run " + string(d.p.run)); err != nil {
+			return d.bootFailure(bootCtx, "sending the app's command line to the guest", err)
 		}
 	case bootCold:
 		if err := d.startApp(bootCtx); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	return nil
+}
+
+// waitStarted waits for the guest to report the app started and for the
+// liveness monitor to be connected.
+func (d *VM) waitStarted(bootCtx context.Context) error {
 	select {
 	case <-d.started:
 	case <-bootCtx.Done():
-		return nil, d.bootFailure(bootCtx, "waiting for the guest to start the app", bootCtx.Err())
+		return d.bootFailure(bootCtx, "waiting for the guest to start the app", bootCtx.Err())
 	case <-d.qemuDone:
-		return nil, d.bootFailure(bootCtx, "booting", errors.New("QEMU exited"))
+		return d.bootFailure(bootCtx, "booting", errors.New("QEMU exited"))
 	}
 	if d.startErr != nil {
-		return nil, d.startErr
+		return d.startErr
 	}
 	select {
 	case err := <-d.liveReady:
 		if err != nil {
-			return nil, d.bootFailure(bootCtx, "connecting the liveness monitor", err)
+			return d.bootFailure(bootCtx, "connecting the liveness monitor", err)
 		}
 	case <-bootCtx.Done():
-		return nil, d.bootFailure(bootCtx, "connecting the liveness monitor", bootCtx.Err())
+		return d.bootFailure(bootCtx, "connecting the liveness monitor", bootCtx.Err())
 	}
+	return nil
+}
+
+// describeBoot records the booted VM in its Info and, for an app-level
+// restore, replays the app's ready line recorded at snapshot time.
+func (d *VM) describeBoot(t0 time.Time, meta *snapshotMeta) {
+	p, level := d.p, d.level
 	d.lastSign.Store(time.Now().UnixNano())
 	mode := string(level)
 	d.setInfo(target.Info{
@@ -262,7 +328,7 @@ func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snap
 		"console_log": d.consolePath, "memory_mb": p.m.memoryMB,
 		"machine": p.m.machine, "cpu": p.m.cpu, "kernel_arch": p.m.kernelArch,
 		"snapshot_key": p.snapshotKey, "base_snapshot_key": p.baseKey, "pid": d.cmd.Process.Pid,
-		"liveness": fmt.Sprintf("QEMU process, QMP query-status and hil-init's heartbeat; dead after %s without an answer", t.o.liveTimeout),
+		"liveness": fmt.Sprintf("QEMU process, QMP query-status and hil-init's heartbeat; dead after %s without an answer", d.t.o.liveTimeout),
 	})
 	if p.m.board != "" {
 		d.setInfo(target.Info{"board": p.m.board})
@@ -284,7 +350,6 @@ func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snap
 		d.emit(l)
 		d.setInfo(target.Info{"ready_replayed": true})
 	}
-	return d, nil
 }
 
 // startApp waits on a cold boot for hil-init to be idle, saves the base

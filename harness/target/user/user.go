@@ -74,26 +74,65 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		return nil, errors.New("user target: no image")
 	}
 	begin := time.Now()
+	d, rootfs, em, err := t.newProcess(ctx, img, cfg)
+	if err != nil {
+		return nil, err
+	}
+	cmd, prog, err := d.command(rootfs, em, cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	// The link outlives Boot's ctx: it is the device's, released by Close.
+	devCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.cancel = cancel
+	// From here on d owns what it made (the cancel, the link, the process):
+	// Close undoes whatever of it exists.
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if err := d.makeLink(devCtx, cfg.Iface, t.cfg.mtu); err != nil {
+		return nil, err
+	}
+	if err := d.start(cmd, rootfs, prog, begin); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// newProcess flattens img and picks the emulator (none on a matching host),
+// then records what it chose in the new Process's info. Nothing it does needs
+// undoing: the rootfs is the shared cache's.
+func (t *Target) newProcess(ctx context.Context, img *image.Image, cfg target.RunConfig) (*Process, string, emu.Emulator, error) {
 	rootfs, err := img.RootFS(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("user target: flattening %s: %w", img.Ref, err)
+		return nil, "", emu.Emulator{}, fmt.Errorf("user target: flattening %s: %w", img.Ref, err)
 	}
 	em, err := emu.For(img.Platform, t.cfg.hostArch)
 	if err != nil {
-		return nil, target.Infra(fmt.Errorf("user target: %w", err))
+		return nil, "", emu.Emulator{}, target.Infra(fmt.Errorf("user target: %w", err))
 	}
 	if cfg.Board != nil {
 		if em, err = em.WithBoard(img.Platform, cfg.Board); err != nil {
-			return nil, &target.UnsupportedError{Target: "user", What: "the " + img.Platform.String() + " image on " + cfg.Board.String(), Reason: err.Error()}
+			return nil, "", emu.Emulator{}, &target.UnsupportedError{Target: "user", What: "the " + img.Platform.String() + " image on " + cfg.Board.String(), Reason: err.Error()}
 		}
 	}
 	d := &Process{status: imgrun.NewStatus("the app", target.Info{"target": "user", "rootfs": rootfs, "platform": img.Platform.String()})}
 	em.Describe(d.status.Set)
 	d.status.ProbeEmulator(ctx, em, "native (chroot into the image rootfs)", "qemu-user")
+	return d, rootfs, em, nil
+}
 
+// command finds the image's program and builds the command that runs it as
+// the image's user, with the image's environment: chrooted on a matching
+// host, under qemu-user otherwise. It returns the program's path in the
+// rootfs for the error that explains a failed exec.
+func (d *Process) command(rootfs string, em emu.Emulator, cfg target.RunConfig) (*exec.Cmd, string, error) {
 	p, err := imgrun.FindProgram(rootfs, cfg)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	argv, workdir, prog, ident := p.Argv, p.Workdir, p.Path, p.User
 	env := append([]string{}, cfg.Env...)
@@ -125,11 +164,11 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		// as the image gives it. The emulator itself cannot be chrooted
 		// without writing it into the shared rootfs.
 		if blocker, ok := imgrun.Reachable(rootfs, ident.UID, ident.GID); !ok {
-			return nil, target.Infra(fmt.Errorf("user target: the image user %q (uid %d) cannot reach the rootfs %s under qemu-user: %s is not searchable by it; put the hil cache where that user can read it (HIL_CACHE=/var/cache/hil)", cfg.User, ident.UID, rootfs, blocker))
+			return nil, "", target.Infra(fmt.Errorf("user target: the image user %q (uid %d) cannot reach the rootfs %s under qemu-user: %s is not searchable by it; put the hil cache where that user can read it (HIL_CACHE=/var/cache/hil)", cfg.User, ident.UID, rootfs, blocker))
 		}
 		eargs, err := imgrun.EmulatedArgv(rootfs, prog, argv, func(p string) string { return filepath.Join(rootfs, p) })
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		args := append(append([]string{em.Path}, em.Args()...), "-L", rootfs)
 		args = append(args, eargs...)
@@ -148,46 +187,49 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if ident.UID != 0 || ident.GID != 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: ident.UID, Gid: ident.GID}
 	}
+	return cmd, prog, nil
+}
 
-	// The link outlives Boot's ctx: it is the device's, released by Close.
-	devCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d.cancel = cancel
-	defer func() {
-		if err != nil {
-			d.Close()
-		}
-	}()
-	iface := cfg.Iface
+// makeLink creates the veth pair and the namespace the app runs in, named
+// iface (eth0 by default) on the app's side. d.link holds it as soon as it
+// exists, so the caller's Close removes it on a later failure.
+func (d *Process) makeLink(devCtx context.Context, iface string, mtu int) error {
 	if iface == "" {
 		iface = "eth0"
 	}
 	vopts := []veth.Option{veth.WithName(iface)}
-	if t.cfg.mtu != 0 {
-		vopts = append(vopts, veth.WithMTU(t.cfg.mtu))
+	if mtu != 0 {
+		vopts = append(vopts, veth.WithMTU(mtu))
 	}
 	l, err := veth.New(devCtx, vopts...)
 	if err != nil {
-		return nil, target.Infra(fmt.Errorf("user target: creating the app's interface %s: %w", iface, err))
+		return target.Infra(fmt.Errorf("user target: creating the app's interface %s: %w", iface, err))
 	}
 	d.link = l
 	d.status.Set("netns", l.NetNSPath())
 	d.status.Set("host_iface", l.HostIface())
 	d.status.Set("iface", iface)
 	imgrun.CoalescingOff(d.status, l)
+	return nil
+}
 
+// start runs cmd inside the link's namespace with its output read into
+// d.lines, and watches for its exit. The pipes' write ends are closed here
+// once the child has them; the read ends close when the readers are done.
+func (d *Process) start(cmd *exec.Cmd, rootfs, prog string, begin time.Time) error {
 	d.lines = imgrun.NewLines(d.status.Observe)
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return nil, target.Infra(err)
+		return target.Infra(err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		return nil, target.Infra(err)
+		return target.Infra(err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
-	startErr := startInNetNS(l.NetNSPath(), cmd)
+	startErr := startInNetNS(d.link.NetNSPath(), cmd)
 	outW.Close()
 	errW.Close()
 	d.lines.Read(target.Stdout, outR)
@@ -197,9 +239,9 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		d.lines.Finish()
 		d.status.RecordExit(target.NotObserved("the app did not start"), nil)
 		if target.IsInfra(startErr) {
-			return nil, startErr
+			return startErr
 		}
-		return nil, imgrun.ExplainExecError(rootfs, prog, startErr)
+		return imgrun.ExplainExecError(rootfs, prog, startErr)
 	}
 	d.cmd = cmd
 	d.started = time.Now()
@@ -210,7 +252,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		d.status.RecordExit(exitOf(cmd.ProcessState, werr))
 		d.lines.Finish()
 	}()
-	return d, nil
+	return nil
 }
 
 // startInNetNS starts cmd with the network namespace at nsPath: the child

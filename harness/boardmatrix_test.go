@@ -205,7 +205,7 @@ func TestBoardMatrix(t *testing.T) {
 
 func checkStatic(t *testing.T, ctx context.Context, img *Image, b board.Board, platform, want string) {
 	t.Helper()
-	pi, rootfs, err := img.Image(ctx, platform)
+	pi, rootfs, err := img.Platform(ctx, platform)
 	if err != nil {
 		t.Fatal(err)
 	}

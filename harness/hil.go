@@ -58,12 +58,12 @@ func (i *Image) Platforms() []v1.Platform { return i.Artifact.Platforms() }
 // Single reports whether the image is one manifest rather than an index.
 func (i *Image) Single() bool { return i.Artifact.Index() == nil }
 
-// Image returns one platform's image and its flattened rootfs, flattening
+// Platform returns one platform's image and its flattened rootfs, flattening
 // at most once per platform. A platform the image lacks, layers that try
 // to escape the root, or bytes that are not what the image's digests pin
 // (an *image.IntegrityError: retrying would read the same bytes) are the
 // image's fault; other flattening errors are the host's (infra).
-func (i *Image) Image(ctx context.Context, platform string) (*image.Image, string, error) {
+func (i *Image) Platform(ctx context.Context, platform string) (*image.Image, string, error) {
 	i.mu.Lock()
 	p, ok := i.byPlat[platform]
 	if !ok {

@@ -25,10 +25,10 @@ func TestImageAndStaticCheck(t *testing.T) {
 		t.Errorf("digest %q", img.Digest())
 	}
 	// A platform the image lacks is the image's fault, not the host's.
-	if _, _, err := img.Image(ctx, "linux/s390x"); err == nil || target.IsInfra(err) || !strings.Contains(err.Error(), "linux/arm/v7") {
+	if _, _, err := img.Platform(ctx, "linux/s390x"); err == nil || target.IsInfra(err) || !strings.Contains(err.Error(), "linux/arm/v7") {
 		t.Errorf("missing platform: %v (infra %v); want an app-level error listing the platforms", err, target.IsInfra(err))
 	}
-	pi, rootfs, err := img.Image(ctx, "linux/arm/v7")
+	pi, rootfs, err := img.Platform(ctx, "linux/arm/v7")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestImageAndStaticCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pi, rootfs, err = bad.Image(ctx, "linux/arm/v7")
+	pi, rootfs, err = bad.Platform(ctx, "linux/arm/v7")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 
 // canaryBoards checks the --canary flags and resolves the canary boards
 // from the inventory before anything is pinned (nil without --canary).
-func canaryBoards(f *gateFlags) ([]device.Board, error) {
+func canaryBoards(f *gateFlags) ([]device.Machine, error) {
 	if f.canary == "" {
 		if f.canaryBoards != "" {
 			return nil, errors.New("--canary-boards without --canary: give the canary tag the boards watch")
@@ -48,7 +48,7 @@ func canaryBoards(f *gateFlags) ([]device.Board, error) {
 
 // runCanary is "hil gate --canary": the library's rollout.Canary with the
 // gate's options, and its decision printed.
-func runCanary(cmd *cobra.Command, f *gateFlags, test promote.TestFunc, gateOpts []promote.Option, attester *attest.Attester, boards []device.Board) error {
+func runCanary(cmd *cobra.Command, f *gateFlags, test promote.TestFunc, gateOpts []promote.Option, attester *attest.Attester, boards []device.Machine) error {
 	reg := registryAccess(f.insecure)
 	opts := []rollout.CanaryOption{
 		rollout.WithCanaryTag(f.canary),

@@ -64,7 +64,7 @@ back), 2 watch could not run (or the rollback failed).`,
 			if err != nil {
 				return &exitError{2, err}
 			}
-			b, err := inv.Board(board)
+			b, err := inv.Machine(board)
 			if err != nil {
 				return &exitError{2, err}
 			}

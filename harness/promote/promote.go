@@ -335,6 +335,33 @@ func Gate(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (
 }
 
 func gateOnce(ctx context.Context, ref, tag string, test TestFunc, opts ...Option) (*Decision, error) {
+	g := newGate(opts)
+	if test == nil {
+		return nil, errors.New("gate: no test function")
+	}
+	c, d, err := g.prepare(ctx, ref, tag)
+	if err != nil || d.Reason != "" {
+		return d, err
+	}
+	if err := g.test(ctx, test, c, d); err != nil {
+		return nil, err
+	}
+	if g.dryRun {
+		if d.Passed {
+			d.Reason = fmt.Sprintf("dry run: every required platform passed; would move %s from %s to %s", c.tag, orNone(d.OldDigest), c.desc.Digest)
+			if len(c.pin.Boards) > 0 {
+				d.Reason = fmt.Sprintf("dry run: every board (%s) passed; would move %s from %s to %s", boardList(c.pin.Boards), c.tag, orNone(d.OldDigest), c.desc.Digest)
+			}
+		}
+		return d, nil
+	}
+	if err := g.attest(ctx, c, d); err != nil || !d.Passed {
+		return d, err
+	}
+	return d, g.promote(ctx, c, d)
+}
+
+func newGate(opts []Option) *gate {
 	g := &gate{
 		platforms: []v1.Platform{DefaultPlatform},
 		version:   "dev",
@@ -346,36 +373,50 @@ func gateOnce(ctx context.Context, ref, tag string, test TestFunc, opts ...Optio
 	if g.registry == nil {
 		g.registry = registry.New()
 	}
-	if test == nil {
-		return nil, errors.New("gate: no test function")
-	}
-	reg := g.registry
+	return g
+}
 
+// gateCase is what one gate run settles before testing: the candidate as
+// given, the tag to move, and the pin every later step uses instead of the
+// candidate's tag.
+type gateCase struct {
+	ref       string
+	candidate name.Reference
+	tag       name.Tag
+	pin       Pinned
+	desc      *remote.Descriptor
+}
+
+// prepare pins the candidate and reads the tag's current digest. A
+// Decision with a Reason is a refusal before any test: a board that
+// cannot run the image, or a required platform missing.
+func (g *gate) prepare(ctx context.Context, ref, tag string) (gateCase, *Decision, error) {
+	reg := g.registry
 	candidate, err := reg.ParseReference(ref)
 	if err != nil {
-		return nil, err
+		return gateCase{}, nil, err
 	}
 	tagRef, err := ResolveTag(reg, candidate, tag)
 	if err != nil {
-		return nil, err
+		return gateCase{}, nil, err
 	}
 	d := &Decision{Candidate: ref, Tag: tagRef.String(), DryRun: g.dryRun, Version: g.version}
 
 	// Pin once: from here on only the digest is used.
 	pin, desc, err := g.pin(ctx, candidate, ref)
 	if err != nil {
-		return nil, err
+		return gateCase{}, nil, err
 	}
-	pinned := pin.Digest
-	d.Tested = pinned.String()
+	c := gateCase{ref: ref, candidate: candidate, tag: tagRef, pin: pin, desc: desc}
+	d.Tested = pin.Digest.String()
 	for _, p := range pin.Platforms {
 		d.Platforms = append(d.Platforms, p.String())
 	}
-	if old, err := currentDigest(ctx, reg, tagRef); err != nil {
-		return nil, fmt.Errorf("reading the current %s: %w", tagRef, err)
-	} else {
-		d.OldDigest, d.NewDigest = old, old
+	old, err := currentDigest(ctx, reg, tagRef)
+	if err != nil {
+		return gateCase{}, nil, fmt.Errorf("reading the current %s: %w", tagRef, err)
 	}
+	d.OldDigest, d.NewDigest = old, old
 	for _, bp := range pin.Boards {
 		if bp.Platform.Architecture == "" {
 			d.Boards = append(d.Boards, bp.Board.String()+" pulls nothing")
@@ -386,31 +427,39 @@ func gateOnce(ctx context.Context, ref, tag string, test TestFunc, opts ...Optio
 	if refused := g.refusedBoards(pin); len(refused) > 0 {
 		d.Failures = refused
 		d.Reason = "refused: " + summarize(refused)
-		return d, nil
+		return c, d, nil
 	}
 	if missing := missingPlatforms(pin.Platforms, g.platforms); len(missing) > 0 && len(g.boards) == 0 {
 		d.Reason = fmt.Sprintf("refused: %s lacks required platform %s; it has %s",
-			pinned, strings.Join(missing, ", "), listOrNone(d.Platforms))
-		return d, nil
+			pin.Digest, strings.Join(missing, ", "), listOrNone(d.Platforms))
+		return c, d, nil
 	}
+	return c, d, nil
+}
 
+// test runs the test function on the pin, again (up to the retries) while
+// it could not run or hit only infrastructure errors: a failure is never
+// retried. It books the result and the verdict in d.
+func (g *gate) test(ctx context.Context, test TestFunc, c gateCase, d *Decision) error {
+	pinned := c.pin.Digest
 	var res Result
 	var failures []Outcome
 	for attempt := 1; ; attempt++ {
 		d.Attempts = attempt
-		res, err = test(ctx, pin)
+		var err error
+		res, err = test(ctx, c.pin)
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("testing %s: %w", pinned, ctx.Err())
+			return fmt.Errorf("testing %s: %w", pinned, ctx.Err())
 		}
 		if err == nil {
-			failures = judge(res, pin.Required, pin.Boards)
+			failures = judge(res, c.pin.Required, c.pin.Boards)
 			if !onlyInfra(failures) {
 				break
 			}
 		}
 		if attempt > g.retries {
 			if err != nil {
-				return nil, fmt.Errorf("testing %s (attempt %d of %d): %w", pinned, attempt, g.retries+1, err)
+				return fmt.Errorf("testing %s (attempt %d of %d): %w", pinned, attempt, g.retries+1, err)
 			}
 			break
 		}
@@ -422,68 +471,65 @@ func gateOnce(ctx context.Context, ref, tag string, test TestFunc, opts ...Optio
 	}
 	d.Result = res
 	d.Failures = failures
-
-	passed := len(failures) == 0
-	d.Passed = passed
-	if !passed {
+	d.Passed = len(failures) == 0
+	if !d.Passed {
 		d.Reason = "refused: " + summarize(failures)
 	}
+	return nil
+}
 
-	if g.dryRun {
-		if passed {
-			d.Reason = fmt.Sprintf("dry run: every required platform passed; would move %s from %s to %s", tagRef, orNone(d.OldDigest), desc.Digest)
-			if len(pin.Boards) > 0 {
-				d.Reason = fmt.Sprintf("dry run: every board (%s) passed; would move %s from %s to %s", boardList(pin.Boards), tagRef, orNone(d.OldDigest), desc.Digest)
-			}
+// attest attaches the decision to the tested digest. Without an
+// attestation a pass is not promoted; a refusal still is a refusal.
+func (g *gate) attest(ctx context.Context, c gateCase, d *Decision) error {
+	if g.attester == nil {
+		return nil
+	}
+	att, err := g.attester.Attest(ctx, c.pin, d)
+	if err != nil {
+		if d.Passed {
+			return fmt.Errorf("attaching the test result to %s (the tag was not touched): %w", c.pin.Digest, err)
 		}
-		return d, nil
+		g.logf("warning: could not attach the refusal to %s: %v", c.pin.Digest, err)
+		return nil
 	}
+	d.Attestation = att
+	return nil
+}
 
-	if g.attester != nil {
-		att, err := g.attester.Attest(ctx, pin, d)
-		if err != nil {
-			if passed {
-				return d, fmt.Errorf("attaching the test result to %s (the tag was not touched): %w", pinned, err)
-			}
-			g.logf("warning: could not attach the refusal to %s: %v", pinned, err)
-		} else {
-			d.Attestation = att
-		}
-	}
-	if !passed {
-		return d, nil
-	}
-
+// promote moves the tag to the tested digest, unless the candidate moved
+// while it was tested, and reads it back.
+func (g *gate) promote(ctx context.Context, c gateCase, d *Decision) error {
+	reg := g.registry
 	// Someone may have pushed a new candidate while this one was tested:
 	// the tag they meant to gate is no longer what passed.
-	now, err := remote.Head(candidate, reg.Remote(ctx)...)
+	now, err := remote.Head(c.candidate, reg.Remote(ctx)...)
 	if err != nil {
-		return d, fmt.Errorf("re-resolving %s before writing %s (the tag was not touched): %w", ref, tagRef, err)
+		return fmt.Errorf("re-resolving %s before writing %s (the tag was not touched): %w", c.ref, c.tag, err)
 	}
-	if now.Digest != desc.Digest {
-		d.Reason = fmt.Sprintf("refused: %s moved from %s to %s while it was tested; gate the new candidate", ref, desc.Digest, now.Digest)
-		return d, nil
+	if now.Digest != c.desc.Digest {
+		d.Reason = fmt.Sprintf("refused: %s moved from %s to %s while it was tested; gate the new candidate", c.ref, c.desc.Digest, now.Digest)
+		return nil
 	}
-	old, err := currentDigest(ctx, reg, tagRef)
+	old, err := currentDigest(ctx, reg, c.tag)
 	if err != nil {
-		return d, fmt.Errorf("reading the current %s before writing it (the tag was not touched): %w", tagRef, err)
+		return fmt.Errorf("reading the current %s before writing it (the tag was not touched): %w", c.tag, err)
 	}
 	d.OldDigest, d.NewDigest = old, old
 
 	if g.beforeWrite != nil {
 		g.beforeWrite()
 	}
-	after, err := writeAndVerify(ctx, reg, desc, candidate.Context(), tagRef, old)
+	after, err := writeAndVerify(ctx, reg, c.desc, c.candidate.Context(), c.tag, old)
 	d.NewDigest = after
 	if err != nil {
-		return d, err
+		return err
 	}
 	d.Promoted = true
-	d.Reason = fmt.Sprintf("promoted: every required platform (%s) passed; %s now points at the tested digest", platformList(pin.Required), tagRef)
-	if len(pin.Boards) > 0 {
-		d.Reason = fmt.Sprintf("promoted: every board (%s) passed; %s now points at the tested digest", boardList(pin.Boards), tagRef)
+	d.Reason = fmt.Sprintf("promoted: every required platform (%s) passed; %s now points at the tested digest", platformList(c.pin.Required), c.tag)
+	if len(c.pin.Boards) > 0 {
+		d.Reason = fmt.Sprintf("promoted: every board (%s) passed; %s now points at the tested digest", boardList(c.pin.Boards), c.tag)
 	}
-	return d, nil
+	return nil
 }
 
 // Pin resolves ref to a digest once, as Gate does, and checks that every

@@ -67,7 +67,7 @@ type CanaryOption func(*canaryConfig)
 
 type canaryConfig struct {
 	canaryTag string
-	boards    []device.Board
+	boards    []device.Machine
 	window    time.Duration
 	rollout   time.Duration
 	poll      time.Duration
@@ -85,7 +85,7 @@ type canaryConfig struct {
 func WithCanaryTag(tag string) CanaryOption { return func(c *canaryConfig) { c.canaryTag = tag } }
 
 // WithBoards are the canary boards (from a devices.yaml inventory).
-func WithBoards(b ...device.Board) CanaryOption { return func(c *canaryConfig) { c.boards = b } }
+func WithBoards(b ...device.Machine) CanaryOption { return func(c *canaryConfig) { c.boards = b } }
 
 // WithWindow is how long each canary board must run the digest healthily
 // (default 2 minutes).
@@ -187,7 +187,7 @@ func Canary(ctx context.Context, ref, tag string, test promote.TestFunc, opts ..
 	d := &CanaryDecision{CanaryTag: canaryTag.String(), Tag: fleetTag.String()}
 
 	// Every canary board must answer before anything moves.
-	if _, bad := c.eachBoard(ctx, func(ctx context.Context, b device.Board) BoardResult {
+	if _, bad := c.eachBoard(ctx, func(ctx context.Context, b device.Machine) BoardResult {
 		if err := device.Reachable(ctx, b); err != nil {
 			return BoardResult{Board: b.Name, Error: err.Error()}
 		}
@@ -223,7 +223,7 @@ func Canary(ctx context.Context, ref, tag string, test promote.TestFunc, opts ..
 	tested := digestOf(g.Tested)
 	c.logf("promoted %s to the canary tag %s; watching %d canary boards (roll-out up to %s, then a %s window)", tested, canaryTag, len(c.boards), c.rollout, c.window)
 
-	all, results := c.eachBoard(ctx, func(ctx context.Context, b device.Board) BoardResult {
+	all, results := c.eachBoard(ctx, func(ctx context.Context, b device.Machine) BoardResult {
 		rep, err := device.WatchDigest(ctx, b, device.Expect{Ref: canaryTag.String(), Digest: tested, Rollout: c.rollout, Window: c.window, Poll: c.poll})
 		r := BoardResult{Board: b.Name, Report: rep}
 		if err != nil {
@@ -300,7 +300,7 @@ func Canary(ctx context.Context, ref, tag string, test promote.TestFunc, opts ..
 
 // eachBoard runs f on every board at once and returns every result, in
 // the boards' order, and those that are not clean (an error or problems).
-func (c *canaryConfig) eachBoard(ctx context.Context, f func(context.Context, device.Board) BoardResult) (all, bad []BoardResult) {
+func (c *canaryConfig) eachBoard(ctx context.Context, f func(context.Context, device.Machine) BoardResult) (all, bad []BoardResult) {
 	out := make([]BoardResult, len(c.boards))
 	var wg sync.WaitGroup
 	for i, b := range c.boards {

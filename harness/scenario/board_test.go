@@ -42,8 +42,8 @@ type boardImages struct {
 
 func (b boardImages) Platforms() []v1.Platform { return b.plats }
 func (b boardImages) Single() bool             { return b.single }
-func (b boardImages) Image(ctx context.Context, platform string) (*image.Image, string, error) {
-	img, dir, err := b.fakeImages.Image(ctx, platform)
+func (b boardImages) Platform(ctx context.Context, platform string) (*image.Image, string, error) {
+	img, dir, err := b.fakeImages.Platform(ctx, platform)
 	if img != nil {
 		p, _ := v1.ParsePlatform(platform)
 		img.Platform = *p

@@ -27,10 +27,10 @@ type ImageSource interface {
 	// Ref is the reference as given; Digest what it resolved to.
 	Ref() string
 	Digest() string
-	// Image returns one platform's image and its flattened rootfs (read
+	// Platform returns one platform's image and its flattened rootfs (read
 	// only). An error for a platform the image lacks is an app failure; wrap
 	// host failures with target.Infra.
-	Image(ctx context.Context, platform string) (img *image.Image, rootfs string, err error)
+	Platform(ctx context.Context, platform string) (img *image.Image, rootfs string, err error)
 }
 
 // StaticChecker proves statically that the entrypoint can start. It returns
@@ -406,7 +406,7 @@ type caseRun struct {
 	c     Case
 	res   *Result
 	start time.Time
-	dev   target.Device
+	dev   target.App
 	s     *session
 	att   int
 	ctx   context.Context
@@ -638,7 +638,7 @@ func (cr *caseRun) run(ctx context.Context) {
 			return Fail, "the board pulls nothing: " + cr.c.Refused
 		}
 		var err error
-		img, rootfs, err = r.images.Image(ctx, cr.c.Platform)
+		img, rootfs, err = r.images.Platform(ctx, cr.c.Platform)
 		if err != nil {
 			return classify(err), err.Error()
 		}

@@ -28,7 +28,7 @@ type fakeImages struct{}
 
 func (fakeImages) Ref() string    { return "oci:fake" }
 func (fakeImages) Digest() string { return "sha256:feed" }
-func (fakeImages) Image(_ context.Context, platform string) (*image.Image, string, error) {
+func (fakeImages) Platform(_ context.Context, platform string) (*image.Image, string, error) {
 	if platform == "linux/s390x" {
 		return nil, "", fmt.Errorf("no platform %s in the image; it has linux/arm/v7", platform)
 	}
@@ -65,7 +65,7 @@ func (l *fakeLink) Close() error {
 
 func (t *fakeTarget) Name() string { return "fake" }
 
-func (t *fakeTarget) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (target.Device, error) {
+func (t *fakeTarget) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (target.App, error) {
 	t.mu.Lock()
 	n := t.boots
 	t.boots++
@@ -466,7 +466,7 @@ type liveTarget struct {
 	devs []*liveFake
 }
 
-func (t *liveTarget) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (target.Device, error) {
+func (t *liveTarget) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (target.App, error) {
 	d, err := t.fakeTarget.Boot(ctx, img, cfg)
 	if err != nil {
 		return nil, err

@@ -30,7 +30,7 @@ const (
 // session gathers everything a booted device produces (output lines,
 // frames it sent, how it ended) and wakes waiters when any of it changes.
 type session struct {
-	dev      target.Device
+	dev      target.App
 	maxLines int
 	cancel   context.CancelFunc
 	// stopPolling ends the liveness poller (before hil's own teardown,
@@ -54,7 +54,7 @@ type session struct {
 	dead error
 }
 
-func newSession(dev target.Device, maxLines int) *session {
+func newSession(dev target.App, maxLines int) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{dev: dev, maxLines: maxLines, cancel: cancel, ch: make(chan struct{})}
 	s.wg.Add(2)

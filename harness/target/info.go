@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// Info is what a Device says about itself for reports (Device.Info): the
+// Info is what an App says about itself for reports (App.Info): the
 // emulator and kernel versions, how it booted, how long that took, where
 // its console log is. Values are typed, so that results.json carries a
 // number as a number: each key of InfoKeys has the kind listed there;

@@ -8,7 +8,7 @@
 //
 // A step that waits for something not to happen (`count: "== 0"`,
 // expect_no_output, a wait) proves nothing if the device died under it. So
-// every Device of hil's targets also implements Liveness: Alive says
+// every App of hil's targets also implements Liveness: Alive says
 // whether the device is still running the app, or what died and how (a
 // *DeadError). The scenario runner asks it at the end of every step window
 // and at the end of the case (and polls it while steps wait, to stop
@@ -43,7 +43,7 @@
 //
 // # Optional interfaces
 //
-// A Device may do more than the Device interface asks; the runner looks
+// An App may do more than the App interface asks; the runner looks
 // for these (as net/http does for http.Flusher) and works without them:
 //
 //   - Liveness: Alive says whether the device still runs the app (below).
@@ -88,7 +88,7 @@ type Target interface {
 	// Boot starts the app of img with cfg and returns once the app process
 	// has been started (not once it is ready: readiness is the runner's
 	// business, judged from Output).
-	Boot(ctx context.Context, img *image.Image, cfg RunConfig) (Device, error)
+	Boot(ctx context.Context, img *image.Image, cfg RunConfig) (App, error)
 }
 
 // RunConfig is what to run: the image config with the scenario's overrides
@@ -199,8 +199,8 @@ func (e Exit) String() string {
 	return fmt.Sprintf("exit %d", e.Code)
 }
 
-// Device is a booted image with its app running.
-type Device interface {
+// App is a booted image with its app running.
+type App interface {
 	// Output streams the app's stdout and stderr lines (and, where there is
 	// one, console lines). It is closed once the app has exited and its
 	// output is drained, or by Close.
@@ -224,8 +224,8 @@ type Device interface {
 	Close() error
 }
 
-// Liveness is implemented by a Device that can tell whether it is still
-// alive (see the package doc). Every Device of hil's own targets
+// Liveness is implemented by an App that can tell whether it is still
+// alive (see the package doc). Every App of hil's own targets
 // implements it.
 type Liveness interface {
 	// Alive returns nil while the device runs the app, and from the moment
@@ -238,10 +238,10 @@ type Liveness interface {
 	Alive(ctx context.Context) error
 }
 
-// AliveOf asks d whether it is alive. A Device that does not implement
+// AliveOf asks d whether it is alive. An App that does not implement
 // Liveness is judged by what Wait and Output say alone: AliveOf is then
 // always nil.
-func AliveOf(ctx context.Context, d Device) error {
+func AliveOf(ctx context.Context, d App) error {
 	if l, ok := d.(Liveness); ok {
 		return l.Alive(ctx)
 	}
@@ -326,13 +326,13 @@ type Capabilities struct {
 	Reason string
 }
 
-// CapabilityReporter is implemented by Devices (and Targets) that cannot do
-// everything; a Device that does not implement it can do everything.
+// CapabilityReporter is implemented by Apps (and Targets) that cannot do
+// everything; an App that does not implement it can do everything.
 type CapabilityReporter interface {
 	Capabilities() Capabilities
 }
 
-// GapReporter is implemented by a Device that can tell when the app failed
+// GapReporter is implemented by an App that can tell when the app failed
 // only because of the emulator it runs under, not because of a bug of the
 // app: libpcap's "SIOCETHTOOL ... Function not implemented" under
 // qemu-user (see FINDINGS). The runner then calls the case unsupported,
@@ -344,7 +344,7 @@ type GapReporter interface {
 	EmulatorGap() (reason string, ok bool)
 }
 
-// DeliveryCounter is implemented by Devices that can read the receive
+// DeliveryCounter is implemented by Apps that can read the receive
 // counters of the app's capture interface on the device side, so that the
 // runner accounts for every frame a replay sent (link.Counters). The four
 // bundled targets' devices implement it: system through hil-init, user and
@@ -356,7 +356,7 @@ type DeliveryCounter interface {
 
 // CapabilitiesOf returns what d reports, or full capabilities when d does
 // not implement CapabilityReporter.
-func CapabilitiesOf(d Device) Capabilities {
+func CapabilitiesOf(d App) Capabilities {
 	if r, ok := d.(CapabilityReporter); ok {
 		return r.Capabilities()
 	}

@@ -50,9 +50,7 @@ done
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 cases() { # results.json: scenario boot boot_ms, one per line, in run order
-	paste -d' ' <(grep -o '"scenario": *"[^"]*"' "$1" | sed 's/.*"\([^"]*\)"$/\1/') \
-		<(grep -o '"boot": *"[^"]*"' "$1" | sed 's/.*"\([^"]*\)"$/\1/') \
-		<(grep -o '"boot_ms": *"[^"]*"' "$1" | sed 's/.*"\([^"]*\)"$/\1/')
+	jq -r '.results[] | "\(.scenario) \(.device.boot // "?") \(.device.boot_ms // "?" | if type == "number" then (. * 10 | round / 10) else . end)"' "$1"
 }
 
 echo "== snapshots: 8 cases, one hil run, an empty snapshot cache"

@@ -75,7 +75,7 @@ var _ target.Target = (*Target)(nil)
 // New returns the container target. The engine is the one of DOCKER_HOST
 // (with DOCKER_TLS_VERIFY, DOCKER_CERT_PATH and DOCKER_API_VERSION, as the
 // docker CLI reads them) or the local socket, asked at every Boot. Every
-// Device removes what it made on Close.
+// Container removes what it made on Close.
 func New(opts ...Option) *Target {
 	t := &Target{cfg: config{busybox: hostBusybox}}
 	for _, o := range opts {
@@ -176,57 +176,34 @@ func localTag(img *image.Image) string {
 
 // Boot loads the image, starts the app container and moves the veth end
 // into its namespace. It returns once the container runs.
-func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (_ target.Device, err error) {
+func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (_ target.App, err error) {
 	if img == nil {
 		return nil, errors.New("container target: no image")
 	}
 	begin := time.Now()
-	d := &Device{
+	d := &Container{
 		status: imgrun.NewStatus("the app container", target.Info{"target": "container", "platform": img.Platform.String()}),
 		begin:  begin,
 		keep:   t.cfg.keepImage,
 	}
 	devCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.ctx, d.cancel = devCtx, cancel
+	// Every phase below records what it made in d (client, image, container,
+	// link), so Close undoes exactly what exists on any failure.
 	defer func() {
 		if err != nil {
 			d.Close()
 		}
 	}()
 
-	cli, err := client.New(client.FromEnv)
+	arch, err := d.connect(ctx)
 	if err != nil {
-		return nil, target.Infra(fmt.Errorf("container target: connecting to the Docker engine: %w", err))
+		return nil, err
 	}
-	d.cli = cli
-	host := cli.DaemonHost()
-	d.status.Set("docker_host", host)
-	if !localEngine(host) {
-		return nil, &target.UnsupportedError{Target: "container", What: "a remote Docker engine (" + host + ")",
-			Reason: "hil wires the app's interface with a veth pair moved into the container's network namespace, which needs the engine on this host (a unix socket or loopback TCP)"}
-	}
-	sys, err := cli.Info(ctx, client.InfoOptions{})
+	em, err := t.emulator(ctx, d, img, cfg, arch)
 	if err != nil {
-		return nil, target.Infra(fmt.Errorf("container target: docker info on %s: %w", host, err))
+		return nil, err
 	}
-	arch := engineArch(sys.Info.Architecture)
-	d.status.Set("engine", fmt.Sprintf("Docker %s on %s/%s", sys.Info.ServerVersion, sys.Info.OSType, sys.Info.Architecture))
-
-	em, err := emu.For(img.Platform, arch)
-	if err != nil {
-		return nil, target.Infra(fmt.Errorf("container target: %w", err))
-	}
-	if cfg.Board != nil {
-		if em, err = em.WithBoard(img.Platform, cfg.Board); err != nil {
-			return nil, &target.UnsupportedError{Target: "container", What: "the " + img.Platform.String() + " image on " + cfg.Board.String(), Reason: err.Error()}
-		}
-	}
-	em.Describe(d.status.Set)
-	d.status.ProbeEmulator(ctx, em, "native", "bind-mounted qemu-user entrypoint wrapper")
-	if _, err := os.Stat(t.cfg.busybox); err != nil {
-		return nil, target.Infra(fmt.Errorf("container target: the interface wait needs a static busybox at %s (Debian package busybox-static): %w", t.cfg.busybox, err))
-	}
-
 	// The rootfs answers what Docker would only say at start, and better:
 	// the entrypoint's program (the qemu wrapper needs its path) and the user.
 	rootfs, err := img.RootFS(ctx)
@@ -252,7 +229,73 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if !ifaceName().MatchString(iface) {
 		return nil, fmt.Errorf("container target: interface name %q: expected 1-15 of [A-Za-z0-9_.-]", iface)
 	}
+	if err := t.create(ctx, d, tag, iface, rootfs, p, em, cfg); err != nil {
+		return nil, err
+	}
+	d.phase("create")
+	if err := t.startWired(ctx, d, tag, iface, cfg.User); err != nil {
+		return nil, err
+	}
+	d.phase("veth")
+	d.status.Set("iface", iface)
+	d.started = time.Now()
+	d.status.Set("boot_ms", jsonfmt.Millis(d.started.Sub(begin)))
+	// The json-file log keeps everything from the first line, so following
+	// it after start loses nothing; the stream ends when the container stops.
+	d.follow()
+	d.describe(ctx)
+	d.waiting = true
+	go d.wait()
+	return d, nil
+}
 
+// connect opens the Docker client (d.cli, closed by Close) and checks that
+// the engine runs on this host, where hil can reach the container's
+// namespace. It returns the engine's architecture as a Go GOARCH.
+func (d *Container) connect(ctx context.Context) (string, error) {
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		return "", target.Infra(fmt.Errorf("container target: connecting to the Docker engine: %w", err))
+	}
+	d.cli = cli
+	host := cli.DaemonHost()
+	d.status.Set("docker_host", host)
+	if !localEngine(host) {
+		return "", &target.UnsupportedError{Target: "container", What: "a remote Docker engine (" + host + ")",
+			Reason: "hil wires the app's interface with a veth pair moved into the container's network namespace, which needs the engine on this host (a unix socket or loopback TCP)"}
+	}
+	sys, err := cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return "", target.Infra(fmt.Errorf("container target: docker info on %s: %w", host, err))
+	}
+	d.status.Set("engine", fmt.Sprintf("Docker %s on %s/%s", sys.Info.ServerVersion, sys.Info.OSType, sys.Info.Architecture))
+	return engineArch(sys.Info.Architecture), nil
+}
+
+// emulator picks how img runs on an engine of arch (natively or under a
+// bind-mounted qemu-user) and checks the host busybox that waits for the
+// interface is there.
+func (t *Target) emulator(ctx context.Context, d *Container, img *image.Image, cfg target.RunConfig, arch string) (emu.Emulator, error) {
+	em, err := emu.For(img.Platform, arch)
+	if err != nil {
+		return em, target.Infra(fmt.Errorf("container target: %w", err))
+	}
+	if cfg.Board != nil {
+		if em, err = em.WithBoard(img.Platform, cfg.Board); err != nil {
+			return em, &target.UnsupportedError{Target: "container", What: "the " + img.Platform.String() + " image on " + cfg.Board.String(), Reason: err.Error()}
+		}
+	}
+	em.Describe(d.status.Set)
+	d.status.ProbeEmulator(ctx, em, "native", "bind-mounted qemu-user entrypoint wrapper")
+	if _, err := os.Stat(t.cfg.busybox); err != nil {
+		return em, target.Infra(fmt.Errorf("container target: the interface wait needs a static busybox at %s (Debian package busybox-static): %w", t.cfg.busybox, err))
+	}
+	return em, nil
+}
+
+// create creates the app container from tag (d.id, removed by Close), with
+// network none and the entrypoint wrapped to wait for iface.
+func (t *Target) create(ctx context.Context, d *Container, tag, iface, rootfs string, p imgrun.Program, em emu.Emulator, cfg target.RunConfig) error {
 	// The app container has network none; hil moves the veth end into its
 	// namespace right after start. So that the app never runs without its
 	// interface, a bind-mounted static busybox waits for it and then execs
@@ -269,7 +312,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		binds = append(binds, em.Path+":"+qemu+":ro")
 		eargs, err := imgrun.EmulatedArgv(rootfs, p.Path, p.Argv, func(p string) string { return p })
 		if err != nil {
-			return nil, err
+			return err
 		}
 		// The board's CPU model as an option of the wrapper rather than
 		// QEMU_CPU in the environment: the app's environment stays the
@@ -283,7 +326,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	}
 	// Network mode none: the namespace holds only lo and, once hil moves
 	// it in, the veth end.
-	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Config: &dcontainer.Config{
 			Image:      tag,
 			Entrypoint: entrypoint,
@@ -306,45 +349,42 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		},
 	})
 	if err != nil {
-		return nil, target.Infra(fmt.Errorf("container target: creating the app container: %w", err))
+		return target.Infra(fmt.Errorf("container target: creating the app container: %w", err))
 	}
-	d.phase("create")
-	id := created.ID
-	d.id = id
+	d.id = created.ID
+	return nil
+}
+
+// startWired starts the created container and moves the veth end named
+// iface into its namespace (d.link, removed by Close). A container that
+// exited already gets no link: its log and exit status say why, which
+// Boot's caller reads rather than an error from here.
+func (t *Target) startWired(ctx context.Context, d *Container, tag, iface, user string) error {
+	id := d.id
 	d.lines = imgrun.NewLines(d.status.Observe)
-	if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-		return nil, fmt.Errorf("container target: starting the app container (image %s, user %q): %w", tag, cfg.User, err)
+	if _, err := d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("container target: starting the app container (image %s, user %q): %w", tag, user, err)
 	}
 	d.phase("start")
-	ci, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	ci, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil || ci.Container.State == nil || ci.Container.State.Pid == 0 {
 		// Exited already (e.g. the wrapper could not run as the image user):
 		// the log and the exit status say why.
 		d.status.Set("veth", fmt.Sprintf("not created: the container was not running (%v)", err))
-	} else {
-		vopts := []veth.Option{veth.WithName(iface), veth.WithNetNSPath(fmt.Sprintf("/proc/%d/ns/net", ci.Container.State.Pid))}
-		if t.cfg.mtu != 0 {
-			vopts = append(vopts, veth.WithMTU(t.cfg.mtu))
-		}
-		l, err := veth.New(devCtx, vopts...)
-		if err != nil {
-			return nil, target.Infra(fmt.Errorf("container target: moving the app's interface %s into the container: %w", iface, err))
-		}
-		d.link = l
-		d.status.Set("host_iface", l.HostIface())
-		imgrun.CoalescingOff(d.status, l)
+		return nil
 	}
-	d.phase("veth")
-	d.status.Set("iface", iface)
-	d.started = time.Now()
-	d.status.Set("boot_ms", jsonfmt.Millis(d.started.Sub(begin)))
-	// The json-file log keeps everything from the first line, so following
-	// it after start loses nothing; the stream ends when the container stops.
-	d.follow()
-	d.describe(ctx)
-	d.waiting = true
-	go d.wait()
-	return d, nil
+	vopts := []veth.Option{veth.WithName(iface), veth.WithNetNSPath(fmt.Sprintf("/proc/%d/ns/net", ci.Container.State.Pid))}
+	if t.cfg.mtu != 0 {
+		vopts = append(vopts, veth.WithMTU(t.cfg.mtu))
+	}
+	l, err := veth.New(d.ctx, vopts...)
+	if err != nil {
+		return target.Infra(fmt.Errorf("container target: moving the app's interface %s into the container: %w", iface, err))
+	}
+	d.link = l
+	d.status.Set("host_iface", l.HostIface())
+	imgrun.CoalescingOff(d.status, l)
+	return nil
 }
 
 const (
@@ -356,17 +396,24 @@ const (
 
 var ifaceName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`) })
 
-// waitFor is the entrypoint prefix that waits until iface exists in the
-// container's namespace, then execs the rest of the command line.
+// waitFor is the entrypoint prefix that waits until iface is in the
+// container's namespace and up, then execs the rest of the command line.
+// Up, not only there: the interface appears when it is moved in and comes
+// up a moment later, and libpcap refuses an interface that is down
+// ("Interface Not Up"). flags is read with the shell's own read, as the
+// image may have no cat.
 func waitFor(iface string) []string {
-	script := fmt.Sprintf(`i=0; while [ ! -e /sys/class/net/%[1]s ]; do i=$((i+1)); if [ $i -gt %[2]d ]; then echo "hil: interface %[1]s never appeared in the container" >&2; exit 125; fi; %[3]s usleep 2000; done; exec "$@"`,
-		iface, ifaceWaitLoops, wrapperBusybox)
-	return []string{wrapperBusybox, "sh", "-c", script, wrapperName}
+	return []string{wrapperBusybox, "sh", "-c", waitScript(iface, ifaceWaitLoops, wrapperBusybox), wrapperName}
+}
+
+func waitScript(iface string, loops int, busybox string) string {
+	return fmt.Sprintf(`i=0; while :; do f=; [ -e /sys/class/net/%[1]s/flags ] && read f < /sys/class/net/%[1]s/flags; [ -n "$f" ] && [ $((f & 1)) -eq 1 ] && break; i=$((i+1)); if [ $i -gt %[2]d ]; then echo "hil: interface %[1]s never appeared or never came up in the container (flags: ${f:-none})" >&2; exit 125; fi; %[3]s usleep 2000; done; exec "$@"`,
+		iface, loops, busybox)
 }
 
 // phase records how long the boot step that just ended took (Info
 // "boot_phases"), to see where a container boot spends its time.
-func (d *Device) phase(name string) {
+func (d *Container) phase(name string) {
 	now := time.Now()
 	if d.last.IsZero() {
 		d.last = d.begin
@@ -378,7 +425,7 @@ func (d *Device) phase(name string) {
 
 // loadImage makes tag exist on the engine: already there (by an earlier
 // device or the user) or loaded now from a docker-save tarball of img.
-func (d *Device) loadImage(ctx context.Context, img *image.Image, tag string) error {
+func (d *Container) loadImage(ctx context.Context, img *image.Image, tag string) error {
 	loadedMu.Lock()
 	li := loaded[tag]
 	if li != nil {
@@ -459,7 +506,7 @@ func (d *Device) loadImage(ctx context.Context, img *image.Image, tag string) er
 
 // releaseImage drops this device's use of its tag; the last user removes
 // it when hil loaded it.
-func (d *Device) releaseImage(ctx context.Context) error {
+func (d *Container) releaseImage(ctx context.Context) error {
 	if d.tag == "" {
 		return nil
 	}
@@ -486,7 +533,7 @@ func (d *Device) releaseImage(ctx context.Context) error {
 }
 
 // follow streams the container log (stdout and stderr demultiplexed).
-func (d *Device) follow() {
+func (d *Container) follow() {
 	rc, err := d.cli.ContainerLogs(d.ctx, d.id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
 	if err != nil {
 		d.lines.Push(target.Line{Stream: target.Console, Text: "hil: following the container log failed: " + err.Error(), Time: time.Now()})
@@ -508,7 +555,7 @@ func (d *Device) follow() {
 // describe records the container-level facts a plain image check misses:
 // what Docker actually runs (entrypoint and cmd after its merge with the
 // image), the user, env, exposed ports and healthcheck.
-func (d *Device) describe(ctx context.Context) {
+func (d *Container) describe(ctx context.Context) {
 	res, err := d.cli.ContainerInspect(ctx, d.id, client.ContainerInspectOptions{})
 	if err != nil {
 		d.status.Set("inspect_error", err.Error())
@@ -556,7 +603,7 @@ func describeContainer(info target.Info, c dcontainer.InspectResponse) {
 }
 
 // wait records the exit once the container stops.
-func (d *Device) wait() {
+func (d *Container) wait() {
 	exit := target.NotObserved("the engine did not say")
 	var werr error
 	res := d.cli.ContainerWait(d.ctx, d.id, client.ContainerWaitOptions{Condition: dcontainer.WaitConditionNotRunning})
@@ -573,8 +620,8 @@ func (d *Device) wait() {
 	d.status.RecordExit(exit, werr)
 }
 
-// Device is an app running in a container.
-type Device struct {
+// Container is an app running in a container.
+type Container struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	cli     *client.Client
@@ -596,19 +643,19 @@ type Device struct {
 }
 
 var (
-	_ target.Device             = (*Device)(nil)
-	_ target.CapabilityReporter = (*Device)(nil)
-	_ target.Liveness           = (*Device)(nil)
-	_ target.GapReporter        = (*Device)(nil)
-	_ target.DeliveryCounter    = (*Device)(nil)
+	_ target.App                = (*Container)(nil)
+	_ target.CapabilityReporter = (*Container)(nil)
+	_ target.Liveness           = (*Container)(nil)
+	_ target.GapReporter        = (*Container)(nil)
+	_ target.DeliveryCounter    = (*Container)(nil)
 )
 
 // Output streams the container's stdout and stderr lines.
-func (d *Device) Output() <-chan target.Line { return d.lines.C() }
+func (d *Container) Output() <-chan target.Line { return d.lines.C() }
 
 // Link is the host end of the veth pair inside the container's namespace
 // (nil when the container stopped before hil could move it in).
-func (d *Device) Link() link.Link {
+func (d *Container) Link() link.Link {
 	if d.link == nil {
 		return nil
 	}
@@ -617,11 +664,11 @@ func (d *Device) Link() link.Link {
 
 // Capabilities says whether capture works and, under the qemu wrapper, why
 // not.
-func (d *Device) Capabilities() target.Capabilities { return d.status.Capabilities() }
+func (d *Container) Capabilities() target.Capabilities { return d.status.Capabilities() }
 
 // EmulatorGap returns the first output line that showed the app failing
 // only because of the emulator's capture gap.
-func (d *Device) EmulatorGap() (string, bool) { return d.status.EmulatorGap() }
+func (d *Container) EmulatorGap() (string, bool) { return d.status.EmulatorGap() }
 
 // livenessTimeout bounds one Alive: an engine that does not answer
 // inspect within it is as good as gone for the case.
@@ -631,7 +678,7 @@ const livenessTimeout = 10 * time.Second
 // it ended on its own. A container that was removed, paused or OOM-killed,
 // or killed by a SIGKILL hil did not send (docker kill, kill -9), and an
 // engine that does not answer, are a dead device, not the app's failure.
-func (d *Device) Alive(ctx context.Context) error {
+func (d *Container) Alive(ctx context.Context) error {
 	what := "the app container " + shortID(d.id)
 	ctx, cancel := context.WithTimeout(ctx, livenessTimeout)
 	defer cancel()
@@ -666,7 +713,7 @@ func (d *Device) Alive(ctx context.Context) error {
 
 // gone waits until the engine no longer knows the app container, and
 // reports whether that happened before ctx ended.
-func (d *Device) gone(ctx context.Context) bool {
+func (d *Container) gone(ctx context.Context) bool {
 	for {
 		if _, err := d.cli.ContainerInspect(ctx, d.id, client.ContainerInspectOptions{}); cerrdefs.IsNotFound(err) {
 			return true
@@ -687,7 +734,7 @@ func shortID(id string) string {
 }
 
 // Signal sends sig to the container's main process through the engine.
-func (d *Device) Signal(sig syscall.Signal) error {
+func (d *Container) Signal(sig syscall.Signal) error {
 	if err := d.status.AlreadyExited("signal " + unix.SignalName(sig)); err != nil {
 		return err
 	}
@@ -699,13 +746,13 @@ func (d *Device) Signal(sig syscall.Signal) error {
 }
 
 // Wait blocks until the container stops or ctx is done.
-func (d *Device) Wait(ctx context.Context) (target.Exit, error) { return d.status.Wait(ctx) }
+func (d *Container) Wait(ctx context.Context) (target.Exit, error) { return d.status.Wait(ctx) }
 
 // Info describes the device, including the container-level facts.
-func (d *Device) Info() target.Info { return d.status.Info() }
+func (d *Container) Info() target.Info { return d.status.Info() }
 
 // RxCounters reads the receive counters of the app's end of the veth pair.
-func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
+func (d *Container) RxCounters(ctx context.Context) (link.Counters, error) {
 	if d.link == nil {
 		return link.Counters{}, errors.New("the app has no interface (it ended before hil made one)")
 	}
@@ -714,7 +761,7 @@ func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
 
 // Close removes the app container, the veth pair and (when hil loaded it
 // and no other device uses it) the image.
-func (d *Device) Close() error {
+func (d *Container) Close() error {
 	d.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), engineOpTimeout)
 		defer cancel()

@@ -44,7 +44,7 @@ func TestContainerTarget(t *testing.T) {
 
 	// boot starts variant and registers a cleanup that closes it and then
 	// checks the engine holds no container and no hil.local image.
-	boot := func(t *testing.T, variant, platform, iface string) (target.Device, *targettest.Collector) {
+	boot := func(t *testing.T, variant, platform, iface string) (target.App, *targettest.Collector) {
 		t.Helper()
 		img := open(t, variant, platform)
 		return targettest.Boot(t, tgt, img, variant+" "+platform, iface, 90*time.Second, func() { assertEngineClean(t, cli) })
@@ -103,8 +103,8 @@ func TestContainerTarget(t *testing.T) {
 	// The container killed, removed or paused from outside hil under a wait
 	// or an upper-bound step is a dead device: an infra-error naming the
 	// container, never a pass, never the app's failure.
-	outside := func(do func(ctx context.Context, id string) error) func(testing.TB, target.Device) {
-		return func(t testing.TB, dev target.Device) {
+	outside := func(do func(ctx context.Context, id string) error) func(testing.TB, target.App) {
+		return func(t testing.TB, dev target.App) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			if err := do(ctx, dev.Info().String("container")); err != nil {

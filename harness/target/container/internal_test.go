@@ -3,11 +3,20 @@
 package container
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/hilproject/hil/harness/image"
+	"github.com/hilproject/hil/internal/testenv"
 )
 
 func TestLocalTag(t *testing.T) {
@@ -47,5 +56,50 @@ func TestLocalEngine(t *testing.T) {
 		if got := localEngine(host); got != want {
 			t.Errorf("localEngine(%q) = %v, expected %v", host, got, want)
 		}
+	}
+}
+
+// The app starts only once its interface is up: an interface that is
+// there but down keeps it waiting (libpcap would refuse it: "Interface
+// Not Up"), and one that never comes up ends the wait with exit 125.
+func TestWaitForIfaceWaitsUntilUp(t *testing.T) {
+	testenv.RequireRoot(t)
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("no busybox on the host")
+	}
+	name := fmt.Sprintf("hilw%d", os.Getpid()%100000)
+	la := netlink.NewLinkAttrs()
+	la.Name = name
+	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: name + "p"}); err != nil {
+		t.Fatal(err)
+	}
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = netlink.LinkDel(link) })
+
+	run := func(loops int) (string, error) {
+		out, err := exec.Command(bb, "sh", "-c", waitScript(name, loops, bb), "wrapper", "echo", "started").CombinedOutput()
+		return string(out), err
+	}
+	out, err := run(5)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 125 || !strings.Contains(out, "never appeared or never came up") {
+		t.Fatalf("interface down: %q, %v; expected exit 125 saying it never came up", out, err)
+	}
+
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		_ = netlink.LinkSetUp(link)
+	}()
+	start := time.Now()
+	out, err = run(2500)
+	if err != nil || strings.TrimSpace(out) != "started" {
+		t.Fatalf("interface brought up after 100 ms: %q, %v; expected the command to run", out, err)
+	}
+	if waited := time.Since(start); waited < 90*time.Millisecond {
+		t.Errorf("the command ran after %v, before the interface came up", waited)
 	}
 }

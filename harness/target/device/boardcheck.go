@@ -47,7 +47,7 @@ func parseBoardFacts(lines []string) boardFacts {
 // The refusal is unsupported: the lab cannot run this board, which says
 // nothing about the app. It returns what the info should say about the
 // check.
-func checkBoard(inv Board, want *board.Board, f boardFacts) (string, error) {
+func checkBoard(inv Machine, want *board.Board, f boardFacts) (string, error) {
 	refuse := func(format string, args ...any) error {
 		return &target.UnsupportedError{Target: "device", What: "board " + want.Describe() + " on " + inv.Name, Reason: fmt.Sprintf(format, args...)}
 	}

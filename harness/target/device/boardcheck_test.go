@@ -26,23 +26,23 @@ func lookupBoard(t *testing.T, name string) *board.Board {
 func TestCheckBoard(t *testing.T) {
 	no := false
 	for _, c := range []struct {
-		inv   Board
+		inv   Machine
 		board string
 		facts boardFacts
 		want  string // "" passes
 	}{
-		{Board{Name: "a"}, "pi3b+", boardFacts{"Raspberry Pi 3 Model B Plus Rev 1.3", 948304}, ""},
-		{Board{Name: "a"}, "pi3", boardFacts{"Raspberry Pi 3 Model B Rev 1.2", 948304}, ""},
-		{Board{Name: "a"}, "pi0w", boardFacts{"Raspberry Pi Zero W Rev 1.1", 443568}, ""},
-		{Board{Name: "a"}, "pi4", boardFacts{"Raspberry Pi 4 Model B Rev 1.4", 3884376}, `a ("Raspberry Pi 4 Model B Rev 1.4") has 3793 MiB of memory; a pi4 has 1024 MiB`},
-		{Board{Name: "a"}, "pi4-4g", boardFacts{"Raspberry Pi 4 Model B Rev 1.4", 3884376}, ""},
-		{Board{Name: "a"}, "pi3b+", boardFacts{"Raspberry Pi 4 Model B Rev 1.4", 948304}, `a is a "Raspberry Pi 4 Model B Rev 1.4", not a pi3b+ (Raspberry Pi 3 Model B+: its model begins "Raspberry Pi 3 Model B")`},
-		{Board{Name: "a"}, "pi0w", boardFacts{"Raspberry Pi Zero 2 W Rev 1.0", 443568}, `not a pi0w`},
-		{Board{Name: "a"}, "pi3b+", boardFacts{"", 16000000}, "hil could not verify that a is a Raspberry Pi 3 Model B+: it has no /proc/device-tree/model"},
-		{Board{Name: "a", VerifyBoard: &no}, "pi3b+", boardFacts{"", 16000000}, ""},
-		{Board{Name: "a", Profile: "pi4"}, "pi3b+", boardFacts{"Raspberry Pi 3 Model B Plus Rev 1.3", 948304}, "the inventory says a is a pi4, not a pi3b+"},
-		{Board{Name: "a", Profile: "pi3", VerifyBoard: &no}, "pi3b+/32", boardFacts{}, ""},
-		{Board{Name: "a"}, "virt", boardFacts{"linux,dummy-virt", 500000}, "the profile names no device-tree model"},
+		{Machine{Name: "a"}, "pi3b+", boardFacts{"Raspberry Pi 3 Model B Plus Rev 1.3", 948304}, ""},
+		{Machine{Name: "a"}, "pi3", boardFacts{"Raspberry Pi 3 Model B Rev 1.2", 948304}, ""},
+		{Machine{Name: "a"}, "pi0w", boardFacts{"Raspberry Pi Zero W Rev 1.1", 443568}, ""},
+		{Machine{Name: "a"}, "pi4", boardFacts{"Raspberry Pi 4 Model B Rev 1.4", 3884376}, `a ("Raspberry Pi 4 Model B Rev 1.4") has 3793 MiB of memory; a pi4 has 1024 MiB`},
+		{Machine{Name: "a"}, "pi4-4g", boardFacts{"Raspberry Pi 4 Model B Rev 1.4", 3884376}, ""},
+		{Machine{Name: "a"}, "pi3b+", boardFacts{"Raspberry Pi 4 Model B Rev 1.4", 948304}, `a is a "Raspberry Pi 4 Model B Rev 1.4", not a pi3b+ (Raspberry Pi 3 Model B+: its model begins "Raspberry Pi 3 Model B")`},
+		{Machine{Name: "a"}, "pi0w", boardFacts{"Raspberry Pi Zero 2 W Rev 1.0", 443568}, `not a pi0w`},
+		{Machine{Name: "a"}, "pi3b+", boardFacts{"", 16000000}, "hil could not verify that a is a Raspberry Pi 3 Model B+: it has no /proc/device-tree/model"},
+		{Machine{Name: "a", VerifyBoard: &no}, "pi3b+", boardFacts{"", 16000000}, ""},
+		{Machine{Name: "a", Profile: "pi4"}, "pi3b+", boardFacts{"Raspberry Pi 3 Model B Plus Rev 1.3", 948304}, "the inventory says a is a pi4, not a pi3b+"},
+		{Machine{Name: "a", Profile: "pi3", VerifyBoard: &no}, "pi3b+/32", boardFacts{}, ""},
+		{Machine{Name: "a"}, "virt", boardFacts{"linux,dummy-virt", 500000}, "the profile names no device-tree model"},
 	} {
 		_, err := checkBoard(c.inv, lookupBoard(t, c.board), c.facts)
 		var ue *target.UnsupportedError
@@ -63,7 +63,7 @@ func TestBoardModelOverSSH(t *testing.T) {
 	b := newLabBoard(t)
 	img := busyboxImage(t)
 	pi3 := lookupBoard(t, "pi3b+")
-	boot := func(inv Board) (target.Device, error) {
+	boot := func(inv Machine) (target.App, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		cfg := runConfig(img)
@@ -74,7 +74,7 @@ func TestBoardModelOverSSH(t *testing.T) {
 	if _, err := os.Stat(deviceTreeModel); err == nil {
 		t.Skipf("this machine has %s: the refusal of an unknown machine cannot be shown here", deviceTreeModel)
 	}
-	if _, err := boot(b.Board); !errors.As(err, &ue) || !strings.Contains(err.Error(), "hil could not verify that lab-1 is a Raspberry Pi 3 Model B+") {
+	if _, err := boot(b.Machine); !errors.As(err, &ue) || !strings.Contains(err.Error(), "hil could not verify that lab-1 is a Raspberry Pi 3 Model B+") {
 		t.Errorf("no device tree: %v", err)
 	}
 	b.assertClean(t)
@@ -85,13 +85,13 @@ func TestBoardModelOverSSH(t *testing.T) {
 	}
 	defer func(old string) { deviceTreeModel = old }(deviceTreeModel)
 	deviceTreeModel = model
-	if _, err := boot(b.Board); !errors.As(err, &ue) || !strings.Contains(err.Error(), `lab-1 is a "Raspberry Pi 4 Model B Rev 1.4", not a pi3b+`) {
+	if _, err := boot(b.Machine); !errors.As(err, &ue) || !strings.Contains(err.Error(), `lab-1 is a "Raspberry Pi 4 Model B Rev 1.4", not a pi3b+`) {
 		t.Errorf("a Pi 4's model: %v", err)
 	}
 	b.assertClean(t)
 
 	no := false
-	inv := b.Board
+	inv := b.Machine
 	inv.VerifyBoard = &no
 	dev, err := boot(inv)
 	if err != nil {

@@ -14,7 +14,7 @@ func TestConformance(t *testing.T) {
 	img := busyboxImage(t)
 	exit := runConfig(img)
 	exit.Entrypoint = []string{"/bin/sh", "-c", "echo no such thing >&2; exit 3"}
-	targettest.Conformance(t, func(*testing.T) target.Target { return New(b.Board) }, targettest.App{
+	targettest.Conformance(t, func(*testing.T) target.Target { return New(b.Machine) }, targettest.App{
 		Image: img, Serve: runConfig(img), Ready: "ready iface=eth0",
 		Exit: exit, ExitCode: 3, ExitLine: "no such thing",
 		Leftovers: func(t testing.TB, info target.Info) {

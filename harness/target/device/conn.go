@@ -21,13 +21,13 @@ import (
 
 // conn is an SSH connection to a board.
 type conn struct {
-	board  Board
+	board  Machine
 	client *ssh.Client
 }
 
 // dial connects to the board. Every failure here is the board's or the
 // lab's, not the app's, so it comes back as a target.InfraError.
-func dial(ctx context.Context, b Board, timeout time.Duration) (*conn, error) {
+func dial(ctx context.Context, b Machine, timeout time.Duration) (*conn, error) {
 	auth, err := authMethods(b)
 	if err != nil {
 		return nil, target.Infra(err)
@@ -65,7 +65,7 @@ func dial(ctx context.Context, b Board, timeout time.Duration) (*conn, error) {
 	return &conn{board: b, client: ssh.NewClient(c, chans, reqs)}, nil
 }
 
-func (b Board) knownHostsPath() string {
+func (b Machine) knownHostsPath() string {
 	if b.KnownHosts != "" {
 		return b.KnownHosts
 	}
@@ -73,7 +73,7 @@ func (b Board) knownHostsPath() string {
 	return filepath.Join(home, ".ssh", "known_hosts")
 }
 
-func hostKeyCallback(b Board) (ssh.HostKeyCallback, error) {
+func hostKeyCallback(b Machine) (ssh.HostKeyCallback, error) {
 	if b.InsecureIgnoreHostKey {
 		fmt.Fprintf(os.Stderr, "hil: WARNING: not checking the host key of board %s (insecure_ignore_host_key)\n", b.Name)
 		return ssh.InsecureIgnoreHostKey(), nil
@@ -85,7 +85,7 @@ func hostKeyCallback(b Board) (ssh.HostKeyCallback, error) {
 	return cb, nil
 }
 
-func authMethods(b Board) ([]ssh.AuthMethod, error) {
+func authMethods(b Machine) ([]ssh.AuthMethod, error) {
 	if b.Key != "" {
 		pem, err := os.ReadFile(b.Key)
 		if err != nil {

@@ -49,7 +49,7 @@ func WithPull() Option { return func(t *Target) { t.pull = true } }
 
 // Target boots images on one board.
 type Target struct {
-	board       Board
+	board       Machine
 	dialTimeout time.Duration
 	pull        bool
 }
@@ -57,7 +57,7 @@ type Target struct {
 var _ target.Target = (*Target)(nil)
 
 // New returns the device target for board.
-func New(board Board, opts ...Option) *Target {
+func New(board Machine, opts ...Option) *Target {
 	t := &Target{board: board, dialTimeout: 10 * time.Second}
 	for _, o := range opts {
 		o(t)
@@ -68,8 +68,8 @@ func New(board Board, opts ...Option) *Target {
 // Name is "device".
 func (t *Target) Name() string { return "device" }
 
-// Board is the board this target drives.
-func (t *Target) Board() Board { return t.board }
+// Machine is the board this target drives.
+func (t *Target) Machine() Machine { return t.board }
 
 // Targets are the device targets for a board selection in the inventory
 // file inventory: a name, names separated by commas, or "tag:LABEL". One
@@ -105,13 +105,13 @@ func init() {
 
 // Boot connects to the board, brings the image and the agent there, starts
 // the network holder, creates the app's interface and starts the app.
-func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (_ target.Device, err error) {
+func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (_ target.App, err error) {
 	start := time.Now()
 	c, err := dial(ctx, t.board, t.dialTimeout)
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{conn: c, board: t.board, output: make(chan target.Line, 1024), info: target.Info{"board": t.board.Name},
+	d := &RemoteApp{conn: c, board: t.board, output: make(chan target.Line, 1024), info: target.Info{"board": t.board.Name},
 		sshDone: make(chan struct{}), dialTimeout: t.dialTimeout}
 	go func() {
 		d.sshErr = c.client.Wait()
@@ -237,7 +237,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 
 // bringApp makes the app image available on the board and returns the
 // reference to run.
-func (t *Target) bringApp(ctx context.Context, d *Device, img *image.Image) (string, error) {
+func (t *Target) bringApp(ctx context.Context, d *RemoteApp, img *image.Image) (string, error) {
 	if t.pull {
 		ref, err := name.ParseReference(img.Ref)
 		if err != nil {
@@ -267,7 +267,7 @@ func (t *Target) bringApp(ctx context.Context, d *Device, img *image.Image) (str
 // (with tag itself when this boot loaded it). Boots that share a board (a
 // parallel suite) so never remove an image another one still uses: Docker
 // deletes it only with its last tag.
-func (d *Device) holdImage(ctx context.Context, tag name.Tag, img v1.Image) (string, error) {
+func (d *RemoteApp) holdImage(ctx context.Context, tag name.Tag, img v1.Image) (string, error) {
 	own := tag.String() + "-" + d.id
 	for attempt := 0; ; attempt++ {
 		loaded, err := d.conn.ensureImage(ctx, tag, img)
@@ -289,10 +289,10 @@ func (d *Device) holdImage(ctx context.Context, tag name.Tag, img v1.Image) (str
 	}
 }
 
-// Device is an app running on a board.
-type Device struct {
+// RemoteApp is an app running on a board.
+type RemoteApp struct {
 	conn  *conn
-	board Board
+	board Machine
 	name  string
 	info  target.Info
 	iface string // the app's interface on the board
@@ -318,9 +318,9 @@ type Device struct {
 }
 
 var (
-	_ target.Device          = (*Device)(nil)
-	_ target.Liveness        = (*Device)(nil)
-	_ target.DeliveryCounter = (*Device)(nil)
+	_ target.App             = (*RemoteApp)(nil)
+	_ target.Liveness        = (*RemoteApp)(nil)
+	_ target.DeliveryCounter = (*RemoteApp)(nil)
 )
 
 func isClosed(ch <-chan struct{}) bool {
@@ -345,7 +345,7 @@ const sshPingTimeout = 5 * time.Second
 // it echoes after everything before it). Nil once the app's own exit was
 // seen. The app container killed by a SIGKILL hil did not send (docker
 // kill on the board) is a dead device too.
-func (d *Device) Alive(ctx context.Context) error {
+func (d *RemoteApp) Alive(ctx context.Context) error {
 	d.exitMu.Lock()
 	exit := d.exit
 	d.exitMu.Unlock()
@@ -375,7 +375,7 @@ func (d *Device) Alive(ctx context.Context) error {
 }
 
 // sshAlive is nil while the SSH connection to the board answers.
-func (d *Device) sshAlive() error {
+func (d *RemoteApp) sshAlive() error {
 	what := fmt.Sprintf("the SSH connection to board %s (%s)", d.board.Name, d.board.Addr())
 	if isClosed(d.sshDone) {
 		how := "closed"
@@ -390,7 +390,7 @@ func (d *Device) sshAlive() error {
 	return nil
 }
 
-func (d *Device) startLink(ctx context.Context, iface string) error {
+func (d *RemoteApp) startLink(ctx context.Context, iface string) error {
 	s, err := d.conn.client.NewSession()
 	if err != nil {
 		return fmt.Errorf("opening the agent channel on board %s: %w", d.board.Name, err)
@@ -432,7 +432,7 @@ func (d *Device) startLink(ctx context.Context, iface string) error {
 
 // netInfo asks hil's agent on the board for the app interface's receive
 // coalescing and counters.
-func (d *Device) netInfo(ctx context.Context) (agent.NetInfo, error) {
+func (d *RemoteApp) netInfo(ctx context.Context) (agent.NetInfo, error) {
 	var ni agent.NetInfo
 	out, err := d.conn.run(ctx, nil, "docker exec "+d.name+"-net /hil-agent netinfo --iface "+quote(d.iface))
 	if err != nil {
@@ -446,14 +446,14 @@ func (d *Device) netInfo(ctx context.Context) (agent.NetInfo, error) {
 
 // RxCounters reads the receive counters of the app's interface on the
 // board (through hil's agent).
-func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
+func (d *RemoteApp) RxCounters(ctx context.Context) (link.Counters, error) {
 	ni, err := d.netInfo(ctx)
 	return ni.Counters, err
 }
 
 // followLogs streams the container's stdout and stderr as Lines; Output is
 // closed when both end (the container exited and its logs are drained).
-func (d *Device) followLogs() error {
+func (d *RemoteApp) followLogs() error {
 	s, err := d.conn.client.NewSession()
 	if err != nil {
 		return fmt.Errorf("opening the log channel on board %s: %w", d.board.Name, err)
@@ -491,13 +491,13 @@ func (d *Device) followLogs() error {
 }
 
 // Output streams the app's stdout and stderr lines.
-func (d *Device) Output() <-chan target.Line { return d.output }
+func (d *RemoteApp) Output() <-chan target.Line { return d.output }
 
 // Link is the agent's relay to the app's interface.
-func (d *Device) Link() link.Link { return d.link }
+func (d *RemoteApp) Link() link.Link { return d.link }
 
 // Signal sends sig to the app through Docker.
-func (d *Device) Signal(sig syscall.Signal) error {
+func (d *RemoteApp) Signal(sig syscall.Signal) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	d.sent.Add(sig)
@@ -506,7 +506,7 @@ func (d *Device) Signal(sig syscall.Signal) error {
 }
 
 // Wait blocks until the app's container exits.
-func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
+func (d *RemoteApp) Wait(ctx context.Context) (target.Exit, error) {
 	out, err := d.conn.run(ctx, nil, "docker wait "+d.name)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -526,11 +526,11 @@ func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
 }
 
 // Info describes the board and the run.
-func (d *Device) Info() target.Info { return d.info.Clone() }
+func (d *RemoteApp) Info() target.Info { return d.info.Clone() }
 
 // Close removes the app and holder containers, the images hil loaded, and
 // closes every channel to the board.
-func (d *Device) Close() error {
+func (d *RemoteApp) Close() error {
 	var errs []error
 	d.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)

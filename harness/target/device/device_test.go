@@ -30,7 +30,7 @@ import (
 // labBoard is a "board" on this machine: a real sshd on loopback whose
 // sessions talk to a private Docker engine.
 type labBoard struct {
-	Board
+	Machine
 	dockerHost string
 	sshd       *testenv.SSHServer
 }
@@ -71,7 +71,7 @@ func newLabBoard(t *testing.T, opts ...testenv.SSHDOption) labBoard {
 	s := testenv.SSHD(t, append([]testenv.SSHDOption{testenv.WithSessionEnv("DOCKER_HOST=" + host)}, opts...)...)
 	h, p, _ := strings.Cut(s.Addr, ":")
 	port, _ := strconv.Atoi(p)
-	return labBoard{Board: Board{Name: "lab-1", Host: h, Port: port, User: s.User, Key: s.ClientKey, KnownHosts: s.KnownHosts}, dockerHost: host, sshd: s}
+	return labBoard{Machine: Machine{Name: "lab-1", Host: h, Port: port, User: s.User, Key: s.ClientKey, KnownHosts: s.KnownHosts}, dockerHost: host, sshd: s}
 }
 
 // docker runs the docker CLI against the board's engine directly, to look
@@ -158,7 +158,7 @@ func TestBoardRunsAppWithInterfaceSignalAndCleanup(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
-	dev, err := New(b.Board).Boot(ctx, img, runConfig(img))
+	dev, err := New(b.Machine).Boot(ctx, img, runConfig(img))
 	if err != nil {
 		t.Fatalf("boot: %v", err)
 	}
@@ -226,14 +226,14 @@ func TestBoardFailuresAreInfraErrorsAndLeaveNothing(t *testing.T) {
 		if err := os.WriteFile(b.KnownHosts, []byte(line), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := New(b.Board).Boot(ctx, img, runConfig(img))
+		_, err := New(b.Machine).Boot(ctx, img, runConfig(img))
 		if !target.IsInfra(err) || !strings.Contains(err.Error(), "does not match") {
 			t.Fatalf("got %v, want an infra error about the host key", err)
 		}
 		b.assertClean(t)
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		b := Board{Name: "gone", Host: "127.0.0.1", Port: 1, User: "root", Key: newLabKey(t), KnownHosts: os.DevNull}
+		b := Machine{Name: "gone", Host: "127.0.0.1", Port: 1, User: "root", Key: newLabKey(t), KnownHosts: os.DevNull}
 		_, err := New(b, WithDialTimeout(2*time.Second)).Boot(ctx, img, runConfig(img))
 		if !target.IsInfra(err) || !strings.Contains(err.Error(), "does not answer") {
 			t.Fatalf("got %v, want an infra error saying the board does not answer", err)
@@ -241,7 +241,7 @@ func TestBoardFailuresAreInfraErrorsAndLeaveNothing(t *testing.T) {
 	})
 	t.Run("docker missing", func(t *testing.T) {
 		b := newLabBoard(t, testenv.WithSessionPath("/nonexistent"))
-		_, err := New(b.Board).Boot(ctx, img, runConfig(img))
+		_, err := New(b.Machine).Boot(ctx, img, runConfig(img))
 		if !target.IsInfra(err) || !strings.Contains(err.Error(), "no docker in PATH") {
 			t.Fatalf("got %v, want an infra error saying docker is missing", err)
 		}
@@ -256,14 +256,14 @@ func TestBoardFailuresAreInfraErrorsAndLeaveNothing(t *testing.T) {
 				stop()
 			}
 		}
-		_, err := New(b.Board).Boot(short, img, runConfig(img))
+		_, err := New(b.Machine).Boot(short, img, runConfig(img))
 		loadProgress = nil
 		if err == nil || !errors.Is(err, context.Canceled) {
 			t.Fatalf("boot interrupted mid-load: got %v, want a cancellation error", err)
 		}
 		b.assertClean(t)
 		// The next boot is whole.
-		dev, err := New(b.Board).Boot(ctx, img, runConfig(img))
+		dev, err := New(b.Machine).Boot(ctx, img, runConfig(img))
 		if err != nil {
 			t.Fatalf("boot after an interrupted one: %v", err)
 		}

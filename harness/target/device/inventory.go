@@ -12,9 +12,9 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Board is one physical device hil can reach over SSH, as listed in a
+// Machine is one physical device hil can reach over SSH, as listed in a
 // devices.yaml inventory.
-type Board struct {
+type Machine struct {
 	Name string `yaml:"name"`
 	Host string `yaml:"host"`
 	Port int    `yaml:"port"`
@@ -42,7 +42,7 @@ type Board struct {
 }
 
 // Addr is host:port.
-func (b Board) Addr() string {
+func (b Machine) Addr() string {
 	port := b.Port
 	if port == 0 {
 		port = 22
@@ -52,7 +52,7 @@ func (b Board) Addr() string {
 
 // Inventory is a parsed devices.yaml.
 type Inventory struct {
-	Boards []Board `yaml:"boards"`
+	Boards []Machine `yaml:"boards"`
 	path   string
 }
 
@@ -149,8 +149,8 @@ func expandPath(inventory, p string) string {
 	return p
 }
 
-// Board returns the board called name, or an error listing the names.
-func (inv *Inventory) Board(name string) (Board, error) {
+// Machine returns the board called name, or an error listing the names.
+func (inv *Inventory) Machine(name string) (Machine, error) {
 	var names []string
 	for _, b := range inv.Boards {
 		if b.Name == name {
@@ -158,13 +158,13 @@ func (inv *Inventory) Board(name string) (Board, error) {
 		}
 		names = append(names, b.Name)
 	}
-	return Board{}, fmt.Errorf("no board %q in %s; it lists: %s", name, inv.path, strings.Join(names, ", "))
+	return Machine{}, fmt.Errorf("no board %q in %s; it lists: %s", name, inv.path, strings.Join(names, ", "))
 }
 
 // Select returns the boards that carry every tag in tags (all boards when
 // tags is empty).
-func (inv *Inventory) Select(tags ...string) []Board {
-	var out []Board
+func (inv *Inventory) Select(tags ...string) []Machine {
+	var out []Machine
 next:
 	for _, b := range inv.Boards {
 		for _, want := range tags {
@@ -186,7 +186,7 @@ next:
 
 // Resolve picks boards by a selection: a board's name, several names
 // separated by commas, or "tag:LABEL" for every board that carries LABEL.
-func (inv *Inventory) Resolve(selection string) ([]Board, error) {
+func (inv *Inventory) Resolve(selection string) ([]Machine, error) {
 	if label, ok := strings.CutPrefix(selection, "tag:"); ok {
 		boards := inv.Select(label)
 		if len(boards) == 0 {
@@ -194,9 +194,9 @@ func (inv *Inventory) Resolve(selection string) ([]Board, error) {
 		}
 		return boards, nil
 	}
-	var out []Board
+	var out []Machine
 	for _, name := range strings.Split(selection, ",") {
-		b, err := inv.Board(strings.TrimSpace(name))
+		b, err := inv.Machine(strings.TrimSpace(name))
 		if err != nil {
 			return nil, err
 		}

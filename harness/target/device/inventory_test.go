@@ -23,7 +23,7 @@ boards:
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := inv.Board("pi-lab-1")
+	b, err := inv.Machine("pi-lab-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ boards:
 	if got := inv.Select("lab"); len(got) != 2 {
 		t.Errorf("Select(lab) gave %d boards, want 2", len(got))
 	}
-	if _, err := inv.Board("pi-9"); err == nil || !strings.Contains(err.Error(), "pi-lab-1, pi-lab-2") {
+	if _, err := inv.Machine("pi-9"); err == nil || !strings.Contains(err.Error(), "pi-lab-1, pi-lab-2") {
 		t.Errorf("unknown board: %v", err)
 	}
 }

@@ -29,7 +29,7 @@ steps:
 func TestLostBoardChannelIsInfra(t *testing.T) {
 	b := newLabBoard(t)
 	img := targettest.Images{Img: busyboxImage(t)}
-	killAgent := func(t testing.TB, dev target.Device) {
+	killAgent := func(t testing.TB, dev target.App) {
 		// The agent runs by docker exec in the holder container; on this
 		// lab board its processes are this host's.
 		top := b.docker(t, "top", dev.Info().String("container")+"-net", "-eo", "pid,args")
@@ -42,12 +42,12 @@ func TestLostBoardChannelIsInfra(t *testing.T) {
 		}
 		t.Errorf("no hil-agent link process in the holder: %s", top)
 	}
-	dropSSH := func(t testing.TB, dev target.Device) {
+	dropSSH := func(t testing.TB, dev target.App) {
 		if err := b.sshd.DropConnections(); err != nil {
 			t.Error(err)
 		}
 	}
-	dockerKill := func(t testing.TB, dev target.Device) { b.docker(t, "kill", dev.Info().String("container")) }
+	dockerKill := func(t testing.TB, dev target.App) { b.docker(t, "kill", dev.Info().String("container")) }
 	for _, tc := range []struct {
 		name  string
 		fault targettest.Fault
@@ -65,7 +65,7 @@ func TestLostBoardChannelIsInfra(t *testing.T) {
 			"hil's agent on board lab-1"},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
-			res := targettest.RunCase(t, New(b.Board), img, quietSteps, &tc.fault)
+			res := targettest.RunCase(t, New(b.Machine), img, quietSteps, &tc.fault)
 			t.Logf("%s: %s: %s", tc.name, res.Verdict, res.Reason)
 			if res.Verdict != scenario.InfraError || !strings.Contains(res.Reason, tc.want) {
 				t.Fatalf("verdict %s, want infra-error naming %q: %s", res.Verdict, tc.want, res.Reason)

@@ -30,7 +30,7 @@ func TestBoardSampleAppCapturesThroughTheAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, err := New(b.Board).Boot(ctx, img, runConfig(img))
+	dev, err := New(b.Machine).Boot(ctx, img, runConfig(img))
 	if err != nil {
 		t.Fatalf("boot: %v", err)
 	}

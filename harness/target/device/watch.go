@@ -60,7 +60,7 @@ func (r *WatchReport) OK() bool { return len(r.Problems) == 0 }
 // running ref on the board runs exactly the digest ref resolves to in the
 // registry now, and that it stays running (no restarts, not unhealthy)
 // for window. Registry options (auth, insecure) are passed through.
-func Watch(ctx context.Context, board Board, ref string, window time.Duration, registryOpts ...remote.Option) (*WatchReport, error) {
+func Watch(ctx context.Context, board Machine, ref string, window time.Duration, registryOpts ...remote.Option) (*WatchReport, error) {
 	tag, err := name.ParseReference(ref)
 	if err != nil {
 		return nil, fmt.Errorf("parsing %q: expected a registry reference like host/repo:tag: %w", ref, err)
@@ -98,7 +98,7 @@ type Expect struct {
 // report; an error means the board could not be watched (it does not
 // answer over SSH, Docker fails there): a target.InfraError, never a
 // verdict on the app.
-func WatchDigest(ctx context.Context, board Board, exp Expect) (*WatchReport, error) {
+func WatchDigest(ctx context.Context, board Machine, exp Expect) (*WatchReport, error) {
 	tag, err := name.ParseReference(exp.Ref)
 	if err != nil {
 		return nil, fmt.Errorf("parsing %q: expected a registry reference like host/repo:tag: %w", exp.Ref, err)
@@ -209,7 +209,7 @@ func WatchDigest(ctx context.Context, board Board, exp Expect) (*WatchReport, er
 // Reachable connects to the board over SSH and asks its Docker engine for
 // its version: the check that a board can be watched at all. Its error is
 // a target.InfraError.
-func Reachable(ctx context.Context, board Board) error {
+func Reachable(ctx context.Context, board Machine) error {
 	c, err := dial(ctx, board, 10*time.Second)
 	if err != nil {
 		return err

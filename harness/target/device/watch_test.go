@@ -29,7 +29,7 @@ func TestWatchChecksTheRunningDigestAndHealth(t *testing.T) {
 	b.docker(t, "pull", ref)
 	b.docker(t, "run", "-d", "--network", "none", ref)
 
-	rep, err := Watch(ctx, b.Board, ref, 3*time.Second)
+	rep, err := Watch(ctx, b.Machine, ref, 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestWatchChecksTheRunningDigestAndHealth(t *testing.T) {
 	if err := remote.Write(tag, next); err != nil {
 		t.Fatal(err)
 	}
-	rep, err = Watch(ctx, b.Board, ref, time.Second)
+	rep, err = Watch(ctx, b.Machine, ref, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestWatchChecksTheRunningDigestAndHealth(t *testing.T) {
 
 	// Nothing of the tag runs at all.
 	b.docker(t, "rm", "-f", b.docker(t, "ps", "-q"))
-	rep, err = Watch(ctx, b.Board, ref, time.Second)
+	rep, err = Watch(ctx, b.Machine, ref, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func readyLine(l target.Line) bool {
 
 // waitLine reads Output until match or the deadline; it returns every app
 // line seen.
-func waitLine(t testing.TB, d target.Device, timeout time.Duration, match func(target.Line) bool) (target.Line, []target.Line, bool) {
+func waitLine(t testing.TB, d target.App, timeout time.Duration, match func(target.Line) bool) (target.Line, []target.Line, bool) {
 	t.Helper()
 	var seen []target.Line
 	deadline := time.After(timeout)
@@ -100,9 +100,9 @@ func waitLine(t testing.TB, d target.Device, timeout time.Duration, match func(t
 
 // noLeftovers checks that a closed device left no QEMU process, socket or
 // temp dir behind.
-func noLeftovers(t testing.TB, d target.Device) {
+func noLeftovers(t testing.TB, d target.App) {
 	t.Helper()
-	dev := d.(*Device)
+	dev := d.(*VM)
 	if _, err := os.Stat(dev.tmp); !os.IsNotExist(err) {
 		t.Errorf("temp dir %s left behind", dev.tmp)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/hilproject/hil/harness/target/internal/imgrun"
 )
 
-var _ target.Liveness = (*Device)(nil)
+var _ target.Liveness = (*VM)(nil)
 
 var errNoAnswer = errors.New("no answer to QMP query-status")
 
@@ -27,7 +27,7 @@ type qmpMonitor struct{ mon *qmp.SocketMonitor }
 
 // connectLive connects the liveness monitor, retrying until QEMU has
 // created its socket.
-func (d *Device) connectLive(ctx context.Context) error {
+func (d *VM) connectLive(ctx context.Context) error {
 	var mon *qmp.SocketMonitor
 	for {
 		var err error
@@ -70,7 +70,7 @@ func (d *Device) connectLive(ctx context.Context) error {
 	return nil
 }
 
-func (d *Device) closeLive() {
+func (d *VM) closeLive() {
 	d.liveMu.Lock()
 	defer d.liveMu.Unlock()
 	if d.liveMon != nil {
@@ -82,7 +82,7 @@ func (d *Device) closeLive() {
 // queryStatus asks QEMU for the VM's run state ("running", "paused", ...)
 // within timeout. A QEMU that once failed to answer in time is not asked
 // again: it is hung.
-func (d *Device) queryStatus(ctx context.Context, timeout time.Duration) (string, error) {
+func (d *VM) queryStatus(ctx context.Context, timeout time.Duration) (string, error) {
 	d.liveMu.Lock()
 	m, hung := d.liveMon, d.liveHung
 	d.liveMu.Unlock()
@@ -139,7 +139,7 @@ func (d *Device) queryStatus(ctx context.Context, timeout time.Duration) (string
 // Alive reports whether the guest still runs the app (see the package
 // doc): nil while it does and once the app's exit was seen, else a
 // *target.DeadError saying what died and how.
-func (d *Device) Alive(ctx context.Context) error {
+func (d *VM) Alive(ctx context.Context) error {
 	select {
 	case <-d.exited:
 		if d.exitErr == nil {
@@ -202,13 +202,13 @@ func (d *Device) Alive(ctx context.Context) error {
 	return nil
 }
 
-func (d *Device) emulatorName() string {
+func (d *VM) emulatorName() string {
 	return fmt.Sprintf("the emulator %s (pid %d)", filepath.Base(d.p.qemu), d.cmd.Process.Pid)
 }
 
 // qemuDeath says how QEMU ended when it did before the app's exit was
 // reported. Call it only once qemuDone is closed.
-func (d *Device) qemuDeath() *target.DeadError {
+func (d *VM) qemuDeath() *target.DeadError {
 	if pl := d.panic(); pl != "" {
 		return &target.DeadError{What: "the guest kernel", How: "panicked: " + pl, Detail: "console log " + d.consolePath}
 	}

@@ -141,7 +141,7 @@ func TestHungGuestFailsTheHeartbeat(t *testing.T) {
 	if _, _, ok := waitLine(t, d, 30*time.Second, readyLine); !ok {
 		t.Fatal("capcount hog never ready")
 	}
-	dev := d.(*Device)
+	dev := d.(*VM)
 	if err := dev.Alive(ctx); err != nil {
 		t.Fatalf("Alive right after ready: %v", err)
 	}
@@ -188,7 +188,7 @@ func TestKilledRestoreIsInfraAndKeepsTheSnapshot(t *testing.T) {
 	snaps := t.TempDir()
 	tg := New(WithRootFS(rootfs), WithSnapshotDir(snaps))
 	cfg := target.RunConfig{Entrypoint: []string{"/bin/capcount"}, Cmd: []string{"capture", "lan0"}, Iface: "lan0", Ready: readyLine}
-	boot := func() (target.Device, error) {
+	boot := func() (target.App, error) {
 		d, err := tg.Boot(testCtx(t, 90*time.Second), img, cfg)
 		if err == nil {
 			t.Cleanup(func() { d.Close(); noLeftovers(t, d) })

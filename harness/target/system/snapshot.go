@@ -36,7 +36,7 @@ import (
 //
 // A boot takes the app level when it matches, else the base level, else
 // boots cold, and saves what was missing on the way (the base at idle, the
-// app level at the ready line). Device.Info()["boot"] says which: cold,
+// app level at the ready line). VM.Info()["boot"] says which: cold,
 // base or app.
 
 // bootLevel is how a guest came up.
@@ -98,7 +98,7 @@ func readSnapshotMeta(path string) (*snapshotMeta, error) {
 	return &m, nil
 }
 
-func (d *Device) qmp() (*qmp.SocketMonitor, error) {
+func (d *VM) qmp() (*qmp.SocketMonitor, error) {
 	mon, err := qmp.NewSocketMonitor("unix", d.qmpPath, 2*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to QMP at %s: %w", d.qmpPath, err)
@@ -129,7 +129,7 @@ func qmpRun(mon *qmp.SocketMonitor, cmd string, args any) (json.RawMessage, erro
 // saveSnapshot stops the guest, migrates its state to path and lets it run
 // on. The file appears under its final name only when complete, its
 // metadata (meta) right after it.
-func (d *Device) saveSnapshot(path string, meta snapshotMeta) (err error) {
+func (d *VM) saveSnapshot(path string, meta snapshotMeta) (err error) {
 	mon, err := d.qmp()
 	if err != nil {
 		return err
@@ -199,7 +199,7 @@ func (d *Device) saveSnapshot(path string, meta snapshotMeta) (err error) {
 
 // resume waits for the incoming migration to finish loading, then starts
 // the CPUs.
-func (d *Device) resume(ctx context.Context) error {
+func (d *VM) resume(ctx context.Context) error {
 	var mon *qmp.SocketMonitor
 	var err error
 	for {

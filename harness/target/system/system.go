@@ -5,12 +5,12 @@
 // virtio-net NIC whose backend is a qemustream link served by the harness,
 // with receive coalescing (GRO and the like) off unless the case asks for
 // it (RunConfig.RxOffload), and its receive counters read by hil-init
-// (Device.RxCounters). Boots restore snapshots saved over QMP at two
+// (VM.RxCounters). Boots restore snapshots saved over QMP at two
 // levels (snapshot.go): the base, with hil-init idle before any app, for
 // any app arguments; and the app level, with the app ready, for a case
 // that matches it exactly. Info()["boot"] says cold, base or app.
 //
-// A Device is alive (target.Liveness) while three things hold: the QEMU
+// A VM is alive (target.Liveness) while three things hold: the QEMU
 // process has not exited, QEMU answers QMP query-status on a monitor of
 // the liveness check's own within the liveness timeout and says the VM is
 // running, and hil-init (PID 1 of the guest) gave a sign of life within
@@ -103,7 +103,7 @@ func WithSnapshots(on bool) Option { return func(o *options) { o.snapshots = on 
 func WithSnapshotDir(dir string) Option { return func(o *options) { o.snapshotDir = dir } }
 
 // WithLogDir keeps each boot's full console log in dir (default: the hil
-// cache, logs/system). Device.Info()["console_log"] names the file.
+// cache, logs/system). VM.Info()["console_log"] names the file.
 func WithLogDir(dir string) Option { return func(o *options) { o.logDir = dir } }
 
 // WithConsole copies the guest console to w as it arrives.
@@ -126,7 +126,7 @@ func WithHostname(h string) Option { return func(o *options) { o.hostname = h } 
 
 // DefaultLivenessTimeout is how long a guest may give no sign of life
 // (hil-init's heartbeat, or any line on its report port) and QEMU may take
-// to answer QMP before Device.Alive calls the device dead. hil-init beats
+// to answer QMP before VM.Alive calls the device dead. hil-init beats
 // every 200 ms: the margin is for a host so loaded that the emulator's
 // threads wait to be scheduled.
 const DefaultLivenessTimeout = 3 * time.Second
@@ -318,7 +318,7 @@ func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfi
 	ownIR := false
 	if t.o.rootfs != "" {
 		// An explicit rootfs dir may change under the same name: build a
-		// private initramfs for this boot, removed by Device.Close.
+		// private initramfs for this boot, removed by VM.Close.
 		f, err := os.CreateTemp("", "hil-initramfs-*.cpio")
 		if err != nil {
 			return nil, target.Infra(err)
@@ -365,7 +365,7 @@ func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfi
 // idle, the app started after the restore with the case's own arguments),
 // else cold. It returns once the app has started (cold, base) or the
 // restored guest answered (app).
-func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (target.Device, error) {
+func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (target.App, error) {
 	p, err := t.plan(ctx, img, cfg)
 	if err != nil {
 		return nil, err
@@ -393,7 +393,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 // restore boots p from the snapshot at path. It returns no device and no
 // error when there is no such snapshot or it did not restore (then it is
 // dropped as stale, and the caller goes on to the next level).
-func (t *Target) restore(ctx context.Context, p *plan, level bootLevel, path string) (target.Device, error) {
+func (t *Target) restore(ctx context.Context, p *plan, level bootLevel, path string) (target.App, error) {
 	// Held (and marked used) until the restore is done: no other process
 	// removes it meanwhile (snapcache.go).
 	meta, release, err := holdSnapshot(path)

@@ -19,7 +19,7 @@ import (
 
 // drain reads Output until it closes (or the deadline) and returns the app
 // lines.
-func drain(t testing.TB, d target.Device, timeout time.Duration) []target.Line {
+func drain(t testing.TB, d target.App, timeout time.Duration) []target.Line {
 	t.Helper()
 	_, seen, _ := waitLine(t, d, timeout, func(target.Line) bool { return false })
 	return seen
@@ -143,7 +143,7 @@ func TestQEMUKilledIsInfra(t *testing.T) {
 	if _, _, ok := waitLine(t, d, 20*time.Second, readyLine); !ok {
 		t.Fatal("capcount never ready")
 	}
-	syscall.Kill(d.(*Device).cmd.Process.Pid, syscall.SIGKILL)
+	syscall.Kill(d.(*VM).cmd.Process.Pid, syscall.SIGKILL)
 	ex, err := d.Wait(ctx)
 	var de *target.DeadError
 	if err == nil || !target.IsInfra(err) || !errors.As(err, &de) || !strings.Contains(err.Error(), "qemu-system-arm") || !strings.Contains(err.Error(), "was killed by signal 9 (SIGKILL)") {
@@ -152,7 +152,7 @@ func TestQEMUKilledIsInfra(t *testing.T) {
 	if ex.Observed || ex.String() == "exit 0" {
 		t.Errorf("exit %s: hil never saw the app end", ex)
 	}
-	if aerr := d.(*Device).Alive(ctx); aerr == nil || !strings.Contains(aerr.Error(), "was killed by signal 9") {
+	if aerr := d.(*VM).Alive(ctx); aerr == nil || !strings.Contains(aerr.Error(), "was killed by signal 9") {
 		t.Errorf("Alive after the kill: %v", aerr)
 	}
 	t.Log(err)
@@ -171,7 +171,7 @@ func TestHungGuestHitsDeadline(t *testing.T) {
 		t.Fatal("capcount never ready")
 	}
 	// Freeze the guest's CPUs: from the harness's side a hung guest.
-	mon, err := d.(*Device).qmp()
+	mon, err := d.(*VM).qmp()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestParallelVMs(t *testing.T) {
 	rootfs, img := capcountRootFS(t)
 	tg := New(WithRootFS(rootfs), WithSnapshots(false), WithCPUs(1))
 	ctx := testCtx(t, 90*time.Second)
-	devs := make([]target.Device, 2)
+	devs := make([]target.App, 2)
 	errs := make(chan error, 2)
 	for i := range devs {
 		go func(i int) {
@@ -351,7 +351,7 @@ func TestParallelVMs(t *testing.T) {
 			noLeftovers(t, d)
 		}
 	}()
-	if devs[0].(*Device).tmp == devs[1].(*Device).tmp {
+	if devs[0].(*VM).tmp == devs[1].(*VM).tmp {
 		t.Fatal("two VMs share a temp dir")
 	}
 	for i, d := range devs {

@@ -20,7 +20,7 @@ type Collector struct {
 }
 
 // Collect starts reading dev.Output().
-func Collect(t testing.TB, dev target.Device) *Collector {
+func Collect(t testing.TB, dev target.App) *Collector {
 	c := &Collector{t: t, lines: make(chan target.Line, 1024), done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
@@ -86,7 +86,7 @@ func Contains(s string) func(target.Line) bool {
 
 // Wait waits up to timeout for the app to exit and returns the observed
 // exit, failing the test on an error.
-func Wait(t testing.TB, dev target.Device, timeout time.Duration) target.Exit {
+func Wait(t testing.TB, dev target.App, timeout time.Duration) target.Exit {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

@@ -61,7 +61,7 @@ func Conformance(t *testing.T, newTarget func(t *testing.T) target.Target, app A
 	if app.Leftovers == nil {
 		app.Leftovers = Gone
 	}
-	boot := func(t *testing.T, cfg target.RunConfig) (target.Device, *Collector) {
+	boot := func(t *testing.T, cfg target.RunConfig) (target.App, *Collector) {
 		t.Helper()
 		tg := newTarget(t)
 		ctx, cancel := context.WithTimeout(context.Background(), app.Timeout)
@@ -137,7 +137,7 @@ func Conformance(t *testing.T, newTarget func(t *testing.T) target.Target, app A
 }
 
 // alive checks a Liveness device: want says it should be alive (nil).
-func alive(t *testing.T, dev target.Device, want bool) {
+func alive(t *testing.T, dev target.App, want bool) {
 	t.Helper()
 	if _, ok := dev.(target.Liveness); !ok {
 		return
@@ -151,7 +151,7 @@ func alive(t *testing.T, dev target.Device, want bool) {
 
 // closeTwice closes dev twice (the second Close must give what the first
 // gave) and checks that nothing is left.
-func closeTwice(t testing.TB, dev target.Device, leftovers func(testing.TB, target.Info)) {
+func closeTwice(t testing.TB, dev target.App, leftovers func(testing.TB, target.Info)) {
 	info := dev.Info()
 	first := dev.Close()
 	if first != nil {

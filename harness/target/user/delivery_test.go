@@ -36,7 +36,7 @@ steps:
 func TestDroppedFramesAreAccountedFor(t *testing.T) {
 	testenv.RequireRoot(t)
 	img := targettest.Images{Img: targettest.Open(t, "pcapwatch", "linux/amd64")}
-	shrink := &targettest.Fault{Step: targettest.BeforeReady, Do: func(t testing.TB, dev target.Device) {
+	shrink := &targettest.Fault{Step: targettest.BeforeReady, Do: func(t testing.TB, dev target.App) {
 		l := dev.Link().(*veth.Link)
 		ns, err := netns.GetFromPath(l.NetNSPath())
 		if err != nil {

@@ -7,7 +7,7 @@
 //
 // qemu-user cannot run libpcap capture (FINDINGS: no SIOCETHTOOL, every
 // SOL_PACKET option rejected). hil probes the emulator once per QEMU version
-// and the Device reports capture as unsupported with the emulator's reason
+// and the Process reports capture as unsupported with the emulator's reason
 // (target.CapabilityReporter); EmulatorGap tells whether an app's error line
 // is that gap rather than a bug of the app.
 package user

@@ -69,31 +69,70 @@ func EmulatorGap(line string) (reason string, ok bool) { return emu.Gap(line) }
 
 // Boot flattens img, creates the namespace and veth pair, and starts the
 // program. It returns once the process runs.
-func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (_ target.Device, err error) {
+func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (_ target.App, err error) {
 	if img == nil {
 		return nil, errors.New("user target: no image")
 	}
 	begin := time.Now()
+	d, rootfs, em, err := t.newProcess(ctx, img, cfg)
+	if err != nil {
+		return nil, err
+	}
+	cmd, prog, err := d.command(rootfs, em, cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	// The link outlives Boot's ctx: it is the device's, released by Close.
+	devCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.cancel = cancel
+	// From here on d owns what it made (the cancel, the link, the process):
+	// Close undoes whatever of it exists.
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if err := d.makeLink(devCtx, cfg.Iface, t.cfg.mtu); err != nil {
+		return nil, err
+	}
+	if err := d.start(cmd, rootfs, prog, begin); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// newProcess flattens img and picks the emulator (none on a matching host),
+// then records what it chose in the new Process's info. Nothing it does needs
+// undoing: the rootfs is the shared cache's.
+func (t *Target) newProcess(ctx context.Context, img *image.Image, cfg target.RunConfig) (*Process, string, emu.Emulator, error) {
 	rootfs, err := img.RootFS(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("user target: flattening %s: %w", img.Ref, err)
+		return nil, "", emu.Emulator{}, fmt.Errorf("user target: flattening %s: %w", img.Ref, err)
 	}
 	em, err := emu.For(img.Platform, t.cfg.hostArch)
 	if err != nil {
-		return nil, target.Infra(fmt.Errorf("user target: %w", err))
+		return nil, "", emu.Emulator{}, target.Infra(fmt.Errorf("user target: %w", err))
 	}
 	if cfg.Board != nil {
 		if em, err = em.WithBoard(img.Platform, cfg.Board); err != nil {
-			return nil, &target.UnsupportedError{Target: "user", What: "the " + img.Platform.String() + " image on " + cfg.Board.String(), Reason: err.Error()}
+			return nil, "", emu.Emulator{}, &target.UnsupportedError{Target: "user", What: "the " + img.Platform.String() + " image on " + cfg.Board.String(), Reason: err.Error()}
 		}
 	}
-	d := &Device{status: imgrun.NewStatus("the app", target.Info{"target": "user", "rootfs": rootfs, "platform": img.Platform.String()})}
+	d := &Process{status: imgrun.NewStatus("the app", target.Info{"target": "user", "rootfs": rootfs, "platform": img.Platform.String()})}
 	em.Describe(d.status.Set)
 	d.status.ProbeEmulator(ctx, em, "native (chroot into the image rootfs)", "qemu-user")
+	return d, rootfs, em, nil
+}
 
+// command finds the image's program and builds the command that runs it as
+// the image's user, with the image's environment: chrooted on a matching
+// host, under qemu-user otherwise. It returns the program's path in the
+// rootfs for the error that explains a failed exec.
+func (d *Process) command(rootfs string, em emu.Emulator, cfg target.RunConfig) (*exec.Cmd, string, error) {
 	p, err := imgrun.FindProgram(rootfs, cfg)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	argv, workdir, prog, ident := p.Argv, p.Workdir, p.Path, p.User
 	env := append([]string{}, cfg.Env...)
@@ -125,11 +164,11 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		// as the image gives it. The emulator itself cannot be chrooted
 		// without writing it into the shared rootfs.
 		if blocker, ok := imgrun.Reachable(rootfs, ident.UID, ident.GID); !ok {
-			return nil, target.Infra(fmt.Errorf("user target: the image user %q (uid %d) cannot reach the rootfs %s under qemu-user: %s is not searchable by it; put the hil cache where that user can read it (HIL_CACHE=/var/cache/hil)", cfg.User, ident.UID, rootfs, blocker))
+			return nil, "", target.Infra(fmt.Errorf("user target: the image user %q (uid %d) cannot reach the rootfs %s under qemu-user: %s is not searchable by it; put the hil cache where that user can read it (HIL_CACHE=/var/cache/hil)", cfg.User, ident.UID, rootfs, blocker))
 		}
 		eargs, err := imgrun.EmulatedArgv(rootfs, prog, argv, func(p string) string { return filepath.Join(rootfs, p) })
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		args := append(append([]string{em.Path}, em.Args()...), "-L", rootfs)
 		args = append(args, eargs...)
@@ -148,46 +187,49 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 	if ident.UID != 0 || ident.GID != 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: ident.UID, Gid: ident.GID}
 	}
+	return cmd, prog, nil
+}
 
-	// The link outlives Boot's ctx: it is the device's, released by Close.
-	devCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d.cancel = cancel
-	defer func() {
-		if err != nil {
-			d.Close()
-		}
-	}()
-	iface := cfg.Iface
+// makeLink creates the veth pair and the namespace the app runs in, named
+// iface (eth0 by default) on the app's side. d.link holds it as soon as it
+// exists, so the caller's Close removes it on a later failure.
+func (d *Process) makeLink(devCtx context.Context, iface string, mtu int) error {
 	if iface == "" {
 		iface = "eth0"
 	}
 	vopts := []veth.Option{veth.WithName(iface)}
-	if t.cfg.mtu != 0 {
-		vopts = append(vopts, veth.WithMTU(t.cfg.mtu))
+	if mtu != 0 {
+		vopts = append(vopts, veth.WithMTU(mtu))
 	}
 	l, err := veth.New(devCtx, vopts...)
 	if err != nil {
-		return nil, target.Infra(fmt.Errorf("user target: creating the app's interface %s: %w", iface, err))
+		return target.Infra(fmt.Errorf("user target: creating the app's interface %s: %w", iface, err))
 	}
 	d.link = l
 	d.status.Set("netns", l.NetNSPath())
 	d.status.Set("host_iface", l.HostIface())
 	d.status.Set("iface", iface)
 	imgrun.CoalescingOff(d.status, l)
+	return nil
+}
 
+// start runs cmd inside the link's namespace with its output read into
+// d.lines, and watches for its exit. The pipes' write ends are closed here
+// once the child has them; the read ends close when the readers are done.
+func (d *Process) start(cmd *exec.Cmd, rootfs, prog string, begin time.Time) error {
 	d.lines = imgrun.NewLines(d.status.Observe)
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return nil, target.Infra(err)
+		return target.Infra(err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		return nil, target.Infra(err)
+		return target.Infra(err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
-	startErr := startInNetNS(l.NetNSPath(), cmd)
+	startErr := startInNetNS(d.link.NetNSPath(), cmd)
 	outW.Close()
 	errW.Close()
 	d.lines.Read(target.Stdout, outR)
@@ -197,9 +239,9 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		d.lines.Finish()
 		d.status.RecordExit(target.NotObserved("the app did not start"), nil)
 		if target.IsInfra(startErr) {
-			return nil, startErr
+			return startErr
 		}
-		return nil, imgrun.ExplainExecError(rootfs, prog, startErr)
+		return imgrun.ExplainExecError(rootfs, prog, startErr)
 	}
 	d.cmd = cmd
 	d.started = time.Now()
@@ -210,7 +252,7 @@ func (t *Target) Boot(ctx context.Context, img *image.Image, cfg target.RunConfi
 		d.status.RecordExit(exitOf(cmd.ProcessState, werr))
 		d.lines.Finish()
 	}()
-	return d, nil
+	return nil
 }
 
 // startInNetNS starts cmd with the network namespace at nsPath: the child
@@ -261,8 +303,8 @@ func exitOf(ps *os.ProcessState, werr error) (target.Exit, error) {
 	return target.Exited(ps.ExitCode()), nil
 }
 
-// Device is a running app under the user target.
-type Device struct {
+// Process is a running app under the user target.
+type Process struct {
 	cmd     *exec.Cmd
 	link    *veth.Link
 	lines   *imgrun.Lines
@@ -276,21 +318,21 @@ type Device struct {
 }
 
 var (
-	_ target.Device             = (*Device)(nil)
-	_ target.CapabilityReporter = (*Device)(nil)
-	_ target.Liveness           = (*Device)(nil)
-	_ target.GapReporter        = (*Device)(nil)
-	_ target.DeliveryCounter    = (*Device)(nil)
+	_ target.App                = (*Process)(nil)
+	_ target.CapabilityReporter = (*Process)(nil)
+	_ target.Liveness           = (*Process)(nil)
+	_ target.GapReporter        = (*Process)(nil)
+	_ target.DeliveryCounter    = (*Process)(nil)
 )
 
 // Output streams the app's stdout and stderr lines.
-func (d *Device) Output() <-chan target.Line { return d.lines.C() }
+func (d *Process) Output() <-chan target.Line { return d.lines.C() }
 
 // Alive reports whether the app's process still runs (and is not stopped),
 // or ended on its own: nil then. A process that hil could not wait for,
 // that is stopped, or that was killed by a SIGKILL hil did not send is a
 // dead device, not the app's failure.
-func (d *Device) Alive(ctx context.Context) error {
+func (d *Process) Alive(ctx context.Context) error {
 	what := fmt.Sprintf("the app's process %s (pid %d)", filepath.Base(d.cmd.Path), d.cmd.Process.Pid)
 	if ex, err, done := d.status.Exit(); done {
 		if err != nil {
@@ -308,19 +350,19 @@ func (d *Device) Alive(ctx context.Context) error {
 }
 
 // Link is the host end of the app's veth pair.
-func (d *Device) Link() link.Link { return d.link }
+func (d *Process) Link() link.Link { return d.link }
 
 // Capabilities says whether capture works here and, if not, the emulator's
 // reason (from the once-per-QEMU-version probe).
-func (d *Device) Capabilities() target.Capabilities { return d.status.Capabilities() }
+func (d *Process) Capabilities() target.Capabilities { return d.status.Capabilities() }
 
 // EmulatorGap returns the first output line that showed the app failing
 // only because of the emulator's capture gap.
-func (d *Device) EmulatorGap() (reason string, ok bool) { return d.status.EmulatorGap() }
+func (d *Process) EmulatorGap() (reason string, ok bool) { return d.status.EmulatorGap() }
 
 // Signal delivers sig to the app (under qemu-user, to the emulator, which
 // forwards it to the guest).
-func (d *Device) Signal(sig syscall.Signal) error {
+func (d *Process) Signal(sig syscall.Signal) error {
 	if err := d.status.AlreadyExited("signal " + unix.SignalName(sig)); err != nil {
 		return err
 	}
@@ -332,14 +374,14 @@ func (d *Device) Signal(sig syscall.Signal) error {
 }
 
 // Wait blocks until the app exits or ctx is done.
-func (d *Device) Wait(ctx context.Context) (target.Exit, error) { return d.status.Wait(ctx) }
+func (d *Process) Wait(ctx context.Context) (target.Exit, error) { return d.status.Wait(ctx) }
 
 // Info describes the device: mode, emulator and version, capture support,
 // program, user, namespace, boot time.
-func (d *Device) Info() target.Info { return d.status.Info() }
+func (d *Process) Info() target.Info { return d.status.Info() }
 
 // RxCounters reads the receive counters of the app's end of the veth pair.
-func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
+func (d *Process) RxCounters(ctx context.Context) (link.Counters, error) {
 	if d.link == nil {
 		return link.Counters{}, errors.New("the app has no interface (it ended before hil made one)")
 	}
@@ -348,7 +390,7 @@ func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
 
 // Close kills the app's process group, then removes the veth pair and the
 // namespace.
-func (d *Device) Close() error {
+func (d *Process) Close() error {
 	d.closeOnce.Do(func() {
 		var errs []error
 		d.status.Stopping()

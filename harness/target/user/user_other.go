@@ -31,7 +31,7 @@ func New(...Option) *Target { return &Target{} }
 func (t *Target) Name() string { return "user" }
 
 // Boot fails: the user target needs Linux.
-func (t *Target) Boot(context.Context, *image.Image, target.RunConfig) (target.Device, error) {
+func (t *Target) Boot(context.Context, *image.Image, target.RunConfig) (target.App, error) {
 	return nil, &target.UnsupportedError{Target: "user", What: "running on " + runtime.GOOS,
 		Reason: fmt.Sprintf("the app's interface is a veth pair in a Linux network namespace; run hil on Linux (this is %s/%s)", runtime.GOOS, runtime.GOARCH)}
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/hilproject/hil/internal/testenv"
 )
 
-func boot(t *testing.T, variant, platform, iface string) (target.Device, *targettest.Collector) {
+func boot(t *testing.T, variant, platform, iface string) (target.App, *targettest.Collector) {
 	t.Helper()
 	testenv.RequireRoot(t)
 	img := targettest.Open(t, variant, platform)

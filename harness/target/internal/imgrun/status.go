@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Status is what a user or container Device knows about its app and shares
+// Status is what a user or container App knows about its app and shares
 // between the boot, the output readers, the waiter and the caller: the Info
 // facts, the capture capabilities, the exit once the app stopped, and the
 // first line that showed the emulator's capture gap.

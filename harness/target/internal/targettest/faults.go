@@ -30,8 +30,8 @@ func (s Images) Ref() string { return s.Img.Ref }
 // Digest is the image's digest.
 func (s Images) Digest() string { return s.Img.Digest.String() }
 
-// Image returns the image and its flattened rootfs for any platform.
-func (s Images) Image(ctx context.Context, _ string) (*image.Image, string, error) {
+// Platform returns the image and its flattened rootfs for any platform.
+func (s Images) Platform(ctx context.Context, _ string) (*image.Image, string, error) {
 	if s.RootFS != "" {
 		return s.Img, s.RootFS, nil
 	}
@@ -59,19 +59,19 @@ type Fault struct {
 	// the step runs.
 	After time.Duration
 	// Do injects the fault into dev.
-	Do func(t testing.TB, dev target.Device)
+	Do func(t testing.TB, dev target.App)
 }
 
 // faultTarget hands every device it boots to inject.
 type faultTarget struct {
 	target.Target
 	mu  sync.Mutex
-	dev target.Device
+	dev target.App
 	f   *Fault
 	t   testing.TB
 }
 
-func (ft *faultTarget) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (target.Device, error) {
+func (ft *faultTarget) Boot(ctx context.Context, img *image.Image, cfg target.RunConfig) (target.App, error) {
 	d, err := ft.Target.Boot(ctx, img, cfg)
 	if err != nil {
 		return nil, err
@@ -85,7 +85,7 @@ func (ft *faultTarget) Boot(ctx context.Context, img *image.Image, cfg target.Ru
 	return d, nil
 }
 
-func (ft *faultTarget) device() target.Device {
+func (ft *faultTarget) device() target.App {
 	ft.mu.Lock()
 	defer ft.mu.Unlock()
 	return ft.dev
@@ -134,7 +134,7 @@ func RunScenario(t *testing.T, tgt target.Target, img Images, sc *scenario.Scena
 }
 
 // PID is the device's process as its Info names it ("pid").
-func PID(t testing.TB, dev target.Device) int {
+func PID(t testing.TB, dev target.App) int {
 	t.Helper()
 	pid, ok := dev.Info().Int("pid")
 	if !ok || pid <= 0 {
@@ -172,6 +172,6 @@ func Kill(t testing.TB, pid int, sig syscall.Signal) {
 
 // KillDevice is a Fault.Do that kills the device's process (Info "pid")
 // with sig from outside hil.
-func KillDevice(sig syscall.Signal) func(testing.TB, target.Device) {
-	return func(t testing.TB, dev target.Device) { Kill(t, PID(t, dev), sig) }
+func KillDevice(sig syscall.Signal) func(testing.TB, target.App) {
+	return func(t testing.TB, dev target.App) { Kill(t, PID(t, dev), sig) }
 }

@@ -16,7 +16,7 @@ import (
 // registers a cleanup that closes the device, checks with Gone that nothing
 // it made is left, then runs after (may be nil). name says which image in
 // a failure.
-func Boot(t *testing.T, tgt target.Target, img *image.Image, name, iface string, timeout time.Duration, after func()) (target.Device, *Collector) {
+func Boot(t *testing.T, tgt target.Target, img *image.Image, name, iface string, timeout time.Duration, after func()) (target.App, *Collector) {
 	t.Helper()
 	cfg := RunConfig(img, iface)
 	cfg.Cmd = []string{"--iface", iface}
@@ -43,7 +43,7 @@ func Boot(t *testing.T, tgt target.Target, img *image.Image, name, iface string,
 // ready, n ARP requests written to the device's link each give a
 // device_seen with the sender's IP, and SIGTERM gives a summary of n frames
 // and exit 0 within exitTimeout.
-func CapturesARPs(t *testing.T, dev target.Device, out *Collector, iface string, n int, readyTimeout, exitTimeout time.Duration) {
+func CapturesARPs(t *testing.T, dev target.App, out *Collector, iface string, n int, readyTimeout, exitTimeout time.Duration) {
 	t.Helper()
 	out.Until(Contains("ready iface="+iface), readyTimeout)
 	for i := 1; i <= n; i++ {
@@ -72,7 +72,7 @@ func CapturesARPs(t *testing.T, dev target.Device, out *Collector, iface string,
 // FailsLikeABoard checks a broken sample variant: it exits with code,
 // never reports ready and, when line is set, says line on stderr. The
 // output must end within rest after the exit.
-func FailsLikeABoard(t *testing.T, dev target.Device, out *Collector, code int, line string, exitTimeout, rest time.Duration) {
+func FailsLikeABoard(t *testing.T, dev target.App, out *Collector, code int, line string, exitTimeout, rest time.Duration) {
 	t.Helper()
 	ex := Wait(t, dev, exitTimeout)
 	lines := out.Rest(rest)
@@ -96,7 +96,7 @@ func FailsLikeABoard(t *testing.T, dev target.Device, out *Collector, code int, 
 // error (SIOCETHTOOL) comes on stderr within timeout, the app exits 2 within
 // exitTimeout, and the device remembers that line as the emulator gap. It
 // returns the error line.
-func HitsEmulatorGap(t *testing.T, dev target.Device, out *Collector, timeout, exitTimeout time.Duration) target.Line {
+func HitsEmulatorGap(t *testing.T, dev target.App, out *Collector, timeout, exitTimeout time.Duration) target.Line {
 	t.Helper()
 	caps := target.CapabilitiesOf(dev)
 	if caps.Capture {

@@ -29,8 +29,8 @@ import (
 	"github.com/hilproject/hil/internal/owner"
 )
 
-// Device is one running guest.
-type Device struct {
+// VM is one running guest.
+type VM struct {
 	t     *Target
 	p     *plan
 	level bootLevel // how it came up: cold, base or app snapshot
@@ -98,15 +98,57 @@ type Device struct {
 }
 
 var (
-	_ target.Device          = (*Device)(nil)
-	_ target.DeliveryCounter = (*Device)(nil)
+	_ target.App             = (*VM)(nil)
+	_ target.DeliveryCounter = (*VM)(nil)
 )
 
 // start launches QEMU for p: cold (meta nil), or restoring the snapshot of
 // level (base or app) whose metadata is meta.
-func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snapshotMeta) (_ *Device, err error) {
+func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snapshotMeta) (_ *VM, err error) {
 	t0 := time.Now()
-	d := &Device{
+	d := newVM(t, p, level, t0)
+	// Every phase below records what it made in d (temp dir, sockets,
+	// console log, QEMU), so Close undoes exactly what exists on any failure.
+	defer func() {
+		if err != nil {
+			if meta != nil && d.killedFromOutside() {
+				err = &restoreKilledError{err}
+			}
+			d.Close()
+		}
+	}()
+	repPath, err := d.makeSockets()
+	if err != nil {
+		return nil, err
+	}
+	if err := d.launchQEMU(repPath); err != nil {
+		return nil, err
+	}
+
+	timeout := t.o.bootTimeout
+	if meta != nil && timeout > 10*time.Second {
+		// A restore either works in well under a second or not at all;
+		// fail fast so that Boot can fall back to a cold boot.
+		timeout = 10 * time.Second
+	}
+	bootCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := d.connectQEMU(bootCtx); err != nil {
+		return nil, err
+	}
+	if err := d.runApp(bootCtx, meta); err != nil {
+		return nil, err
+	}
+	if err := d.waitStarted(bootCtx); err != nil {
+		return nil, err
+	}
+	d.describeBoot(t0, meta)
+	return d, nil
+}
+
+// newVM is the VM of one boot of p, before anything is made for it.
+func newVM(t *Target, p *plan, level bootLevel, t0 time.Time) *VM {
+	return &VM{
 		t: t, p: p, level: level, bootStart: t0,
 		idle:      make(chan struct{}),
 		statsWait: map[int]chan string{},
@@ -118,46 +160,52 @@ func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snap
 		liveReady: make(chan error, 1),
 		info:      target.Info{},
 	}
-	defer func() {
-		if err != nil {
-			if meta != nil && d.killedFromOutside() {
-				err = &restoreKilledError{err}
-			}
-			d.Close()
-		}
-	}()
+}
+
+// makeSockets makes the VM's temp dir with the NIC's and the report port's
+// listening sockets, names the QMP and liveness sockets QEMU will listen
+// on, and opens the console log. It returns the report socket's path for
+// QEMU's command line. What it made is in d, for Close.
+func (d *VM) makeSockets() (repPath string, err error) {
 	// Short paths: unix socket names are limited to 108 bytes. The name
 	// records this process as the owner, so that the next hil removes the
 	// dir if this one is killed (internal/owner).
 	if d.tmp, err = owner.MkdirTemp("", TempPrefix); err != nil {
-		return nil, target.Infra(err)
+		return "", target.Infra(err)
 	}
 	if d.net, err = qemustream.Listen(filepath.Join(d.tmp, "net.sock")); err != nil {
-		return nil, target.Infra(err)
+		return "", target.Infra(err)
 	}
-	repPath := filepath.Join(d.tmp, "rep.sock")
+	repPath = filepath.Join(d.tmp, "rep.sock")
 	if d.repLn, err = net.ListenUnix("unix", &net.UnixAddr{Name: repPath, Net: "unix"}); err != nil {
-		return nil, target.Infra(fmt.Errorf("listening for the guest report port: %w", err))
+		return "", target.Infra(fmt.Errorf("listening for the guest report port: %w", err))
 	}
 	d.qmpPath = filepath.Join(d.tmp, "qmp.sock")
 	d.livePath = filepath.Join(d.tmp, "live.sock")
-	logDir := t.o.logDir
+	logDir := d.t.o.logDir
 	if logDir == "" {
 		if logDir, err = cache.Dir("logs", "system"); err != nil {
-			return nil, target.Infra(err)
+			return "", target.Infra(err)
 		}
 	}
 	pruneLogs(logDir, 100)
 	if d.consoleLog, err = os.CreateTemp(logDir, time.Now().Format("20060102-150405-")+"*.console.log"); err != nil {
-		return nil, target.Infra(fmt.Errorf("creating the console log: %w", err))
+		return "", target.Infra(fmt.Errorf("creating the console log: %w", err))
 	}
 	d.consolePath = d.consoleLog.Name()
+	return repPath, nil
+}
 
+// launchQEMU starts QEMU (cold, or loading the snapshot of d.level) with its
+// output read into the console log, and a watcher that closes d.qemuDone
+// when it exits.
+func (d *VM) launchQEMU(repPath string) error {
+	p := d.p
 	l := launch{
-		m: p.m, cpus: t.o.cpus, kernel: p.kernel.Image, initrd: p.initramfs, append: p.appendArgs,
+		m: p.m, cpus: d.t.o.cpus, kernel: p.kernel.Image, initrd: p.initramfs, append: p.appendArgs,
 		netdev: d.net.NetdevArg("n0"), report: repPath, qmp: d.qmpPath, live: d.livePath,
 	}
-	switch level {
+	switch d.level {
 	case bootApp:
 		l.incoming = p.snapshot
 	case bootBase:
@@ -169,12 +217,12 @@ func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snap
 	d.cmd.Stdin = nil
 	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {
-		return nil, target.Infra(err)
+		return target.Infra(err)
 	}
 	d.cmd.Stderr = d.cmd.Stdout
 	fmt.Fprintf(d.consoleLog, "# %s %s\n", p.qemu, strings.Join(args, " "))
 	if err := d.cmd.Start(); err != nil {
-		return nil, target.Infra(fmt.Errorf("starting %s: %w", p.qemu, err))
+		return target.Infra(fmt.Errorf("starting %s: %w", p.qemu, err))
 	}
 	consoleDone := make(chan struct{})
 	go d.readConsole(stdout, consoleDone)
@@ -185,15 +233,13 @@ func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snap
 		close(d.qemuDone)
 		d.onQEMUExit()
 	}()
+	return nil
+}
 
-	timeout := t.o.bootTimeout
-	if meta != nil && timeout > 10*time.Second {
-		// A restore either works in well under a second or not at all;
-		// fail fast so that Boot can fall back to a cold boot.
-		timeout = 10 * time.Second
-	}
-	bootCtx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+// connectQEMU accepts QEMU's connections to the report port and the NIC,
+// and starts connecting the liveness monitor meanwhile (waitStarted
+// collects it). A QEMU that exits or a bootCtx that ends stops the wait.
+func (d *VM) connectQEMU(bootCtx context.Context) error {
 	// Connected while the guest boots (or the snapshot loads): no wait.
 	go func() { d.liveReady <- d.connectLive(bootCtx) }()
 	stopWatch := context.AfterFunc(bootCtx, func() { d.repLn.SetDeadline(time.Unix(1, 0)) })
@@ -206,53 +252,73 @@ func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snap
 	rep, err := d.repLn.AcceptUnix()
 	stopWatch()
 	if err != nil {
-		return nil, d.bootFailure(bootCtx, "waiting for QEMU to open the report port", err)
+		return d.bootFailure(bootCtx, "waiting for QEMU to open the report port", err)
 	}
 	d.rep = rep
 	if err := <-netErr; err != nil {
-		return nil, d.bootFailure(bootCtx, "waiting for QEMU to connect the NIC", err)
+		return d.bootFailure(bootCtx, "waiting for QEMU to connect the NIC", err)
 	}
 	go d.readReports(rep)
+	return nil
+}
+
+// runApp gets the app running for d.level: a restored guest is resumed
+// (meta non-nil) and, at the base level, given the app's command line; a
+// cold guest gets it once hil-init is idle (startApp).
+func (d *VM) runApp(bootCtx context.Context, meta *snapshotMeta) error {
 	if meta != nil {
 		// The snapshot was taken with the CPUs stopped, so the restored VM
 		// stays paused until told to run.
 		if err := d.resume(bootCtx); err != nil {
-			return nil, d.bootFailure(bootCtx, "restoring the snapshot", err)
+			return d.bootFailure(bootCtx, "restoring the snapshot", err)
 		}
 		// The restored guest's clock stopped when the snapshot was taken.
 		d.send(fmt.Sprintf("time %d", time.Now().UnixNano()))
 	}
-	switch level {
+	switch d.level {
 	case bootApp:
 		d.send("ping") // the app runs already: its pong says the guest does
 	case bootBase:
 		// hil-init waits for its app, as when the snapshot was taken.
-		if err := d.send("run " + string(p.run)); err != nil {
-			return nil, d.bootFailure(bootCtx, "sending the app's command line to the guest", err)
+		if err := d.send("run " + string(d.p.run)); err != nil {
+			return d.bootFailure(bootCtx, "sending the app's command line to the guest", err)
 		}
 	case bootCold:
 		if err := d.startApp(bootCtx); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	return nil
+}
+
+// waitStarted waits for the guest to report the app started and for the
+// liveness monitor to be connected.
+func (d *VM) waitStarted(bootCtx context.Context) error {
 	select {
 	case <-d.started:
 	case <-bootCtx.Done():
-		return nil, d.bootFailure(bootCtx, "waiting for the guest to start the app", bootCtx.Err())
+		return d.bootFailure(bootCtx, "waiting for the guest to start the app", bootCtx.Err())
 	case <-d.qemuDone:
-		return nil, d.bootFailure(bootCtx, "booting", errors.New("QEMU exited"))
+		return d.bootFailure(bootCtx, "booting", errors.New("QEMU exited"))
 	}
 	if d.startErr != nil {
-		return nil, d.startErr
+		return d.startErr
 	}
 	select {
 	case err := <-d.liveReady:
 		if err != nil {
-			return nil, d.bootFailure(bootCtx, "connecting the liveness monitor", err)
+			return d.bootFailure(bootCtx, "connecting the liveness monitor", err)
 		}
 	case <-bootCtx.Done():
-		return nil, d.bootFailure(bootCtx, "connecting the liveness monitor", bootCtx.Err())
+		return d.bootFailure(bootCtx, "connecting the liveness monitor", bootCtx.Err())
 	}
+	return nil
+}
+
+// describeBoot records the booted VM in its Info and, for an app-level
+// restore, replays the app's ready line recorded at snapshot time.
+func (d *VM) describeBoot(t0 time.Time, meta *snapshotMeta) {
+	p, level := d.p, d.level
 	d.lastSign.Store(time.Now().UnixNano())
 	mode := string(level)
 	d.setInfo(target.Info{
@@ -262,7 +328,7 @@ func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snap
 		"console_log": d.consolePath, "memory_mb": p.m.memoryMB,
 		"machine": p.m.machine, "cpu": p.m.cpu, "kernel_arch": p.m.kernelArch,
 		"snapshot_key": p.snapshotKey, "base_snapshot_key": p.baseKey, "pid": d.cmd.Process.Pid,
-		"liveness": fmt.Sprintf("QEMU process, QMP query-status and hil-init's heartbeat; dead after %s without an answer", t.o.liveTimeout),
+		"liveness": fmt.Sprintf("QEMU process, QMP query-status and hil-init's heartbeat; dead after %s without an answer", d.t.o.liveTimeout),
 	})
 	if p.m.board != "" {
 		d.setInfo(target.Info{"board": p.m.board})
@@ -284,12 +350,11 @@ func (t *Target) start(ctx context.Context, p *plan, level bootLevel, meta *snap
 		d.emit(l)
 		d.setInfo(target.Info{"ready_replayed": true})
 	}
-	return d, nil
 }
 
 // startApp waits on a cold boot for hil-init to be idle, saves the base
 // snapshot there when there is none yet, and sends the app's command.
-func (d *Device) startApp(ctx context.Context) error {
+func (d *VM) startApp(ctx context.Context) error {
 	select {
 	case <-d.idle:
 	case <-d.started: // hil-init failed
@@ -313,7 +378,7 @@ func (d *Device) startApp(ctx context.Context) error {
 
 // snapshotAt saves the VM to path, pausing it: that is no death
 // (liveness.go). A failure is noted, not fatal: the boot goes on without.
-func (d *Device) snapshotAt(path string, meta snapshotMeta, what string) {
+func (d *VM) snapshotAt(path string, meta snapshotMeta, what string) {
 	// The app level keeps the facts' names from before there were two
 	// levels (snapshot_saved_ms); the base level's are base_snapshot_*.
 	prefix := ""
@@ -340,7 +405,7 @@ func (d *Device) snapshotAt(path string, meta snapshotMeta, what string) {
 
 // RxCounters reads the capture interface's receive counters in the guest
 // (hil-init answers "stats" from sysfs and its counting sockets).
-func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
+func (d *VM) RxCounters(ctx context.Context) (link.Counters, error) {
 	d.statsMu.Lock()
 	d.statsSeq++
 	seq := d.statsSeq
@@ -372,7 +437,7 @@ func (d *Device) RxCounters(ctx context.Context) (link.Counters, error) {
 }
 
 // onNet records hil-init's report of the capture interface.
-func (d *Device) onNet(js string) {
+func (d *VM) onNet(js string) {
 	var n struct {
 		Iface     string `json:"iface"`
 		RxOffload string `json:"rx_offload"`
@@ -390,7 +455,7 @@ func (d *Device) onNet(js string) {
 }
 
 // netInfo is what onNet recorded, for an app-level snapshot's metadata.
-func (d *Device) netInfo() target.Info {
+func (d *VM) netInfo() target.Info {
 	info := d.Info()
 	m := target.Info{}
 	for _, k := range []string{"rx_offload", "rx_offload_features", "iface", "iface_mtu"} {
@@ -403,7 +468,7 @@ func (d *Device) netInfo() target.Info {
 
 // bootFailure turns a failed boot into the clearest infra error: a kernel
 // panic seen on the console, QEMU's own exit, or the deadline.
-func (d *Device) bootFailure(ctx context.Context, what string, err error) error {
+func (d *VM) bootFailure(ctx context.Context, what string, err error) error {
 	if d.startErr != nil {
 		return d.startErr
 	}
@@ -429,7 +494,7 @@ func (d *Device) bootFailure(ctx context.Context, what string, err error) error 
 	return target.Infra(fmt.Errorf("%s: %w", what, err))
 }
 
-func (d *Device) setInfo(m target.Info) {
+func (d *VM) setInfo(m target.Info) {
 	d.infoMu.Lock()
 	defer d.infoMu.Unlock()
 	for k, v := range m {
@@ -437,7 +502,7 @@ func (d *Device) setInfo(m target.Info) {
 	}
 }
 
-func (d *Device) readConsole(r io.Reader, done chan struct{}) {
+func (d *VM) readConsole(r io.Reader, done chan struct{}) {
 	defer close(done)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -460,13 +525,13 @@ func (d *Device) readConsole(r io.Reader, done chan struct{}) {
 	}
 }
 
-func (d *Device) panic() string {
+func (d *VM) panic() string {
 	d.tailMu.Lock()
 	defer d.tailMu.Unlock()
 	return d.panicLine
 }
 
-func (d *Device) consoleTail() string {
+func (d *VM) consoleTail() string {
 	d.tailMu.Lock()
 	defer d.tailMu.Unlock()
 	return "  " + strings.Join(d.tail, "\n  ")
@@ -474,7 +539,7 @@ func (d *Device) consoleTail() string {
 
 // emit delivers a line to Output unless Output is closed; it blocks while
 // the consumer is behind, until Close.
-func (d *Device) emit(l target.Line) {
+func (d *VM) emit(l target.Line) {
 	d.outMu.Lock()
 	defer d.outMu.Unlock()
 	if d.outClosed {
@@ -498,7 +563,7 @@ func (d *Device) emit(l target.Line) {
 	}
 }
 
-func (d *Device) closeOutput() {
+func (d *VM) closeOutput() {
 	d.outMu.Lock()
 	defer d.outMu.Unlock()
 	if !d.outClosed {
@@ -507,14 +572,14 @@ func (d *Device) closeOutput() {
 	}
 }
 
-func (d *Device) markStarted(err error) {
+func (d *VM) markStarted(err error) {
 	d.startOne.Do(func() {
 		d.startErr = err
 		close(d.started)
 	})
 }
 
-func (d *Device) finish(e target.Exit, err error) {
+func (d *VM) finish(e target.Exit, err error) {
 	d.exitOnce.Do(func() {
 		d.exit, d.exitErr = e, err
 		close(d.exited)
@@ -523,7 +588,7 @@ func (d *Device) finish(e target.Exit, err error) {
 }
 
 // readReports handles hil-init's line protocol (see hilinit/main.go).
-func (d *Device) readReports(c net.Conn) {
+func (d *VM) readReports(c net.Conn) {
 	sc := bufio.NewScanner(c)
 	sc.Buffer(make([]byte, 64<<10), 2<<20)
 	for sc.Scan() {
@@ -581,7 +646,7 @@ func (d *Device) readReports(c net.Conn) {
 // onAppLine takes the app-level snapshot when the app first reports ready
 // on a cold or base boot, before the ready line reaches Output: the runner
 // starts the scenario only after the VM is saved and running again.
-func (d *Device) onAppLine(l target.Line) {
+func (d *VM) onAppLine(l target.Line) {
 	if d.level == bootApp || d.p.snapshot == "" || d.p.cfg.Ready == nil {
 		return
 	}
@@ -607,7 +672,7 @@ func (e *restoreKilledError) Unwrap() error { return e.err }
 
 // killedFromOutside reports whether QEMU has ended on a signal that hil
 // did not send (hil stops it only through Close, which closes stop).
-func (d *Device) killedFromOutside() bool {
+func (d *VM) killedFromOutside() bool {
 	select {
 	case <-d.qemuDone:
 	default:
@@ -624,7 +689,7 @@ func (d *Device) killedFromOutside() bool {
 
 // onQEMUExit ends the device when QEMU goes away before the app reported
 // its exit: that is the host's or the guest kernel's failure, not the app's.
-func (d *Device) onQEMUExit() {
+func (d *VM) onQEMUExit() {
 	select {
 	case <-d.exited:
 		return
@@ -642,7 +707,7 @@ func (d *Device) onQEMUExit() {
 	}
 }
 
-func (d *Device) send(line string) error {
+func (d *VM) send(line string) error {
 	d.repMu.Lock()
 	defer d.repMu.Unlock()
 	if d.rep == nil {
@@ -654,13 +719,13 @@ func (d *Device) send(line string) error {
 }
 
 // Output streams app stdout/stderr and console lines.
-func (d *Device) Output() <-chan target.Line { return d.out }
+func (d *VM) Output() <-chan target.Line { return d.out }
 
 // Link is the app's capture interface.
-func (d *Device) Link() link.Link { return d.net }
+func (d *VM) Link() link.Link { return d.net }
 
 // Signal asks hil-init to deliver sig to the app.
-func (d *Device) Signal(sig syscall.Signal) error {
+func (d *VM) Signal(sig syscall.Signal) error {
 	select {
 	case <-d.exited:
 		return fmt.Errorf("signal %v: the app already ended (%s)", sig, d.exit)
@@ -673,7 +738,7 @@ func (d *Device) Signal(sig syscall.Signal) error {
 }
 
 // Wait blocks until the app exits (or the guest fails) or ctx is done.
-func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
+func (d *VM) Wait(ctx context.Context) (target.Exit, error) {
 	select {
 	case <-d.exited:
 		return d.exit, d.exitErr
@@ -683,17 +748,17 @@ func (d *Device) Wait(ctx context.Context) (target.Exit, error) {
 }
 
 // Info describes the boot.
-func (d *Device) Info() target.Info {
+func (d *VM) Info() target.Info {
 	d.infoMu.Lock()
 	defer d.infoMu.Unlock()
 	return d.info.Clone()
 }
 
 // ConsoleLog is the path of this boot's full console log.
-func (d *Device) ConsoleLog() string { return d.consolePath }
+func (d *VM) ConsoleLog() string { return d.consolePath }
 
 // Close kills QEMU's whole process group and removes sockets and temp dir.
-func (d *Device) Close() error {
+func (d *VM) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.stop)
 		if d.cmd != nil && d.cmd.Process != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcap"
 	"github.com/google/gopacket/pcapgo"
+	"github.com/hilproject/hil/internal/nsthread"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -259,30 +260,12 @@ func inNetNS(path string, f func() error) error {
 		return fmt.Errorf("open network namespace %s: %w", path, err)
 	}
 	defer target.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
+	return nsthread.Run(func() error {
 		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter network namespace %s (needs root): %w", path, err)
-			return
+			return fmt.Errorf("enter network namespace %s (needs root): %w", path, err)
 		}
-		ferr := f()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("return to the original namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+		return nil
+	}, f)
 }
 
 func newWriter(out io.Writer, cfg config, iface string, lt layers.LinkType) (writer, error) {

@@ -18,9 +18,9 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 
+	"github.com/hilproject/hil/internal/nsthread"
 	"github.com/vishvananda/netns"
 )
 
@@ -261,31 +261,12 @@ func (n NS) Do(f func() error) error {
 		return fmt.Errorf("nspair: open namespace %s: %w", n.Name, err)
 	}
 	defer target.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
+	return nsthread.Run(func() error {
 		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("nspair: enter %s: %w", n.Name, err)
-			return
+			return fmt.Errorf("nspair: enter %s: %w", n.Name, err)
 		}
-		ferr := f()
-		if err := netns.Set(orig); err != nil {
-			// Stay locked: the runtime ends this thread with the goroutine.
-			errc <- errors.Join(ferr, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+		return nil
+	}, f)
 }
 
 // Listen listens inside the namespace.

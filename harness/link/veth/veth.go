@@ -15,7 +15,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/internal/ethtool"
+	"github.com/hilproject/hil/internal/nsthread"
 	"github.com/hilproject/hil/internal/owner"
 )
 
@@ -203,7 +203,7 @@ func newNamedNS(name string) (netns.NsHandle, error) {
 		}
 		return nil
 	}
-	err = onThreadIn(unshare, func() error {
+	err = nsthread.Run(unshare, func() error {
 		self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
 		if err := unix.Mount(self, path, "none", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind-mount the new namespace on %s: %w", path, err)
@@ -236,38 +236,7 @@ func deleteNamedNS(name string) error {
 // inNS runs f on a thread that is inside ns (for /proc/sys/net, which shows
 // the namespace of the reading thread).
 func inNS(ns netns.NsHandle, f func() error) error {
-	return onThreadIn(func() error { return netns.Set(ns) }, f)
-}
-
-// onThreadIn runs f on a locked thread that enter moved into another
-// network namespace, then moves the thread back. A thread that cannot go
-// back stays locked, so the runtime ends it with the goroutine instead of
-// reusing it in the wrong namespace.
-func onThreadIn(enter, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := enter(); err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		ferr := f()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("return to the original namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	return nsthread.Run(func() error { return netns.Set(ns) }, f)
 }
 
 func disableIPv6(iface string) error {
@@ -678,7 +647,7 @@ func CountersOf(nsPath, iface string) (link.Counters, error) {
 }
 
 func (l *Link) inAppNS(f func() error) error {
-	return onThreadIn(func() error {
+	return nsthread.Run(func() error {
 		ns, err := netns.GetFromPath(l.nsPath)
 		if err != nil {
 			return err

@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/hilproject/hil/harness/activity"
+	"github.com/hilproject/hil/harness/target/system/guestwire"
 
 	"github.com/hilproject/hil/internal/cache"
 	"github.com/hilproject/hil/internal/ethtool"
@@ -25,7 +26,8 @@ import (
 // (rather than committing a binary) keeps it reviewable and lets it follow
 // the toolchain; it needs only the Go toolchain, no network, because the
 // init uses nothing outside the standard library and hil's stdlib-only
-// internal/ethtool, built beside it as part of a one-off module of hil's
+// internal/ethtool and guestwire, built beside it as part of a one-off
+// module of hil's
 // name.
 //
 //go:embed hilinit/*.go
@@ -43,6 +45,11 @@ func initFiles() (paths []string, data [][]byte) {
 	for _, f := range eth {
 		b, _ := ethtool.Source.ReadFile(f)
 		paths, data = append(paths, "internal/ethtool/"+f), append(data, b)
+	}
+	wire, _ := fs.Glob(guestwire.Source, "*.go")
+	for _, f := range wire {
+		b, _ := guestwire.Source.ReadFile(f)
+		paths, data = append(paths, "harness/target/system/guestwire/"+f), append(data, b)
 	}
 	return paths, data
 }

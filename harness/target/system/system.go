@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/hilproject/hil/harness/activity"
+	"github.com/hilproject/hil/harness/target/system/guestwire"
 
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/kernel"
@@ -160,27 +161,6 @@ func init() {
 	target.Register("system", func(target.Params) ([]target.Target, error) { return []target.Target{New()}, nil })
 }
 
-// guestConfig mirrors hil-init's /.hil/config.json: what the guest needs
-// before the app, the same for every app argument (so that one initramfs
-// and one base snapshot serve them all).
-type guestConfig struct {
-	Iface    string   `json:"iface"`
-	Hostname string   `json:"hostname"`
-	Modules  []string `json:"modules"`
-	// Personality "linux32" runs the app under PER_LINUX32 (see machine).
-	Personality string `json:"personality,omitempty"`
-}
-
-// runCommand mirrors hil-init's "run" command: the app, sent after boot or
-// restore.
-type runCommand struct {
-	Args      []string `json:"args"`
-	Env       []string `json:"env"`
-	Dir       string   `json:"dir"`
-	User      string   `json:"user"`
-	RxOffload string   `json:"rx_offload,omitempty"`
-}
-
 // maxInitramfs bounds the initramfs cache (one per image and run config,
 // each about the size of the image's rootfs).
 const maxInitramfs = 32
@@ -286,8 +266,8 @@ func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfi
 			return nil, target.Infra(fmt.Errorf("flattening %s for the guest: %w", img.Ref, err))
 		}
 	}
-	gc := guestConfig{Iface: cfg.Iface, Hostname: t.o.hostname}
-	run, err := json.Marshal(runCommand{Args: append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...),
+	gc := guestwire.Config{Iface: cfg.Iface, Hostname: t.o.hostname}
+	run, err := json.Marshal(guestwire.Run{Args: append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...),
 		Env: cfg.Env, Dir: cfg.WorkingDir, User: cfg.User, RxOffload: cfg.RxOffload})
 	if err != nil {
 		return nil, err

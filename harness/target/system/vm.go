@@ -25,6 +25,7 @@ import (
 	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/harness/link/qemustream"
 	"github.com/hilproject/hil/harness/target"
+	"github.com/hilproject/hil/harness/target/system/guestwire"
 	"github.com/hilproject/hil/internal/cache"
 	"github.com/hilproject/hil/internal/owner"
 )
@@ -438,14 +439,7 @@ func (d *VM) RxCounters(ctx context.Context) (link.Counters, error) {
 
 // onNet records hil-init's report of the capture interface.
 func (d *VM) onNet(js string) {
-	var n struct {
-		Iface     string `json:"iface"`
-		RxOffload string `json:"rx_offload"`
-		Features  string `json:"features"`
-		MTU       int    `json:"mtu"`
-		EthtoolUS int64  `json:"ethtool_us"`
-		BootMS    int64  `json:"boot_ms"`
-	}
+	var n guestwire.Net
 	if err := json.Unmarshal([]byte(js), &n); err != nil {
 		d.setInfo(target.Info{"rx_offload": "unknown (hil-init said " + js + ")"})
 		return

@@ -53,6 +53,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/hilproject/hil/harness/target/system/guestwire"
 	"github.com/hilproject/hil/internal/ethtool"
 )
 
@@ -64,28 +65,6 @@ const version = "3"
 // one every 200 ms, ~165 every 100 ms); the harness calls a guest dead
 // only after 3 s without a sign, so 200 ms leaves a wide margin.
 const beatInterval = 200 * time.Millisecond
-
-// config is /.hil/config.json, written by the harness's initramfs builder:
-// what the guest needs before the app, the same for every app argument.
-type config struct {
-	Iface    string   `json:"iface"`
-	Hostname string   `json:"hostname"`
-	Modules  []string `json:"modules"` // load order, paths inside the rootfs
-	// Personality "linux32" starts the app under PER_LINUX32: 32-bit
-	// userland on a 64-bit kernel as a 32-bit Raspberry Pi OS runs it
-	// (uname -m says armv8l, not aarch64).
-	Personality string `json:"personality,omitempty"`
-}
-
-// runConfig comes with "run": the app and how its interface delivers.
-type runConfig struct {
-	Args []string `json:"args"`
-	Env  []string `json:"env"`
-	Dir  string   `json:"dir"`
-	User string   `json:"user"`
-	// RxOffload: "off" (default) or "gro".
-	RxOffload string `json:"rx_offload"`
-}
 
 var (
 	repMu sync.Mutex
@@ -155,7 +134,7 @@ func main() {
 	if err != nil {
 		fail("reading /.hil/config.json: %v", err)
 	}
-	var cfg config
+	var cfg guestwire.Config
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		fail("parsing /.hil/config.json: %v", err)
 	}
@@ -207,23 +186,9 @@ func main() {
 
 // runCh carries the first "run" command to main.
 var (
-	runCh   = make(chan runConfig, 1)
+	runCh   = make(chan guestwire.Run, 1)
 	runOnce sync.Once
 )
-
-// netReport is the "net" line.
-type netReport struct {
-	Iface string `json:"iface"`
-	// RxOffload is "off" when no receive coalescing is active (read back),
-	// else the names of those that are.
-	RxOffload string `json:"rx_offload"`
-	Features  string `json:"features"`
-	MTU       int    `json:"mtu"`
-	// EthtoolUS is what setting and reading back the features took.
-	EthtoolUS int64 `json:"ethtool_us"`
-	// BootMS is the time since the kernel started (CLOCK_BOOTTIME).
-	BootMS int64 `json:"boot_ms"`
-}
 
 // offSet: coalescing was set off once (at boot).
 var offSet bool
@@ -255,7 +220,7 @@ func setOffload(iface, mode string) error {
 	if err != nil {
 		return fmt.Errorf("setting receive offload %s on %s: %v", mode, iface, err)
 	}
-	nr := netReport{Iface: iface, RxOffload: fs.Coalescing(), Features: fs.CoalescingState(), MTU: readInt("/sys/class/net/" + iface + "/mtu"),
+	nr := guestwire.Net{Iface: iface, RxOffload: fs.Coalescing(), Features: fs.CoalescingState(), MTU: readInt("/sys/class/net/" + iface + "/mtu"),
 		EthtoolUS: time.Since(t0).Microseconds(), BootMS: bootTime().Milliseconds()}
 	b, _ := json.Marshal(nr)
 	report("net", string(b))
@@ -380,7 +345,8 @@ func packetStats(fd int) int64 {
 	return int64(st.packets)
 }
 
-// counters is the "stats" answer (link.Counters on the host side).
+// counters is the "stats" answer (link.Counters on the host side; hil-init
+// links nothing of hil but ethtool and guestwire).
 type counters struct {
 	Iface       string `json:"iface"`
 	RxPackets   uint64 `json:"rx_packets"`
@@ -517,7 +483,7 @@ func handle(cmd string) {
 	case "poweroff":
 		closeOnce.Do(func() { close(powerOff) })
 	case "run":
-		var rc runConfig
+		var rc guestwire.Run
 		if err := json.Unmarshal([]byte(arg), &rc); err != nil {
 			report("fail", fmt.Sprintf("parsing the run command: %v", err))
 			return
@@ -606,7 +572,7 @@ func ifRename(from, to string) error {
 	return ioctlIf(syscall.SIOCSIFNAME, &r)
 }
 
-func run(cfg runConfig, personality string) {
+func run(cfg guestwire.Run, personality string) {
 	if len(cfg.Args) == 0 {
 		fail("the image config gives no entrypoint or cmd to run")
 	}

@@ -27,8 +27,7 @@ import (
 // the toolchain; it needs only the Go toolchain, no network, because the
 // init uses nothing outside the standard library and hil's stdlib-only
 // internal/ethtool and guestwire, built beside it as part of a one-off
-// module of hil's
-// name.
+// module of hil's name.
 //
 //go:embed hilinit/*.go
 var initSource embed.FS

@@ -47,6 +47,7 @@ var InfoKeys = map[string]InfoKind{
 	"kernel":            InfoString, // the kernel release
 	"kernel_package":    InfoString,
 	"kernel_args":       InfoString,
+	"kernel_image":      InfoString, // what -kernel was: direct (the zImage unpacked once on the host, kernel.DirectImage) or zimage
 	"init":              InfoString, // hil-init's build
 	"console_log":       InfoString, // the guest console's log file (copied into the report)
 	"memory_mb":         InfoInteger,

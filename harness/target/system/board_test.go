@@ -194,6 +194,15 @@ func TestBoardMachines(t *testing.T) {
 			if info["board"] != b.String() || info["cpu"] != b.OSInfo().System.CPU || info["memory_mb"] != b.MemoryMiB {
 				t.Errorf("device info board=%v cpu=%v memory_mb=%v (want %s, %s, %d)", info["board"], info["cpu"], info["memory_mb"], b, b.OSInfo().System.CPU, b.MemoryMiB)
 			}
+			// The armmp kernel boots unpacked on the host (kernel.DirectImage);
+			// QEMU unpacks the arm64 one itself.
+			wantKernel := "image"
+			if b.OSInfo().System.Kernel == "armhf" {
+				wantKernel = "direct"
+			}
+			if info["kernel_image"] != wantKernel {
+				t.Errorf("kernel_image %v, want %s", info["kernel_image"], wantKernel)
+			}
 		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/hilproject/hil/harness/activity"
 	"github.com/hilproject/hil/harness/board"
 	"github.com/hilproject/hil/harness/kernel"
 	"github.com/hilproject/hil/harness/target"
@@ -124,6 +125,25 @@ func guestKernel(ctx context.Context, m machine) (*kernel.Kernel, error) {
 		return nil, fmt.Errorf("%s needs Debian's %s kernel, which is not cached, and fetching it failed: %w; %s", who, m.kernelArch, err, fetch)
 	}
 	return k, nil
+}
+
+// virtRAMBase is where RAM starts on QEMU's virt machine.
+const virtRAMBase = 0x40000000
+
+// directKernel is the -kernel file for k on m: the kernel's direct-boot
+// image (kernel.DirectImage: no in-guest decompression, about 2.5 s less
+// per cold boot) on qemu-system-arm's virt, else k's own image. A kernel
+// that cannot be converted boots as it is, and the progress line says why.
+func directKernel(ctx context.Context, k *kernel.Kernel, m machine) string {
+	if m.emulator != "qemu-system-arm" || m.machine != "virt" || k.Arch != "armhf" {
+		return k.Image
+	}
+	f, err := k.DirectImage(virtRAMBase)
+	if err != nil {
+		activity.Report(ctx, "booting the kernel's zImage as it is (about 2.5 s slower): %v", err)
+		return k.Image
+	}
+	return f
 }
 
 // launch is one QEMU start: the machine, the boot files, the sockets hil

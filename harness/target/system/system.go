@@ -209,7 +209,10 @@ type plan struct {
 	qemu        string
 	qemuVersion string
 	kernel      *kernel.Kernel
-	initramfs   string
+	// kernelFile is -kernel: the kernel's direct-boot image when there is
+	// one (directKernel), else its own image.
+	kernelFile string
+	initramfs  string
 	// ownInitramfs: initramfs is private to one boot (explicit rootfs).
 	ownInitramfs bool
 	initHash     string
@@ -244,6 +247,7 @@ func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfi
 			return nil, target.Infra(err)
 		}
 	}
+	kernelFile := directKernel(ctx, k, m)
 	qemuBin := m.emulator
 	if t.o.qemu != "" {
 		qemuBin = t.o.qemu
@@ -324,14 +328,14 @@ func (t *Target) plan(ctx context.Context, img *image.Image, cfg target.RunConfi
 		os.Chtimes(ir, now, now)
 	}
 
-	p := &plan{m: m, qemu: qemuBin, qemuVersion: qv, kernel: k, initramfs: ir, ownInitramfs: ownIR, initHash: initHash,
+	p := &plan{m: m, qemu: qemuBin, qemuVersion: qv, kernel: k, kernelFile: kernelFile, initramfs: ir, ownInitramfs: ownIR, initHash: initHash,
 		appendArgs: appendArgs, run: run, cfg: cfg, img: img}
 	if t.o.snapshots {
 		// What the machine is: everything QEMU is started with. A snapshot
 		// restores only into the emulator, machine, CPU and memory it was
 		// taken on, so every board gets its own.
-		machine := fmt.Sprintf("ir=%s\nappend=%s\nqemu=%s\nmem=%d\ncpus=%d\nemulator=%s\nmachine=%s\ncpu=%s\n",
-			irKey, appendArgs, qv, m.memoryMB, t.o.cpus, qemuBin, m.machine, m.cpu)
+		machine := fmt.Sprintf("ir=%s\nappend=%s\nqemu=%s\nmem=%d\ncpus=%d\nemulator=%s\nmachine=%s\ncpu=%s\nkernel-file=%s\n",
+			irKey, appendArgs, qv, m.memoryMB, t.o.cpus, qemuBin, m.machine, m.cpu, filepath.Base(kernelFile))
 		if err := t.snapshotPaths(p, machine); err != nil {
 			return nil, target.Infra(err)
 		}

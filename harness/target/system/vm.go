@@ -203,7 +203,7 @@ func (d *VM) makeSockets() (repPath string, err error) {
 func (d *VM) launchQEMU(repPath string) error {
 	p := d.p
 	l := launch{
-		m: p.m, cpus: d.t.o.cpus, kernel: p.kernel.Image, initrd: p.initramfs, append: p.appendArgs,
+		m: p.m, cpus: d.t.o.cpus, kernel: p.kernelFile, initrd: p.initramfs, append: p.appendArgs,
 		netdev: d.net.NetdevArg("n0"), report: repPath, qmp: d.qmpPath, live: d.livePath,
 	}
 	switch d.level {
@@ -316,6 +316,17 @@ func (d *VM) waitStarted(bootCtx context.Context) error {
 	return nil
 }
 
+// kernelImageKind says what -kernel was, for the device facts.
+func (p *plan) kernelImageKind() string {
+	if p.kernelFile != p.kernel.Image {
+		return "direct"
+	}
+	if p.kernel.Arch == "armhf" {
+		return "zimage"
+	}
+	return "image"
+}
+
 // describeBoot records the booted VM in its Info and, for an app-level
 // restore, replays the app's ready line recorded at snapshot time.
 func (d *VM) describeBoot(t0 time.Time, meta *snapshotMeta) {
@@ -324,7 +335,7 @@ func (d *VM) describeBoot(t0 time.Time, meta *snapshotMeta) {
 	mode := string(level)
 	d.setInfo(target.Info{
 		"target": "system", "emulator": p.qemuVersion, "kernel": p.kernel.Release,
-		"kernel_package": p.kernel.Package, "kernel_args": p.appendArgs, "init": p.initHash,
+		"kernel_package": p.kernel.Package, "kernel_args": p.appendArgs, "kernel_image": p.kernelImageKind(), "init": p.initHash,
 		"boot": mode, "boot_ms": jsonfmt.Millis(time.Since(t0)),
 		"console_log": d.consolePath, "memory_mb": p.m.memoryMB,
 		"machine": p.m.machine, "cpu": p.m.cpu, "kernel_arch": p.m.kernelArch,

@@ -72,13 +72,12 @@ test: deps images kernel vet
 	if [ -f $(TEST_JSON) ]; then echo; echo "slowest tests (over 20 s):"; $(GOTESTSUM) tool slowest --jsonfile $(TEST_JSON) --threshold 20s | head -30; fi; \
 	exit $$rc
 
-# The board matrix cell by cell (make test boots the system target for a
-# representative cell per board; this boots it for every cell QEMU models)
-# and every bundled scenario on the system target as each board QEMU models.
+# Every bundled scenario on the system target as each board QEMU models,
+# through Ginkgo (make test runs the same cases in TestBundledScenarioOnBoards
+# and the board matrix cell by cell in TestBoardMatrix).
 BOARDS_QEMU := pi2,pi3b+,pi4/32,pi4/64
 
 test-boards: deps images kernel
-	HIL_IMAGES=$(IMAGES) $(GO) test -count=1 -timeout 30m -tags boardmatrix -run 'TestBoardMatrix|TestBundledScenarioOnBoards' ./harness
 	HIL_IMAGE=oci:$(IMAGES)/pcapwatch HIL_TARGETS=system HIL_BOARDS=$(BOARDS_QEMU) HIL_REPORT_DIR=$(BUILD)/report-boards \
 	  $(GO) test -count=1 -timeout 30m -run TestHIL . -args -ginkgo.label-filter='!broken'
 

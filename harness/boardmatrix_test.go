@@ -26,13 +26,9 @@ import (
 // README's table is rendered from the same expectations (TestBoardMatrix
 // checks it is there, word for word).
 //
-// make test measures every static cell and every qemu-user cell (both
-// take a fraction of a second), and on the system target one cell per
-// board QEMU models where the emulation says something the other tests do
-// not: armv8-only dying on a Pi 2 and running on a Pi 3 (pi4/64 boots in
-// TestBundledScenarioOnBoards and TestBoardMachines). Each other system
-// cell is one more boot, cold the first time (CI's cache is empty): -tags
-// boardmatrix (make test-boards) measures them all.
+// Every cell is measured in make test: the static and qemu-user cells take
+// a fraction of a second, a system cell one boot (cold the first time per
+// board and image: a few seconds since the armmp kernel boots unpacked).
 
 var matrixBoards = []string{"pi0w", "pi2", "pi3b+", "pi4/64"}
 
@@ -53,16 +49,6 @@ type matrixCell struct {
 	user   string
 	// readme is the cell as the README's table says it.
 	readme string
-}
-
-// shortSystemCells are the system cells make test runs (image/board);
-// with -tags boardmatrix every cell runs.
-var shortSystemCells = map[string]bool{"armv8-only/pi2": true, "armv8-only/pi3b+": true}
-
-// measuresSystem reports whether this run boots the system target for
-// the cell.
-func measuresSystem(image, board string) bool {
-	return fullBoardMatrix || shortSystemCells[image+"/"+board]
 }
 
 const (
@@ -189,10 +175,6 @@ func TestBoardMatrix(t *testing.T) {
 						if expect == "" {
 							continue
 						}
-						if c.Target == "system" && !strings.HasPrefix(expect, "unsupported: ") && !measuresSystem(im.name, name) {
-							t.Logf("%s on system: measured with -tags boardmatrix (make test-boards)", name)
-							continue
-						}
 						res := o.runner.Run(ctx, c)
 						checkVerdict(t, res, expect)
 					}
@@ -251,19 +233,25 @@ func firstLine(s string) string {
 	return s
 }
 
-// The bundled capture scenario (a replayed ARP sweep, every device
-// reported, the summary, exit 0) on each board QEMU models, in each of
-// the three userlands: armhf on a Pi 2's 32-bit kernel, armhf as AArch32
-// userland on the 64-bit kernel (pi3b+ pulling the armhf-only image, and
-// pi4/32 under linux32), and arm64 (pi4/64). Every bundled scenario on
-// every board: HIL_BOARDS=pi2,pi3b+,pi4/32,pi4/64 go test -run TestHIL .
-// (README, "Boards").
+// Every bundled scenario on each board QEMU models, in each of the three
+// userlands: armhf on a Pi 2's 32-bit kernel, armhf as AArch32 userland on
+// the 64-bit kernel (pi3b+ pulling the armhf-only image, and pi4/32 under
+// linux32), and arm64 (pi4/64). A board's first case boots cold, the rest
+// restore its snapshots. (The same through Ginkgo: make test-boards.)
 func TestBundledScenarioOnBoards(t *testing.T) {
 	testenv.RequireRoot(t)
 	images := testenv.ImagesDir(t)
-	sc, err := scenario.ParseFile(filepath.Join(testenv.RepoRoot(t), "scenarios", "arp-sweep.yaml"))
-	if err != nil {
-		t.Fatal(err)
+	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(t), "scenarios", "*.yaml"))
+	if err != nil || len(files) < 7 {
+		t.Fatalf("bundled scenarios: %v %v", files, err)
+	}
+	var scs []*scenario.Scenario
+	for _, f := range files {
+		sc, err := scenario.ParseFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scs = append(scs, sc)
 	}
 	for _, c := range []struct{ board, image, platform string }{
 		{"pi2", "pcapwatch", "linux/arm/v7"},
@@ -277,25 +265,29 @@ func TestBundledScenarioOnBoards(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
 			retries := 1
 			r, _, err := NewRunner(ctx, Config{Image: "oci:" + filepath.Join(images, c.image), Targets: []string{"system"}, Retries: &retries, Boards: []board.Board{b}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			cases := r.Plan(sc)
-			if len(cases) != 1 || cases[0].Platform != c.platform {
-				t.Fatalf("planned %+v; want one case on %s", cases, c.platform)
+			var boots []string
+			for _, sc := range scs {
+				cases := r.Plan(sc)
+				if len(cases) != 1 || cases[0].Platform != c.platform {
+					t.Fatalf("%s: planned %+v; want one case on %s", sc.Name, cases, c.platform)
+				}
+				res := r.Run(ctx, cases[0])
+				if res.Verdict != scenario.Pass {
+					t.Errorf("%s: %s: %s", res.ID(), res.Verdict, res.Reason)
+				}
+				if res.Device["board"] != b.String() || res.Device["cpu"] != b.OSInfo().System.CPU {
+					t.Errorf("%s ran on board %q cpu %q", res.ID(), res.Device["board"], res.Device["cpu"])
+				}
+				boots = append(boots, fmt.Sprintf("%s %s %s (%v ms boot)", sc.Name, res.Duration.Round(100*time.Millisecond), res.Device["boot"], res.Device["boot_ms"]))
 			}
-			res := r.Run(ctx, cases[0])
-			if res.Verdict != scenario.Pass {
-				t.Fatalf("%s: %s: %s", res.ID(), res.Verdict, res.Reason)
-			}
-			if res.Device["board"] != b.String() || res.Device["cpu"] != b.OSInfo().System.CPU {
-				t.Errorf("ran on board %q cpu %q", res.Device["board"], res.Device["cpu"])
-			}
-			t.Logf("%s: %s (boot %s, %s ms)", res.ID(), res.Duration.Round(100*time.Millisecond), res.Device["boot"], res.Device["boot_ms"])
+			t.Logf("%s on %s: %s", c.image, b, strings.Join(boots, ", "))
 		})
 	}
 }

@@ -155,6 +155,9 @@ type Config struct {
 	BoardCatalog *board.Catalog
 	// Retries of infra errors per case (default 1).
 	Retries *int
+	// Parallel runs up to this many cases at once (default 1; see
+	// scenario.WithParallel).
+	Parallel int
 	// Progress, when set, receives every case and step event.
 	Progress func(scenario.Event)
 	// ImageOptions are passed to image.Open.
@@ -218,6 +221,9 @@ func newRunner(ctx context.Context, cfg Config, ts []target.Target) (*scenario.R
 	}
 	if cfg.Retries != nil {
 		opts = append(opts, scenario.WithRetries(*cfg.Retries))
+	}
+	if cfg.Parallel > 1 {
+		opts = append(opts, scenario.WithParallel(cfg.Parallel))
 	}
 	if cfg.Progress != nil {
 		opts = append(opts, scenario.WithProgress(cfg.Progress))

@@ -52,6 +52,18 @@ func addRetriesFlag(fs *pflag.FlagSet, p *int) {
 	fs.IntVar(p, "retries", defaultRetries, retriesUsage)
 }
 
+func addParallelFlag(fs *pflag.FlagSet, p *int) {
+	fs.IntVar(p, "parallel", 1, "run up to this many cases at once (a fleet run over several boards overlaps one case's waiting with another's emulation; keep it at or below the cores)")
+}
+
+// checkParallel refuses a --parallel below 1.
+func checkParallel(n int) error {
+	if n < 1 {
+		return &exitError{2, fmt.Errorf("--parallel %d: want 1 or more", n)}
+	}
+	return nil
+}
+
 func addImageFlag(fs *pflag.FlagSet, p *string, usage string) {
 	if usage == "" {
 		usage = imageUsage

@@ -33,6 +33,7 @@ type gateFlags struct {
 	device    string
 	report    string
 	retries   int
+	parallel  int
 	dryRun    bool
 	insecure  bool
 	asJSON    bool
@@ -162,6 +163,7 @@ board profiles by digest.`,
 	addDevicesFlag(fl, &f.devices)
 	fl.StringVar(&f.report, "report", "hil-report", "directory for the reports (JUnit, JSON, HTML) and the gate decision")
 	addRetriesFlag(fl, &f.retries)
+	addParallelFlag(fl, &f.parallel)
 	fl.BoolVar(&f.dryRun, "dry-run", false, "do everything but write the tag and the attestation")
 	fl.BoolVar(&f.insecure, "insecure", false, insecureUsage)
 	addJSONFlag(fl, &f.asJSON)
@@ -189,6 +191,9 @@ func runGate(cmd *cobra.Command, f *gateFlags) error {
 	platforms, err := promote.ParsePlatforms(strings.Join(f.platforms, ","))
 	if err != nil {
 		return &exitError{2, fmt.Errorf("--platform: %w", err)}
+	}
+	if err := checkParallel(f.parallel); err != nil {
+		return err
 	}
 	if f.retries < 0 {
 		return &exitError{2, fmt.Errorf("--retries %d: want 0 or more", f.retries)}
@@ -462,7 +467,7 @@ func resultsTester(f *gateFlags) (promote.TestFunc, error) {
 func gateConfig(f *gateFlags) scenariogate.Config {
 	cfg := scenariogate.Config{
 		Scenarios: f.scenarios, Targets: f.targets, Devices: f.devices, Device: f.device,
-		Retries: f.retries, ReportDir: f.report, Progress: gateProgress(f),
+		Retries: f.retries, Parallel: f.parallel, ReportDir: f.report, Progress: gateProgress(f),
 		Shard: f.shard, Timings: f.timings, Version: hilVersion(), Tag: f.tag,
 		Boards: f.fleetBoards, Catalog: f.catalog,
 	}

@@ -25,6 +25,7 @@ func init() {
 		platforms        []string
 		reportDir        string
 		retries          int
+		parallel         int
 		insecure         bool
 		allowUnsupported bool
 		progressMode     string
@@ -108,6 +109,9 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 			if imageRef == "" {
 				return &exitError{2, errNeedImage}
 			}
+			if err := checkParallel(parallel); err != nil {
+				return err
+			}
 			args = scenarioArgs(args, scenarios)
 			switch progressMode {
 			case "auto", "line", "plain", "json", "none":
@@ -118,7 +122,7 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 			iopts := []image.Option{image.WithRegistry(registryAccess(insecure))}
 			o := runOptions{
 				image: imageRef, scenarios: args, targets: targets, platforms: platforms,
-				reportDir: reportDir, retries: retries, imageOpts: iopts,
+				reportDir: reportDir, retries: retries, parallel: parallel, imageOpts: iopts,
 				allowUnsupported: allowUnsupported, progress: progressMode,
 				devices: devices, device: device, errOut: cmd.ErrOrStderr(),
 			}
@@ -156,6 +160,7 @@ unless --allow-unsupported), 2 infra errors or the run could not start.`,
 	addPlatformFlag(f, &platforms, nil, "run these instead of the scenarios' own")
 	f.StringVar(&reportDir, "report", "", "write junit.xml, results.json, report.html and the console logs into this directory")
 	addRetriesFlag(f, &retries)
+	addParallelFlag(f, &parallel)
 	f.BoolVar(&insecure, "insecure", false, insecureUsage)
 	f.BoolVar(&allowUnsupported, "allow-unsupported", false, "exit 0 when every case passed or was unsupported")
 	f.StringVar(&progressMode, "progress", "auto", "progress output: auto (line on a terminal, plain otherwise), line, plain, json (one event per line, for CI systems), none (verdicts only)")
@@ -192,6 +197,7 @@ type runOptions struct {
 	platforms        []string
 	reportDir        string
 	retries          int
+	parallel         int
 	imageOpts        []image.Option
 	allowUnsupported bool
 	progress         string
@@ -231,7 +237,7 @@ func runScenarios(ctx context.Context, out io.Writer, o runOptions) error {
 	retries := o.retries
 	runner, img, err := harness.NewRunner(ctx, harness.Config{
 		Image: o.image, Targets: o.targets, Platforms: o.platforms,
-		Retries: &retries, Progress: pr.event, ImageOptions: o.imageOpts,
+		Retries: &retries, Parallel: o.parallel, Progress: pr.event, ImageOptions: o.imageOpts,
 		Devices: o.devices, Device: o.device, Boards: o.boards,
 	})
 	if err != nil {

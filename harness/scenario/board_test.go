@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -212,5 +213,49 @@ func TestRunnerBoards(t *testing.T) {
 	rs = run(t, tg, index, nil)
 	if rs[0].Verdict != Fail || strings.Contains(rs[0].Reason, "illegal instruction on") || rs[0].Board != "" {
 		t.Errorf("no board: %s %q", rs[0].Verdict, rs[0].Reason)
+	}
+}
+
+// WithParallel runs up to n cases at once, each once, with the results in
+// plan order; without it, one at a time.
+func TestRunCasesParallel(t *testing.T) {
+	sc, err := Parse("t.yaml", []byte(head("  - wait: 150ms\n")), WithFixtures(nil), WithKnownTargets("fake"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := boards(t, "pi2", "pi3b+", "pi4/64", "pi5", "pi4/32")
+	for _, n := range []int{1, 2, 3} {
+		var mu sync.Mutex
+		active, most := 0, 0
+		ran := map[string]int{}
+		tg := &fakeTarget{script: func(d *fakeDevice) {
+			mu.Lock()
+			active++
+			most = max(most, active)
+			ran[d.cfg.Board.String()]++
+			mu.Unlock()
+			app(0)(d)
+			mu.Lock()
+			active--
+			mu.Unlock()
+		}}
+		r := NewRunner(boardImages{plats: plats("linux/arm/v7", "linux/arm64")}, WithTarget(tg), WithBoards(bs...), WithRetries(0), WithParallel(n))
+		cases := r.Plan(sc)
+		var seen []string
+		rs := r.RunCases(context.Background(), cases, func(res Result) { seen = append(seen, res.Board) })
+		if len(rs) != len(bs) || len(seen) != len(bs) {
+			t.Fatalf("parallel %d: %d results, %d seen, want %d", n, len(rs), len(seen), len(bs))
+		}
+		for i, res := range rs {
+			if res.Verdict != Pass || res.Board != bs[i].String() {
+				t.Errorf("parallel %d: result %d is %s on %s, want a pass on %s (plan order)", n, i, res.Verdict, res.Board, bs[i])
+			}
+			if ran[bs[i].String()] != 1 {
+				t.Errorf("parallel %d: %s ran %d times", n, bs[i], ran[bs[i].String()])
+			}
+		}
+		if most != n {
+			t.Errorf("parallel %d: at most %d cases ran at once", n, most)
+		}
 	}
 }

@@ -134,6 +134,15 @@ func WithCaseTimeout(d time.Duration) Option { return func(r *Runner) { r.caseTi
 // matching still sees every line).
 func WithMaxOutputLines(n int) Option { return func(r *Runner) { r.maxLines = n } }
 
+// WithParallel runs up to n cases at once in RunCases (default 1: one
+// after the other). Much of a case is waiting (a replay at the capture's
+// own pace, an output's settle time, the app's shutdown), which another
+// case's emulator can use; a fleet run over several boards finishes
+// sooner, at the cost of slower emulation while two run. Timing bounds
+// (within:, startup budgets) hold the same, so keep n at or below the
+// machine's cores.
+func WithParallel(n int) Option { return func(r *Runner) { r.parallel = max(n, 1) } }
+
 // Runner runs scenarios against an image on targets.
 type Runner struct {
 	images      ImageSource
@@ -146,11 +155,12 @@ type Runner struct {
 	boards      []board.Board
 	caseTimeout time.Duration
 	maxLines    int
+	parallel    int
 }
 
 // NewRunner makes a runner for the image from images.
 func NewRunner(images ImageSource, opts ...Option) *Runner {
-	r := &Runner{images: images, targets: map[string]target.Target{}, retries: 1, maxLines: 20000}
+	r := &Runner{images: images, targets: map[string]target.Target{}, retries: 1, maxLines: 20000, parallel: 1}
 	for _, o := range opts {
 		o(r)
 	}
@@ -324,10 +334,11 @@ func (r *Runner) RunAll(ctx context.Context, scs []*Scenario) []Result {
 }
 
 // RunCases runs cases and returns their results in the same order; each,
-// when set, sees every result as it comes. Cases run one after the other,
-// except that the instances of a target (boards: "device@pi-lab-1",
-// "device@pi-lab-2") run in parallel with each other, one case at a time
-// on each. Cases not started when ctx ends are left out.
+// when set, sees every result as it comes. Cases run one after the other
+// (up to WithParallel's n at once), except that the instances of a target
+// (boards: "device@pi-lab-1", "device@pi-lab-2") run in parallel with each
+// other, one case at a time on each. Cases not started when ctx ends are
+// left out.
 func (r *Runner) RunCases(ctx context.Context, cases []Case, each func(Result)) []Result {
 	results := make([]*Result, len(cases))
 	var mu sync.Mutex
@@ -340,13 +351,14 @@ func (r *Runner) RunCases(ctx context.Context, cases []Case, each func(Result)) 
 		}
 		mu.Unlock()
 	}
+	// Each queue runs its cases in order: one queue per instance of a
+	// target, and r.parallel queues taking the other cases as they free.
+	var shared []int
 	byInstance := map[string][]int{}
 	var instances []string
 	for i, c := range cases {
 		if !strings.Contains(c.Target, "@") {
-			if ctx.Err() == nil {
-				run(i)
-			}
+			shared = append(shared, i)
 			continue
 		}
 		if _, ok := byInstance[c.Target]; !ok {
@@ -355,6 +367,28 @@ func (r *Runner) RunCases(ctx context.Context, cases []Case, each func(Result)) 
 		byInstance[c.Target] = append(byInstance[c.Target], i)
 	}
 	var wg sync.WaitGroup
+	next := make(chan int, len(shared))
+	for _, i := range shared {
+		next <- i
+	}
+	close(next)
+	for w := 0; w < r.parallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if ctx.Err() != nil {
+					return
+				}
+				run(i)
+			}
+		}()
+	}
+	if r.parallel == 1 {
+		// One after the other, and before the instances, as without
+		// WithParallel.
+		wg.Wait()
+	}
 	for _, n := range instances {
 		wg.Add(1)
 		go func(idx []int) {

@@ -53,6 +53,8 @@ type Config struct {
 	// Retries is how many times a case that ended in an infrastructure
 	// error is run again (never a fail).
 	Retries int
+	// Parallel runs up to this many cases at once (default 1).
+	Parallel int
 	// ReportDir, when set, receives the runner's reports (JUnit XML,
 	// results.json, report.html).
 	ReportDir string
@@ -156,6 +158,7 @@ func Test(cfg Config) (promote.TestFunc, error) {
 			Boards:       cfg.Boards,
 			BoardCatalog: cfg.Catalog,
 			Retries:      &retries,
+			Parallel:     cfg.Parallel,
 			ImageOptions: []image.Option{image.WithRegistry(pin.Registry)},
 			Progress:     cfg.Progress,
 			Devices:      cfg.Devices,

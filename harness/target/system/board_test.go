@@ -90,7 +90,7 @@ func TestQEMUArgsPerBoard(t *testing.T) {
 			}
 			l.incoming = "/snap/it's.vmstate"
 			args = qemuArgs(l)
-			if got := args[len(args)-2:]; !slices.Equal(got, []string{"-incoming", `exec:cat '/snap/it'\''s.vmstate'`}) {
+			if got := args[len(args)-2:]; !slices.Equal(got, []string{"-incoming", "fd:3"}) {
 				t.Errorf("restore args end %q", got)
 			}
 		})

@@ -2,6 +2,7 @@ package system
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -218,7 +219,11 @@ func TestKilledRestoreIsInfraAndKeepsTheSnapshot(t *testing.T) {
 	go func() {
 		defer close(killed)
 		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			for _, pid := range hilproc.ProcsWith("-incoming", snap[0]) {
+			for _, pid := range hilproc.ProcsWith("-incoming") {
+				// QEMU reads the snapshot from its fd 3.
+				if f, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/3", pid)); f != snap[0] {
+					continue
+				}
 				if syscall.Kill(pid, syscall.SIGKILL) == nil {
 					killed <- pid
 					return

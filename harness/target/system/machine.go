@@ -184,7 +184,9 @@ func qemuArgs(l launch) []string {
 		"-qmp", "unix:" + l.live + ",server=on,wait=off",
 	}
 	if l.incoming != "" {
-		args = append(args, "-incoming", "exec:cat "+shellQuote(l.incoming))
+		// QEMU reads the snapshot from a file descriptor hil opened (the
+		// first of ExtraFiles): no shell and cat, no pipe to copy through.
+		args = append(args, "-incoming", "fd:3")
 	}
 	return args
 }

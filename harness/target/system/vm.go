@@ -221,7 +221,19 @@ func (d *VM) launchQEMU(repPath string) error {
 		return target.Infra(err)
 	}
 	d.cmd.Stderr = d.cmd.Stdout
+	if l.incoming != "" {
+		f, err := os.Open(l.incoming)
+		if err != nil {
+			return target.Infra(fmt.Errorf("opening the snapshot: %w", err))
+		}
+		// QEMU has its own copy after Start.
+		defer f.Close()
+		d.cmd.ExtraFiles = []*os.File{f}
+	}
 	fmt.Fprintf(d.consoleLog, "# %s %s\n", p.qemu, strings.Join(args, " "))
+	if l.incoming != "" {
+		fmt.Fprintf(d.consoleLog, "# restoring %s (fd 3)\n", l.incoming)
+	}
 	if err := d.cmd.Start(); err != nil {
 		return target.Infra(fmt.Errorf("starting %s: %w", p.qemu, err))
 	}

@@ -12,11 +12,10 @@ import (
 	"time"
 )
 
-// Debian's armmp zImage unpacks, on the host, into a uImage that loads at
-// RAM + TEXT_OFFSET as the decompressor would have placed it; the result
-// is cached, and its header checks out. (That it boots is what every
-// system-target test does: they report kernel_image "direct".)
-func TestDirectImageOfDebianArmmp(t *testing.T) {
+// debianZImage is Debian's armmp kernel (fetched on a fresh cache) and
+// its zImage's bytes.
+func debianZImage(t *testing.T) (*Kernel, []byte) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	k, err := Default(ctx)
@@ -27,6 +26,15 @@ func TestDirectImageOfDebianArmmp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return k, z
+}
+
+// Debian's armmp zImage unpacks, on the host, into a uImage that loads at
+// RAM + TEXT_OFFSET as the decompressor would have placed it; the result
+// is cached, and its header checks out. (That it boots is what every
+// system-target test does: they report kernel_image "direct".)
+func TestDirectImageOfDebianArmmp(t *testing.T) {
+	k, z := debianZImage(t)
 	img, textOffset, err := unpackZImage(z)
 	if err != nil {
 		t.Fatal(err)
@@ -77,16 +85,7 @@ func TestDirectImageOfDebianArmmp(t *testing.T) {
 
 // What cannot be converted says why, and nothing is written.
 func TestDirectImageRefusals(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	k, err := Default(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	z, err := os.ReadFile(k.Image)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, z := debianZImage(t)
 	payload := bytes.LastIndex(z, []byte{0xfd, '7', 'z', 'X', 'Z', 0})
 	corrupt := append([]byte{}, z...)
 	for i := payload + 4096; i < payload+8192; i++ {

@@ -243,7 +243,14 @@ func (b boardContainer) runs(digest string) bool {
 // created-from reference (Config.Image) is what the fleet's updater
 // follows, whatever image the tag names on the board now.
 func listContainers(ctx context.Context, c *conn, tag name.Reference) ([]boardContainer, error) {
-	out, err := c.run(ctx, nil, `ids=$(docker ps -aq --no-trunc); [ -z "$ids" ] || docker inspect --format '{{.Id}} {{.Config.Image}} {{.Image}} {{.State.Status}} {{.Created}}' $ids`)
+	const list = `ids=$(docker ps -aq --no-trunc); [ -z "$ids" ] || docker inspect --format '{{.Id}} {{.Config.Image}} {{.Image}} {{.State.Status}} {{.Created}}' $ids`
+	out, err := c.run(ctx, nil, list)
+	// The fleet's updater removes containers while we watch it: one gone
+	// between ps and inspect makes inspect fail with "No such object".
+	// The next listing is consistent again.
+	for try := 0; err != nil && strings.Contains(err.Error(), "No such object") && try < 3 && ctx.Err() == nil; try++ {
+		out, err = c.run(ctx, nil, list)
+	}
 	if err != nil {
 		return nil, target.Infra(err)
 	}

@@ -359,6 +359,47 @@ func TestReplayStepDeadline(t *testing.T) {
 	}
 }
 
+// Frames that never reached the device's interface (not received, not
+// dropped there) make a later failure the harness's: an infra-error that
+// is retried, never an app fail. Frames the device itself dropped leave
+// the failure the app's. (A link that loses frames on demand needs a
+// scripted device: the replayer here "sends" 10 frames.)
+func TestUndeliveredFramesMakeAFailureInfra(t *testing.T) {
+	dir := t.TempDir()
+	copyFixture(t, "dns", dir, "f.pcap")
+	sent := ReplayFunc(func(context.Context, link.Link, *Replay) (ReplayStats, error) {
+		return ReplayStats{FramesSent: 10}, nil
+	})
+	doc := head("  - replay: {fixture: " + filepath.Join(dir, "f.pcap") + ", schedule: top}\n" +
+		"  - expect_output: {json: {event: device_seen}, count: \"== 3\", within: 200ms}\n")
+	for _, tc := range []struct {
+		name          string
+		rx, dropped   uint64
+		want          Verdict
+		reason, avoid string
+	}{
+		{"all received", 10, 0, Fail, "expected count == 3", "harness failed to deliver"},
+		{"dropped by the device", 7, 3, Fail, "expected count == 3", "harness failed to deliver"},
+		{"lost before the device", 7, 0, InfraError, "the harness failed to deliver: 3 of the 10 frames that step 1 (replay of " + filepath.Join(dir, "f.pcap") + ") sent never reached the device's interface eth0 (it received 7 and dropped 0); so this is no verdict on the app: expected count == 3", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := &fakeTarget{script: app(1), link: &fakeLink{ch: make(chan link.Frame)}, rx: func(n int) link.Counters {
+				if n == 1 {
+					return link.Counters{Iface: "eth0", Seen: -1}
+				}
+				return link.Counters{Iface: "eth0", RxPackets: tc.rx, RxDropped: tc.dropped, Seen: -1}
+			}}
+			res := runOne(t, tg, doc, WithReplayer(sent), WithRetries(1))
+			if res.Verdict != tc.want || !strings.Contains(res.Reason, tc.reason) || (tc.avoid != "" && strings.Contains(res.Reason, tc.avoid)) {
+				t.Fatalf("verdict %s: %s", res.Verdict, res.Reason)
+			}
+			if tc.want == InfraError && res.Attempts != 2 {
+				t.Errorf("%d attempts; an infra-error is retried", res.Attempts)
+			}
+		})
+	}
+}
+
 // The scenario's timeout bounds each attempt; WithCaseTimeout only lowers it.
 func TestCaseTimeoutFromScenario(t *testing.T) {
 	tg := &fakeTarget{script: app(0)}

@@ -447,6 +447,9 @@ type caseRun struct {
 	// current is the step (or phase) running now, for activity events
 	// (a target may report from a goroutine of its own).
 	current atomic.Pointer[StepResult]
+	// undelivered names the replay whose frames did not all reach the
+	// device's interface (neither received nor dropped there), or "".
+	undelivered string
 }
 
 func (r *Runner) attempt(ctx context.Context, c Case, attempt int) (res Result) {
@@ -533,6 +536,10 @@ func (cr *caseRun) phase(index int, kind StepKind, desc, pos string, fn func(sr 
 			msg = ill + ": " + msg
 		} else if gap, ok := cr.emulatorGap(); ok {
 			v, msg = Unsupported, fmt.Sprintf("target %s cannot run what the app needs: %s (a failure of the emulator, not of the app: %s)", cr.c.Target, gap, firstLine(msg))
+		} else if cr.undelivered != "" {
+			// The app was not shown what the scenario replayed: what it
+			// did is no verdict on it (issue #15: never an app fail).
+			v, msg = InfraError, "the harness failed to deliver: "+cr.undelivered+"; so this is no verdict on the app: "+msg
 		}
 	}
 	sr.Verdict, sr.Message, sr.Duration = v, msg, time.Since(sr.Start)
@@ -1061,8 +1068,29 @@ func (cr *caseRun) replay(ctx context.Context, rp *Replay, sr *StepResult) (Verd
 		}
 		sr.Warnings = append(sr.Warnings, problem)
 		msg += "; WARNING: " + problem
+		if lost := undelivered(d, stats.FramesSent, cr.rxOffload()); lost > 0 && cr.undelivered == "" {
+			cr.undelivered = fmt.Sprintf("%d of the %d frames that step %d (replay of %s) sent never reached the device's interface %s (it received %d and dropped %d)",
+				lost, stats.FramesSent, sr.Index+1, rp.Fixture, d.Iface, d.RxPackets, d.RxDropped)
+			if dd, ok := cr.dev.(target.DeliveryDiagnoser); ok {
+				if where := dd.DeliveryDiagnosis(ctx); where != "" {
+					sr.Warnings = append(sr.Warnings, where)
+					cr.undelivered += " [" + where + "]"
+				}
+			}
+		}
 	}
 	return Pass, msg
+}
+
+// undelivered is how many frames sent neither arrived at the device's
+// interface nor were dropped by it: lost on the harness's side of the
+// wire (the link, the emulator). With receive coalescing on, the
+// counters cannot tell, so it is 0.
+func undelivered(d link.Counters, sent int64, offload string) int64 {
+	if offload != "off" {
+		return 0
+	}
+	return max(0, sent-int64(d.RxPackets)-int64(d.RxDropped))
 }
 
 // drainBound bounds the wait for a link to hand its frames over.

@@ -47,6 +47,9 @@ type fakeTarget struct {
 	link    *fakeLink
 	// doing is reported through harness/activity while booting.
 	doing string
+	// rx, when set, makes the devices count what their interface
+	// received (target.DeliveryCounter): the nth read of a boot.
+	rx func(n int) link.Counters
 }
 
 // fakeLink hands out the frames the "device" sent.
@@ -81,7 +84,21 @@ func (t *fakeTarget) Boot(ctx context.Context, img *image.Image, cfg target.RunC
 		defer close(d.out)
 		t.script(d)
 	}()
+	if t.rx != nil {
+		return &countingDevice{fakeDevice: d}, nil
+	}
 	return d, nil
+}
+
+// countingDevice is a fakeDevice whose interface counters can be read.
+type countingDevice struct {
+	*fakeDevice
+	reads int
+}
+
+func (d *countingDevice) RxCounters(context.Context) (link.Counters, error) {
+	d.reads++
+	return d.t.rx(d.reads), nil
 }
 
 type fakeDevice struct {

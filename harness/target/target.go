@@ -354,6 +354,13 @@ type DeliveryCounter interface {
 	RxCounters(ctx context.Context) (link.Counters, error)
 }
 
+// DeliveryDiagnoser is a device that can say where frames stand that
+// were sent but did not reach its interface (an emulator's queue), for
+// the report of a replay that lost some; "" when it cannot tell.
+type DeliveryDiagnoser interface {
+	DeliveryDiagnosis(ctx context.Context) string
+}
+
 // CapabilitiesOf returns what d reports, or full capabilities when d does
 // not implement CapabilityReporter.
 func CapabilitiesOf(d App) Capabilities {

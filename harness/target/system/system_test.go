@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -214,6 +215,7 @@ func TestCaptureAndWarmRestore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		usedBefore := virtioUsed(t, d.(target.DeliveryDiagnoser).DeliveryDiagnosis(ctx))
 		frame := make([]byte, 60)
 		copy(frame, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x88, 0xb5})
 		for i := 0; i < 1000; i++ {
@@ -240,6 +242,10 @@ func TestCaptureAndWarmRestore(t *testing.T) {
 		// (-1): its counting sockets cost the guest's receive path.
 		if got := after.Sub(before); got.RxPackets != 1000 || got.RxDropped != 0 || got.Seen != -1 || got.SeenOverMTU != -1 || got.Iface != "lan0" {
 			t.Errorf("%s boot: the guest counted %+v; want 1000 received, none dropped, on lan0, and what a capture saw not counted (-1)", wantBoot, got)
+		}
+		// QEMU's view of the same frames: 1000 more buffers used.
+		if used := virtioUsed(t, d.(target.DeliveryDiagnoser).DeliveryDiagnosis(ctx)); used-usedBefore != 1000 {
+			t.Errorf("%s boot: QEMU's receive queue used index went from %d to %d; want 1000 more", wantBoot, usedBefore, used)
 		}
 		if err := d.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
@@ -402,4 +408,15 @@ func TestInitFailureIsInfra(t *testing.T) {
 	if err == nil || !target.IsInfra(err) || !strings.Contains(err.Error(), "guest init failed") || !strings.Contains(err.Error(), "longer than 15") {
 		t.Fatalf("want an infra error from hil-init about the interface name, got %v", err)
 	}
+}
+
+// virtioUsed is the used index in a DeliveryDiagnosis.
+func virtioUsed(t *testing.T, diag string) uint16 {
+	t.Helper()
+	m := regexp.MustCompile(`^QEMU's virtio-net receive queue: avail index \d+, taken (\d+), used index (\d+), signalled \d+, in use 0$`).FindStringSubmatch(diag)
+	if m == nil || m[1] != m[2] {
+		t.Fatalf("delivery diagnosis %q: want every buffer QEMU took used, none in use", diag)
+	}
+	n, _ := strconv.Atoi(m[2])
+	return uint16(n)
 }

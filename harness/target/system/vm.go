@@ -833,3 +833,42 @@ func pruneLogs(dir string, keep int) {
 		os.Remove(l)
 	}
 }
+
+// DeliveryDiagnosis reads QEMU's virtio-net receive queue: whether the
+// frames that did not reach the guest's interface wait in QEMU for
+// buffers the guest did not post (or QEMU was not told of), or were
+// handed to a guest that did not take them.
+func (d *VM) DeliveryDiagnosis(ctx context.Context) string {
+	mon, err := d.qmp()
+	if err != nil {
+		return ""
+	}
+	defer mon.Disconnect()
+	raw, err := qmpRun(mon, "x-query-virtio", nil)
+	if err != nil {
+		return ""
+	}
+	var devs []struct{ Name, Path string }
+	json.Unmarshal(raw, &devs)
+	for _, dev := range devs {
+		if dev.Name != "virtio-net" {
+			continue
+		}
+		raw, err := qmpRun(mon, "x-query-virtio-queue-status", map[string]any{"path": dev.Path, "queue": 0})
+		if err != nil {
+			return ""
+		}
+		var q struct {
+			Avail     uint16 `json:"shadow-avail-idx"`
+			Taken     uint16 `json:"last-avail-idx"`
+			Used      uint16 `json:"used-idx"`
+			Signalled uint16 `json:"signalled-used"`
+			InUse     uint32 `json:"inuse"`
+		}
+		if json.Unmarshal(raw, &q) != nil {
+			return ""
+		}
+		return fmt.Sprintf("QEMU's virtio-net receive queue: avail index %d, taken %d, used index %d, signalled %d, in use %d", q.Avail, q.Taken, q.Used, q.Signalled, q.InUse)
+	}
+	return ""
+}

@@ -49,8 +49,9 @@ YAML
 done
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-cases() { # results.json: scenario boot boot_ms, one per line, in run order
-	jq -r '.results[] | "\(.scenario) \(.device.boot // "?") \(.device.boot_ms // "?" | if type == "number" then (. * 10 | round / 10) else . end)"' "$1"
+cases() { # results.json: scenario boot boot_ms restored_ms app_start_ms, one per line, in run order
+	jq -r 'def ms: if type == "number" then (. * 10 | round / 10) else "-" end;
+		.results[] | "\(.scenario) \(.device.boot // "?") \(.device.boot_ms | ms) \(.device.restored_ms | ms) \(.device.app_start_ms | ms)"' "$1"
 }
 
 echo "== snapshots: 8 cases, one hil run, an empty snapshot cache"
@@ -61,8 +62,8 @@ HIL_CACHE="$work/cache" "$HIL" run --image "$ref" --target system --report "$wor
 rc=$?
 set -e
 wall=$(($(now_ms) - t0))
-declare -A boot kind
-while read -r s k ms; do kind[$s]=$k boot[$s]=$ms; done < <(cases "$work/warm/results.json")
+declare -A boot kind restored started
+while read -r s k ms r a; do kind[$s]=$k boot[$s]=$ms restored[$s]=$r started[$s]=$a; done < <(cases "$work/warm/results.json")
 
 declare -A cold
 if [ "$COLD" = 1 ]; then
@@ -71,14 +72,14 @@ if [ "$COLD" = 1 ]; then
 		fresh_cache "$work/cold-$n"
 		mkdir -p "$work/one-$n" && cp "$work/scenarios/args-$n.yaml" "$work/one-$n/"
 		HIL_CACHE="$work/cold-$n" "$HIL" run --image "$ref" --target system --retries 0 --report "$work/cold-report-$n" "$work/one-$n" >/dev/null 2>&1 || true
-		while read -r s k ms; do cold[$s]="$ms ($k)"; done < <(cases "$work/cold-report-$n/results.json")
+		while read -r s k ms _; do cold[$s]="$ms ($k)"; done < <(cases "$work/cold-report-$n/results.json")
 	done
 fi
 
-printf '\n%-14s %-6s %12s %16s\n' "case" "boot" "boot ms" "cold boot ms"
+printf '\n%-14s %-6s %12s %12s %14s %16s\n' "case" "boot" "boot ms" "restored ms" "app start ms" "cold boot ms"
 for n in 1 2 3 4 5 6 7 8; do
 	s=tcpdump-c$n
-	printf '%-14s %-6s %12s %16s\n' "$s" "${kind[$s]:-?}" "${boot[$s]:-?}" "${cold[$s]:--}"
+	printf '%-14s %-6s %12s %12s %14s %16s\n' "$s" "${kind[$s]:-?}" "${boot[$s]:-?}" "${restored[$s]:--}" "${started[$s]:--}" "${cold[$s]:--}"
 done
 later=$(for n in 2 3 4 5 6 7 8; do echo "${kind[tcpdump-c$n]:-?}"; done | sort | uniq -c | awk '{printf "%s%d %s", sep, $1, $2; sep=", "}')
 printf 'hil run wall time %.1f s, exit %d; cases 2-8 booted: %s (target: all base or app, <= 500 ms)\n' "$(echo "$wall" | awk '{print $1/1000}')" "$rc" "$later"

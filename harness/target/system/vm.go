@@ -82,6 +82,9 @@ type VM struct {
 
 	readySeen bool
 	bootStart time.Time
+	// runSent is when the app's command line went to hil-init (zero on an
+	// app-level restore, where the app runs already).
+	runSent time.Time
 
 	idle     chan struct{} // hil-init is idle, waiting for "run" (cold boot)
 	idleOnce sync.Once
@@ -285,6 +288,7 @@ func (d *VM) runApp(bootCtx context.Context, meta *snapshotMeta) error {
 		if err := d.resume(bootCtx); err != nil {
 			return d.bootFailure(bootCtx, "restoring the snapshot", err)
 		}
+		d.setInfo(target.Info{"restored_ms": jsonfmt.Millis(time.Since(d.bootStart))})
 		// The restored guest's clock stopped when the snapshot was taken.
 		d.send(fmt.Sprintf("time %d", time.Now().UnixNano()))
 	}
@@ -293,6 +297,7 @@ func (d *VM) runApp(bootCtx context.Context, meta *snapshotMeta) error {
 		d.send("ping") // the app runs already: its pong says the guest does
 	case bootBase:
 		// hil-init waits for its app, as when the snapshot was taken.
+		d.runSent = time.Now()
 		if err := d.send("run " + string(d.p.run)); err != nil {
 			return d.bootFailure(bootCtx, "sending the app's command line to the guest", err)
 		}
@@ -360,6 +365,9 @@ func (d *VM) describeBoot(t0 time.Time, meta *snapshotMeta) {
 	if p.m.linux32 {
 		d.setInfo(target.Info{"personality": "linux32 (uname -m: armv8l)"})
 	}
+	if !d.runSent.IsZero() {
+		d.setInfo(target.Info{"app_start_ms": jsonfmt.Millis(time.Since(d.runSent))})
+	}
 	if level == bootApp {
 		// hil-init reported the interface before the snapshot.
 		d.setInfo(meta.Net)
@@ -394,6 +402,7 @@ func (d *VM) startApp(ctx context.Context) error {
 			d.snapshotAt(d.p.base, snapshotMeta{Key: d.p.baseKey, Level: bootBase}, "base")
 		}
 	}
+	d.runSent = time.Now()
 	if err := d.send("run " + string(d.p.run)); err != nil {
 		return d.bootFailure(ctx, "sending the app's command line to the guest", err)
 	}

@@ -208,6 +208,16 @@ func TestCaptureAndWarmRestore(t *testing.T) {
 		if got := d.Info().String("boot"); got != wantBoot {
 			t.Fatalf("boot mode %q, want %q", got, wantBoot)
 		}
+		// Where a boot's time went: restoring (snapshot boots) and starting
+		// the app (cold and base boots: an app snapshot has it running).
+		info := d.Info()
+		_, restored := info["restored_ms"]
+		_, started := info["app_start_ms"]
+		if restored != (wantBoot != "cold") || started != (wantBoot != "app") {
+			t.Errorf("%s boot: restored_ms %v, app_start_ms %v", wantBoot, info["restored_ms"], info["app_start_ms"])
+		} else if ms := func(k string) float64 { f, _ := strconv.ParseFloat(info.String(k), 64); return f }; restored && (ms("restored_ms") <= 0 || ms("restored_ms") >= ms("boot_ms")) {
+			t.Errorf("%s boot: restored after %v of a %v ms boot", wantBoot, info["restored_ms"], info["boot_ms"])
+		}
 		if got := d.Info()["rx_offload"]; got != "off" {
 			t.Errorf("%s boot: rx_offload %q, want off (%s)", wantBoot, got, d.Info()["rx_offload_features"])
 		}

@@ -5,8 +5,11 @@
 # boots cold and saves the image's base snapshot (hil-init idle, before the
 # app); every later case restores it and starts tcpdump with its own
 # arguments. Printed per case: the boot kind (cold, base, app) and the boot
-# time (QEMU start to the app started), next to the same 8 cases booted
-# cold (each in a cache of its own: no snapshot to restore).
+# time (QEMU start to the app started), split into restored (QEMU start to
+# the restored guest running) and app start (the app's command line sent
+# to hil-init's "started"), next to the same 8 cases booted cold (each in a
+# cache of its own: no snapshot to restore). The host's speed shows in all
+# columns: compare a run's base boots with its own cold boots.
 # Target: every case after the first boots from a snapshot, <= 0.5 s boot.
 #
 # The kernels, rootfs, init and package caches are shared with ~/.cache/hil

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hilproject/hil/harness/image"
 	"github.com/hilproject/hil/harness/link"
+	"github.com/hilproject/hil/harness/target"
 )
 
 // parseErr parses doc as dir/x.yaml and returns the error text ("" when it
@@ -360,43 +361,86 @@ func TestReplayStepDeadline(t *testing.T) {
 }
 
 // Frames that never reached the device's interface (not received, not
-// dropped there) make a later failure the harness's: an infra-error that
-// is retried, never an app fail. Frames the device itself dropped leave
-// the failure the app's. (A link that loses frames on demand needs a
-// scripted device: the replayer here "sends" 10 frames.)
+// dropped there) make a later count that fell short the harness's
+// failure: an infra-error that is retried, never an app fail. Everything
+// else stays the app's: frames the device dropped, frames that arrived
+// late, a NIC that filters by address, a count over its bound, an app
+// that ended. (A link that loses frames on demand needs a scripted
+// device: the replayer here "sends" 10 frames.)
 func TestUndeliveredFramesMakeAFailureInfra(t *testing.T) {
 	dir := t.TempDir()
 	copyFixture(t, "dns", dir, "f.pcap")
 	sent := ReplayFunc(func(context.Context, link.Link, *Replay) (ReplayStats, error) {
 		return ReplayStats{FramesSent: 10}, nil
 	})
-	doc := head("  - replay: {fixture: " + filepath.Join(dir, "f.pcap") + ", schedule: top}\n" +
-		"  - expect_output: {json: {event: device_seen}, count: \"== 3\", within: 200ms}\n")
+	replay := "  - replay: {fixture: " + filepath.Join(dir, "f.pcap") + ", schedule: top}\n"
+	short := replay + "  - expect_output: {json: {event: device_seen}, count: \"== 3\", within: 200ms}\n"
+	counted := func(rx, dropped uint64) func(int, time.Duration) link.Counters {
+		return func(n int, _ time.Duration) link.Counters {
+			if n == 1 {
+				return link.Counters{Iface: "eth0", Seen: -1}
+			}
+			return link.Counters{Iface: "eth0", RxPackets: rx, RxDropped: dropped, Seen: -1}
+		}
+	}
+	crash := func(d *fakeDevice) {
+		d.say("ready iface=" + d.cfg.Iface)
+		time.Sleep(100 * time.Millisecond)
+		d.end(target.KilledBy("SIGSEGV", 139), nil)
+	}
+	lostReason := "the harness failed to deliver: 3 of the 10 frames that step 1 (replay of " + filepath.Join(dir, "f.pcap") + ") sent never reached the device's interface eth0 (it received 7 and dropped 0) [queue as seen]; so this is no verdict on the app: expected count == 3"
 	for _, tc := range []struct {
 		name          string
-		rx, dropped   uint64
+		doc           string
+		script        func(*fakeDevice)
+		rx            func(int, time.Duration) link.Counters
+		filters       bool
 		want          Verdict
 		reason, avoid string
 	}{
-		{"all received", 10, 0, Fail, "expected count == 3", "harness failed to deliver"},
-		{"dropped by the device", 7, 3, Fail, "expected count == 3", "harness failed to deliver"},
-		{"lost before the device", 7, 0, InfraError, "the harness failed to deliver: 3 of the 10 frames that step 1 (replay of " + filepath.Join(dir, "f.pcap") + ") sent never reached the device's interface eth0 (it received 7 and dropped 0); so this is no verdict on the app: expected count == 3", ""},
+		{"all received", short, app(1), counted(10, 0), false, Fail, "expected count == 3", "harness failed to deliver"},
+		{"dropped by the device", short, app(1), counted(7, 3), false, Fail, "expected count == 3", "harness failed to deliver"},
+		{"lost before the device", short, app(1), counted(7, 0), false, InfraError, lostReason, ""},
+		{"the NIC filters by address", short, app(1), counted(7, 0), true, Fail, "expected count == 3", "harness failed to deliver"},
+		{"too many, not too few", replay + "  - expect_output: {json: {event: device_seen}, count: \"== 0\", within: 200ms}\n", app(1), counted(7, 0), false, Fail, "expected count == 0", "harness failed to deliver"},
+		{"the app crashed", replay + "  - expect_output: {json: {event: device_seen}, count: \">= 3\", within: 5s}\n", crash, counted(7, 0), false, Fail, "before the app ended", "harness failed to deliver"},
+		{"late, not lost", replay + "  - expect_output: {json: {event: device_seen}, count: \"== 3\", within: 3s}\n", app(1),
+			// Settled at 7 after the replay (delivered waits 300 ms
+			// without change), all 10 by the time the count fails.
+			func(n int, since time.Duration) link.Counters {
+				c := counted(7, 0)(n, since)
+				if since > 2*time.Second {
+					c.RxPackets = 10
+				}
+				return c
+			}, false, Fail, "expected count == 3", "harness failed to deliver"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tg := &fakeTarget{script: app(1), link: &fakeLink{ch: make(chan link.Frame)}, rx: func(n int) link.Counters {
-				if n == 1 {
-					return link.Counters{Iface: "eth0", Seen: -1}
-				}
-				return link.Counters{Iface: "eth0", RxPackets: tc.rx, RxDropped: tc.dropped, Seen: -1}
-			}}
-			res := runOne(t, tg, doc, WithReplayer(sent), WithRetries(1))
+			tg := &fakeTarget{script: tc.script, link: &fakeLink{ch: make(chan link.Frame)}, rx: tc.rx,
+				diag: func() (string, bool) { return "queue as seen", tc.filters }}
+			res := runOne(t, tg, head(tc.doc), WithReplayer(sent), WithRetries(1))
 			if res.Verdict != tc.want || !strings.Contains(res.Reason, tc.reason) || (tc.avoid != "" && strings.Contains(res.Reason, tc.avoid)) {
 				t.Fatalf("verdict %s: %s", res.Verdict, res.Reason)
 			}
-			if tc.want == InfraError && res.Attempts != 2 {
-				t.Errorf("%d attempts; an infra-error is retried", res.Attempts)
+			if want := map[Verdict]int{InfraError: 2, Fail: 1}[tc.want]; res.Attempts != want {
+				t.Errorf("%d attempts, want %d (an infra-error is retried)", res.Attempts, want)
 			}
 		})
+	}
+}
+
+// With receive coalescing on, the counters cannot tell a lost frame from
+// a merged one: nothing is counted as undelivered.
+func TestUndeliveredNeedsCoalescingOff(t *testing.T) {
+	d := link.Counters{Iface: "eth0", RxPackets: 7, RxDropped: 1}
+	if n := undelivered(d, 10, "off"); n != 2 {
+		t.Errorf("coalescing off: %d undelivered, want 2", n)
+	}
+	if n := undelivered(d, 10, "rx-gro"); n != 0 {
+		t.Errorf("coalescing on: %d undelivered, want 0", n)
+	}
+	if n := undelivered(link.Counters{RxPackets: 12}, 10, "off"); n != 0 {
+		t.Errorf("more received than sent (other traffic): %d undelivered, want 0", n)
 	}
 }
 

@@ -447,9 +447,36 @@ type caseRun struct {
 	// current is the step (or phase) running now, for activity events
 	// (a target may report from a goroutine of its own).
 	current atomic.Pointer[StepResult]
-	// undelivered names the replay whose frames did not all reach the
-	// device's interface (neither received nor dropped there), or "".
-	undelivered string
+	// acct accounts for the frames of every counted replay of the
+	// attempt; lost names the first replay whose frames did not all reach
+	// the device's interface, "" when none. short is set by a count
+	// expectation that failed for too few (the app still running).
+	acct  deliveryAccount
+	lost  string
+	short bool
+}
+
+// deliveryAccount is what the counted replays of an attempt sent, and the
+// device's counters before the first of them.
+type deliveryAccount struct {
+	counter target.DeliveryCounter
+	before  link.Counters
+	sent    int64
+}
+
+// missing is how many frames the account's replays sent that the device's
+// interface has still neither received nor dropped; -1 when it cannot
+// tell.
+func (a deliveryAccount) missing(ctx context.Context) int64 {
+	if a.counter == nil {
+		return -1
+	}
+	c, err := a.counter.RxCounters(ctx)
+	if err != nil {
+		return -1
+	}
+	d := c.Sub(a.before)
+	return max(0, a.sent-int64(d.RxPackets)-int64(d.RxDropped))
 }
 
 func (r *Runner) attempt(ctx context.Context, c Case, attempt int) (res Result) {
@@ -507,6 +534,7 @@ func (cr *caseRun) phase(index int, kind StepKind, desc, pos string, fn func(sr 
 	sr := StepResult{Index: index, Kind: kind, Desc: desc, Pos: pos, Start: time.Now()}
 	cr.current.Store(&sr)
 	cr.r.emit(Event{Kind: StepStarted, Scenario: cr.c.Scenario.Name, Target: cr.c.Target, Board: cr.c.BoardName(), Platform: cr.c.Platform, Attempt: cr.att, Step: &sr, Elapsed: time.Since(cr.start)})
+	cr.short = false
 	v, msg := fn(&sr)
 	if v == "" {
 		v = Pass
@@ -536,10 +564,14 @@ func (cr *caseRun) phase(index int, kind StepKind, desc, pos string, fn func(sr 
 			msg = ill + ": " + msg
 		} else if gap, ok := cr.emulatorGap(); ok {
 			v, msg = Unsupported, fmt.Sprintf("target %s cannot run what the app needs: %s (a failure of the emulator, not of the app: %s)", cr.c.Target, gap, firstLine(msg))
-		} else if cr.undelivered != "" {
-			// The app was not shown what the scenario replayed: what it
-			// did is no verdict on it (issue #15: never an app fail).
-			v, msg = InfraError, "the harness failed to deliver: "+cr.undelivered+"; so this is no verdict on the app: "+msg
+		} else if cr.short && cr.lost != "" {
+			// The app fell short of an expectation after it was not
+			// shown all the scenario replayed: no verdict on it (issue
+			// #15: never an app fail) if the frames are still missing now
+			// (not merely late).
+			if n := cr.acct.missing(cr.ctx); n != 0 {
+				v, msg = InfraError, "the harness failed to deliver: "+cr.lost+"; so this is no verdict on the app: "+msg
+			}
 		}
 	}
 	sr.Verdict, sr.Message, sr.Duration = v, msg, time.Since(sr.Start)
@@ -1049,6 +1081,10 @@ func (cr *caseRun) replay(ctx context.Context, rp *Replay, sr *StepResult) (Verd
 			return Pass, msg
 		}
 	}
+	if cr.acct.counter == nil {
+		cr.acct = deliveryAccount{counter: counter, before: before}
+	}
+	cr.acct.sent += stats.FramesSent
 	d, err := cr.delivered(ctx, counter, before, stats.FramesSent)
 	if err != nil {
 		sr.Warnings = append(sr.Warnings, "the device's interface counters could not be read after the replay, so its frames are not accounted for: "+err.Error())
@@ -1068,14 +1104,22 @@ func (cr *caseRun) replay(ctx context.Context, rp *Replay, sr *StepResult) (Verd
 		}
 		sr.Warnings = append(sr.Warnings, problem)
 		msg += "; WARNING: " + problem
-		if lost := undelivered(d, stats.FramesSent, cr.rxOffload()); lost > 0 && cr.undelivered == "" {
-			cr.undelivered = fmt.Sprintf("%d of the %d frames that step %d (replay of %s) sent never reached the device's interface %s (it received %d and dropped %d)",
+		if lost := undelivered(d, stats.FramesSent, cr.rxOffload()); lost > 0 && cr.lost == "" {
+			what := fmt.Sprintf("%d of the %d frames that step %d (replay of %s) sent never reached the device's interface %s (it received %d and dropped %d)",
 				lost, stats.FramesSent, sr.Index+1, rp.Fixture, d.Iface, d.RxPackets, d.RxDropped)
+			filters := false
 			if dd, ok := cr.dev.(target.DeliveryDiagnoser); ok {
-				if where := dd.DeliveryDiagnosis(ctx); where != "" {
+				var where string
+				where, filters = dd.DeliveryDiagnosis(ctx)
+				if where != "" {
 					sr.Warnings = append(sr.Warnings, where)
-					cr.undelivered += " [" + where + "]"
+					what += " [" + where + "]"
 				}
+			}
+			// A NIC that filters by address drops frames for other MACs
+			// before any counter: that is the device, not the harness.
+			if !filters {
+				cr.lost = what
 			}
 		}
 	}
@@ -1195,6 +1239,7 @@ func (cr *caseRun) expectCount(ctx context.Context, want CountExpr, within, sett
 			return Fail, fmt.Sprintf("expected count %s of %s, saw %d before the app ended (%s)%s", want, what, n, ex, extra())
 		}
 		if !now.Before(deadline) {
+			cr.short = want.short(float64(n))
 			return Fail, fmt.Sprintf("expected count %s of %s within %s, saw %d%s", want, what, within, n, extra())
 		}
 		wake := deadline

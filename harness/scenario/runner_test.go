@@ -48,8 +48,10 @@ type fakeTarget struct {
 	// doing is reported through harness/activity while booting.
 	doing string
 	// rx, when set, makes the devices count what their interface
-	// received (target.DeliveryCounter): the nth read of a boot.
-	rx func(n int) link.Counters
+	// received (target.DeliveryCounter): the nth read of a boot, since
+	// the first. diag is their DeliveryDiagnosis then.
+	rx   func(n int, since time.Duration) link.Counters
+	diag func() (string, bool)
 }
 
 // fakeLink hands out the frames the "device" sent.
@@ -94,11 +96,22 @@ func (t *fakeTarget) Boot(ctx context.Context, img *image.Image, cfg target.RunC
 type countingDevice struct {
 	*fakeDevice
 	reads int
+	first time.Time
 }
 
 func (d *countingDevice) RxCounters(context.Context) (link.Counters, error) {
 	d.reads++
-	return d.t.rx(d.reads), nil
+	if d.first.IsZero() {
+		d.first = time.Now()
+	}
+	return d.t.rx(d.reads, time.Since(d.first)), nil
+}
+
+func (d *countingDevice) DeliveryDiagnosis(context.Context) (string, bool) {
+	if d.t.diag == nil {
+		return "", false
+	}
+	return d.t.diag()
 }
 
 type fakeDevice struct {

@@ -294,6 +294,18 @@ func (c CountExpr) upperBounded() bool {
 	return c.Op == "==" || c.Op == "<=" || c.Op == "<" || c.Op == "!="
 }
 
+// short says whether v fails the expression for being too small: a
+// higher count would have held.
+func (c CountExpr) short(v float64) bool {
+	switch c.Op {
+	case "==", ">=":
+		return v < c.N
+	case ">":
+		return v <= c.N
+	}
+	return false
+}
+
 // cannotRecover says whether, counts only ever growing, v already makes the
 // expression false for good.
 func (c CountExpr) cannotRecover(v float64) bool {

@@ -356,9 +356,12 @@ type DeliveryCounter interface {
 
 // DeliveryDiagnoser is a device that can say where frames stand that
 // were sent but did not reach its interface (an emulator's queue), for
-// the report of a replay that lost some; "" when it cannot tell.
+// the report of a replay that lost some ("" when it cannot tell), and
+// whether its NIC filters frames by address (not promiscuous: unicast
+// frames for other MACs are dropped before any counter sees them, as on
+// a real NIC, so frames missing are not the harness's).
 type DeliveryDiagnoser interface {
-	DeliveryDiagnosis(ctx context.Context) string
+	DeliveryDiagnosis(ctx context.Context) (where string, filters bool)
 }
 
 // CapabilitiesOf returns what d reports, or full capabilities when d does

@@ -71,6 +71,11 @@ func TestPcapwatchBurst(t *testing.T) {
 	if _, seen, ok := waitLine(t, d, 30*time.Second, pcapwatchReady); !ok {
 		t.Fatalf("pcapwatch never printed ready; app output: %v; console log %s", seen, d.Info().String("console_log"))
 	}
+	// pcapwatch captures in promiscuous mode: QEMU's NIC passes every
+	// frame, so frames missing would be the harness's.
+	if diag, filters := d.(target.DeliveryDiagnoser).DeliveryDiagnosis(ctx); filters || !strings.HasPrefix(diag, "QEMU's virtio-net receive queue: ") {
+		t.Errorf("delivery diagnosis %q, filters %v; want the queue and no filtering", diag, filters)
+	}
 	fx, err := pcapfixtures.Lookup("burst-100k")
 	if err != nil {
 		t.Fatal(err)

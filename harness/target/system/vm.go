@@ -18,9 +18,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hilproject/hil/internal/jsonfmt"
-
+	"github.com/digitalocean/go-qemu/qmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/hilproject/hil/internal/jsonfmt"
 
 	"github.com/hilproject/hil/harness/link"
 	"github.com/hilproject/hil/harness/link/qemustream"
@@ -85,6 +86,8 @@ type VM struct {
 	// runSent is when the app's command line went to hil-init (zero on an
 	// app-level restore, where the app runs already).
 	runSent time.Time
+	// startedAt is when hil-init reported the app started.
+	startedAt time.Time
 
 	idle     chan struct{} // hil-init is idle, waiting for "run" (cold boot)
 	idleOnce sync.Once
@@ -365,8 +368,8 @@ func (d *VM) describeBoot(t0 time.Time, meta *snapshotMeta) {
 	if p.m.linux32 {
 		d.setInfo(target.Info{"personality": "linux32 (uname -m: armv8l)"})
 	}
-	if !d.runSent.IsZero() {
-		d.setInfo(target.Info{"app_start_ms": jsonfmt.Millis(time.Since(d.runSent))})
+	if !d.runSent.IsZero() && d.startedAt.After(d.runSent) {
+		d.setInfo(target.Info{"app_start_ms": jsonfmt.Millis(d.startedAt.Sub(d.runSent))})
 	}
 	if level == bootApp {
 		// hil-init reported the interface before the snapshot.
@@ -626,7 +629,12 @@ func (d *VM) readReports(c net.Conn) {
 		case "hello":
 			d.send(fmt.Sprintf("time %d", now.UnixNano()))
 		case "started":
-			d.markStarted(nil)
+			// Set before d.started closes, read by describeBoot after.
+			now := time.Now()
+			d.startOne.Do(func() {
+				d.startedAt = now
+				close(d.started)
+			})
 		case "pong":
 			d.markStarted(nil)
 		case "idle":
@@ -843,19 +851,45 @@ func pruneLogs(dir string, keep int) {
 	}
 }
 
-// DeliveryDiagnosis reads QEMU's virtio-net receive queue: whether the
+// DeliveryDiagnosis reads QEMU's virtio-net receive queue (whether the
 // frames that did not reach the guest's interface wait in QEMU for
-// buffers the guest did not post (or QEMU was not told of), or were
-// handed to a guest that did not take them.
-func (d *VM) DeliveryDiagnosis(ctx context.Context) string {
+// buffers the guest did not post, or QEMU was not told of, or were handed
+// to a guest that did not take them) and its receive filter. A QEMU that
+// does not answer within 2 s (or ctx) gets "".
+func (d *VM) DeliveryDiagnosis(ctx context.Context) (string, bool) {
+	type answer struct {
+		where   string
+		filters bool
+	}
 	mon, err := d.qmp()
 	if err != nil {
-		return ""
+		return "", false
 	}
-	defer mon.Disconnect()
+	ch := make(chan answer, 1)
+	go func() {
+		where, filters := virtioNetRx(mon)
+		ch <- answer{where, filters}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	select {
+	case a := <-ch:
+		mon.Disconnect()
+		return a.where, a.filters
+	case <-ctx.Done():
+		// Closing the connection ends the QMP call the goroutine waits in.
+		mon.Disconnect()
+		return "", false
+	}
+}
+
+// virtioNetRx describes the guest NIC's receive queue and says whether its
+// receive filter drops unicast frames for other MACs (not promiscuous).
+func virtioNetRx(mon *qmp.SocketMonitor) (string, bool) {
+	var where string
 	raw, err := qmpRun(mon, "x-query-virtio", nil)
 	if err != nil {
-		return ""
+		return "", false
 	}
 	var devs []struct{ Name, Path string }
 	json.Unmarshal(raw, &devs)
@@ -865,7 +899,7 @@ func (d *VM) DeliveryDiagnosis(ctx context.Context) string {
 		}
 		raw, err := qmpRun(mon, "x-query-virtio-queue-status", map[string]any{"path": dev.Path, "queue": 0})
 		if err != nil {
-			return ""
+			break
 		}
 		var q struct {
 			Avail     uint16 `json:"shadow-avail-idx"`
@@ -874,10 +908,27 @@ func (d *VM) DeliveryDiagnosis(ctx context.Context) string {
 			Signalled uint16 `json:"signalled-used"`
 			InUse     uint32 `json:"inuse"`
 		}
-		if json.Unmarshal(raw, &q) != nil {
-			return ""
+		if json.Unmarshal(raw, &q) == nil {
+			where = fmt.Sprintf("QEMU's virtio-net receive queue: avail index %d, taken %d, used index %d, signalled %d, in use %d", q.Avail, q.Taken, q.Used, q.Signalled, q.InUse)
 		}
-		return fmt.Sprintf("QEMU's virtio-net receive queue: avail index %d, taken %d, used index %d, signalled %d, in use %d", q.Avail, q.Taken, q.Used, q.Signalled, q.InUse)
+		break
 	}
-	return ""
+	raw, err = qmpRun(mon, "query-rx-filter", nil)
+	if err != nil {
+		return where, false
+	}
+	var nics []struct {
+		Promiscuous bool   `json:"promiscuous"`
+		Unicast     string `json:"unicast"`
+		MAC         string `json:"main-mac"`
+	}
+	json.Unmarshal(raw, &nics)
+	if len(nics) == 1 && !nics[0].Promiscuous && nics[0].Unicast != "all" {
+		filter := fmt.Sprintf("the guest's NIC is not promiscuous: QEMU drops unicast frames not for %s", nics[0].MAC)
+		if where == "" {
+			return filter, true
+		}
+		return where + "; " + filter, true
+	}
+	return where, false
 }

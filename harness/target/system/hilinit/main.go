@@ -169,31 +169,19 @@ func main() {
 	report("idle", "")
 	rc := <-runCh
 	// Set (gro) or read back (off, as set above: a restored base snapshot
-	// says so again) for this app, and reported with it. Off is only read
-	// back, which can wait until the app started: on a restored guest
-	// every kernel path runs cold under TCG, and the read-back took 25 to
-	// 50 ms of a 300 ms start. Its report still precedes the app's first
-	// output line (run calls afterStart before reading the app's output),
-	// and a mismatch still ends the case (exit 126 with the reason).
+	// says so again) for this app, and reported with it.
 	if rc.RxOffload == "" {
 		rc.RxOffload = "off"
 	}
-	readBack := func() {
-		if err := setOffload(iface, rc.RxOffload); err != nil {
-			exitWith(126, err.Error())
-		}
-	}
-	afterStart := readBack
-	if rc.RxOffload != "off" {
-		readBack()
-		afterStart = func() {}
+	if err := setOffload(iface, rc.RxOffload); err != nil {
+		exitWith(126, err.Error())
 	}
 	if rc.RxOffload == "gro" {
 		if err := openCounters(iface); err != nil {
 			exitWith(126, fmt.Sprintf("opening the frame counters on %s: %v", iface, err))
 		}
 	}
-	run(rc, cfg.Personality, afterStart)
+	run(rc, cfg.Personality)
 }
 
 // runCh carries the first "run" command to main.
@@ -588,9 +576,7 @@ func ifRename(from, to string) error {
 	return ioctlIf(syscall.SIOCSIFNAME, &r)
 }
 
-// run starts the app, reports it started, calls afterStart, and relays
-// its output and exit.
-func run(cfg guestwire.Run, personality string, afterStart func()) {
+func run(cfg guestwire.Run, personality string) {
 	if len(cfg.Args) == 0 {
 		fail("the image config gives no entrypoint or cmd to run")
 	}
@@ -649,7 +635,6 @@ func run(cfg guestwire.Run, personality string, afterStart func()) {
 	appPid = cmd.Process.Pid
 	appMu.Unlock()
 	report("started", fmt.Sprintf("%d %d", cmd.Process.Pid, time.Now().UnixNano()))
-	afterStart()
 	wg.Add(2)
 	go pump("out", stdout)
 	go pump("err", stderr)

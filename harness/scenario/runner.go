@@ -1233,6 +1233,9 @@ func (cr *caseRun) expectCount(ctx context.Context, want CountExpr, within, sett
 			}
 		}
 		if ex, exitErr, done := cr.s.exitStatus(); done && exitErr == nil && cr.s.drained() {
+			// The app's last lines may have come in since n was counted:
+			// with the output drained, this count is final.
+			n = count()
 			if want.Holds(float64(n)) {
 				return Pass, fmt.Sprintf("saw %d (the app has ended)", n)
 			}

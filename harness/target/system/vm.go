@@ -86,7 +86,7 @@ type VM struct {
 	// runSent is when the app's command line went to hil-init (zero on an
 	// app-level restore, where the app runs already).
 	runSent time.Time
-	// startedAt is when hil-init reported the app started.
+	// startedAt is when the start ended (hil-init's "started", or a failure).
 	startedAt time.Time
 
 	idle     chan struct{} // hil-init is idle, waiting for "run" (cold boot)
@@ -603,7 +603,8 @@ func (d *VM) closeOutput() {
 
 func (d *VM) markStarted(err error) {
 	d.startOne.Do(func() {
-		d.startErr = err
+		// Set before d.started closes, read by describeBoot after.
+		d.startErr, d.startedAt = err, time.Now()
 		close(d.started)
 	})
 }
@@ -629,12 +630,7 @@ func (d *VM) readReports(c net.Conn) {
 		case "hello":
 			d.send(fmt.Sprintf("time %d", now.UnixNano()))
 		case "started":
-			// Set before d.started closes, read by describeBoot after.
-			now := time.Now()
-			d.startOne.Do(func() {
-				d.startedAt = now
-				close(d.started)
-			})
+			d.markStarted(nil)
 		case "pong":
 			d.markStarted(nil)
 		case "idle":

@@ -11,13 +11,9 @@ import (
 
 // Dir returns the cache directory joined with sub, creating it.
 func Dir(sub ...string) (string, error) {
-	root := os.Getenv("HIL_CACHE")
-	if root == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			return "", fmt.Errorf("locating the cache dir (set HIL_CACHE): %w", err)
-		}
-		root = filepath.Join(base, "hil")
+	root, err := Root()
+	if err != nil {
+		return "", err
 	}
 	dir := filepath.Join(append([]string{root}, sub...)...)
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -42,10 +42,16 @@ var Kinds = []Kind{
 }
 
 // Root is the cache directory (HIL_CACHE, else the user cache dir's hil),
-// not created.
+// not created. It is absolute: paths under it are handed to tools that run
+// in other directories (the guest init's go build, QEMU), so a relative
+// HIL_CACHE=.cache is taken from hil's working directory once, here.
 func Root() (string, error) {
 	if root := os.Getenv("HIL_CACHE"); root != "" {
-		return root, nil
+		abs, err := filepath.Abs(root)
+		if err != nil {
+			return "", fmt.Errorf("locating the cache dir HIL_CACHE=%s: %w", root, err)
+		}
+		return abs, nil
 	}
 	base, err := os.UserCacheDir()
 	if err != nil {

@@ -14,7 +14,8 @@
 //	                 "ping", "stats <seq>", "poweroff"
 //
 // "idle" says the guest is ready for its app: kernel, modules, report port
-// and network are up and nothing of the app has run. The harness may
+// and network are up, the kernel has finished freeing the modules' init
+// sections (awaitModuleInitFree), and nothing of the app has run. The harness may
 // snapshot the VM there (the base snapshot, one per image, kernel and init)
 // and restore it for any app arguments: the app's argv, environment,
 // working directory, user and receive-offload mode come with "run", after
@@ -165,6 +166,9 @@ func main() {
 	countIface = iface
 	if err := setOffload(iface, "off"); err != nil {
 		fail("%v", err)
+	}
+	if len(cfg.Modules) > 0 {
+		awaitModuleInitFree(len(cfg.Modules), 3*time.Second)
 	}
 	report("idle", "")
 	rc := <-runCh
@@ -384,6 +388,49 @@ func heartbeat() {
 	for range t.C {
 		report("beat", "")
 	}
+}
+
+// awaitModuleInitFree waits until the kernel has freed the init sections of
+// the n modules loaded at boot. The kernel frees them later, from a
+// workqueue, and on 32-bit ARM that free flushes the TLB page by page over
+// hundreds of MB of kernel address space: 0.3 to 1 s of a vCPU under TCG
+// (sampled: do_free_init → vfree → _vm_unmap_aliases →
+// __purge_vmap_area_lazy → v7wbi_flush_kern_tlb_range). A base snapshot
+// taken before it ends makes every guest restored from it do it again,
+// between the restore and the app's start, so "idle" waits for it.
+//
+// /proc/vmallocinfo shows it: a module's init area is listed (allocated
+// from load_module) until the free takes it, and the flush follows at once
+// under the lock that reading the file takes. So once no more than the n
+// modules' core areas are listed, one more read returns only after that
+// flush. A kernel that names the areas otherwise is not waited for.
+func awaitModuleInitFree(n int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for freed := false; ; {
+		b, err := os.ReadFile("/proc/vmallocinfo")
+		if err != nil || freed {
+			return
+		}
+		areas := moduleAreas(string(b))
+		freed = areas <= n
+		if !freed && time.Now().After(deadline) {
+			logf("the kernel had not freed the modules' init sections after %v (%d module areas for %d modules); going on", timeout, areas, n)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// moduleAreas counts the vmalloc areas of loaded modules (core and init) in
+// /proc/vmallocinfo: those allocated from the module loader.
+func moduleAreas(vmallocinfo string) int {
+	areas := 0
+	for _, line := range strings.Split(vmallocinfo, "\n") {
+		if strings.Contains(line, "load_module") || strings.Contains(line, "module_alloc") || strings.Contains(line, "move_module") {
+			areas++
+		}
+	}
+	return areas
 }
 
 func loadModule(path string) error {

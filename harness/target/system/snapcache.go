@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hilproject/hil/internal/cache"
+	"github.com/hilproject/hil/internal/owner"
 )
 
 // The snapshot cache's bookkeeping. A snapshot is KEY.vmstate (QEMU's
@@ -96,12 +97,55 @@ func dropSnapshot(path string) {
 	_ = cache.Remove(cache.Entry{Path: path, Sidecars: []string{path + ".json"}})
 }
 
-// capSnapshots applies the cache cap to the snapshot directory.
+// capSnapshots applies the cache cap to the snapshot directory, after
+// removing the partial files of saves whose process is gone.
 func (t *Target) capSnapshots(dir string) error {
+	sweepSnapshotTemps(dir)
 	maxBytes, err := t.snapshotCacheMax()
 	if err != nil {
 		return err
 	}
 	_, err = cache.CapDir(filepath.Clean(dir), maxBytes, maxSnapshots)
 	return err
+}
+
+// sweepSnapshotTemps removes the partial snapshot files in dir
+// (KEY.vmstate.OWNER.tmp and KEY.vmstate.json.OWNER.tmp, OWNER being
+// PID.STARTTIME) of processes that are gone: a save killed mid-way leaves
+// one as large as the guest's memory. A live process's are its own saves
+// under way; a name without an owner is left alone. It returns what it
+// removed.
+func sweepSnapshotTemps(dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".tmp")
+		if !ok {
+			continue
+		}
+		_, rec, ok := strings.Cut(name, ".vmstate.")
+		if !ok {
+			continue
+		}
+		rec = strings.TrimPrefix(rec, "json.")
+		o, err := owner.Parse(rec)
+		if err != nil {
+			pid, perr := strconv.Atoi(rec) // before owners were recorded: the pid alone
+			if perr != nil || pid <= 0 {
+				continue
+			}
+			o = owner.Owner{PID: pid}
+		}
+		if o.Alive() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if os.Remove(p) == nil {
+			removed = append(removed, p)
+		}
+	}
+	return removed
 }

@@ -1,13 +1,16 @@
 package system
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/internal/cache"
+	"github.com/hilproject/hil/internal/owner"
 )
 
 // A new snapshot over the cache's cap evicts the least recently used one,
@@ -97,5 +100,46 @@ func TestParseSize(t *testing.T) {
 	}
 	if n, _ := New(WithSnapshotCacheMax(7)).snapshotCacheMax(); n != 7 {
 		t.Errorf("the option over the environment: %d", n)
+	}
+}
+
+// A save killed mid-way leaves KEY.vmstate.OWNER.tmp (as large as the
+// guest's memory); the next save in the directory removes it, and never a
+// live process's save under way, a finished snapshot or an unowned file.
+func TestKilledSavesTempIsSweptByTheNextSave(t *testing.T) {
+	dir := t.TempDir()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := owner.Owner{PID: gone.Process.Pid, Start: 1}
+	self := owner.Self()
+	files := map[string]bool{ // name: swept
+		"k1.vmstate." + dead.String() + ".tmp":             true,
+		"k1.vmstate.json." + dead.String() + ".tmp":        true,
+		fmt.Sprintf("k2.vmstate.%d.tmp", gone.Process.Pid): true, // before owners were recorded
+		"k3.vmstate." + self.String() + ".tmp":             false,
+		"k3.vmstate.json." + self.String() + ".tmp":        false,
+		"k4.vmstate":             false,
+		"k4.vmstate.json":        false,
+		"notes.tmp":              false,
+		"k5.vmstate.someone.tmp": false,
+	}
+	for name := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := New(WithSnapshotCacheMax(1 << 30)).capSnapshots(dir); err != nil {
+		t.Fatal(err)
+	}
+	for name, swept := range files {
+		_, err := os.Stat(filepath.Join(dir, name))
+		if swept && err == nil {
+			t.Errorf("%s (a gone process's partial save) was left behind", name)
+		}
+		if !swept && err != nil {
+			t.Errorf("%s was removed: %v", name, err)
+		}
 	}
 }

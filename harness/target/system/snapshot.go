@@ -16,6 +16,7 @@ import (
 
 	"github.com/hilproject/hil/harness/target"
 	"github.com/hilproject/hil/internal/cache"
+	"github.com/hilproject/hil/internal/owner"
 )
 
 // Two levels of snapshot, both content-addressed in one directory:
@@ -143,7 +144,10 @@ func (d *VM) saveSnapshot(path string, meta snapshotMeta) (err error) {
 			err = cerr
 		}
 	}()
-	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	// Named for this process (pid and start time), so that the next save
+	// in the directory removes what a killed one left (sweepSnapshotTemps).
+	self := owner.Self()
+	tmp := fmt.Sprintf("%s.%s.tmp", path, self)
 	defer os.Remove(tmp)
 	if _, err := qmpRun(mon, "migrate", map[string]any{"uri": "exec:cat > " + shellQuote(tmp)}); err != nil {
 		return err
@@ -167,7 +171,7 @@ func (d *VM) saveSnapshot(path string, meta snapshotMeta) (err error) {
 			// processes may save the same key at once: the same content,
 			// and rename is atomic). The state file lands first: a reader
 			// that finds it without its metadata yet boots without it.
-			jtmp := fmt.Sprintf("%s.json.%d.tmp", path, os.Getpid())
+			jtmp := fmt.Sprintf("%s.json.%s.tmp", path, self)
 			if err := os.WriteFile(jtmp, b, 0o644); err != nil {
 				return err
 			}

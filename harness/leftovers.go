@@ -12,7 +12,8 @@ import (
 
 // RemoveLeftovers deletes what earlier hil processes that were killed
 // (SIGKILL, OOM, a power cut) left on this host: the system target's
-// per-boot dirs in $TMPDIR, veth pairs and network namespaces (as root),
+// per-boot dirs in $TMPDIR and partial snapshot saves, veth pairs and
+// network namespaces (as root),
 // and the rootfs cache's locks and flatten temp dirs nobody holds. Each
 // resource records its owner when it is made (internal/owner), or is
 // guarded by a lock its maker holds, so a live run's are never touched.
@@ -27,6 +28,7 @@ func RemoveLeftovers() ([]string, error) {
 		}
 	}
 	add(system.RemoveStale())
+	add(system.SweepSnapshotTemps(""))
 	if os.Geteuid() == 0 {
 		add(removeStaleLinks())
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hilproject/hil/internal/cache"
 	"github.com/hilproject/hil/internal/hilproc"
 	"github.com/hilproject/hil/internal/testenv"
 )
@@ -202,8 +203,25 @@ func TestKilledRunsAreCleanedUpByTheNext(t *testing.T) {
 	} else {
 		t.Logf("%s was removed by a concurrent hil before the next replay started", staleVeth)
 	}
+	// A snapshot save the killed run had under way (its partial file,
+	// named for it, untouched for minutes): the next hil removes it too.
+	cacheRoot, err := cache.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial := filepath.Join(cacheRoot, "snapshots", "system", fmt.Sprintf("base-%d.vmstate.%d.0-0badf00d.tmp", os.Getpid(), killed.Pid()))
+	os.MkdirAll(filepath.Dir(partial), 0o755)
+	if err := os.WriteFile(partial, []byte("a partial migration stream"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(partial) })
+	then := time.Now().Add(-5 * time.Minute)
+	os.Chtimes(partial, then, then)
 	nextReplay := startHil(t, nil, "replay", "dns", "--netns", ns, "--speed", "top")
 	nextReplay.Wait()
+	if _, err := os.Stat(partial); err == nil {
+		t.Errorf("the killed run's partial snapshot %s is still there after the next hil started", partial)
+	}
 	out := nextReplay.Out()
 	for _, want := range wants {
 		if !strings.Contains(out, want) {

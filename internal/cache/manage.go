@@ -44,7 +44,7 @@ var Kinds = []Kind{
 // Root is the cache directory (HIL_CACHE, else the user cache dir's hil),
 // not created. It is absolute: paths under it are handed to tools that run
 // in other directories (the guest init's go build, QEMU), so a relative
-// HIL_CACHE=.cache is taken from hil's working directory once, here.
+// HIL_CACHE=.cache is taken from the working directory, here.
 func Root() (string, error) {
 	if root := os.Getenv("HIL_CACHE"); root != "" {
 		abs, err := filepath.Abs(root)

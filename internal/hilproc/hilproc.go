@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hilproject/hil/internal/cache"
 	"github.com/hilproject/hil/internal/owner"
 	"github.com/hilproject/hil/internal/testenv"
 )
@@ -296,13 +297,9 @@ func RootFSLeftovers(cacheDir string) []string {
 // cache except the rootfs cache, so that the image is flattened anew.
 func FreshRootfsCache(t testing.TB) string {
 	t.Helper()
-	base, err := os.UserCacheDir()
+	shared, err := cache.Root() // absolute: the links must resolve from anywhere
 	if err != nil {
 		t.Fatal(err)
-	}
-	shared := filepath.Join(base, "hil")
-	if c := os.Getenv("HIL_CACHE"); c != "" {
-		shared = c
 	}
 	dir := t.TempDir()
 	for _, sub := range []string{"agent", "debian", "emuprobe", "images", "init", "initramfs", "kernels", "logs", "snapshots"} {

@@ -1,6 +1,8 @@
 package system
 
 import (
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -100,7 +102,9 @@ func dropSnapshot(path string) {
 // capSnapshots applies the cache cap to the snapshot directory, after
 // removing the partial files of saves whose process is gone.
 func (t *Target) capSnapshots(dir string) error {
-	sweepSnapshotTemps(dir)
+	if _, err := sweepSnapshotTemps(dir, time.Now().Add(-staleSaveAge)); err != nil {
+		return err
+	}
 	maxBytes, err := t.snapshotCacheMax()
 	if err != nil {
 		return err
@@ -109,18 +113,53 @@ func (t *Target) capSnapshots(dir string) error {
 	return err
 }
 
-// sweepSnapshotTemps removes the partial snapshot files in dir
-// (KEY.vmstate.OWNER.tmp and KEY.vmstate.json.OWNER.tmp, OWNER being
-// PID.STARTTIME) of processes that are gone: a save killed mid-way leaves
-// one as large as the guest's memory. A live process's are its own saves
-// under way; a name without an owner is left alone. It returns what it
-// removed.
-func sweepSnapshotTemps(dir string) []string {
+// snapshotTemp is the name a save writes path under until it is complete:
+// path.OWNER-RANDOM.tmp. OWNER (this process's pid and start time) lets a
+// later hil remove what a killed save left (sweepSnapshotTemps); RANDOM
+// keeps two saves of one key in one process (hil run --parallel) out of
+// each other's file.
+func snapshotTemp(path string, o owner.Owner) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%s.%s-%x.tmp", path, o, b)
+}
+
+// staleSaveAge is how long a partial save must have been left untouched
+// before a gone owner's is removed: a save under way writes all the time,
+// and a process in another pid namespace (a cache shared with a container)
+// looks gone from here.
+const staleSaveAge = 2 * time.Minute
+
+// SweepSnapshotTemps removes the partial files of saves whose process is
+// gone from the snapshot directory (default: the cache's), and returns
+// their paths. hil run and gate call it when they start (through
+// harness.RemoveLeftovers), and every save does after it completes.
+func SweepSnapshotTemps(dir string) ([]string, error) {
+	if dir == "" {
+		root, err := cache.Root()
+		if err != nil {
+			return nil, err
+		}
+		dir = filepath.Join(root, "snapshots", "system")
+	}
+	return sweepSnapshotTemps(dir, time.Now().Add(-staleSaveAge))
+}
+
+// sweepSnapshotTemps removes the partial snapshot files in dir (named by
+// snapshotTemp, or PATH.PID.tmp before owners had start times) of gone
+// processes, untouched since before cutoff (a save killed mid-way leaves
+// one as large as the guest's memory). A live process's saves and names
+// without an owner are left alone.
+func sweepSnapshotTemps(dir string, cutoff time.Time) ([]string, error) {
 	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("sweeping partial snapshots: %w", err)
 	}
 	var removed []string
+	var errs []error
 	for _, e := range ents {
 		name, ok := strings.CutSuffix(e.Name(), ".tmp")
 		if !ok {
@@ -130,10 +169,10 @@ func sweepSnapshotTemps(dir string) []string {
 		if !ok {
 			continue
 		}
-		rec = strings.TrimPrefix(rec, "json.")
+		rec, _, _ = strings.Cut(strings.TrimPrefix(rec, "json."), "-")
 		o, err := owner.Parse(rec)
 		if err != nil {
-			pid, perr := strconv.Atoi(rec) // before owners were recorded: the pid alone
+			pid, perr := strconv.Atoi(rec)
 			if perr != nil || pid <= 0 {
 				continue
 			}
@@ -143,9 +182,14 @@ func sweepSnapshotTemps(dir string) []string {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		if os.Remove(p) == nil {
-			removed = append(removed, p)
+		if st, err := os.Stat(p); err != nil || st.ModTime().After(cutoff) {
+			continue
 		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("removing a partial snapshot left by a gone process: %w", err))
+			continue
+		}
+		removed = append(removed, p)
 	}
-	return removed
+	return removed, errors.Join(errs...)
 }

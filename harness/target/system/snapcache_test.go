@@ -103,9 +103,10 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
-// A save killed mid-way leaves KEY.vmstate.OWNER.tmp (as large as the
-// guest's memory); the next save in the directory removes it, and never a
-// live process's save under way, a finished snapshot or an unowned file.
+// A save killed mid-way leaves its partial file (as large as the guest's
+// memory); the next save in the directory, or the next hil run, removes it
+// once it is old enough, and never a live process's save under way, a
+// finished snapshot or an unowned file.
 func TestKilledSavesTempIsSweptByTheNextSave(t *testing.T) {
 	dir := t.TempDir()
 	gone := exec.Command("true")
@@ -114,32 +115,45 @@ func TestKilledSavesTempIsSweptByTheNextSave(t *testing.T) {
 	}
 	dead := owner.Owner{PID: gone.Process.Pid, Start: 1}
 	self := owner.Self()
-	files := map[string]bool{ // name: swept
-		"k1.vmstate." + dead.String() + ".tmp":             true,
-		"k1.vmstate.json." + dead.String() + ".tmp":        true,
-		fmt.Sprintf("k2.vmstate.%d.tmp", gone.Process.Pid): true, // before owners were recorded
-		"k3.vmstate." + self.String() + ".tmp":             false,
-		"k3.vmstate.json." + self.String() + ".tmp":        false,
-		"k4.vmstate":             false,
-		"k4.vmstate.json":        false,
-		"notes.tmp":              false,
-		"k5.vmstate.someone.tmp": false,
+	reused := owner.Owner{PID: self.PID, Start: self.Start + 1} // this pid, another process's start
+	old := time.Now().Add(-3 * time.Minute)
+	base := func(key string) string { return filepath.Join(dir, key+".vmstate") }
+	files := []struct {
+		path  string
+		mtime time.Time
+		swept bool
+	}{
+		{snapshotTemp(base("k1"), dead), old, true},
+		{snapshotTemp(base("k1")+".json", dead), old, true},
+		{fmt.Sprintf("%s.%d.tmp", base("k2"), gone.Process.Pid), old, true}, // before owners had start times
+		{snapshotTemp(base("k6"), reused), old, true},
+		{snapshotTemp(base("k3"), self), old, false},
+		{snapshotTemp(base("k3")+".json", self), old, false},
+		{snapshotTemp(base("k7"), dead), time.Now(), false}, // written just now: maybe a process this host cannot see
+		{base("k4"), old, false},
+		{base("k4") + ".json", old, false},
+		{filepath.Join(dir, "notes.tmp"), old, false},
+		{base("k5") + ".someone.tmp", old, false},
 	}
-	for name := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+	for _, f := range files {
+		if err := os.WriteFile(f.path, []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		os.Chtimes(f.path, f.mtime, f.mtime)
 	}
 	if err := New(WithSnapshotCacheMax(1 << 30)).capSnapshots(dir); err != nil {
 		t.Fatal(err)
 	}
-	for name, swept := range files {
-		_, err := os.Stat(filepath.Join(dir, name))
-		if swept && err == nil {
-			t.Errorf("%s (a gone process's partial save) was left behind", name)
+	for _, f := range files {
+		_, err := os.Stat(f.path)
+		if f.swept && err == nil {
+			t.Errorf("%s (a gone process's partial save) was left behind", filepath.Base(f.path))
 		}
-		if !swept && err != nil {
-			t.Errorf("%s was removed: %v", name, err)
+		if !f.swept && err != nil {
+			t.Errorf("%s was removed: %v", filepath.Base(f.path), err)
 		}
+	}
+	if a, b := snapshotTemp(base("k8"), self), snapshotTemp(base("k8"), self); a == b {
+		t.Errorf("two saves of one key in one process share %s", a)
 	}
 }

@@ -144,10 +144,8 @@ func (d *VM) saveSnapshot(path string, meta snapshotMeta) (err error) {
 			err = cerr
 		}
 	}()
-	// Named for this process (pid and start time), so that the next save
-	// in the directory removes what a killed one left (sweepSnapshotTemps).
 	self := owner.Self()
-	tmp := fmt.Sprintf("%s.%s.tmp", path, self)
+	tmp := snapshotTemp(path, self)
 	defer os.Remove(tmp)
 	if _, err := qmpRun(mon, "migrate", map[string]any{"uri": "exec:cat > " + shellQuote(tmp)}); err != nil {
 		return err
@@ -171,7 +169,7 @@ func (d *VM) saveSnapshot(path string, meta snapshotMeta) (err error) {
 			// processes may save the same key at once: the same content,
 			// and rename is atomic). The state file lands first: a reader
 			// that finds it without its metadata yet boots without it.
-			jtmp := fmt.Sprintf("%s.json.%s.tmp", path, self)
+			jtmp := snapshotTemp(path+".json", self)
 			if err := os.WriteFile(jtmp, b, 0o644); err != nil {
 				return err
 			}

@@ -167,8 +167,8 @@ func main() {
 	if err := setOffload(iface, "off"); err != nil {
 		fail("%v", err)
 	}
-	if len(cfg.Modules) > 0 {
-		awaitModuleInitFree(len(cfg.Modules), 3*time.Second)
+	if len(cfg.Modules) > 0 && moduleInitFreeKnown(kernelRelease()) {
+		awaitModuleInitFree(len(cfg.Modules), 3*time.Second, func() ([]byte, error) { return os.ReadFile("/proc/vmallocinfo") })
 	}
 	report("idle", "")
 	rc := <-runCh
@@ -399,26 +399,62 @@ func heartbeat() {
 // taken before it ends makes every guest restored from it do it again,
 // between the restore and the app's start, so "idle" waits for it.
 //
-// /proc/vmallocinfo shows it: a module's init area is listed (allocated
-// from load_module) until the free takes it, and the flush follows at once
-// under the lock that reading the file takes. So once no more than the n
-// modules' core areas are listed, one more read returns only after that
-// flush. A kernel that names the areas otherwise is not waited for.
-func awaitModuleInitFree(n int, timeout time.Duration) {
+// read returns /proc/vmallocinfo. A module's init area is listed there
+// (allocated from the module loader) until the free takes it; the flush
+// comes right after, under the purge lock that a read of the file takes
+// too. So the wait ends at the second read in a row (5 ms apart) that lists
+// no more than the n modules' core areas: that read could not start while
+// the flush held the lock. It gives up after timeout, saying so.
+func awaitModuleInitFree(n int, timeout time.Duration, read func() ([]byte, error)) {
 	deadline := time.Now().Add(timeout)
-	for freed := false; ; {
-		b, err := os.ReadFile("/proc/vmallocinfo")
-		if err != nil || freed {
+	for settled := 0; ; {
+		b, err := read()
+		if err != nil {
+			logf("reading /proc/vmallocinfo: %v; not waiting for the modules' init sections to be freed", err)
 			return
 		}
 		areas := moduleAreas(string(b))
-		freed = areas <= n
-		if !freed && time.Now().After(deadline) {
+		if areas > n {
+			settled = 0
+		} else if settled++; settled == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
 			logf("the kernel had not freed the modules' init sections after %v (%d module areas for %d modules); going on", timeout, areas, n)
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// moduleInitFreeKnown says whether the kernel release (uname -r) keeps
+// module memory as awaitModuleInitFree reads it: one core and one init
+// area per module (Linux 6.4 gave each kind of section an area of its
+// own) and a /proc/vmallocinfo that takes the purge lock (not since 6.9).
+// Debian bookworm's 6.1 does; for a newer kernel the boot goes on without
+// the wait, as before it, rather than on a count that means something else.
+func moduleInitFreeKnown(release string) bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(release, "%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major < 6 || major == 6 && minor < 4
+}
+
+// kernelRelease is uname -r.
+func kernelRelease() string {
+	var u syscall.Utsname
+	if err := syscall.Uname(&u); err != nil {
+		return ""
+	}
+	var b []byte
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		b = append(b, byte(c))
+	}
+	return string(b)
 }
 
 // moduleAreas counts the vmalloc areas of loaded modules (core and init) in

@@ -2,7 +2,11 @@
 
 package main
 
-import "testing"
+import (
+	"errors"
+	"testing"
+	"time"
+)
 
 // Lines of a Debian 6.1 armmp guest's /proc/vmallocinfo right after hil-init
 // loaded its 5 modules: 5 core areas, the init area of the last module not
@@ -27,5 +31,67 @@ func TestModuleAreasCountsTheLoadersAreas(t *testing.T) {
 	}
 	if got := moduleAreas(""); got != 0 {
 		t.Errorf("moduleAreas(empty) = %d, want 0", got)
+	}
+}
+
+// The wait ends at the second read in a row that lists no init area left:
+// a read that sees one again starts over, and it gives up at the timeout
+// or when the file cannot be read.
+func TestAwaitModuleInitFreeNeedsTwoSettledReads(t *testing.T) {
+	const n = 5
+	lines := func(areas int) []byte {
+		var b []byte
+		for i := 0; i < areas; i++ {
+			b = append(b, "0x1-0x2 20480 load_module+0xa90/0x21c8 pages=4 vmalloc\n"...)
+		}
+		return b
+	}
+	for _, c := range []struct {
+		name    string
+		counts  []int // module areas seen by each read; the last repeats
+		fail    bool
+		timeout time.Duration
+		reads   int
+	}{
+		{"freed before the first read", []int{5}, false, time.Second, 2},
+		{"one init area, then freed", []int{6, 6, 5}, false, time.Second, 4},
+		{"a settled read, then one more area seen", []int{5, 6, 5}, false, time.Second, 4},
+		{"never freed", []int{6}, false, 30 * time.Millisecond, -1},
+		{"unreadable", []int{6}, true, time.Second, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			reads := 0
+			start := time.Now()
+			awaitModuleInitFree(n, c.timeout, func() ([]byte, error) {
+				i := min(reads, len(c.counts)-1)
+				reads++
+				if c.fail {
+					return nil, errors.New("permission denied")
+				}
+				return lines(c.counts[i]), nil
+			})
+			if c.reads >= 0 && reads != c.reads {
+				t.Errorf("%d reads, want %d", reads, c.reads)
+			}
+			if c.reads < 0 && (reads < 3 || time.Since(start) < c.timeout) {
+				t.Errorf("gave up after %d reads and %v, want to keep reading until the %v timeout", reads, time.Since(start), c.timeout)
+			}
+		})
+	}
+}
+
+func TestModuleInitFreeKnownOnlyBefore64(t *testing.T) {
+	for release, want := range map[string]bool{
+		"6.1.0-50-armmp":    true,
+		"6.1.0-57-arm64":    true,
+		"5.10.0-30-armmp":   true,
+		"6.4.0-1-armmp":     false,
+		"6.12.48+deb13-arm": false,
+		"":                  false,
+		"unknown":           false,
+	} {
+		if got := moduleInitFreeKnown(release); got != want {
+			t.Errorf("moduleInitFreeKnown(%q) = %v, want %v", release, got, want)
+		}
 	}
 }

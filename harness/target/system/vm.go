@@ -634,6 +634,7 @@ func (d *VM) readReports(c net.Conn) {
 		case "pong":
 			d.markStarted(nil)
 		case "idle":
+			d.onIdle(text)
 			d.idleOnce.Do(func() { close(d.idle) })
 		case "net":
 			d.onNet(text)
@@ -671,6 +672,15 @@ func (d *VM) readReports(c net.Conn) {
 			d.finish(target.NotObserved("hil-init failed"), err)
 		}
 	}
+}
+
+// onIdle records how hil-init got to idle (a cold boot's).
+func (d *VM) onIdle(js string) {
+	var idle guestwire.Idle
+	if js == "" || json.Unmarshal([]byte(js), &idle) != nil {
+		return
+	}
+	d.setInfo(target.Info{"module_init_free": idle.ModuleInitFree, "module_init_free_ms": jsonfmt.Millis(time.Duration(idle.ModuleInitFreeUS) * time.Microsecond)})
 }
 
 // onAppLine takes the app-level snapshot when the app first reports ready

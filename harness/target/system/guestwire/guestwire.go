@@ -42,3 +42,15 @@ type Net struct {
 	// BootMS is the time since the kernel started (CLOCK_BOOTTIME).
 	BootMS int64 `json:"boot_ms"`
 }
+
+// Idle is the "idle" line: the guest is ready for its app, and how it got
+// there.
+type Idle struct {
+	// ModuleInitFree says whether the kernel had freed the init sections
+	// of the modules loaded at boot before idle (a base snapshot taken
+	// before would make every restore redo it): "freed", "no modules",
+	// or why it was not waited for.
+	ModuleInitFree string `json:"module_init_free"`
+	// ModuleInitFreeUS is how long idle waited for it.
+	ModuleInitFreeUS int64 `json:"module_init_free_us"`
+}

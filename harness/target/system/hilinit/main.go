@@ -6,7 +6,7 @@
 // to say what to run, runs the app, and reports to the harness over a
 // virtio serial port, separate from the kernel console:
 //
-//	guest → harness: "hello <version>", "net <json>", "idle",
+//	guest → harness: "hello <version>", "net <json>", "idle <json>",
 //	                 "started <pid> <unixnano>", "out <text>", "err <text>",
 //	                 "exit <code>", "signal <name>", "fail <text>", "pong",
 //	                 "beat", "stats <seq> <json>"
@@ -167,10 +167,18 @@ func main() {
 	if err := setOffload(iface, "off"); err != nil {
 		fail("%v", err)
 	}
-	if len(cfg.Modules) > 0 && moduleInitFreeKnown(kernelRelease()) {
-		awaitModuleInitFree(len(cfg.Modules), 3*time.Second, func() ([]byte, error) { return os.ReadFile("/proc/vmallocinfo") })
+	idle := guestwire.Idle{ModuleInitFree: "no modules"}
+	if len(cfg.Modules) > 0 {
+		t0 := time.Now()
+		if rel := kernelRelease(); moduleInitFreeKnown(rel) {
+			idle.ModuleInitFree = awaitModuleInitFree(len(cfg.Modules), 3*time.Second, func() ([]byte, error) { return os.ReadFile("/proc/vmallocinfo") })
+		} else {
+			idle.ModuleInitFree = "not waited for: kernel " + rel + " (module memory is laid out per section since 6.4)"
+		}
+		idle.ModuleInitFreeUS = time.Since(t0).Microseconds()
 	}
-	report("idle", "")
+	b, _ := json.Marshal(idle)
+	report("idle", string(b))
 	rc := <-runCh
 	// Set (gro), or off as set and read back above (a restored base
 	// snapshot is that state), for this app, and reported with it.
@@ -404,24 +412,25 @@ func heartbeat() {
 // comes right after, under the purge lock that a read of the file takes
 // too. So the wait ends at the second read in a row (5 ms apart) that lists
 // no more than the n modules' core areas: that read could not start while
-// the flush held the lock. It gives up after timeout, saying so.
-func awaitModuleInitFree(n int, timeout time.Duration, read func() ([]byte, error)) {
+// the flush held the lock. It gives up after timeout. It returns "freed",
+// or why it did not see that.
+func awaitModuleInitFree(n int, timeout time.Duration, read func() ([]byte, error)) (outcome string) {
 	deadline := time.Now().Add(timeout)
 	for settled := 0; ; {
 		b, err := read()
 		if err != nil {
-			logf("reading /proc/vmallocinfo: %v; not waiting for the modules' init sections to be freed", err)
-			return
+			return fmt.Sprintf("not waited for: reading /proc/vmallocinfo: %v", err)
 		}
 		areas := moduleAreas(string(b))
 		if areas > n {
 			settled = 0
 		} else if settled++; settled == 2 {
-			return
+			return "freed"
 		}
 		if time.Now().After(deadline) {
-			logf("the kernel had not freed the modules' init sections after %v (%d module areas for %d modules); going on", timeout, areas, n)
-			return
+			msg := fmt.Sprintf("timed out after %v (%d module areas for %d modules)", timeout, areas, n)
+			logf("the kernel had not freed the modules' init sections: %s; going on", msg)
+			return msg
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -52,17 +52,18 @@ func TestAwaitModuleInitFreeNeedsTwoSettledReads(t *testing.T) {
 		fail    bool
 		timeout time.Duration
 		reads   int
+		outcome string
 	}{
-		{"freed before the first read", []int{5}, false, time.Second, 2},
-		{"one init area, then freed", []int{6, 6, 5}, false, time.Second, 4},
-		{"a settled read, then one more area seen", []int{5, 6, 5}, false, time.Second, 4},
-		{"never freed", []int{6}, false, 30 * time.Millisecond, -1},
-		{"unreadable", []int{6}, true, time.Second, 1},
+		{"freed before the first read", []int{5}, false, time.Second, 2, "freed"},
+		{"one init area, then freed", []int{6, 6, 5}, false, time.Second, 4, "freed"},
+		{"a settled read, then one more area seen", []int{5, 6, 5}, false, time.Second, 4, "freed"},
+		{"never freed", []int{6}, false, 30 * time.Millisecond, -1, "timed out after 30ms (6 module areas for 5 modules)"},
+		{"unreadable", []int{6}, true, time.Second, 1, "not waited for: reading /proc/vmallocinfo: permission denied"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			reads := 0
 			start := time.Now()
-			awaitModuleInitFree(n, c.timeout, func() ([]byte, error) {
+			outcome := awaitModuleInitFree(n, c.timeout, func() ([]byte, error) {
 				i := min(reads, len(c.counts)-1)
 				reads++
 				if c.fail {
@@ -70,6 +71,9 @@ func TestAwaitModuleInitFreeNeedsTwoSettledReads(t *testing.T) {
 				}
 				return lines(c.counts[i]), nil
 			})
+			if outcome != c.outcome {
+				t.Errorf("outcome %q, want %q", outcome, c.outcome)
+			}
 			if c.reads >= 0 && reads != c.reads {
 				t.Errorf("%d reads, want %d", reads, c.reads)
 			}

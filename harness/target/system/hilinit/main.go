@@ -411,7 +411,7 @@ func heartbeat() {
 // (allocated from the module loader) until the free takes it; the flush
 // comes right after, under the purge lock that a read of the file takes
 // too. So the wait ends at the second read in a row (5 ms apart) that lists
-// no more than the n modules' core areas: that read could not start while
+// just the n modules' core areas: that read could not start while
 // the flush held the lock. It gives up after timeout. It returns "freed",
 // or why it did not see that.
 func awaitModuleInitFree(n int, timeout time.Duration, read func() ([]byte, error)) (outcome string) {
@@ -422,10 +422,17 @@ func awaitModuleInitFree(n int, timeout time.Duration, read func() ([]byte, erro
 			return fmt.Sprintf("not waited for: reading /proc/vmallocinfo: %v", err)
 		}
 		areas := moduleAreas(string(b))
-		if areas > n {
+		switch {
+		case areas < n:
+			// Every module loaded has its core area: these are named in
+			// a way this count does not know.
+			return fmt.Sprintf("not waited for: /proc/vmallocinfo names %d module areas for %d modules", areas, n)
+		case areas > n:
 			settled = 0
-		} else if settled++; settled == 2 {
-			return "freed"
+		default:
+			if settled++; settled == 2 {
+				return "freed"
+			}
 		}
 		if time.Now().After(deadline) {
 			msg := fmt.Sprintf("timed out after %v (%d module areas for %d modules)", timeout, areas, n)

@@ -59,6 +59,7 @@ func TestAwaitModuleInitFreeNeedsTwoSettledReads(t *testing.T) {
 		{"a settled read, then one more area seen", []int{5, 6, 5}, false, time.Second, 4, "freed"},
 		{"never freed", []int{6}, false, 30 * time.Millisecond, -1, "timed out after 30ms (6 module areas for 5 modules)"},
 		{"unreadable", []int{6}, true, time.Second, 1, "not waited for: reading /proc/vmallocinfo: permission denied"},
+		{"areas named otherwise", []int{0}, false, time.Second, 1, "not waited for: /proc/vmallocinfo names 0 module areas for 5 modules"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			reads := 0

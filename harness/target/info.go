@@ -61,7 +61,7 @@ var InfoKeys = map[string]InfoKind{
 	"base_snapshot_saved_ms": InfoNumber,
 	"base_snapshot_error":    InfoString,
 	"init_idle_ms":           InfoNumber, // from Boot's start to hil-init idle (cold boot)
-	"module_init_free":       InfoString, // cold boot: "freed" when the kernel had freed the modules' init sections before idle (so a base snapshot holds none of that work), else why not
+	"module_init_free":       InfoString, // cold boot: "freed" when the kernel had freed the modules' init sections before idle (so a base snapshot holds none of that work), "no modules", "timed out after …", or "not waited for: …" and why
 	"module_init_free_ms":    InfoNumber, // how long idle waited for it
 	"restored_ms":            InfoNumber, // from Boot's start to the restored guest running (snapshot boots)
 	"app_start_ms":           InfoNumber, // from the app's command line sent to hil-init's "started" (cold and base boots)

@@ -677,7 +677,11 @@ func (d *VM) readReports(c net.Conn) {
 // onIdle records how hil-init got to idle (a cold boot's).
 func (d *VM) onIdle(js string) {
 	var idle guestwire.Idle
-	if js == "" || json.Unmarshal([]byte(js), &idle) != nil {
+	if js == "" {
+		js = "nothing"
+	}
+	if err := json.Unmarshal([]byte(js), &idle); err != nil {
+		d.setInfo(target.Info{"module_init_free": "unknown (hil-init said " + js + ")"})
 		return
 	}
 	d.setInfo(target.Info{"module_init_free": idle.ModuleInitFree, "module_init_free_ms": jsonfmt.Millis(time.Duration(idle.ModuleInitFreeUS) * time.Microsecond)})

@@ -49,7 +49,8 @@ type Idle struct {
 	// ModuleInitFree says whether the kernel had freed the init sections
 	// of the modules loaded at boot before idle (a base snapshot taken
 	// before would make every restore redo it): "freed", "no modules",
-	// or why it was not waited for.
+	// "timed out after …" (waited, not seen), or "not waited for: …" and
+	// why.
 	ModuleInitFree string `json:"module_init_free"`
 	// ModuleInitFreeUS is how long idle waited for it.
 	ModuleInitFreeUS int64 `json:"module_init_free_us"`

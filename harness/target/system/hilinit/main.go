@@ -15,7 +15,8 @@
 //
 // "idle" says the guest is ready for its app: kernel, modules, report port
 // and network are up, the kernel has finished freeing the modules' init
-// sections (awaitModuleInitFree), and nothing of the app has run. The harness may
+// sections (awaitModuleInitFree; its JSON says whether that was seen, or
+// timed out, or could not be waited for), and nothing of the app has run. The harness may
 // snapshot the VM there (the base snapshot, one per image, kernel and init)
 // and restore it for any app arguments: the app's argv, environment,
 // working directory, user and receive-offload mode come with "run", after

@@ -1,10 +1,13 @@
 package schemas
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hilproject/hil/harness/target"
 )
 
 // Every schema compiles (a broken $ref or keyword is caught here), and
@@ -63,3 +66,48 @@ func TestREADMENamesEverySchema(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// results.json's device properties follow target.InfoKeys: each property
+// the schema types is a documented key of that kind, and every key that is
+// not a string is typed here too (untyped, a number written as a string
+// would pass).
+func TestDevicePropertiesFollowInfoKeys(t *testing.T) {
+	raw, err := files.ReadFile("results.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Defs map[string]struct {
+			Properties map[string]struct {
+				Type string `json:"type"`
+				Ref  string `json:"$ref"`
+			} `json:"properties"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal(raw, &schema); err != nil {
+		t.Fatal(err)
+	}
+	props := schema.Defs["device"].Properties
+	if len(props) == 0 {
+		t.Fatal("results.schema.json has no $defs.device.properties")
+	}
+	kinds := map[string]target.InfoKind{"#/$defs/ms": target.InfoNumber}
+	for key, p := range props {
+		got := target.InfoKind(p.Type)
+		if p.Ref != "" {
+			got = kinds[p.Ref]
+		}
+		want, ok := target.InfoKeys[key]
+		switch {
+		case !ok:
+			t.Errorf("device property %q is not in target.InfoKeys", key)
+		case got != want:
+			t.Errorf("device property %q is %q in the schema, %q in target.InfoKeys", key, got, want)
+		}
+	}
+	for key, kind := range target.InfoKeys {
+		if _, ok := props[key]; !ok && kind != target.InfoString {
+			t.Errorf("target.InfoKeys[%q] is %s: results.schema.json's device properties must type it", key, kind)
+		}
+	}
+}

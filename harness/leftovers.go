@@ -28,7 +28,6 @@ func RemoveLeftovers() ([]string, error) {
 		}
 	}
 	add(system.RemoveStale())
-	add(system.SweepSnapshotTemps(""))
 	if os.Geteuid() == 0 {
 		add(removeStaleLinks())
 	}

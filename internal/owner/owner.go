@@ -89,18 +89,34 @@ func startTime(pid int) (uint64, error) {
 	return strconv.ParseUint(f[19], 10, 64)
 }
 
+// NameFor is prefix + o's PID.START + "-" + 8 random hex digits: a name
+// that says which process made it (MkdirTemp's dirs, a snapshot save's
+// partial files), and that two makers in one process do not share.
+func NameFor(prefix string, o Owner) string {
+	b := make([]byte, 4)
+	rand.Read(b) // never fails (crypto/rand)
+	return prefix + o.String() + "-" + hex.EncodeToString(b)
+}
+
+// OfName reads the owner NameFor wrote, from the name without its prefix
+// (and without any suffix added after it); false for a name without one.
+func OfName(rest string) (Owner, bool) {
+	own, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return Owner{}, false
+	}
+	o, err := Parse(own)
+	return o, err == nil
+}
+
 // MkdirTemp makes a dir in dir (os.TempDir() when empty) named
-// PREFIX + PID.START + "-" + random: the name says who owns it.
+// NameFor(prefix, Self()): the name says who owns it.
 func MkdirTemp(dir, prefix string) (string, error) {
 	if dir == "" {
 		dir = os.TempDir()
 	}
 	for range 10 {
-		b := make([]byte, 4)
-		if _, err := rand.Read(b); err != nil {
-			return "", err
-		}
-		p := filepath.Join(dir, prefix+Self().String()+"-"+hex.EncodeToString(b))
+		p := filepath.Join(dir, NameFor(prefix, Self()))
 		err := os.Mkdir(p, 0o700)
 		if err == nil {
 			return p, nil
@@ -138,15 +154,9 @@ func SweepTemp(dir, prefix string) ([]string, error) {
 			continue
 		}
 		p := filepath.Join(dir, name)
-		rest := strings.TrimPrefix(name, prefix)
-		own, _, hasOwner := strings.Cut(rest, "-")
-		if hasOwner {
-			o, err := Parse(own)
-			if err != nil {
-				hasOwner = false
-			} else if o.Alive() {
-				continue
-			}
+		o, hasOwner := OfName(strings.TrimPrefix(name, prefix))
+		if hasOwner && o.Alive() {
+			continue
 		}
 		if !hasOwner {
 			info, err := e.Info()

@@ -1,7 +1,6 @@
 package system
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -102,15 +101,13 @@ func dropSnapshot(path string) {
 // capSnapshots applies the cache cap to the snapshot directory, after
 // removing the partial files of saves whose process is gone.
 func (t *Target) capSnapshots(dir string) error {
-	if _, err := sweepSnapshotTemps(dir, time.Now().Add(-staleSaveAge)); err != nil {
-		return err
-	}
+	_, sweepErr := sweepSnapshotTemps(dir, time.Now().Add(-staleSaveAge))
 	maxBytes, err := t.snapshotCacheMax()
 	if err != nil {
-		return err
+		return errors.Join(sweepErr, err)
 	}
 	_, err = cache.CapDir(filepath.Clean(dir), maxBytes, maxSnapshots)
-	return err
+	return errors.Join(sweepErr, err)
 }
 
 // snapshotTemp is the name a save writes path under until it is complete:
@@ -119,9 +116,7 @@ func (t *Target) capSnapshots(dir string) error {
 // keeps two saves of one key in one process (hil run --parallel) out of
 // each other's file.
 func snapshotTemp(path string, o owner.Owner) string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return fmt.Sprintf("%s.%s-%x.tmp", path, o, b)
+	return owner.NameFor(path+".", o) + ".tmp"
 }
 
 // staleSaveAge is how long a partial save must have been left untouched
@@ -130,19 +125,14 @@ func snapshotTemp(path string, o owner.Owner) string {
 // looks gone from here.
 const staleSaveAge = 2 * time.Minute
 
-// SweepSnapshotTemps removes the partial files of saves whose process is
-// gone from the snapshot directory (default: the cache's), and returns
-// their paths. hil run and gate call it when they start (through
-// harness.RemoveLeftovers), and every save does after it completes.
-func SweepSnapshotTemps(dir string) ([]string, error) {
-	if dir == "" {
-		root, err := cache.Root()
-		if err != nil {
-			return nil, err
-		}
-		dir = filepath.Join(root, "snapshots", "system")
+// defaultSnapshotDir is where snapshots go without WithSnapshotDir (not
+// created here).
+func defaultSnapshotDir() (string, error) {
+	root, err := cache.Root()
+	if err != nil {
+		return "", err
 	}
-	return sweepSnapshotTemps(dir, time.Now().Add(-staleSaveAge))
+	return filepath.Join(root, "snapshots", "system"), nil
 }
 
 // sweepSnapshotTemps removes the partial snapshot files in dir (named by
@@ -169,9 +159,9 @@ func sweepSnapshotTemps(dir string, cutoff time.Time) ([]string, error) {
 		if !ok {
 			continue
 		}
-		rec, _, _ = strings.Cut(strings.TrimPrefix(rec, "json."), "-")
-		o, err := owner.Parse(rec)
-		if err != nil {
+		rec = strings.TrimPrefix(rec, "json.")
+		o, ok := owner.OfName(rec)
+		if !ok {
 			pid, perr := strconv.Atoi(rec)
 			if perr != nil || pid <= 0 {
 				continue

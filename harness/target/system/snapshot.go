@@ -15,7 +15,6 @@ import (
 	"github.com/digitalocean/go-qemu/qmp"
 
 	"github.com/hilproject/hil/harness/target"
-	"github.com/hilproject/hil/internal/cache"
 	"github.com/hilproject/hil/internal/owner"
 )
 
@@ -55,7 +54,7 @@ func (t *Target) snapshotPaths(p *plan, machine string) error {
 	dir := t.o.snapshotDir
 	if dir == "" {
 		var err error
-		if dir, err = cache.Dir("snapshots", "system"); err != nil {
+		if dir, err = defaultSnapshotDir(); err != nil {
 			return err
 		}
 	}

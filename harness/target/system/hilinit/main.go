@@ -460,18 +460,8 @@ func moduleInitFreeKnown(release string) bool {
 
 // kernelRelease is uname -r.
 func kernelRelease() string {
-	var u syscall.Utsname
-	if err := syscall.Uname(&u); err != nil {
-		return ""
-	}
-	var b []byte
-	for _, c := range u.Release {
-		if c == 0 {
-			break
-		}
-		b = append(b, byte(c))
-	}
-	return string(b)
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(b))
 }
 
 // moduleAreas counts the vmalloc areas of loaded modules (core and init) in
@@ -678,6 +668,7 @@ func ifRename(from, to string) error {
 	return ioctlIf(syscall.SIOCSIFNAME, &r)
 }
 
+// run starts the app, reports it started, and relays its output and exit.
 func run(cfg guestwire.Run, personality string) {
 	if len(cfg.Args) == 0 {
 		fail("the image config gives no entrypoint or cmd to run")
